@@ -1,0 +1,40 @@
+# Each target sets itself up: `make demo` and `make test` work as the first command on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: install test demo lint clean
+
+install: $(STAMP)
+
+# Reinstall only when the project's metadata changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check mle6cli tests
+	$(BIN)/ruff format --check mle6cli tests
+
+demo: install
+	@echo "== conv-size: the exercise's special cases"
+	$(BIN)/mle6 conv-size --input 64 --kernel 3 --padding valid
+	$(BIN)/mle6 conv-size --input 64 --kernel 3 --padding same
+	$(BIN)/mle6 conv-size --input 64 --kernel 3 --padding 1 --stride 2
+	$(BIN)/mle6 conv-size --input 7 --kernel 3 --padding 1 --stride 2 --transposed --output-padding 1
+	$(BIN)/mle6 conv-size --model cnn --verify
+	@echo "== gauss-conv"
+	mkdir -p $(DEMO_OUT)
+	$(BIN)/mle6 gauss-conv --mu1 1 --sigma1 0.5 --mu2 -2 --sigma2 1.5 --plot $(DEMO_OUT)/gauss_conv.png
+	@echo "== summary cnn"
+	$(BIN)/mle6 summary cnn
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -1,0 +1,106 @@
+"""The Typer app: global options, the error boundary, and command registration.
+
+Start-up cost matters (`mle6 --help` < 1 s), so nothing here imports torch, numpy or
+matplotlib; each command imports what it needs inside its function.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from mle6cli import __version__
+from mle6cli.errors import Mle6Error
+
+# click's UsageError, found through the public BadParameter so this works whether typer
+# vendors click (typer >= 0.29) or depends on it.
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+_state = {"debug": bool(os.environ.get("MLE6_DEBUG"))}
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"Error: {message}\n")
+    sys.stderr.flush()
+    raise typer.Exit(code)
+
+
+def _describe_unexpected(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if name == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+        return "the device ran out of memory; try a smaller --batch-size (or --device cpu)"
+    return f"unexpected {name}: {exc} (rerun with --debug for the traceback)"
+
+
+class BoundaryGroup(TyperGroup):
+    """Turns every failure into one line on stderr: exit 1 for errors, 2 for usage, 130 for Ctrl-C."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except typer.Exit:
+            raise
+        except UsageError as exc:
+            if _state["debug"]:
+                raise
+            where = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "mle6"
+            _fail(f"{where}: {exc.format_message()}", 2)
+        except Mle6Error as exc:
+            if _state["debug"]:
+                raise
+            _fail(str(exc), 1)
+        except KeyboardInterrupt:
+            sys.stderr.write("Interrupted.\n")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # the boundary: no traceback for users
+            if _state["debug"] or type(exc).__module__.startswith(("typer", "click")):
+                raise
+            _fail(_describe_unexpected(exc), 1)
+
+
+app = typer.Typer(
+    name="mle6",
+    cls=BoundaryGroup,
+    help="mle6: the ML exercise sheet as commands — conv sizes, Gaussian sums, the SIGNS CNN and MNIST autoencoders.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mle6 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+) -> None:
+    """mle6: the ML exercise sheet as commands."""
+    _state["debug"] = _state["debug"] or debug
+
+
+def _register() -> None:
+    from mle6cli.commands import COMMANDS
+
+    for name, function in COMMANDS:
+        app.command(name)(function)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point (`mle6`, `python -m mle6cli`)."""
+    app()

@@ -1,0 +1,17 @@
+"""Exceptions raised by the core library; the CLI turns each into one line on stderr and exit 1."""
+
+
+class Mle6Error(Exception):
+    """A failure the user can act on: bad input, missing data, an impossible configuration."""
+
+
+class ConvSizeError(Mle6Error, ValueError):
+    """A convolution geometry that has no valid output (torch would refuse it too)."""
+
+
+class DataError(Mle6Error):
+    """Data that is missing, unreadable or malformed."""
+
+
+class DeviceError(Mle6Error):
+    """A device that does not exist or cannot be used here."""

@@ -1,0 +1,59 @@
+"""Every figure, drawn with matplotlib's Agg backend and saved as PNG. Functions return the path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path) -> Path:
+    """Write a figure atomically (temp file, then rename) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    _pyplot().close(fig)
+    tmp.replace(path)
+    return path
+
+
+def gauss_conv_figure(data: dict, path: Path) -> Path:
+    """Both input pdfs, the analytic sum, the numeric convolution and a histogram of sampled sums."""
+    import numpy as np
+    from scipy.stats import norm
+
+    plt = _pyplot()
+    g = data["gaussian"]
+    lo = min(g.mu1 - 4 * g.sigma1, g.mu2 - 4 * g.sigma2, g.mean - 4 * g.std)
+    hi = max(g.mu1 + 4 * g.sigma1, g.mu2 + 4 * g.sigma2, g.mean + 4 * g.std)
+    x = np.linspace(lo, hi, 800)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.hist(
+        data["draws"],
+        bins=120,
+        range=(lo, hi),
+        density=True,
+        alpha=0.3,
+        color="grey",
+        label=f"samples of X1+X2 (n={len(data['draws']):,})",
+    )
+    ax.plot(x, norm.pdf(x, g.mu1, g.sigma1), label=f"X1 ~ N({g.mu1:g}, {g.sigma1:g}²)")
+    ax.plot(x, norm.pdf(x, g.mu2, g.sigma2), label=f"X2 ~ N({g.mu2:g}, {g.sigma2:g}²)")
+    ax.plot(x, g.pdf(x), lw=2.5, color="black", label=f"analytic N({g.mean:g}, {g.variance:g})")
+    z, numeric = data["z"], data["numeric"]
+    keep = (z >= lo) & (z <= hi)
+    step = max(1, int(keep.sum() // 60))
+    ax.plot(z[keep][::step], numeric[keep][::step], "o", ms=3.5, color="tab:red", label="numeric convolution")
+    ax.set_xlabel("value")
+    ax.set_ylabel("density")
+    ax.set_title("Sum of two independent Gaussians")
+    ax.legend(fontsize=8)
+    return save(fig, path)

@@ -1,0 +1,121 @@
+"""Run folders: the one writer of config, metrics, summaries and checkpoints.
+
+Every file is written atomically (a temp file in the same folder, then `os.replace`), so a
+kill at any instant leaves either the previous good file or the new one, never half of one.
+`summary.json` is written last: a folder without it is an unfinished run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from mle6cli.errors import Mle6Error
+
+SUMMARY = "summary.json"
+CONFIG = "config.json"
+
+
+class RunDirError(Mle6Error):
+    pass
+
+
+def default_run_dir(command: str, root: Path | str = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / command / stamp
+    n = 1
+    while path.exists():  # two runs in the same second
+        n += 1
+        path = Path(root) / command / f"{stamp}-{n}"
+    return path
+
+
+def prepare_run_dir(out: Path | None, command: str, overwrite: bool = False) -> Path:
+    """Create the run folder; refuse an existing non-empty one unless `overwrite`."""
+    path = Path(out) if out is not None else default_run_dir(command)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"run folder {path} exists and is a file")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise RunDirError(f"run folder {path} is not empty; choose another --out or pass --overwrite")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(path: Path, document) -> Path:
+    from mle6cli.output import dumps
+
+    return atomic_write_bytes(path, (dumps(document) + "\n").encode())
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"{path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path} is not valid JSON: {exc}") from None
+
+
+def format_value(value) -> str:
+    """The one number format of metrics files: repr of the float, so files are byte-stable and exact."""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_csv(path: Path, header: list[str], rows: list[dict]) -> Path:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([format_value(row.get(k, "")) for k in header])
+    return atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def save_torch(path: Path, obj) -> Path:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_torch(path: Path, map_location="cpu"):
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise RunDirError(f"checkpoint {path} cannot be read: {exc}") from None
+
+
+def package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in ("mle6cli", "torch", "torchvision", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out

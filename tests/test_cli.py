@@ -1,0 +1,98 @@
+"""The CLI as a whole: help for every command, version, start-up cost, the error boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mle6cli import __version__
+from mle6cli.commands import COMMANDS
+from tests.conftest import cli_env
+
+COMMAND_NAMES = [name for name, _ in COMMANDS]
+
+
+def test_top_level_help_lists_every_command(runner, app):
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMAND_NAMES:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("name", COMMAND_NAMES)
+def test_every_command_has_help_with_an_example(runner, app, name):
+    result = runner.invoke(app, [name, "--help"])
+    assert result.exit_code == 0
+    assert "Example: mle6 " + name in result.stdout
+    function = dict(COMMANDS)[name]
+    summary, _, rest = function.__doc__.strip().partition("\n")
+    assert summary and rest.strip().startswith("Example: mle6 " + name)
+
+
+def test_version(runner, app):
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"mle6 {__version__}"
+
+
+def test_unknown_command_is_a_usage_error(runner, app):
+    result = runner.invoke(app, ["frobnicate"])
+    assert result.exit_code == 2
+
+
+def _imports_after(args: list[str]) -> set[str]:
+    code = (
+        "import sys\n"
+        "from mle6cli.cli import app\n"
+        "try:\n"
+        f"    app({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'matplotlib'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), check=True)
+    return set(out.stdout.split("\n")[-2].split())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["conv-size", "--input", "64", "--kernel", "3", "--padding", "same"],
+        ["gauss-conv", "--samples", "100"],
+    ],
+)
+def test_fast_commands_do_not_import_torch(args):
+    assert _imports_after(args) == set()
+
+
+def test_verify_does_import_torch():
+    assert "torch" in _imports_after(["conv-size", "--verify"])
+
+
+def test_console_script_and_module_entry_points():
+    """Subprocess: `python -m mle6cli` works and errors exit 1 with one line, no traceback."""
+    ok = subprocess.run(
+        [sys.executable, "-m", "mle6cli", "conv-size", "-i", "28", "-k", "5"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
+    assert ok.returncode == 0 and "24x24" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "mle6cli", "conv-size", "-i", "2", "-k", "5"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("Error: kernel extent 5") and "Traceback" not in bad.stderr
+    debug = subprocess.run(
+        [sys.executable, "-m", "mle6cli", "--debug", "conv-size", "-i", "2", "-k", "5"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
