@@ -52,7 +52,7 @@ class BoundaryGroup(TyperGroup):
         except Mle6Error as exc:
             if _state["debug"]:
                 raise
-            _fail(str(exc), 1)
+            _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             sys.stderr.write("Interrupted.\n")
             raise typer.Exit(130) from None

@@ -4,6 +4,8 @@
 class Mle6Error(Exception):
     """A failure the user can act on: bad input, missing data, an impossible configuration."""
 
+    exit_code = 1
+
 
 class ConvSizeError(Mle6Error, ValueError):
     """A convolution geometry that has no valid output (torch would refuse it too)."""

@@ -19,6 +19,7 @@ from mle6cli.errors import Mle6Error
 
 SUMMARY = "summary.json"
 CONFIG = "config.json"
+RESUME = "resume.pt"
 
 
 class RunDirError(Mle6Error):
@@ -119,3 +120,31 @@ def package_versions() -> dict:
         except PackageNotFoundError:
             out[name] = None
     return out
+
+
+def save_resume(run_dir: Path, state: dict) -> Path:
+    """Write the resumable checkpoint (model and optimizer state dicts, LoopState, RNG states, …)."""
+    import torch
+
+    payload = dict(state)
+    payload.setdefault("torch_rng", torch.get_rng_state())
+    return save_torch(Path(run_dir) / RESUME, payload)
+
+
+def load_resume(run_dir: Path) -> tuple[dict, dict]:
+    """(config, state) of an interrupted run; RunDirError naming what is missing otherwise."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"--resume: {run_dir} is not a run folder")
+    if (run_dir / SUMMARY).exists() and not (run_dir / RESUME).exists():
+        raise RunDirError(f"--resume: the run in {run_dir} already finished")
+    config = read_json(run_dir / CONFIG)
+    state = load_torch(run_dir / RESUME)
+    return config, state
+
+
+def finish(run_dir: Path, summary: dict) -> Path:
+    """Write summary.json last, and drop the resume checkpoint: the run is complete."""
+    path = write_json(Path(run_dir) / SUMMARY, summary)
+    (Path(run_dir) / RESUME).unlink(missing_ok=True)
+    return path

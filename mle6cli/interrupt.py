@@ -1,0 +1,64 @@
+"""Orderly stops: SIGINT/SIGTERM during training finish the current step, save, and exit 130/143.
+
+Usage in a command's core function:
+
+    with graceful_stop() as stop:
+        result = train_model(..., should_stop=stop)
+    if result.status == "interrupted":
+        runs.save_resume(run_dir, ...)
+        raise Interrupted(stop.signal_number, resume_hint)
+
+A second signal while the first is being handled stops at once (KeyboardInterrupt).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+
+from mle6cli.errors import Mle6Error
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class StopRequest:
+    """Callable flag handed to the training loop as `should_stop`."""
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal_number is not None
+
+    def request(self, signal_number: int = signal.SIGINT) -> None:
+        self.signal_number = signal_number
+
+
+class Interrupted(Mle6Error):
+    """Training stopped on a signal after saving a resumable checkpoint."""
+
+    def __init__(self, signal_number: int | None, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = EXIT_CODES.get(signal_number, 130)
+
+
+@contextmanager
+def graceful_stop():
+    """Install SIGINT/SIGTERM handlers that set a flag (main thread only; elsewhere a plain flag)."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop():  # second signal: give up on the orderly path
+            raise KeyboardInterrupt
+        stop.request(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in EXIT_CODES}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
