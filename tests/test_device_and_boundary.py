@@ -1,0 +1,99 @@
+"""Device resolution, seeding, and the CLI's error boundary (exit codes, one-line errors)."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from mle6cli.cli import BoundaryGroup
+from mle6cli.device import resolve_device, set_seed
+from mle6cli.errors import DataError, DeviceError
+from mle6cli.interrupt import Interrupted, graceful_stop
+
+
+def test_cpu_and_auto():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type in (expected, "mps")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("tpu", "unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"), ("cuda:x", "unknown device 'cuda:x'")],
+)
+def test_unknown_device_names(spec, message):
+    with pytest.raises(DeviceError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve_device(spec)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_requested_without_cuda():
+    with pytest.raises(DeviceError, match="device 'cuda:7' requested but CUDA is not available here"):
+        resolve_device("cuda:7")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_index_out_of_range():
+    with pytest.raises(DeviceError, match="does not exist"):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_set_seed_repeats_draws():
+    set_seed(5)
+    a = torch.rand(3)
+    set_seed(5)
+    assert torch.equal(a, torch.rand(3))
+
+
+def _app_raising(exc: BaseException) -> typer.Typer:
+    app = typer.Typer(cls=BoundaryGroup)
+
+    @app.command()
+    def boom() -> None:
+        raise exc
+
+    @app.command()
+    def other() -> None:  # a second command keeps typer from collapsing the group
+        pass
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        (DataError("X_train.npy is missing"), 1, "Error: X_train.npy is missing"),
+        (Interrupted(signal.SIGTERM, "stopped; resume with mle6 train-cnn --resume r"), 143, "Error: stopped;"),
+        (Interrupted(signal.SIGINT, "stopped"), 130, "Error: stopped"),
+        (
+            RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"),
+            1,
+            "Error: the device ran out of memory; try a smaller --batch-size (or --device cpu)",
+        ),
+        (ValueError("boom"), 1, "Error: unexpected ValueError: boom (rerun with --debug for the traceback)"),
+    ],
+)
+def test_boundary_turns_exceptions_into_one_line(exc, code, line):
+    result = CliRunner().invoke(_app_raising(exc), ["boom"])
+    assert result.exit_code == code
+    assert result.stderr.startswith(line)
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_boundary_keyboard_interrupt_exits_130():
+    result = CliRunner().invoke(_app_raising(KeyboardInterrupt()), ["boom"])
+    assert result.exit_code == 130
+
+
+def test_graceful_stop_sets_a_flag_instead_of_raising():
+    with graceful_stop() as stop:
+        assert not stop()
+        signal.raise_signal(signal.SIGTERM)
+        assert stop() and stop.signal_number == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):  # a second signal stops at once
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) is not None
