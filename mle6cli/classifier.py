@@ -44,7 +44,6 @@ SWEEP_HEADER = [
     "test_loss",
     "test_acc",
 ]
-DEFAULT_LRS = (1e-1, 1e-3, 1e-4, 1e-5)
 SYNTHETIC_SEED = 0  # the synthetic dataset is one fixed dataset, whatever the training seed
 
 Progress = Callable[[str, int, dict], None]
@@ -328,6 +327,12 @@ def _check_same_data(document: dict, data: SignsData, run_dir: Path) -> None:
         )
 
 
+def _clear_finished(run_dir: Path) -> None:
+    """A fresh run in a reused (--overwrite) folder must not look finished or resumable before it is."""
+    (run_dir / runs.SUMMARY).unlink(missing_ok=True)
+    (run_dir / runs.RESUME).unlink(missing_ok=True)
+
+
 def _restore_rng(checkpoint: dict) -> None:
     if checkpoint.get("torch_rng") is not None:
         torch.set_rng_state(checkpoint["torch_rng"])
@@ -367,6 +372,7 @@ def train_cnn(
     optimizer = new_optimizer(model, config.lr)
     state, seconds_before, resumes = None, 0.0, 0
     if resume is None:
+        _clear_finished(run_dir)
         runs.write_json(run_dir / runs.CONFIG, _config_document("train-cnn", config, data, device))
     else:
         _check_same_data(runs.read_json(run_dir / runs.CONFIG), data, run_dir)
@@ -491,6 +497,7 @@ def sweep_lr(
     optimizers = [new_optimizer(m, lr) for m, lr in zip(models, lrs)]
     previous, seconds_before, resumes = None, 0.0, 0
     if resume is None:
+        _clear_finished(run_dir)
         document = _config_document("sweep-lr", config, data, device, {"lrs": lrs})
         document["options"].pop("lr")
         runs.write_json(run_dir / runs.CONFIG, document)

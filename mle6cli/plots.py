@@ -94,6 +94,8 @@ def sweep_curves_figure(members: list[tuple[str, list[dict]]], path: Path, title
             ax.plot([row["epoch"] for row in history], [row[key] for row in history], label=f"lr {label}")
         ax.set_title(name)
         ax.grid(alpha=0.3)
+        if key.endswith("loss"):
+            ax.set_yscale("log")  # a failing lr's loss would flatten the others
         if key.endswith("acc"):
             ax.set_ylim(0, 1.02)
             ax.set_xlabel("epoch")

@@ -312,3 +312,15 @@ def test_real_data_beats_chance(runner, app):
     assert summary["synthetic"] is False and summary["final"]["epoch"] == 2
     assert summary["test_acc"] > 0.35  # chance is 1/6; two epochs reach about 0.6-0.7
     assert summary["final"]["train_loss"] < math.log(6)
+
+
+def test_an_overwritten_folder_does_not_look_finished_until_it_is(small, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=16, device="cpu", data_dir=str(small))
+    data = load_signs(small, CPU)
+    run_dir = runs.prepare_run_dir(tmp_path / "r", "train-cnn")
+    train_cnn(config, data, CPU, run_dir)
+    assert (run_dir / "summary.json").is_file()
+    run_dir = runs.prepare_run_dir(run_dir, "train-cnn", overwrite=True)
+    with pytest.raises(Interrupted):
+        train_cnn(config, data, CPU, run_dir, stop=StopAfter(1))
+    assert not (run_dir / "summary.json").exists() and (run_dir / "resume.pt").is_file()

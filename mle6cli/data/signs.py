@@ -65,7 +65,7 @@ def check_arrays(x: np.ndarray, y: np.ndarray, split: str, where: str = "") -> n
         raise DataError(f"{xn} holds no images")
     if x.shape[1:] != (SIDE, SIDE, 3):
         raise DataError(f"{xn} must hold N×64×64×3 RGB images, got shape {tuple(x.shape)}")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+    if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{xn} has non-numeric dtype {x.dtype}")
     if not np.issubdtype(y.dtype, np.number):
         raise DataError(f"{yn} has non-numeric dtype {y.dtype}")
