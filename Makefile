@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
+# the demo trains on sign_data/ when it holds the arrays, else on the built-in synthetic hands
+SIGNS_DATA ?= sign_data
+SIGNS_SOURCE := $(if $(wildcard $(SIGNS_DATA)/X_train.npy),--data-dir $(SIGNS_DATA),--synthetic)
 
 .PHONY: install test demo lint clean
 
@@ -35,6 +38,10 @@ demo: install
 	$(BIN)/mle6 gauss-conv --mu1 1 --sigma1 0.5 --mu2 -2 --sigma2 1.5 --plot $(DEMO_OUT)/gauss_conv.png
 	@echo "== summary cnn"
 	$(BIN)/mle6 summary cnn
+	@echo "== train-cnn ($(SIGNS_SOURCE); epochs cut from 50 to keep the demo short)"
+	$(BIN)/mle6 train-cnn $(SIGNS_SOURCE) --epochs 12 --out $(DEMO_OUT)/train-cnn --overwrite
+	@echo "== sweep-lr ($(SIGNS_SOURCE))"
+	$(BIN)/mle6 sweep-lr $(SIGNS_SOURCE) --epochs 6 --out $(DEMO_OUT)/sweep-lr --overwrite
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

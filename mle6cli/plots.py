@@ -57,3 +57,49 @@ def gauss_conv_figure(data: dict, path: Path) -> Path:
     ax.set_title("Sum of two independent Gaussians")
     ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch, train vs val, side by side (one training run)."""
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for split, style in (("train", "-"), ("val", "--")):
+        loss_ax.plot(epochs, [row[f"{split}_loss"] for row in history], style, label=split)
+        acc_ax.plot(epochs, [row[f"{split}_acc"] for row in history], style, label=split)
+    loss_ax.set_ylabel("mean NLL loss")
+    acc_ax.set_ylabel("accuracy")
+    acc_ax.set_ylim(0, 1.02)
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
+def sweep_curves_figure(members: list[tuple[str, list[dict]]], path: Path, title: str = "") -> Path:
+    """The exercise's 2×2 figure: train loss, val loss, train acc, val acc; one line per learning rate."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    panels = (
+        ("train_loss", "train loss"),
+        ("val_loss", "val loss"),
+        ("train_acc", "train accuracy"),
+        ("val_acc", "val accuracy"),
+    )
+    for ax, (key, name) in zip(axes.flat, panels):
+        for label, history in members:
+            ax.plot([row["epoch"] for row in history], [row[key] for row in history], label=f"lr {label}")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        if key.endswith("loss"):
+            ax.set_yscale("log")  # a failing lr's loss would flatten the others
+        if key.endswith("acc"):
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("epoch")
+    axes[0, 0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)

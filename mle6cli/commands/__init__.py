@@ -5,10 +5,16 @@ Each module is cheap to import: heavy libraries are imported inside the command 
 
 from mle6cli.commands.conv_size import conv_size
 from mle6cli.commands.gauss_conv import gauss_conv
+from mle6cli.commands.prepare_signs import prepare_signs
 from mle6cli.commands.summary import summary
+from mle6cli.commands.sweep_lr import sweep_lr
+from mle6cli.commands.train_cnn import train_cnn
 
 COMMANDS = [
     ("conv-size", conv_size),
     ("gauss-conv", gauss_conv),
     ("summary", summary),
+    ("prepare-signs", prepare_signs),
+    ("train-cnn", train_cnn),
+    ("sweep-lr", sweep_lr),
 ]

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mle6cli.options import JsonOpt, OverwriteOpt, QuietOpt
+from mle6cli.output import Printer
+
+CLASS_NAMES = [str(i) for i in range(6)]
+
+
+def prepare_signs(
+    train_h5: Annotated[
+        Path | None, typer.Option("--train-h5", help="The original train_signs.h5 (train_set_x/train_set_y).")
+    ] = None,
+    test_h5: Annotated[
+        Path | None, typer.Option("--test-h5", help="The original test_signs.h5 (test_set_x/test_set_y).")
+    ] = None,
+    train_dir: Annotated[
+        Path | None, typer.Option("--train-dir", help="Instead of --train-h5: a folder of <label>_*.jpg images.")
+    ] = None,
+    test_dir: Annotated[
+        Path | None, typer.Option("--test-dir", help="Instead of --test-h5: a folder of <label>_*.jpg images.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the six .npy files into.")] = Path("sign_data"),
+    val_per_class: Annotated[
+        int, typer.Option("--val-per-class", min=1, help="Training images per class moved to validation.")
+    ] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the validation split.")] = 0,
+    overwrite: OverwriteOpt = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Convert the SIGNS h5 pair (or <label>_*.jpg folders) into the npy layout, with a per-class val split.
+
+    Example: mle6 prepare-signs --train-h5 train_signs.h5 --test-h5 test_signs.h5 --out sign_data
+    """
+    from mle6cli.data.signs import prepare_signs as prepare
+
+    report = prepare(
+        out,
+        train_h5=train_h5,
+        test_h5=test_h5,
+        train_dir=train_dir,
+        test_dir=test_dir,
+        val_per_class=val_per_class,
+        seed=seed,
+        overwrite=overwrite,
+    )
+    printer = Printer(json_mode=json_out, quiet=quiet)
+    if json_out:
+        printer.json(report)
+        return
+    printer.table(
+        f"Wrote {report['out']}/X_*.npy, Y_*.npy (images per class)",
+        ["split", *CLASS_NAMES, "total"],
+        [[split, *counts, report["sizes"][split]] for split, counts in report["per_class"].items()],
+    )

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mle6cli.commands.train_cnn import (
+    BatchSizeOpt,
+    DataDirOpt,
+    DeterministicOpt,
+    EpochsOpt,
+    ResumeOpt,
+    check_resume_alone,
+    note_data,
+)
+from mle6cli.options import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, SyntheticOpt
+from mle6cli.output import Printer
+
+_HINT = "'--lrs'"
+
+
+def parse_lrs(text: str) -> list[float]:
+    """'1e-1,1e-3' -> [0.1, 0.001]; a usage error names the first bad entry."""
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            value = float(part)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{part!r} is not a number; give comma-separated learning rates like 1e-1,1e-3", param_hint=_HINT
+            ) from None
+        if not value > 0 or value == float("inf"):
+            raise typer.BadParameter(f"learning rates must be positive numbers, got {part}", param_hint=_HINT)
+        if value in values:
+            raise typer.BadParameter(f"learning rate {part} is listed twice", param_hint=_HINT)
+        values.append(value)
+    return values
+
+
+def sweep_lr(
+    lrs: Annotated[
+        str, typer.Option("--lrs", help="Comma-separated learning rates, one model each.")
+    ] = "1e-1,1e-3,1e-4,1e-5",
+    data_dir: DataDirOpt = Path("sign_data"),
+    synthetic: SyntheticOpt = False,
+    epochs: EpochsOpt = 50,
+    batch_size: BatchSizeOpt = 64,
+    seed: SeedOpt = 42,
+    device: DeviceOpt = "auto",
+    deterministic: DeterministicOpt = False,
+    out: OutOpt = None,
+    overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train one CNN per learning rate from the same start; pick the best by validation accuracy.
+
+    Example: mle6 sweep-lr --lrs 1e-1,1e-3,1e-4,1e-5 --epochs 50
+    """
+    from mle6cli import classifier
+
+    check_resume_alone(resume, out)
+    values = parse_lrs(lrs)
+    printer = Printer(json_mode=json_out, quiet=quiet)
+    config = None
+    if resume is None:
+        config = classifier.TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            deterministic=deterministic,
+            data_dir=str(data_dir),
+            synthetic=synthetic,
+        )
+    opened = classifier.open_run("sweep-lr", config, out=out, overwrite=overwrite, resume_dir=resume)
+    if resume is not None:
+        values = opened.extra["lrs"]
+    note_data(printer, opened)
+    config = opened.config
+    with printer.progress(len(values) * config.epochs, "sweep") as update:
+        summary = classifier.sweep_lr(
+            config, values, opened.data, opened.device, opened.run_dir, update, resume=opened.checkpoint
+        )
+    if json_out:
+        printer.json(summary)
+        return
+    rows = []
+    for run in summary["runs"]:
+        final = run["final"] or {}
+        status = f"diverged at epoch {run['diverged_epoch']}" if run["diverged"] else run["status"]
+        rows.append(
+            [
+                classifier.lr_label(run["lr"]),
+                status,
+                final.get("train_loss", "-"),
+                final.get("train_acc", "-"),
+                final.get("val_loss", "-"),
+                final.get("val_acc", "-"),
+                "-" if run["test_acc"] is None else run["test_acc"],
+            ]
+        )
+    printer.table(
+        f"Learning-rate sweep, {config.epochs} epochs (final epoch)",
+        ["lr", "status", "train loss", "train acc", "val loss", "val acc", "test acc"],
+        rows,
+    )
+    printer.line(
+        f"best lr {classifier.lr_label(summary['best_lr'])}: val acc {summary['best_val_acc']:.4f}, "
+        f"test acc {summary['test_acc']:.4f}, |val - test| = {summary['val_test_gap']:.4f}"
+    )
+    printer.line(f"trained in {summary['train_seconds']:.1f} s on {summary['device']}; run folder {summary['run_dir']}")

@@ -1,0 +1,362 @@
+"""The SIGNS hand-sign dataset: load and validate the npy layout, make synthetic stand-ins, convert h5/jpg.
+
+The exercise's layout is a folder with `X_train.npy, Y_train.npy, X_val.npy, Y_val.npy,
+X_test.npy, Y_test.npy`: uint8 N×64×64×3 RGB images and integer labels 0–5. `load_signs`
+checks every file before any training starts, so a bad dataset fails in one precise line
+instead of deep inside a run; then it scales to [0, 1], converts NHWC → NCHW once and moves
+the whole set to the training device.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mle6cli.errors import DataError
+
+CLASSES = 6
+SIDE = 64
+SPLITS = ("train", "val", "test")
+FILES = tuple(f"{kind}_{split}.npy" for split in SPLITS for kind in ("X", "Y"))
+# the real dataset's sizes per class: 1080 training photos = 160 train + 20 val per class, 120 test
+STANDARD_PER_CLASS = (160, 20, 20)
+
+
+@dataclass
+class SignsData:
+    """train/val/test as `train.Split`s on the device (x float32 in [0, 1], (N, 3, 64, 64); y int64)."""
+
+    train: object
+    val: object
+    test: object
+    source: dict = field(default_factory=dict)  # where the data came from, for config.json/summary.json
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.source.get("synthetic"))
+
+    def sizes(self) -> dict:
+        return {name: len(getattr(self, name)) for name in SPLITS}
+
+
+# ---------------------------------------------------------------- validation
+
+
+def check_arrays(x: np.ndarray, y: np.ndarray, split: str, where: str = "") -> np.ndarray:
+    """Validate one split's images and labels; return the labels as a 1-D int64 array.
+
+    `where` prefixes the names in messages (e.g. "sign_data/"). Raises DataError with one line.
+    """
+    xn, yn = f"{where}X_{split}.npy", f"{where}Y_{split}.npy"
+    if x.dtype == object or y.dtype == object:
+        raise DataError(f"{xn if x.dtype == object else yn} holds Python objects, not numbers")
+    if y.ndim == 2 and 1 in y.shape:  # the original h5 files store labels as (1, N)
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise DataError(f"{yn} must be a 1-D array of labels, got shape {tuple(y.shape)}")
+    if x.ndim == 0 or len(x) != len(y):
+        count = len(x) if x.ndim else 0
+        raise DataError(f"{xn} has {count} images but {yn} has {len(y)} labels")
+    if len(x) == 0:
+        raise DataError(f"{xn} holds no images")
+    if x.shape[1:] != (SIDE, SIDE, 3):
+        raise DataError(f"{xn} must hold N×64×64×3 RGB images, got shape {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{xn} has non-numeric dtype {x.dtype}")
+    if not np.issubdtype(y.dtype, np.number):
+        raise DataError(f"{yn} has non-numeric dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating):
+        if np.isnan(y).any():
+            raise DataError(f"{yn} contains NaN")
+        if not np.all(y == np.round(y)):
+            bad = int(np.flatnonzero(y != np.round(y))[0])
+            raise DataError(f"{yn} holds a non-integer label {y[bad]!r} (sample {bad}); labels must be 0..5")
+    bad = np.flatnonzero((y < 0) | (y >= CLASSES))
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{yn} has {len(bad)} label(s) outside 0..5, e.g. {y[i].item()!r} at sample {i}")
+    if np.issubdtype(x.dtype, np.floating):
+        if np.isnan(x).any():
+            raise DataError(f"{xn} contains NaN")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 255:
+            raise DataError(f"{xn} has pixel values from {lo:g} to {hi:g}; expected 0..255 (or 0..1)")
+    elif np.issubdtype(x.dtype, np.integer) and x.dtype != np.uint8:
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi > 255:
+            raise DataError(f"{xn} has pixel values from {lo} to {hi}; expected 0..255")
+    return y.astype(np.int64)
+
+
+def to_unit_float(x: np.ndarray) -> np.ndarray:
+    """Integer images (0..255) are divided by 255; float images already in [0, 1] are kept, 0..255 scaled."""
+    if np.issubdtype(x.dtype, np.floating) and float(x.max(initial=0.0)) <= 1.0:
+        return x.astype(np.float32)
+    return x.astype(np.float32) / np.float32(255.0)
+
+
+def arrays_to_data(arrays: dict[str, np.ndarray], device, source: dict, where: str = "") -> SignsData:
+    """Validate the six arrays (keys X_train, Y_train, …) and put them on `device` as float32 NCHW."""
+    import torch
+
+    from mle6cli.train import Split
+
+    checked = {}
+    for split in SPLITS:
+        x = arrays[f"X_{split}"]
+        y = check_arrays(x, arrays[f"Y_{split}"], split, where)
+        checked[split] = (x, y)
+    splits = {}
+    for split, (x, y) in checked.items():
+        xt = torch.from_numpy(to_unit_float(x)).permute(0, 3, 1, 2).contiguous()  # (N, 3, 64, 64)
+        splits[split] = Split(xt.to(device), torch.from_numpy(y).to(device))
+    source = dict(source, sizes={s: len(splits[s]) for s in SPLITS})
+    return SignsData(splits["train"], splits["val"], splits["test"], source)
+
+
+def load_arrays(data_dir: Path | str) -> dict[str, np.ndarray]:
+    """Read the six npy files, refusing a missing folder, missing files and unreadable files."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        hint = "give --data-dir, make it with `mle6 prepare-signs`, or use --synthetic"
+        what = "is not a folder" if data_dir.exists() else "does not exist"
+        raise DataError(f"data folder {data_dir} {what}; {hint}")
+    missing = [name for name in FILES if not (data_dir / name).is_file()]
+    if missing:
+        raise DataError(f"{data_dir} is missing {', '.join(missing)} (make them with `mle6 prepare-signs`)")
+    arrays = {}
+    for name in FILES:
+        path = data_dir / name
+        try:
+            arrays[name[:-4]] = np.load(path, allow_pickle=False)
+        except Exception as exc:  # truncated, not npy, pickled objects, ...
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"cannot load {path}: {reason}") from None
+        if not isinstance(arrays[name[:-4]], np.ndarray):
+            raise DataError(f"cannot load {path}: not a single array")
+    return arrays
+
+
+def load_signs(data_dir: Path | str, device) -> SignsData:
+    """Load the SIGNS npy layout from `data_dir`, validated, scaled and on `device`."""
+    data_dir = Path(data_dir)
+    arrays = load_arrays(data_dir)
+    source = {"kind": "dir", "path": str(data_dir.resolve()), "synthetic": False}
+    return arrays_to_data(arrays, device, source, where=f"{data_dir}/")
+
+
+# ---------------------------------------------------------------- synthetic data
+
+_SLOTS = 5  # finger positions on the synthetic hand
+
+
+def synthetic_arrays(seed: int = 0, per_class: tuple[int, int, int] = STANDARD_PER_CLASS) -> dict[str, np.ndarray]:
+    """Six classes of 64×64×3 uint8 'hands': a palm with `label` raised fingers.
+
+    Fingers sit in a random subset of five slots, so the class is the count, not a position.
+    Colours, the hand's position, finger lengths and pixel noise are random. The same seed
+    gives the same arrays. Splits hold `per_class` = (train, val, test) images per class,
+    by default the real dataset's 160/20/20 (960/120/120 images).
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in zip(SPLITS, per_class):
+        labels = np.repeat(np.arange(CLASSES), n)
+        labels = labels[rng.permutation(len(labels))]
+        images = np.empty((len(labels), SIDE, SIDE, 3), dtype=np.uint8)
+        for i, label in enumerate(labels):
+            images[i] = _draw_hand(rng, int(label))
+        arrays[f"X_{split}"] = images
+        arrays[f"Y_{split}"] = labels.astype(np.int64)
+    return arrays
+
+
+def _draw_hand(rng: np.random.Generator, fingers: int) -> np.ndarray:
+    background = rng.uniform(0, 110, size=3)
+    skin = rng.uniform(150, 255, size=3)
+    image = np.broadcast_to(background, (SIDE, SIDE, 3)).copy()  # (64, 64, 3)
+    dx, dy = rng.integers(-8, 9), rng.integers(-4, 5)
+    left, top = 14 + dx, 40 + dy  # the palm: 36 wide, down to the bottom edge
+    image[top:, left : left + 36] = skin
+    for slot in np.sort(rng.choice(_SLOTS, size=fingers, replace=False)):
+        x0 = left + 1 + 7 * slot + rng.integers(0, 2)
+        length = rng.integers(16, 30)
+        image[max(top - length, 0) : top, x0 : x0 + 5] = skin
+    image += rng.normal(0, 12, size=image.shape)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def synthetic_signs(device, seed: int = 0, per_class: tuple[int, int, int] = STANDARD_PER_CLASS) -> SignsData:
+    """Synthetic SIGNS-like data on `device` (see `synthetic_arrays`)."""
+    arrays = synthetic_arrays(seed, per_class)
+    source = {"kind": "synthetic", "synthetic": True, "seed": seed, "per_class": list(per_class)}
+    return arrays_to_data(arrays, device, source)
+
+
+# ---------------------------------------------------------------- prepare-signs: h5 / jpg -> npy layout
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_LABELLED = re.compile(r"^(\d+)_.*$")
+
+
+def read_h5(path: Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of the dataset's original h5 file (`<split>_set_x`, `<split>_set_y`)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist")
+    try:
+        with h5py.File(path, "r") as fh:
+            keys = sorted(fh.keys())
+            wanted = [f"{split}_set_x", f"{split}_set_y"]
+            missing = [k for k in wanted if k not in fh]
+            if missing:
+                raise DataError(f"{path} has no dataset {missing[0]!r} (it holds {', '.join(keys) or 'nothing'})")
+            x, y = np.asarray(fh[wanted[0]][:]), np.asarray(fh[wanted[1]][:])
+    except DataError:
+        raise
+    except Exception as exc:  # not HDF5, truncated, …
+        raise DataError(f"cannot read {path} as HDF5: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    return x, y
+
+
+def read_image_folder(folder: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """Images named `<label>_*.jpg` (or .jpeg/.png), in file-name order, as (N, 64, 64, 3) uint8 and labels."""
+    from PIL import Image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"image folder {folder} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder} holds no <label>_*.jpg images")
+    images, labels = [], []
+    for path in files:
+        match = _LABELLED.match(path.name)
+        if not match:
+            raise DataError(f"{path} is not named <label>_*.jpg, so its label is unknown")
+        try:
+            with Image.open(path) as img:
+                pixels = np.asarray(img.convert("RGB"))
+        except Exception as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from None
+        if pixels.shape != (SIDE, SIDE, 3):
+            raise DataError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels; expected 64x64 (resize it first)")
+        images.append(pixels)
+        labels.append(int(match.group(1)))
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def stratified_split(y: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices: `per_class` random images of each class go to val; both sorted."""
+    rng = np.random.default_rng(seed)
+    val = []
+    for label in range(CLASSES):
+        members = np.flatnonzero(y == label)
+        if len(members) <= per_class:
+            raise DataError(
+                f"class {label} has {len(members)} training images; "
+                f"--val-per-class {per_class} would leave none to train on"
+            )
+        val.append(rng.choice(members, size=per_class, replace=False))
+    val = np.sort(np.concatenate(val))
+    train = np.setdiff1d(np.arange(len(y)), val)
+    return train, val
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def prepare_signs(
+    out: Path | str,
+    *,
+    train_h5: Path | str | None = None,
+    test_h5: Path | str | None = None,
+    train_dir: Path | str | None = None,
+    test_dir: Path | str | None = None,
+    val_per_class: int = 20,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> dict:
+    """Write the npy layout into `out` from the original h5 pair or `<label>_*.jpg` folders.
+
+    The training source is split by class into train and val (`val_per_class` of each class,
+    drawn with `seed`); the test source becomes the test split unchanged. Existing arrays are
+    never replaced unless `overwrite`. Returns counts per split and class.
+    """
+    from mle6cli.runs import atomic_write_bytes
+
+    if (train_h5 is None) == (train_dir is None):
+        raise DataError("give the training images with exactly one of --train-h5 and --train-dir")
+    if (test_h5 is None) == (test_dir is None):
+        raise DataError("give the test images with exactly one of --test-h5 and --test-dir")
+    if val_per_class < 1:
+        raise DataError(f"--val-per-class must be at least 1, got {val_per_class}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} exists and is not a folder")
+    existing = [name for name in FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise DataError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them")
+
+    x_all, y_all = read_h5(train_h5, "train") if train_h5 is not None else read_image_folder(train_dir)
+    x_test, y_test = read_h5(test_h5, "test") if test_h5 is not None else read_image_folder(test_dir)
+    train_name = str(train_h5 if train_h5 is not None else train_dir)
+    test_name = str(test_h5 if test_h5 is not None else test_dir)
+    y_all = _check_source(x_all, y_all, train_name)
+    y_test = _check_source(x_test, y_test, test_name)
+    train_idx, val_idx = stratified_split(y_all, val_per_class, seed)
+    arrays = {
+        "X_train": x_all[train_idx],
+        "Y_train": y_all[train_idx],
+        "X_val": x_all[val_idx],
+        "Y_val": y_all[val_idx],
+        "X_test": x_test,
+        "Y_test": y_test,
+    }
+    arrays = {k: (v.astype(np.uint8) if k.startswith("X") else v.astype(np.int64)) for k, v in arrays.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        atomic_write_bytes(out / f"{name}.npy", _npy_bytes(np.ascontiguousarray(array)))
+    counts = {split: np.bincount(arrays[f"Y_{split}"], minlength=CLASSES).tolist() for split in SPLITS}
+    return {
+        "out": str(out),
+        "sizes": {split: len(arrays[f"Y_{split}"]) for split in SPLITS},
+        "per_class": counts,
+        "val_per_class": val_per_class,
+        "seed": seed,
+        "sources": {"train": train_name, "test": test_name},
+    }
+
+
+def _check_source(x: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
+    """The same checks as the npy layout gets, with messages naming the source file or folder."""
+    y = np.asarray(y)
+    if y.ndim == 2 and 1 in y.shape:
+        y = y.reshape(-1)
+    if x.ndim == 0 or y.ndim != 1 or len(x) != len(y):
+        raise DataError(f"{name} holds {len(x) if x.ndim else 0} images but {y.size} labels")
+    if len(x) == 0:
+        raise DataError(f"{name} holds no images")
+    if x.shape[1:] != (SIDE, SIDE, 3):
+        raise DataError(f"{name} must hold N×64×64×3 RGB images, got shape {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{name} has non-numeric images (dtype {x.dtype})")
+    if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():
+        raise DataError(f"{name} has NaN pixels")
+    if float(x.min()) < 0 or float(x.max()) > 255 or (np.issubdtype(x.dtype, np.floating) and np.any(x != np.round(x))):
+        raise DataError(f"{name} must hold whole-number pixel values 0..255 (uint8)")
+    if np.issubdtype(y.dtype, np.floating) and (np.isnan(y).any() or not np.all(y == np.round(y))):
+        raise DataError(f"{name} holds labels that are not whole numbers")
+    bad = np.flatnonzero((y < 0) | (y >= CLASSES))
+    if len(bad):
+        raise DataError(f"{name} has {len(bad)} label(s) outside 0..5, e.g. {y[bad[0]].item()!r} at sample {bad[0]}")
+    return y.astype(np.int64)

@@ -1,0 +1,69 @@
+"""Small SIGNS-like data for the classifier tests: 48/12/12 synthetic images written as the npy layout."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from mle6cli.data.signs import synthetic_arrays
+from tests.conftest import cli_env
+
+SMALL = (8, 2, 2)  # images per class in train/val/test: 48/12/12
+
+
+def write_layout(folder: Path, arrays: dict[str, np.ndarray] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = arrays if arrays is not None else synthetic_arrays(seed=0, per_class=SMALL)
+    for name, array in arrays.items():
+        np.save(folder / f"{name}.npy", array)
+    return folder
+
+
+def train_args(data_dir: Path, out: Path, *extra: str, epochs: int = 2) -> list[str]:
+    """A fast train-cnn/sweep-lr command line on the small data (3 steps of 16 per epoch)."""
+    return [
+        "--data-dir",
+        str(data_dir),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+@contextmanager
+def one_thread():
+    """Train on one thread: on a loaded 2-core machine, two OpenMP threads are ~10x slower per step,
+    and a fixed thread count keeps in-process and subprocess runs bit-identical."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def subprocess_env() -> dict:
+    env = cli_env()
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+class StopAfter:
+    """A `stop` callback that turns true on its n-th call (the loop asks after every step and epoch)."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n

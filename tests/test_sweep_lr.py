@@ -1,0 +1,181 @@
+"""sweep-lr: one model per learning rate from one start, the best by val accuracy, divergence, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from mle6cli import runs
+from mle6cli.classifier import TrainConfig, best_member, lr_label, read_resume, run_members, sweep_lr
+from mle6cli.data.signs import load_signs
+from mle6cli.interrupt import Interrupted
+from tests.signs_helpers import StopAfter, one_thread, train_args, write_layout
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture
+def small(tmp_path):
+    return write_layout(tmp_path / "small")
+
+
+def test_sweep_through_the_cli(runner, app, small, tmp_path):
+    result = runner.invoke(app, ["sweep-lr", "--lrs", "1e-2,1e-3,2.5e-4", *train_args(small, tmp_path / "s"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {"runs", "best_lr", "best_val_acc", "test_acc", "val_test_gap", "run_dir"} <= set(summary)
+    assert [r["lr"] for r in summary["runs"]] == [1e-2, 1e-3, 2.5e-4]
+    for run in summary["runs"]:
+        assert {"lr", "final", "test_acc", "diverged"} <= set(run) and run["diverged"] is False
+        assert run["final"]["epoch"] == 2
+    best = max(summary["runs"], key=lambda r: (r["final"]["val_acc"], -r["final"]["val_loss"]))
+    assert summary["best_lr"] == best["lr"] and summary["test_acc"] == best["test_acc"]
+    assert summary["val_test_gap"] == pytest.approx(abs(best["final"]["val_acc"] - best["test_acc"]))
+
+    s = tmp_path / "s"
+    names = sorted(p.name for p in s.iterdir())
+    assert names == [
+        "config.json",
+        "lr_1e-02",
+        "lr_1e-03",
+        "lr_2.5e-04",
+        "summary.json",
+        "sweep.csv",
+        "sweep_curves.png",
+    ]
+    for label in ("1e-02", "1e-03", "2.5e-04"):
+        lines = (s / f"lr_{label}" / "metrics.csv").read_text().splitlines()
+        assert lines[0] == "epoch,train_loss,train_acc,val_loss,val_acc" and len(lines) == 3
+        assert (s / f"lr_{label}" / "model.pt").is_file()
+    with open(s / "sweep.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["lr"]) for r in rows] == [1e-2, 1e-3, 2.5e-4]
+    assert float(rows[1]["test_acc"]) == summary["runs"][1]["test_acc"]
+    assert float(rows[0]["val_acc"]) == summary["runs"][0]["final"]["val_acc"]
+    config = json.loads((s / "config.json").read_text())
+    assert config["command"] == "sweep-lr" and config["options"]["lrs"] == [1e-2, 1e-3, 2.5e-4]
+
+
+def test_a_sweep_member_equals_the_separate_run(runner, app, small, tmp_path):
+    """Same seed -> same initial weights and batch order: lr 1e-3 in a sweep is train-cnn --lr 1e-3."""
+    assert runner.invoke(app, ["sweep-lr", "--lrs", "1e-2,1e-3", *train_args(small, tmp_path / "s")]).exit_code == 0
+    assert runner.invoke(app, ["train-cnn", "--lr", "1e-3", *train_args(small, tmp_path / "t")]).exit_code == 0
+    member = (tmp_path / "s" / "lr_1e-03" / "metrics.csv").read_bytes()
+    assert member == (tmp_path / "t" / "metrics.csv").read_bytes()
+    assert member != (tmp_path / "s" / "lr_1e-02" / "metrics.csv").read_bytes()
+
+
+def test_human_output_names_the_best(runner, app, small, tmp_path):
+    result = runner.invoke(app, ["sweep-lr", "--lrs", "1e-3,1e-4", *train_args(small, tmp_path / "s", epochs=1)])
+    assert result.exit_code == 0, result.output
+    assert "lr 1e-03 epoch 1/1" in result.stdout and "lr 1e-04 epoch 1/1" in result.stdout
+    assert "best lr 1e-0" in result.stdout and "|val - test|" in result.stdout
+
+
+def test_a_diverging_lr_is_marked_and_the_sweep_goes_on(runner, app, small, tmp_path):
+    result = runner.invoke(app, ["sweep-lr", "--lrs", "1e10,1e-3", *train_args(small, tmp_path / "s"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    bad, good = summary["runs"]
+    assert bad["diverged"] is True and bad["diverged_epoch"] == 1 and bad["status"] == "diverged"
+    assert bad["test_acc"] is None and bad["final"] is None
+    assert good["diverged"] is False and good["final"]["epoch"] == 2
+    assert summary["best_lr"] == 1e-3
+    assert not (tmp_path / "s" / "lr_1e+10" / "model.pt").exists()
+    assert "10000000000.0,diverged,0," in (tmp_path / "s" / "sweep.csv").read_text()
+
+    result = runner.invoke(app, ["sweep-lr", "--lrs", "1e10,1e12", *train_args(small, tmp_path / "all")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: every learning rate diverged (1e+10 at epoch 1, 1e+12 at epoch 1)")
+    assert not (tmp_path / "all" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("lrs", "message"),
+    [
+        ("1e-3,abc", "Invalid value for '--lrs': 'abc' is not a number; give comma-separated learning rates"),
+        ("1e-3,-1e-2", "Invalid value for '--lrs': learning rates must be positive numbers, got -1e-2"),
+        ("0", "Invalid value for '--lrs': learning rates must be positive numbers, got 0"),
+        ("1e-3,1e-3", "Invalid value for '--lrs': learning rate 1e-3 is listed twice"),
+    ],
+)
+def test_bad_learning_rate_lists_are_usage_errors(runner, app, lrs, message):
+    result = runner.invoke(app, ["sweep-lr", "--synthetic", "--lrs", lrs])
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_best_member_ties_go_to_the_lower_val_loss():
+    def run(lr, acc, loss, status="completed"):
+        return {"lr": lr, "status": status, "final": {"val_acc": acc, "val_loss": loss}}
+
+    assert best_member([run(1, 0.9, 0.5), run(2, 0.9, 0.3), run(3, 0.8, 0.1)])["lr"] == 2
+    assert best_member([run(1, 0.9, 0.3), run(2, 0.9, 0.3)])["lr"] == 1  # full tie: the first listed
+    assert best_member([run(1, 1.0, 0.1, "diverged"), run(2, 0.5, 0.9)])["lr"] == 2
+    assert best_member([run(1, float("nan"), 0.1)]) is None
+
+
+def test_lr_labels_are_exact_and_distinct():
+    assert [lr_label(x) for x in (1e-1, 1e-3, 2.5e-4, 2.4e-4, 3e-2)] == [
+        "1e-01", "1e-03", "2.5e-04", "2.4e-04", "3e-02",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("stop_at", [3, 10])  # in the first member; in the second member's first epoch
+def test_sweep_resume_is_byte_identical(tmp_path, small, stop_at):
+    config = TrainConfig(epochs=2, batch_size=16, seed=1, device="cpu", data_dir=str(small))
+    data = load_signs(small, CPU)
+    lrs = [1e-2, 1e-3]
+    ref = runs.prepare_run_dir(tmp_path / "ref", "sweep-lr")
+    expected = sweep_lr(config, lrs, data, CPU, ref)
+
+    cut = runs.prepare_run_dir(tmp_path / "cut", "sweep-lr")
+    with pytest.raises(Interrupted) as err:
+        sweep_lr(config, lrs, data, CPU, cut, stop=StopAfter(stop_at))
+    assert f"Continue with: mle6 sweep-lr --resume {cut}" in str(err.value)
+    assert not (cut / "summary.json").exists()
+    saved, checkpoint, document = read_resume(cut, "sweep-lr")
+    assert document["options"]["lrs"] == lrs
+    summary = sweep_lr(saved, document["options"]["lrs"], data, CPU, cut, resume=checkpoint)
+    for label in ("1e-02", "1e-03"):
+        assert (cut / f"lr_{label}" / "metrics.csv").read_bytes() == (ref / f"lr_{label}" / "metrics.csv").read_bytes()
+    assert (cut / "sweep.csv").read_bytes() == (ref / "sweep.csv").read_bytes()
+    assert summary["best_lr"] == expected["best_lr"] and summary["resumed"] == 1
+
+
+def test_resume_through_the_cli_uses_the_saved_lrs(runner, app, small, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=16, seed=1, device="cpu", data_dir=str(small))
+    cut = runs.prepare_run_dir(tmp_path / "cut", "sweep-lr")
+    with pytest.raises(Interrupted):
+        sweep_lr(config, [1e-3, 1e-4], load_signs(small, CPU), CPU, cut, stop=StopAfter(4))
+    result = runner.invoke(app, ["train-cnn", "--resume", str(cut)])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: --resume: {cut} holds a sweep-lr run; use mle6 sweep-lr --resume {cut}\n"
+    result = runner.invoke(app, ["sweep-lr", "--resume", str(cut), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["lr"] for r in json.loads(result.stdout)["runs"]] == [1e-3, 1e-4]
+
+
+def test_a_replacement_runner_is_used(tmp_path, small):
+    """sweep_lr hands the per-lr training to `runner`, which a fused implementation can replace."""
+    calls = []
+
+    def recording_runner(lrs, models, optimizers, train, evals, **kwargs):
+        calls.append((list(lrs), len(models), [o.param_groups[0]["lr"] for o in optimizers]))
+        return run_members(lrs, models, optimizers, train, evals, **kwargs)
+
+    config = TrainConfig(epochs=1, batch_size=16, device="cpu", data_dir=str(small))
+    out = runs.prepare_run_dir(tmp_path / "s", "sweep-lr")
+    summary = sweep_lr(config, [1e-3, 1e-4], load_signs(small, CPU), CPU, out, runner=recording_runner)
+    assert calls == [([1e-3, 1e-4], 2, [1e-3, 1e-4])]
+    assert summary["best_lr"] in (1e-3, 1e-4)
