@@ -5,10 +5,16 @@ Each module is cheap to import: heavy libraries are imported inside the command 
 
 from mle6cli.commands.conv_size import conv_size
 from mle6cli.commands.gauss_conv import gauss_conv
+from mle6cli.commands.latent_plot import latent_plot
+from mle6cli.commands.pca_ae import pca_ae
 from mle6cli.commands.summary import summary
+from mle6cli.commands.train_ae import train_ae
 
 COMMANDS = [
     ("conv-size", conv_size),
     ("gauss-conv", gauss_conv),
     ("summary", summary),
+    ("train-ae", train_ae),
+    ("latent-plot", latent_plot),
+    ("pca-ae", pca_ae),
 ]
