@@ -130,7 +130,8 @@ def trivial_mse(split: Split, batch_size: int = 2048) -> float:
     """mean(x²) over a split: the MSE of predicting an all-black image."""
     total = torch.zeros((), dtype=torch.float64, device=split.x.device)
     for start in range(0, len(split), batch_size):
-        total += as_float(split.x[start : start + batch_size]).double().pow(2).sum()
+        chunk = split.x[start : start + batch_size].double()
+        total += (chunk / 255.0 if split.x.dtype == torch.uint8 else chunk).pow(2).sum()
     return total.item() / split.x[0].numel() / len(split)
 
 

@@ -45,10 +45,16 @@ class PcaAeConfig:
         return asdict(self)
 
 
+def _as_double(x: torch.Tensor) -> torch.Tensor:
+    """(m, 784) float64 on the CPU; uint8 scaled in float64, so the optimum is exact to ~1e-15."""
+    rows = x.reshape(-1, MNIST_PIXELS).cpu().double()
+    return rows / 255.0 if x.dtype == torch.uint8 else rows
+
+
 def _rows(x: torch.Tensor, chunk: int = 4096):
-    """float64 CPU chunks (m, 784) of images (N, 1, 28, 28)."""
+    """float64 chunks (m, 784) of images (N, 1, 28, 28)."""
     for start in range(0, len(x), chunk):
-        yield as_float(x[start : start + chunk]).reshape(-1, MNIST_PIXELS).double().cpu()
+        yield _as_double(x[start : start + chunk])
 
 
 def singular_basis(train_x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +87,7 @@ def projection_mse(x: torch.Tensor, basis: np.ndarray, dims: list[int]) -> dict[
 
 def projection_images(x: torch.Tensor, basis_k: np.ndarray) -> np.ndarray:
     """x V_k V_kᵀ for images (m, 1, 28, 28): (m, 784) float64."""
-    rows = as_float(x).reshape(-1, MNIST_PIXELS).double().cpu().numpy()
+    rows = _as_double(x).numpy()
     return rows @ basis_k @ basis_k.T
 
 

@@ -72,7 +72,11 @@ def ae_losses_figure(results, trivial_mse: float, path: Path, synthetic: bool = 
     colors = plt.get_cmap("tab10")
     for i, r in enumerate(results):
         epochs = [row["epoch"] for row in r.history]
-        tag = f"d={r.latent_dim}" + (" (COLLAPSED)" if r.collapsed else "") + (" (diverged)" if r.status == "diverged" else "")
+        tag = (
+            f"d={r.latent_dim}"
+            + (" (COLLAPSED)" if r.collapsed else "")
+            + (" (diverged)" if r.status == "diverged" else "")
+        )
         ax.plot(epochs, [row["train_loss"] for row in r.history], "-o", ms=3, color=colors(i), label=f"{tag} train")
         ax.plot(epochs, [row["test_loss"] for row in r.history], "--s", ms=3, color=colors(i), label=f"{tag} test")
     ax.axhline(trivial_mse, color="black", lw=1, ls=":", label=f"all-black output (test) {trivial_mse:.4f}")
@@ -148,7 +152,9 @@ def pca_losses_figure(history, pca_test_mse: float, path: Path, latent_dim: int,
     epochs = [row["epoch"] for row in history]
     ax.plot(epochs, [row["train_loss"] for row in history], "-o", ms=3, label="linear AE train")
     ax.plot(epochs, [row["test_loss"] for row in history], "--s", ms=3, label="linear AE test")
-    ax.axhline(pca_test_mse, color="black", lw=1.2, ls=":", label=f"exact rank-{latent_dim} optimum (test) {pca_test_mse:.4f}")
+    ax.axhline(
+        pca_test_mse, color="black", lw=1.2, ls=":", label=f"exact rank-{latent_dim} optimum (test) {pca_test_mse:.4f}"
+    )
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")

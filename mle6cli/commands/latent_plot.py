@@ -67,9 +67,7 @@ def latent_plot(
     if collapsed:
         printer.note(f"WARNING: the d=3 model in {path} is marked COLLAPSED; its codes say little.")
     result = latent_analysis(model, data, n, collapsed=collapsed)
-    title = f"d=3 latent codes of {len(result.codes)} test images" + (
-        " — SYNTHETIC digits" if data.synthetic else ""
-    )
+    title = f"d=3 latent codes of {len(result.codes)} test images" + (" — SYNTHETIC digits" if data.synthetic else "")
     title += f"\n{5}-NN accuracy {result.knn_accuracy:.3f}, silhouette {result.silhouette:.3f}"
     if collapsed:
         title += " — COLLAPSED model"
