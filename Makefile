@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
+MNIST_DIR ?= data
 
 .PHONY: install test demo lint clean
 
@@ -35,6 +36,16 @@ demo: install
 	$(BIN)/mle6 gauss-conv --mu1 1 --sigma1 0.5 --mu2 -2 --sigma2 1.5 --plot $(DEMO_OUT)/gauss_conv.png
 	@echo "== summary cnn"
 	$(BIN)/mle6 summary cnn
+	@echo "== MNIST autoencoders: train-ae (d=3,10, 2 epochs), latent-plot, pca-ae --compare"
+	@if ls $(MNIST_DIR)/MNIST/raw/train-images-idx3-ubyte* >/dev/null 2>&1; then \
+		src="--data-dir $(MNIST_DIR) --no-download"; \
+	else \
+		echo "(no MNIST in $(MNIST_DIR)/MNIST/raw/: using the built-in synthetic digits)"; src="--synthetic"; \
+	fi; \
+	set -x; \
+	$(BIN)/mle6 train-ae $$src --latent-dims 3,10 --epochs 2 --out $(DEMO_OUT)/train-ae --overwrite && \
+	$(BIN)/mle6 latent-plot --run $(DEMO_OUT)/train-ae --n 2000 --out $(DEMO_OUT)/latent.png && \
+	$(BIN)/mle6 pca-ae $$src --latent-dim 10 --epochs 2 --compare $(DEMO_OUT)/train-ae --out $(DEMO_OUT)/pca-ae --overwrite
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

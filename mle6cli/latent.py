@@ -43,7 +43,7 @@ def encode(model, images: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """Codes (n, d) of uint8 or float images (n, 1, 28, 28), as float64 numpy."""
     model.eval()
     parts = [
-        model.encode(as_float(images[i : i + batch_size])).double().cpu() for i in range(0, len(images), batch_size)
+        model.encode(as_float(images[i : i + batch_size])).cpu().double() for i in range(0, len(images), batch_size)
     ]
     return torch.cat(parts).numpy()
 

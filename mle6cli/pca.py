@@ -46,7 +46,7 @@ class PcaAeConfig:
 
 
 def _as_double(x: torch.Tensor) -> torch.Tensor:
-    """(m, 784) float64 on the CPU; uint8 scaled in float64, so the optimum is exact to ~1e-15."""
+    """(m, 784) float64 on the CPU; uint8 is scaled in float64 too (MPS has no float64)."""
     rows = x.reshape(-1, MNIST_PIXELS).cpu().double()
     return rows / 255.0 if x.dtype == torch.uint8 else rows
 

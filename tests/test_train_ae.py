@@ -86,6 +86,21 @@ def test_same_seed_same_bytes_other_seed_other_numbers(runner, app, tmp_path):
     assert a == b and a != c
 
 
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_deterministic_flag(runner, app, tmp_path):
+    try:
+        result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", "7", "--out", "d", "--deterministic"])
+        assert result.exit_code == 0, result.output
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["config"]["deterministic"] is True
+    plain = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", "7", "--out", "p", "-q"])
+    assert plain.exit_code == 0
+    # on CPU the kernels are deterministic already: the same bytes either way
+    assert (tmp_path / "d" / "metrics_d3.csv").read_bytes() == (tmp_path / "p" / "metrics_d3.csv").read_bytes()
+
+
 def test_default_init_can_be_born_dead_and_the_fix_revives_it(digits):
     """The mechanism: with PyTorch's init, d=10 seed 0 draws a final bias of about -0.18, larger
     than anything the weights add, so every pre-activation is negative: the output is all black
@@ -166,6 +181,29 @@ def test_collapse_that_survives_the_retries_fails_loudly(runner, app, tmp_path, 
     assert meta["collapsed"] is True
     human = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--retries", "0", "--out", "h"])
     assert human.exit_code == 1 and "COLLAPSED" in human.stdout
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_a_diverged_dim_is_recorded_the_others_go_on(runner, app, tmp_path, monkeypatch):
+    original = autoencoders.build_autoencoder
+
+    def build(latent_dim, seed, device, live_init=True):
+        model = original(latent_dim, seed, device, live_init)
+        if latent_dim == 2:
+            with torch.no_grad():
+                model.decoder[0].weight[0, 0] = float("nan")  # the first loss is NaN
+        return model
+
+    monkeypatch.setattr(autoencoders, "build_autoencoder", build)
+    result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "2,3", "--out", "r", "--json"])
+    assert result.exit_code == 1
+    assert "Error: d=2 diverged in epoch 1 — marked so in r/summary.json, not usable" in result.stderr
+    runs = {r["latent_dim"]: r for r in json.loads(result.stdout)["runs"]}
+    assert runs[2]["status"] == "diverged" and runs[2]["final_test_mse"] is None
+    assert runs[3]["status"] == "completed" and len(runs[3]["test_loss"]) == 2
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["runs"][0]["diverged_epoch"] == 1 and summary["runs"][0]["checkpoint"] is None
+    assert not (tmp_path / "r" / "ae_d2.pt").exists() and (tmp_path / "r" / "ae_d3.pt").exists()
 
 
 @pytest.mark.parametrize(
