@@ -33,7 +33,7 @@ def latent_plot(
     """
     from mle6cli.autoencoders import load_autoencoder
     from mle6cli.device import resolve_device
-    from mle6cli.latent import MIN_POINTS, find_d3_checkpoint, latent_analysis
+    from mle6cli.latent import KNN_K, MIN_POINTS, find_d3_checkpoint, latent_analysis
     from mle6cli.plots import latent_figure
 
     if (run is None) == (checkpoint is None):
@@ -66,9 +66,11 @@ def latent_plot(
     collapsed = bool(meta.get("collapsed", False))
     if collapsed:
         printer.note(f"WARNING: the d=3 model in {path} is marked COLLAPSED; its codes say little.")
+    if n > len(data.test_x):
+        printer.note(f"Note: the test set has only {len(data.test_x)} images; encoding all of them.")
     result = latent_analysis(model, data, n, collapsed=collapsed)
     title = f"d=3 latent codes of {len(result.codes)} test images" + (" — SYNTHETIC digits" if data.synthetic else "")
-    title += f"\n{5}-NN accuracy {result.knn_accuracy:.3f}, silhouette {result.silhouette:.3f}"
+    title += f"\n{KNN_K}-NN accuracy {result.knn_accuracy:.3f}, silhouette {result.silhouette:.3f}"
     if collapsed:
         title += " — COLLAPSED model"
     result.plot = str(latent_figure(result.codes, result.labels, out, title))
