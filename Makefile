@@ -7,6 +7,7 @@ DEMO_OUT ?= runs/demo
 # the demo trains on sign_data/ when it holds the arrays, else on the built-in synthetic hands
 SIGNS_DATA ?= sign_data
 SIGNS_SOURCE := $(if $(wildcard $(SIGNS_DATA)/X_train.npy),--data-dir $(SIGNS_DATA),--synthetic)
+MNIST_DIR ?= data
 
 .PHONY: install test demo lint clean
 
@@ -42,6 +43,16 @@ demo: install
 	$(BIN)/mle6 train-cnn $(SIGNS_SOURCE) --epochs 12 --out $(DEMO_OUT)/train-cnn --overwrite
 	@echo "== sweep-lr ($(SIGNS_SOURCE))"
 	$(BIN)/mle6 sweep-lr $(SIGNS_SOURCE) --epochs 6 --out $(DEMO_OUT)/sweep-lr --overwrite
+	@echo "== MNIST autoencoders: train-ae (d=3,10, 2 epochs), latent-plot, pca-ae --compare"
+	@if ls $(MNIST_DIR)/MNIST/raw/train-images-idx3-ubyte* >/dev/null 2>&1; then \
+		src="--data-dir $(MNIST_DIR) --no-download"; \
+	else \
+		echo "(no MNIST in $(MNIST_DIR)/MNIST/raw/: using the built-in synthetic digits)"; src="--synthetic"; \
+	fi; \
+	set -x; \
+	$(BIN)/mle6 train-ae $$src --latent-dims 3,10 --epochs 2 --out $(DEMO_OUT)/train-ae --overwrite && \
+	$(BIN)/mle6 latent-plot --run $(DEMO_OUT)/train-ae --n 2000 --out $(DEMO_OUT)/latent.png && \
+	$(BIN)/mle6 pca-ae $$src --latent-dim 10 --epochs 2 --compare $(DEMO_OUT)/train-ae --out $(DEMO_OUT)/pca-ae --overwrite
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

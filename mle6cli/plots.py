@@ -103,3 +103,118 @@ def sweep_curves_figure(members: list[tuple[str, list[dict]]], path: Path, title
     if title:
         fig.suptitle(title)
     return save(fig, path)
+
+
+def _synthetic_tag(synthetic: bool) -> str:
+    return " — SYNTHETIC stand-in digits" if synthetic else ""
+
+
+def ae_losses_figure(results, trivial_mse: float, path: Path, synthetic: bool = False) -> Path:
+    """Train (solid) and test (dashed) MSE per epoch for every latent size, log scale."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = plt.get_cmap("tab10")
+    for i, r in enumerate(results):
+        epochs = [row["epoch"] for row in r.history]
+        tag = (
+            f"d={r.latent_dim}"
+            + (" (COLLAPSED)" if r.collapsed else "")
+            + (" (diverged)" if r.status == "diverged" else "")
+        )
+        ax.plot(epochs, [row["train_loss"] for row in r.history], "-o", ms=3, color=colors(i), label=f"{tag} train")
+        ax.plot(epochs, [row["test_loss"] for row in r.history], "--s", ms=3, color=colors(i), label=f"{tag} test")
+    ax.axhline(trivial_mse, color="black", lw=1, ls=":", label=f"all-black output (test) {trivial_mse:.4f}")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE")
+    ax.set_title("Convolutional autoencoder: train and test loss" + _synthetic_tag(synthetic))
+    ax.legend(fontsize=7, ncol=2)
+    return save(fig, path)
+
+
+def _image_grid(rows: list[tuple[str, object]], path: Path, title: str) -> Path:
+    """rows: (label, images (k, 1, 28, 28) in [0, 1]); one row of k images per label."""
+    plt = _pyplot()
+    k = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.1 * k + 1.2, 1.15 * len(rows) + 0.6), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(k):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(images):
+                ax.imshow(images[c].reshape(28, 28), cmap="gray", vmin=0.0, vmax=1.0)
+            if c == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def reconstructions_figure(originals, rows, path: Path, synthetic: bool = False) -> Path:
+    """Originals beside each latent size's reconstruction (`rows`: (DimResult, images))."""
+    grid = [("original", originals.clamp(0, 1).numpy())]
+    for r, images in rows:
+        label = f"d={r.latent_dim}" + ("\nCOLLAPSED" if r.collapsed else "")
+        grid.append((label, images.clamp(0, 1).numpy()))
+    return _image_grid(grid, path, "Reconstructions by latent size" + _synthetic_tag(synthetic))
+
+
+def latent_figure(codes, labels, path: Path, title: str) -> Path:
+    """3-D scatter of (n, 3) codes coloured by digit, with a legend, plus the three 2-D projections."""
+    plt = _pyplot()
+    fig = plt.figure(figsize=(13, 10))
+    colors = plt.get_cmap("tab10")
+    digits = sorted(set(int(v) for v in labels))
+    ax3 = fig.add_subplot(2, 2, 1, projection="3d")
+    for digit in digits:
+        pts = codes[labels == digit]
+        ax3.scatter(pts[:, 0], pts[:, 1], pts[:, 2], s=4, color=colors(digit), label=str(digit), depthshade=False)
+    ax3.set_xlabel("z1")
+    ax3.set_ylabel("z2")
+    ax3.set_zlabel("z3")
+    ax3.legend(title="digit", fontsize=7, markerscale=3, loc="upper left")
+    for slot, (i, j) in enumerate([(0, 1), (0, 2), (1, 2)], start=2):
+        ax = fig.add_subplot(2, 2, slot)
+        for digit in digits:
+            pts = codes[labels == digit]
+            ax.scatter(pts[:, i], pts[:, j], s=3, color=colors(digit), label=str(digit), alpha=0.7)
+        ax.set_xlabel(f"z{i + 1}")
+        ax.set_ylabel(f"z{j + 1}")
+        ax.set_aspect("auto")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def pca_losses_figure(history, pca_test_mse: float, path: Path, latent_dim: int, synthetic: bool = False) -> Path:
+    """The linear autoencoder's train and test MSE per epoch against the exact PCA optimum."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    epochs = [row["epoch"] for row in history]
+    ax.plot(epochs, [row["train_loss"] for row in history], "-o", ms=3, label="linear AE train")
+    ax.plot(epochs, [row["test_loss"] for row in history], "--s", ms=3, label="linear AE test")
+    ax.axhline(
+        pca_test_mse, color="black", lw=1.2, ls=":", label=f"exact rank-{latent_dim} optimum (test) {pca_test_mse:.4f}"
+    )
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE")
+    ax.set_title(f"Linear autoencoder k={latent_dim} vs the SVD optimum" + _synthetic_tag(synthetic))
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def pca_reconstructions_figure(originals, linear, pca, path: Path, latent_dim: int, synthetic: bool = False) -> Path:
+    """Originals, linear-AE and PCA reconstructions, one row each."""
+    rows = [
+        ("original", originals.clip(0, 1)),
+        (f"linear AE\nk={latent_dim}", linear.clip(0, 1)),
+        (f"PCA\nk={latent_dim}", pca.clip(0, 1)),
+    ]
+    return _image_grid(rows, path, f"Linear autoencoder vs exact PCA, k={latent_dim}" + _synthetic_tag(synthetic))

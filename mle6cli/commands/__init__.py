@@ -5,9 +5,12 @@ Each module is cheap to import: heavy libraries are imported inside the command 
 
 from mle6cli.commands.conv_size import conv_size
 from mle6cli.commands.gauss_conv import gauss_conv
+from mle6cli.commands.latent_plot import latent_plot
+from mle6cli.commands.pca_ae import pca_ae
 from mle6cli.commands.prepare_signs import prepare_signs
 from mle6cli.commands.summary import summary
 from mle6cli.commands.sweep_lr import sweep_lr
+from mle6cli.commands.train_ae import train_ae
 from mle6cli.commands.train_cnn import train_cnn
 
 COMMANDS = [
@@ -17,4 +20,7 @@ COMMANDS = [
     ("prepare-signs", prepare_signs),
     ("train-cnn", train_cnn),
     ("sweep-lr", sweep_lr),
+    ("train-ae", train_ae),
+    ("latent-plot", latent_plot),
+    ("pca-ae", pca_ae),
 ]

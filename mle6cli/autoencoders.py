@@ -1,0 +1,486 @@
+"""Training the exercise's convolutional autoencoder at several latent sizes, without collapse.
+
+Collapse, and why it happened
+-----------------------------
+The decoder ends in `ConvTranspose2d(16, 1) -> ReLU`. PyTorch initialises a transposed
+convolution's bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in computed from the
+weight's dimension 1, which for a ConvTranspose2d is the number of OUTPUT channels: 1·3·3 = 9,
+so the bias is drawn from U(-1/3, 1/3). The signal that reaches that layer is small (the mean
+|w·h| of the weighted input is 0.02-0.06 at initialisation), so the bias alone decides the
+sign of the final pre-activation: when it is below roughly -0.05 (about 40% of seeds), every
+output pixel of every image is negative before the ReLU. The network is then born dead: it
+outputs an all-black image, the ReLU passes zero gradient, no parameter ever changes, and the
+test loss sits at mean(x²) (0.1233 on MNIST). On mnist-mini, seeds 0-7 × d ∈ {3, 10, 100, 250},
+every run that collapsed had no positive pre-activation at step 0, and every run with even a
+few positive ones (0.2%) trained. The other suspect — MNIST's ~80% black pixels pull every
+output down, and Adam moves the bias by about lr per step whatever the gradient's size — is
+real (in the runs traced, the bias falls for the first ~30 steps) but killed no run that
+started alive, even at lr 1e-2: the collapse is decided at initialisation.
+
+The fix (`init_live_output`, on by default) changes no layer: it sets that one bias to +0.1, so
+every output pixel starts active and receives gradient, and training switches the background
+off by itself (in the first 200 steps the active fraction never fell below 19%, near the share
+of digit pixels, instead of reaching 0). On mnist-mini (5 epochs, seeds 0-4 × the four sizes)
+it takes the collapses from 8/20 to 0/20; a learning-rate warm-up was not needed.
+
+Detection stays as a safety net (`check_collapse`): a run whose output barely varies, or whose
+test loss is stuck at the all-black level, is marked `collapsed` and restarted with a derived
+seed, up to `retries` times; a model still collapsed after that is reported as such and makes
+the command fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mle6cli import runs
+from mle6cli.errors import Mle6Error
+from mle6cli.models import ConvAutoencoder
+from mle6cli.train import RECONSTRUCT, LoopState, Split, as_float, train_model
+
+FINAL_BIAS_INIT = 0.1
+# a run is collapsed when its test MSE is at least this fraction of mean(x²) (the all-black score) ...
+TRIVIAL_FRACTION = 0.97
+# ... or when its output hardly varies, across pixels or across images
+MIN_OUTPUT_STD = 1e-3
+RETRY_SEED_STRIDE = 1000
+DEFAULT_DIMS = (3, 10, 100, 250)
+
+
+class TrainingFailed(Mle6Error):
+    """Some latent size ended collapsed or diverged (after every allowed restart)."""
+
+
+@dataclass
+class AeConfig:
+    latent_dims: list[int] = field(default_factory=lambda: list(DEFAULT_DIMS))
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    retries: int = 2
+    deterministic: bool = False
+    live_init: bool = True  # the collapse fix; False keeps PyTorch's default initialisation
+
+    def validate(self) -> None:
+        if not self.latent_dims:
+            raise Mle6Error("--latent-dims needs at least one latent size")
+        bad = [d for d in self.latent_dims if d < 1]
+        if bad:
+            raise Mle6Error(f"latent sizes must be positive, got {bad[0]}")
+        if len(set(self.latent_dims)) != len(self.latent_dims):
+            raise Mle6Error(f"--latent-dims lists a size twice: {','.join(map(str, self.latent_dims))}")
+        if self.epochs < 1:
+            raise Mle6Error(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise Mle6Error(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0 or self.lr == float("inf"):
+            raise Mle6Error(f"--lr must be a positive number, got {self.lr}")
+        if self.retries < 0:
+            raise Mle6Error(f"--retries must not be negative, got {self.retries}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AeConfig:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def init_live_output(model: ConvAutoencoder, bias: float = FINAL_BIAS_INIT) -> None:
+    """Start the last layer's bias at +`bias` so no image begins with an all-dead output.
+
+    PyTorch draws this bias from U(-1/3, 1/3) (a ConvTranspose2d's fan_in counts its single
+    output channel), which outweighs the small weighted input reaching the layer; a negative
+    draw makes every pre-activation of the final ReLU negative, the output all black and every
+    gradient zero, for good. A positive start keeps each pixel alive until training has learnt
+    which ones are background. See the module docstring for the measurements.
+    """
+    last = model.decoder[-2]
+    assert isinstance(last, nn.ConvTranspose2d)
+    with torch.no_grad():
+        last.bias.fill_(bias)
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """The seed of restart `attempt` (0 = the first try): fixed, so restarts are reproducible."""
+    return seed + RETRY_SEED_STRIDE * attempt
+
+
+def build_autoencoder(latent_dim: int, seed: int, device, live_init: bool = True) -> ConvAutoencoder:
+    torch.manual_seed(seed)
+    model = ConvAutoencoder(latent_dim)
+    if live_init:
+        init_live_output(model)
+    return model.to(device)
+
+
+@dataclass
+class CollapseCheck:
+    collapsed: bool
+    reason: str | None
+    test_mse: float
+    trivial_mse: float  # mean(x²): the score of an all-black output
+    output_std: float  # over every pixel of every image
+    sample_std: float  # mean over pixels of the std across images: 0 when the input is ignored
+
+
+def trivial_mse(split: Split, batch_size: int = 2048) -> float:
+    """mean(x²) over a split: the MSE of predicting an all-black image."""
+    total = torch.zeros((), dtype=torch.float64)  # on the CPU: MPS has no float64
+    for start in range(0, len(split), batch_size):
+        chunk = split.x[start : start + batch_size].cpu().double()
+        total += (chunk / 255.0 if split.x.dtype == torch.uint8 else chunk).pow(2).sum()
+    return total.item() / split.x[0].numel() / len(split)
+
+
+@torch.no_grad()
+def check_collapse(model: nn.Module, split: Split, test_mse: float, trivial: float, batch_size: int = 1024):
+    """Is the model's output (nearly) constant, or its loss stuck at the all-black level?"""
+    was_training = model.training
+    model.eval()
+    s1 = s2 = None
+    for start in range(0, len(split), batch_size):
+        out = model(as_float(split.x[start : start + batch_size])).cpu().double()  # (B, 1, 28, 28)
+        s1 = out.sum(0) if s1 is None else s1 + out.sum(0)
+        s2 = out.pow(2).sum(0) if s2 is None else s2 + out.pow(2).sum(0)
+    model.train(was_training)
+    n = len(split)
+    mean, mean_sq = s1 / n, s2 / n  # per pixel
+    per_pixel_var = (mean_sq - mean.pow(2)).clamp_min(0.0)
+    sample_std = per_pixel_var.sqrt().mean().item()
+    output_std = max(mean_sq.mean().item() - mean.mean().item() ** 2, 0.0) ** 0.5
+    reason = None
+    if output_std < MIN_OUTPUT_STD:
+        reason = f"constant output (std {output_std:.2g})"
+    elif sample_std < MIN_OUTPUT_STD:
+        reason = f"the output ignores the input (std across images {sample_std:.2g})"
+    elif not test_mse < TRIVIAL_FRACTION * trivial:
+        reason = f"test MSE {test_mse:.4f} stuck at the all-black level {trivial:.4f}"
+    return CollapseCheck(reason is not None, reason, test_mse, trivial, output_std, sample_std)
+
+
+@dataclass
+class DimResult:
+    latent_dim: int
+    seed: int  # of the attempt that produced the final model
+    history: list[dict]
+    status: str  # completed | collapsed | diverged
+    collapsed: bool
+    retries: int  # restarts after a collapse
+    final_test_mse: float | None
+    attempts: list[dict]  # one record per try: seed, epochs, final test MSE, collapse reason
+    diverged_epoch: int | None = None
+    checkpoint: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "latent_dim": self.latent_dim,
+            "seed": self.seed,
+            "status": self.status,
+            "collapsed": self.collapsed,
+            "retries": self.retries,
+            "final_test_mse": self.final_test_mse,
+            "diverged_epoch": self.diverged_epoch,
+            "checkpoint": self.checkpoint,
+            "train_loss": [row["train_loss"] for row in self.history],
+            "test_loss": [row["test_loss"] for row in self.history],
+            "attempts": self.attempts,
+            "history": self.history,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DimResult:
+        keys = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in keys})
+
+
+@dataclass
+class AeResult:
+    config: AeConfig
+    runs: list[DimResult]
+    run_dir: Path
+    data: dict
+    trivial_test_mse: float
+    figures: dict[str, str]
+
+    @property
+    def failed(self) -> list[DimResult]:
+        return [r for r in self.runs if r.status != "completed"]
+
+    def to_json(self) -> dict:
+        """The `--json` document of train-ae."""
+        return {
+            "runs": [
+                {
+                    "latent_dim": r.latent_dim,
+                    "train_loss": [row["train_loss"] for row in r.history],
+                    "test_loss": [row["test_loss"] for row in r.history],
+                    "final_test_mse": r.final_test_mse,
+                    "collapsed": r.collapsed,
+                    "retries": r.retries,
+                    "status": r.status,
+                    "seed": r.seed,
+                }
+                for r in self.runs
+            ],
+            "run_dir": str(self.run_dir),
+            "synthetic": self.data["synthetic"],
+            "trivial_test_mse": self.trivial_test_mse,
+            "status": "failed" if self.failed else "completed",
+        }
+
+    def summary(self) -> dict:
+        return {
+            "command": "train-ae",
+            "status": "failed" if self.failed else "completed",
+            "config": self.config.to_dict(),
+            "data": self.data,
+            "synthetic": self.data["synthetic"],
+            "trivial_test_mse": self.trivial_test_mse,
+            "runs": [r.to_dict() for r in self.runs],
+            "figures": self.figures,
+            "run_dir": str(self.run_dir),
+        }
+
+
+METRICS_HEADER = ["epoch", "train_loss", "test_loss"]
+
+
+def metrics_path(run_dir: Path, latent_dim: int) -> Path:
+    return Path(run_dir) / f"metrics_d{latent_dim}.csv"
+
+
+def checkpoint_path(run_dir: Path, latent_dim: int) -> Path:
+    return Path(run_dir) / f"ae_d{latent_dim}.pt"
+
+
+def save_checkpoint(path: Path, model: ConvAutoencoder, result: DimResult, data: dict) -> Path:
+    return runs.save_torch(
+        path,
+        {
+            "model": "ae",
+            "latent_dim": model.latent_dim,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "seed": result.seed,
+            "collapsed": result.collapsed,
+            "final_test_mse": result.final_test_mse,
+            "data": data,
+        },
+    )
+
+
+def load_autoencoder(path: Path, device=None) -> tuple[ConvAutoencoder, dict]:
+    """A ConvAutoencoder from an `ae_d{D}.pt` checkpoint, with the checkpoint's metadata."""
+    payload = runs.load_torch(path)
+    if not isinstance(payload, dict) or payload.get("model") != "ae" or "state_dict" not in payload:
+        raise runs.RunDirError(f"{path} is not a train-ae checkpoint")
+    model = ConvAutoencoder(int(payload["latent_dim"]))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise runs.RunDirError(f"{path} does not fit a ConvAutoencoder: {str(exc).splitlines()[0]}") from None
+    return model.to(device or torch.device("cpu")).eval(), payload
+
+
+ProgressFn = Callable[[str, int, dict], None]
+
+
+@dataclass
+class _Cursor:
+    """Where a (possibly resumed) train-ae run stands."""
+
+    dim_index: int = 0
+    attempt: int = 0
+    attempts: list[dict] = field(default_factory=list)
+    done: list[dict] = field(default_factory=list)  # DimResult dicts of finished dims
+    model_state: dict | None = None
+    optimizer_state: dict | None = None
+    loop: LoopState | None = None
+    steps_done: int = 0
+
+
+def train_autoencoders(
+    config: AeConfig,
+    data,
+    device: torch.device,
+    run_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: dict | None = None,
+) -> AeResult:
+    """Train one ConvAutoencoder per latent size (Adam, MSE), writing everything into `run_dir`.
+
+    Returns an AeResult; when `should_stop` fires it returns None after saving `resume.pt` —
+    the caller raises `Interrupted`. `resume` is the payload of `runs.load_resume`.
+    """
+    from mle6cli.device import set_seed
+
+    config.validate()
+    run_dir = Path(run_dir)
+    train_split, test_split = data.train_split(), data.test_split()
+    data_info = data.describe()
+    trivial = trivial_mse(test_split)
+    stop = should_stop or (lambda: False)
+    cursor = _restore(resume) if resume else _Cursor()
+    report = progress or (lambda *a, **k: None)
+
+    while cursor.dim_index < len(config.latent_dims):
+        d = config.latent_dims[cursor.dim_index]
+        seed = attempt_seed(config.seed, cursor.attempt)
+        set_seed(seed, config.deterministic)
+        model = build_autoencoder(d, seed, device, config.live_init)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        if cursor.model_state is not None:  # resuming mid-attempt
+            model.load_state_dict(cursor.model_state)
+            optimizer.load_state_dict(cursor.optimizer_state)
+        label = f"d={d}" + (f" retry {cursor.attempt}" if cursor.attempt else "")
+        verdict: dict = {}
+        can_retry = cursor.attempt < config.retries
+
+        def on_epoch(row: dict, d=d, label=label, model=model, can_retry=can_retry, verdict=verdict) -> None:
+            cursor.steps_done += 1
+            check = check_collapse(model, test_split, row["test_loss"], trivial)
+            # a dead ReLU output never recovers: stop early when a restart is still allowed
+            if check.collapsed and can_retry:
+                verdict["early"] = check
+            report(f"{label} epoch {row['epoch']}/{config.epochs}", cursor.steps_done, _epoch_metrics(row))
+
+        result = train_model(
+            model,
+            optimizer,
+            RECONSTRUCT,
+            train_split,
+            {"test": test_split},
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            seed=seed,
+            resume=cursor.loop,
+            on_epoch=on_epoch,
+            should_stop=lambda verdict=verdict: stop() or "early" in verdict,
+        )
+        cursor.model_state = cursor.optimizer_state = cursor.loop = None
+        if result.status == "interrupted" and "early" not in verdict:
+            _save_resume(run_dir, cursor, model, optimizer, result.state)
+            return None
+
+        history = [{k: row[k] for k in METRICS_HEADER} for row in result.history]
+        final = history[-1]["test_loss"] if history else None
+        if result.status == "diverged":
+            check = None
+            status, collapsed = "diverged", False
+        else:
+            check = verdict.get("early") or check_collapse(model, test_split, final, trivial)
+            status, collapsed = ("collapsed", True) if check.collapsed else ("completed", False)
+        cursor.attempts.append(
+            {
+                "seed": seed,
+                "epochs": len(history),
+                "final_test_mse": final,
+                "status": status,
+                "reason": check.reason if check else f"non-finite loss in epoch {result.diverged_epoch}",
+            }
+        )
+        if collapsed and cursor.attempt < config.retries:
+            cursor.attempt += 1
+            continue
+
+        outcome = DimResult(
+            latent_dim=d,
+            seed=seed,
+            history=history,
+            status=status,
+            collapsed=collapsed,
+            retries=cursor.attempt,
+            final_test_mse=final,
+            attempts=cursor.attempts,
+            diverged_epoch=result.diverged_epoch,
+        )
+        runs.write_csv(metrics_path(run_dir, d), METRICS_HEADER, history)
+        if status != "diverged":
+            outcome.checkpoint = save_checkpoint(checkpoint_path(run_dir, d), model, outcome, data_info).name
+        cursor.done.append(outcome.to_dict())
+        cursor.dim_index += 1
+        cursor.attempt = 0
+        cursor.attempts = []
+
+    results = [DimResult.from_dict(r) for r in cursor.done]
+    figures = _figures(results, run_dir, data, trivial, device)
+    return AeResult(config, results, run_dir, data_info, trivial, figures)
+
+
+def _epoch_metrics(row: dict) -> dict:
+    return {"train_loss": row["train_loss"], "test_loss": row["test_loss"]}
+
+
+def _save_resume(run_dir: Path, cursor: _Cursor, model, optimizer, loop: LoopState) -> None:
+    runs.save_resume(
+        run_dir,
+        {
+            "command": "train-ae",
+            "dim_index": cursor.dim_index,
+            "attempt": cursor.attempt,
+            "attempts": cursor.attempts,
+            "done": cursor.done,
+            "steps_done": cursor.steps_done,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "loop": loop.to_dict(),
+        },
+    )
+
+
+def _restore(payload: dict) -> _Cursor:
+    if payload.get("command") != "train-ae":
+        raise runs.RunDirError("--resume: that folder's resume.pt was not written by train-ae")
+    return _Cursor(
+        dim_index=payload["dim_index"],
+        attempt=payload["attempt"],
+        attempts=list(payload["attempts"]),
+        done=list(payload["done"]),
+        model_state=payload["model"],
+        optimizer_state=payload["optimizer"],
+        loop=LoopState.from_dict(payload["loop"]),
+        steps_done=payload.get("steps_done", 0),
+    )
+
+
+def _figures(results: list[DimResult], run_dir: Path, data, trivial: float, device) -> dict[str, str]:
+    from mle6cli.plots import ae_losses_figure, reconstructions_figure
+
+    figures = {"losses": ae_losses_figure(results, trivial, run_dir / "ae_losses.png", data.synthetic).name}
+    index = example_indices(data.test_y)
+    originals = as_float(data.test_x[index])  # (k, 1, 28, 28)
+    rows = []
+    for r in results:
+        if r.checkpoint is None:
+            continue
+        model, _ = load_autoencoder(run_dir / r.checkpoint, device)
+        with torch.no_grad():
+            rows.append((r, model(originals).cpu()))
+    figures["reconstructions"] = reconstructions_figure(
+        originals.cpu(), rows, run_dir / "reconstructions.png", data.synthetic
+    ).name
+    return figures
+
+
+def example_indices(labels: torch.Tensor, per_figure: int = 10) -> torch.Tensor:
+    """The first test image of each digit (then the next ones), so the figure shows every class."""
+    labels = labels.cpu()
+    picked = []
+    for digit in range(10):
+        hits = (labels == digit).nonzero().flatten()
+        if len(hits):
+            picked.append(int(hits[0]))
+    for i in range(len(labels)):
+        if len(picked) >= per_figure:
+            break
+        if i not in picked:
+            picked.append(i)
+    return torch.tensor(sorted(picked[:per_figure], key=lambda i: (int(labels[i]), i)))

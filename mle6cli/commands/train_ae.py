@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mle6cli.commands._mnist import (
+    BatchSizeOpt,
+    DataDirOpt,
+    DeterministicOpt,
+    EpochsOpt,
+    LrOpt,
+    NoDownloadOpt,
+    ResumeOpt,
+    data_spec,
+    note_synthetic,
+    open_data,
+)
+from mle6cli.options import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, SyntheticOpt
+from mle6cli.output import Printer
+
+
+def parse_dims(value: str) -> list[int]:
+    parts = [p.strip() for p in str(value).split(",") if p.strip()]
+    if not parts:
+        raise typer.BadParameter("give latent sizes as a comma-separated list, e.g. 3,10,100,250")
+    dims = []
+    for part in parts:
+        try:
+            d = int(part)
+        except ValueError:
+            raise typer.BadParameter(f"latent sizes must be whole numbers, got {part!r}") from None
+        if d < 1:
+            raise typer.BadParameter(f"latent sizes must be positive, got {d}")
+        if d in dims:
+            raise typer.BadParameter(f"latent size {d} is listed twice")
+        dims.append(d)
+    return dims
+
+
+def train_ae(
+    data_dir: DataDirOpt = Path("data"),
+    synthetic: SyntheticOpt = False,
+    latent_dims: Annotated[
+        str, typer.Option("--latent-dims", help="Comma-separated latent sizes; one autoencoder each.")
+    ] = "3,10,100,250",
+    epochs: EpochsOpt = 10,
+    batch_size: BatchSizeOpt = 128,
+    lr: LrOpt = 1e-3,
+    seed: SeedOpt = 0,
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Restarts (with a derived seed) allowed per collapsed run.")
+    ] = 2,
+    device: DeviceOpt = "auto",
+    deterministic: DeterministicOpt = False,
+    out: OutOpt = None,
+    overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = None,
+    no_download: NoDownloadOpt = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the exercise's conv autoencoder at each latent size (Adam, MSE), with collapse detection.
+
+    Example: mle6 train-ae --data-dir data --latent-dims 3,10,100,250 --epochs 10
+    """
+    from mle6cli import runs
+    from mle6cli.autoencoders import AeConfig, TrainingFailed, train_autoencoders
+    from mle6cli.device import describe_device, resolve_device
+    from mle6cli.interrupt import Interrupted, graceful_stop
+
+    if resume is not None and out is not None:
+        raise typer.BadParameter("--resume continues in its own folder; leave out --out", param_hint="'--out'")
+    printer = Printer(json_mode=json_out, quiet=quiet)
+    state = None
+    if resume is None:
+        config = AeConfig(
+            latent_dims=parse_dims(latent_dims),
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            retries=retries,
+            deterministic=deterministic,
+        )
+        spec = data_spec(data_dir, synthetic, download=not no_download)
+    else:
+        saved, state = runs.load_resume(resume)
+        if saved.get("command") != "train-ae":
+            raise runs.RunDirError(f"--resume: {resume} is a {saved.get('command')} run, not train-ae")
+        config, spec, device = AeConfig.from_dict(saved["config"]), saved["data"], saved["device"]
+    torch_device = resolve_device(device)
+    data = open_data(spec, torch_device)  # before the run folder exists: bad data leaves nothing behind
+    if resume is None:
+        run_dir = runs.prepare_run_dir(out, "train-ae", overwrite)
+        runs.write_json(
+            run_dir / runs.CONFIG,
+            {
+                "command": "train-ae",
+                "config": config.to_dict(),
+                "data": spec,
+                "device": device,
+                "device_resolved": describe_device(torch_device),
+                "versions": runs.package_versions(),
+            },
+        )
+    else:
+        run_dir = Path(resume)
+        printer.note(f"Resuming the run in {run_dir} with its saved options.")
+    note_synthetic(printer, data)
+
+    total = config.epochs * len(config.latent_dims)
+    with graceful_stop() as stop, printer.progress(total, "train-ae") as update:
+        result = train_autoencoders(
+            config, data, torch_device, run_dir, progress=update, should_stop=stop, resume=state
+        )
+    if result is None:
+        raise Interrupted(
+            stop.signal_number,
+            f"interrupted; the run is saved, continue it with: mle6 train-ae --resume {run_dir}",
+        )
+    runs.finish(run_dir, result.summary())
+
+    for r in result.runs:
+        for attempt in r.attempts[:-1]:
+            printer.note(
+                f"Note: d={r.latent_dim} collapsed with seed {attempt['seed']} ({attempt['reason']}); restarted."
+            )
+    if json_out:
+        printer.json(result.to_json())
+    else:
+        printer.table(
+            f"Conv autoencoder, {config.epochs} epochs" + (" — SYNTHETIC data" if data.synthetic else ""),
+            ["d", "train MSE", "test MSE", "status", "restarts", "seed"],
+            [
+                [
+                    r.latent_dim,
+                    r.history[-1]["train_loss"] if r.history else float("nan"),
+                    r.final_test_mse if r.final_test_mse is not None else float("nan"),
+                    r.status.upper() if r.status != "completed" else "ok",
+                    r.retries,
+                    r.seed,
+                ]
+                for r in result.runs
+            ],
+        )
+        printer.line(f"all-black output would score test MSE {result.trivial_test_mse:.4f}")
+        printer.line(f"run folder {run_dir} (metrics_d<D>.csv, ae_d<D>.pt, ae_losses.png, reconstructions.png)")
+    if result.failed:
+        problems = []
+        for r in result.failed:
+            if r.status == "diverged":
+                problems.append(f"d={r.latent_dim} diverged in epoch {r.diverged_epoch}")
+            else:
+                problems.append(
+                    f"d={r.latent_dim} is still collapsed after {r.retries} restart(s) ({r.attempts[-1]['reason']})"
+                )
+        raise TrainingFailed("; ".join(problems) + f" — marked so in {run_dir}/summary.json, not usable")

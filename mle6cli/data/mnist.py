@@ -1,0 +1,263 @@
+"""MNIST, held once on the device as uint8, and built-in synthetic stand-in digits.
+
+Real data are read by `torchvision.datasets.MNIST` from `<data_dir>/MNIST/raw/`. Nothing is
+converted sample by sample: the whole (N, 28, 28) uint8 tensor moves to the device once, and
+`train.Split` scales each batch to [0, 1].
+
+Missing files never make a command hang: they are looked for first, a download (when allowed)
+runs under a short socket timeout, and failure is one `DataError` naming the four files and
+the folder they go in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import shutil
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mle6cli.errors import DataError
+from mle6cli.models import MNIST_SIDE
+from mle6cli.train import Split
+
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+DOWNLOAD_TIMEOUT_S = 15.0
+# (train, test) sizes of --synthetic; tests shrink these
+SYNTHETIC_SIZES = (6000, 1000)
+# one fixed set of stand-in digits, so runs with different --seed see the same data
+SYNTHETIC_SEED = 0
+NUM_CLASSES = 10
+
+
+@dataclass
+class MnistData:
+    """Train and test images (N, 1, 28, 28) uint8 and labels (N,) int64, all on one device."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    synthetic: bool
+    source: str  # the raw folder, or "synthetic (seed S)"
+
+    def train_split(self) -> Split:
+        return Split(self.train_x)  # y None: an autoencoder reconstructs its input
+
+    def test_split(self) -> Split:
+        return Split(self.test_x)
+
+    def describe(self) -> dict:
+        return {
+            "source": self.source,
+            "synthetic": self.synthetic,
+            "n_train": int(self.train_x.shape[0]),
+            "n_test": int(self.test_x.shape[0]),
+        }
+
+
+def raw_folder(data_dir: Path | str) -> Path:
+    return Path(data_dir) / "MNIST" / "raw"
+
+
+def _missing(raw: Path) -> list[str]:
+    return [name for name in FILES if not (raw / name).is_file() and not (raw / f"{name}.gz").is_file()]
+
+
+def missing_message(raw: Path, missing: list[str], why: str) -> str:
+    head = "MNIST not found" if len(missing) == len(FILES) else f"MNIST incomplete ({', '.join(missing)} missing)"
+    return (
+        f"{head}: put {', '.join(FILES[:3])} and {FILES[3]} (or their .gz) in {raw}/ ({why}), "
+        "or use --synthetic for built-in stand-in digits"
+    )
+
+
+def _try_download(data_dir: Path) -> str | None:
+    """Let torchvision fetch the files under a short socket timeout; the reason on failure."""
+    from torchvision.datasets import MNIST
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        # torchvision reports progress on stdout; keep stdout for results (--json)
+        with contextlib.redirect_stdout(sys.stderr):
+            MNIST(str(data_dir), train=True, download=True)
+    except Exception as exc:  # offline, DNS, timeout, a bad mirror, a read-only folder
+        first = str(exc).strip().splitlines()
+        return first[-1] if first else type(exc).__name__
+    finally:
+        socket.setdefaulttimeout(previous)
+    return None
+
+
+def _readable_root(data_dir: Path, scratch: Path) -> Path:
+    """A root whose MNIST/raw/ holds all four files uncompressed (torchvision reads only those).
+
+    Files present only as .gz are unpacked into `scratch`, never into the user's data folder
+    (which may be read-only).
+    """
+    raw = raw_folder(data_dir)
+    if all((raw / name).is_file() for name in FILES):
+        return data_dir
+    target = raw_folder(scratch)
+    target.mkdir(parents=True)
+    for name in FILES:
+        if (raw / name).is_file():
+            (target / name).symlink_to((raw / name).resolve())
+        else:
+            _gunzip(raw / f"{name}.gz", target / name)
+    return scratch
+
+
+def _gunzip(source: Path, target: Path) -> None:
+    try:
+        with gzip.open(source, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{source} is not a readable gzip file: {exc}") from None
+
+
+def _read(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import MNIST
+
+    prefix = "train" if train else "t10k"
+    try:
+        dataset = MNIST(str(root), train=train, download=False)
+    except (AssertionError, RuntimeError, TypeError, ValueError, IndexError, OSError) as exc:
+        detail = str(exc).strip() or "not an IDX file"
+        raise DataError(
+            f"MNIST files {prefix}-images-idx3-ubyte / {prefix}-labels-idx1-ubyte in {raw_folder(root)}/ "
+            f"are corrupt or not MNIST IDX files ({detail})"
+        ) from None
+    x, y = dataset.data, dataset.targets
+    where = f"{raw_folder(root)}/{prefix}-images-idx3-ubyte"
+    if x.ndim != 3 or tuple(x.shape[1:]) != (MNIST_SIDE, MNIST_SIDE):
+        raise DataError(f"{where} holds images of shape {tuple(x.shape[1:])}, expected 28x28")
+    if len(y) != len(x):
+        raise DataError(f"{where} holds {len(x)} images but its labels file {len(y)} labels")
+    if len(x) == 0:
+        raise DataError(f"{where} holds no images")
+    if int(y.min()) < 0 or int(y.max()) >= NUM_CLASSES:
+        raise DataError(f"MNIST labels in {raw_folder(root)}/ must be 0..9, found {int(y.min())}..{int(y.max())}")
+    return x, y
+
+
+def load_mnist(data_dir: Path | str, device: torch.device, download: bool = True) -> MnistData:
+    """Read MNIST from `<data_dir>/MNIST/raw/` (downloading it first when allowed) onto `device`."""
+    data_dir = Path(data_dir)
+    raw = raw_folder(data_dir)
+    missing = _missing(raw)
+    if missing:
+        if not download:
+            raise DataError(missing_message(raw, missing, "--no-download was given"))
+        reason = _try_download(data_dir)
+        missing = _missing(raw)
+        if missing:
+            raise DataError(missing_message(raw, missing, f"the download failed: {reason or 'no files'}"))
+    with tempfile.TemporaryDirectory(prefix="mle6-mnist-") as scratch:
+        root = _readable_root(data_dir, Path(scratch))
+        train_x, train_y = _read(root, train=True)
+        test_x, test_y = _read(root, train=False)
+    return MnistData(
+        train_x=train_x.unsqueeze(1).contiguous().to(device),  # (N, 1, 28, 28) uint8
+        train_y=train_y.to(device),
+        test_x=test_x.unsqueeze(1).contiguous().to(device),
+        test_y=test_y.to(device),
+        synthetic=False,
+        source=str(raw),
+    )
+
+
+# --- synthetic stand-in digits -------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def digit_glyphs(supersample: int = 4) -> np.ndarray:
+    """The glyphs '0'-'9' of matplotlib's bundled DejaVu Sans, (10, 28, 28) float32 in [0, 1].
+
+    Each glyph is scaled into a 20×20 box centred in 28×28, as MNIST's digits are, and
+    anti-aliased by averaging a `supersample`² grid of point-in-outline tests per pixel.
+    """
+    import matplotlib
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.path import Path as MplPath
+    from matplotlib.textpath import TextPath
+
+    font = FontProperties(fname=str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"))
+    side = MNIST_SIDE * supersample
+    centres = (np.arange(side) + 0.5) / supersample  # pixel units, y downwards
+    gx, gy = np.meshgrid(centres, centres)
+    glyphs = np.zeros((NUM_CLASSES, MNIST_SIDE, MNIST_SIDE), dtype=np.float32)
+    for digit in range(NUM_CLASSES):
+        path = TextPath((0, 0), str(digit), size=100, prop=font)
+        (x0, y0), (x1, y1) = path.get_extents().get_points()
+        scale = 20.0 / max(x1 - x0, y1 - y0)
+        # glyph coordinates of every sample point (glyph y grows upwards)
+        px = (gx - 14.0) / scale + (x0 + x1) / 2
+        py = (14.0 - gy) / scale + (y0 + y1) / 2
+        points = np.column_stack([px.ravel(), py.ravel()])
+        # even-odd rule over the outline's closed contours, so the holes of 0, 4, 6, 8, 9 stay open
+        inside = np.zeros(len(points), dtype=bool)
+        for polygon in path.to_polygons():
+            inside ^= MplPath(polygon).contains_points(points)
+        inside = inside.reshape(side, side)
+        blocks = inside.reshape(MNIST_SIDE, supersample, MNIST_SIDE, supersample)
+        glyphs[digit] = blocks.mean(axis=(1, 3))
+    return glyphs
+
+
+def synthetic_digits(generator: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n jittered glyphs: (n, 1, 28, 28) uint8 and (n,) int64 labels, on the CPU."""
+    import torch.nn.functional as F
+
+    labels = torch.randint(0, NUM_CLASSES, (n,), generator=generator)
+    base = torch.from_numpy(digit_glyphs())[labels].unsqueeze(1)  # (n, 1, 28, 28)
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+    angle = uniform(-0.26, 0.26)  # ±15°
+    scale = uniform(0.8, 1.15)
+    aspect = uniform(0.8, 1.2)
+    shear = uniform(-0.25, 0.25)
+    shift_x, shift_y = uniform(-0.12, 0.12), uniform(-0.12, 0.12)  # ±1.7 px
+    gain = uniform(1.0, 1.6)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # output -> input sampling grid: rotation · shear · anisotropic scale, inverted via 1/scale
+    theta = torch.zeros(n, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0] = cos / (scale * aspect)
+    theta[:, 0, 1] = (-sin + shear * cos) / (scale * aspect)
+    theta[:, 1, 0] = sin / scale
+    theta[:, 1, 1] = (cos + shear * sin) / scale
+    theta[:, 0, 2], theta[:, 1, 2] = shift_x, shift_y
+    grid = F.affine_grid(theta.float(), [n, 1, MNIST_SIDE, MNIST_SIDE], align_corners=False)
+    images = F.grid_sample(base, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    images = (images * gain.float().view(n, 1, 1, 1)).clamp_(0.0, 1.0)
+    return (images * 255.0).round_().to(torch.uint8), labels
+
+
+def synthetic_mnist(
+    seed: int, n_train: int | None = None, n_test: int | None = None, device: torch.device | None = None
+) -> MnistData:
+    """Stand-in digits rendered from a bundled font under random affine jitter (the same for a seed)."""
+    n_train = SYNTHETIC_SIZES[0] if n_train is None else n_train
+    n_test = SYNTHETIC_SIZES[1] if n_test is None else n_test
+    generator = torch.Generator().manual_seed(seed)
+    train_x, train_y = synthetic_digits(generator, n_train)
+    test_x, test_y = synthetic_digits(generator, n_test)
+    device = device or torch.device("cpu")
+    return MnistData(
+        train_x=train_x.to(device),
+        train_y=train_y.to(device),
+        test_x=test_x.to(device),
+        test_y=test_y.to(device),
+        synthetic=True,
+        source=f"synthetic (seed {seed})",
+    )

@@ -1,0 +1,147 @@
+"""The 3-D latent space of a trained autoencoder: codes, and how well the digits separate in it.
+
+k-NN accuracy and the silhouette score are computed here with numpy (the runtime does not
+depend on scikit-learn; the tests use it as an oracle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mle6cli import runs
+from mle6cli.errors import Mle6Error
+from mle6cli.train import as_float
+
+LATENT_DIM = 3
+KNN_K = 5
+MIN_POINTS = 20
+
+
+def find_d3_checkpoint(run_dir: Path) -> Path:
+    """The d=3 model of a train-ae run; an error listing the dims the run has otherwise."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise runs.RunDirError(f"--run: {run_dir} is not a folder")
+    path = run_dir / f"ae_d{LATENT_DIM}.pt"
+    if path.is_file():
+        return path
+    dims = sorted(int(p.stem[4:]) for p in run_dir.glob("ae_d*.pt") if p.stem[4:].isdigit())
+    if not dims:
+        raise runs.RunDirError(f"--run: {run_dir} holds no train-ae checkpoints (ae_d<D>.pt)")
+    have = ", ".join(f"d={d}" for d in dims)
+    raise runs.RunDirError(
+        f"--run: {run_dir} has no d=3 model (it has {have}); train one with mle6 train-ae --latent-dims 3"
+    )
+
+
+@torch.no_grad()
+def encode(model, images: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    """Codes (n, d) of uint8 or float images (n, 1, 28, 28), as float64 numpy."""
+    model.eval()
+    parts = [
+        model.encode(as_float(images[i : i + batch_size])).cpu().double() for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(parts).numpy()
+
+
+def _pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances (len(a), len(b)), via the Gram trick, clipped at 0 before the root."""
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def knn_accuracy(codes: np.ndarray, labels: np.ndarray, k: int = KNN_K, seed: int = 0) -> float:
+    """Accuracy of a k-NN majority vote fitted on one half of the codes and tested on the other.
+
+    The halves come from a seeded permutation. Ties between classes go to the smallest label
+    (as scikit-learn's KNeighborsClassifier does).
+    """
+    n = len(codes)
+    if n < 2 * k:
+        raise Mle6Error(f"k-NN with k={k} needs at least {2 * k} points, got {n}")
+    fit, test = knn_split(n, seed)
+    distances = _pairwise_distances(codes[test], codes[fit])  # (n_test, n_fit)
+    nearest = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    votes = labels[fit][nearest]  # (n_test, k)
+    n_classes = int(labels.max()) + 1
+    counts = np.zeros((len(test), n_classes), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(len(test)), k), votes.ravel()), 1)
+    predicted = counts.argmax(1)  # first maximum: the smallest tied label
+    return float((predicted == labels[test]).mean())
+
+
+def knn_split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The (fit, test) index halves `knn_accuracy` uses."""
+    order = np.random.default_rng(seed).permutation(n)
+    return order[: n // 2], order[n // 2 :]
+
+
+def silhouette_score(codes: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette (b - a) / max(a, b) over all points, Euclidean; 0 for points alone in their class."""
+    classes, inverse = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise Mle6Error("the silhouette score needs at least two different digits among the points")
+    distances = _pairwise_distances(codes, codes)
+    np.fill_diagonal(distances, 0.0)
+    one_hot = np.zeros((len(codes), len(classes)))
+    one_hot[np.arange(len(codes)), inverse] = 1.0
+    sizes = one_hot.sum(0)  # (C,)
+    sums = distances @ one_hot  # (n, C): total distance of each point to each class
+    own_size = sizes[inverse]
+    a = sums[np.arange(len(codes)), inverse] / np.maximum(own_size - 1, 1)
+    means = sums / sizes[None, :]
+    means[np.arange(len(codes)), inverse] = np.inf
+    b = means.min(1)
+    s = (b - a) / np.maximum(np.maximum(a, b), np.finfo(float).tiny)
+    s[own_size == 1] = 0.0
+    return float(s.mean())
+
+
+@dataclass
+class LatentResult:
+    codes: np.ndarray  # (n, 3)
+    labels: np.ndarray  # (n,)
+    knn_accuracy: float
+    silhouette: float
+    collapsed: bool
+    synthetic: bool
+    source: str
+    plot: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "points": int(len(self.codes)),
+            "knn_accuracy": self.knn_accuracy,
+            "knn_k": KNN_K,
+            "silhouette": self.silhouette,
+            "plot": self.plot,
+            "collapsed": self.collapsed,
+            "synthetic": self.synthetic,
+            "data": self.source,
+        }
+
+
+def latent_analysis(model, data, n: int, collapsed: bool = False) -> LatentResult:
+    """Encode the first n test images with a d=3 model; score how well the digits separate."""
+    if model.latent_dim != LATENT_DIM:
+        raise Mle6Error(f"latent-plot needs a d=3 model, this one has d={model.latent_dim}")
+    if n < MIN_POINTS:
+        raise Mle6Error(f"--n must be at least {MIN_POINTS}, got {n}")
+    n = min(n, len(data.test_x))
+    codes = encode(model, data.test_x[:n])
+    labels = data.test_y[:n].cpu().numpy().astype(np.int64)
+    if not np.isfinite(codes).all():
+        raise Mle6Error("the model's codes are not finite numbers; the checkpoint is broken")
+    return LatentResult(
+        codes=codes,
+        labels=labels,
+        knn_accuracy=knn_accuracy(codes, labels),
+        silhouette=silhouette_score(codes, labels),
+        collapsed=collapsed,
+        synthetic=data.synthetic,
+        source=data.source,
+    )

@@ -1,0 +1,324 @@
+"""train-ae: the run folder and JSON, collapse (mechanism, detection, restarts), bad input, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from mle6cli import autoencoders
+from mle6cli.autoencoders import build_autoencoder, check_collapse, trivial_mse
+from mle6cli.data.mnist import synthetic_mnist
+from mle6cli.train import Split, as_float
+from tests.conftest import REPO, cli_env, shared_path
+from tests.mnist_helpers import one_torch_thread, subprocess_code, tiny_synthetic  # noqa: F401 (fixtures)
+
+CPU = torch.device("cpu")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+TINY_ARGS = ["train-ae", "--synthetic", "--epochs", "2", "--batch-size", "64", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return synthetic_mnist(0, 512, 128)
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_run_folder_json_and_files(runner, app, tmp_path):
+    result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3,5", "--out", "r", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["run_dir"] == "r" and doc["synthetic"] is True
+    assert [r["latent_dim"] for r in doc["runs"]] == [3, 5]
+    for r in doc["runs"]:
+        assert set(r) >= {"latent_dim", "train_loss", "test_loss", "final_test_mse", "collapsed", "retries"}
+        assert len(r["train_loss"]) == 2 == len(r["test_loss"])
+        assert r["final_test_mse"] == r["test_loss"][-1] < doc["trivial_test_mse"]
+        assert r["collapsed"] is False and r["retries"] == 0
+    assert "SYNTHETIC" in result.stderr  # said plainly, even under --json
+    run = tmp_path / "r"
+    names = {p.name for p in run.iterdir()}
+    assert names == {
+        "config.json",
+        "summary.json",
+        "metrics_d3.csv",
+        "metrics_d5.csv",
+        "ae_d3.pt",
+        "ae_d5.pt",
+        "ae_losses.png",
+        "reconstructions.png",
+    }
+    with open(run / "metrics_d5.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["epoch", "train_loss", "test_loss"]
+    assert [float(r["test_loss"]) for r in rows] == doc["runs"][1]["test_loss"]  # exact repr round-trip
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["synthetic"] is True
+    assert summary["runs"][0]["attempts"][0]["status"] == "completed"
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["latent_dims"] == [3, 5] and config["data"]["synthetic"] is True
+    assert (run / "ae_losses.png").read_bytes()[:4] == b"\x89PNG"
+    model, meta = autoencoders.load_autoencoder(run / "ae_d5.pt")
+    assert model.latent_dim == 5 and meta["collapsed"] is False
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_human_output(runner, app):
+    result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "4", "--epochs", "1", "--out", "h"])
+    assert result.exit_code == 0, result.output
+    assert "d=4 epoch 1/1 train_loss=" in result.stdout  # one plain line per epoch in a log
+    assert "Conv autoencoder, 1 epochs — SYNTHETIC data" in result.stdout
+    assert "all-black output would score test MSE" in result.stdout
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_same_seed_same_bytes_other_seed_other_numbers(runner, app, tmp_path):
+    for out, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", seed, "--out", out, "-q"])
+        assert result.exit_code == 0, result.output
+    a, b, c = ((tmp_path / out / "metrics_d3.csv").read_bytes() for out in "abc")
+    assert a == b and a != c
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_deterministic_flag(runner, app, tmp_path):
+    try:
+        result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", "7", "--out", "d", "--deterministic"])
+        assert result.exit_code == 0, result.output
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["config"]["deterministic"] is True
+    plain = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", "7", "--out", "p", "-q"])
+    assert plain.exit_code == 0
+    # on CPU the kernels are deterministic already: the same bytes either way
+    assert (tmp_path / "d" / "metrics_d3.csv").read_bytes() == (tmp_path / "p" / "metrics_d3.csv").read_bytes()
+
+
+def test_default_init_can_be_born_dead_and_the_fix_revives_it(digits):
+    """The mechanism: with PyTorch's init, d=10 seed 0 draws a final bias of about -0.18, larger
+    than anything the weights add, so every pre-activation is negative: the output is all black
+    and no parameter gets a gradient. The same seed with the fix has live pixels and gradients."""
+    x = as_float(digits.train_x[:128])
+    dead = build_autoencoder(10, 0, CPU, live_init=False)
+    assert dead.decoder[-2].bias.item() < -0.1
+    out = dead(x)
+    assert out.abs().max().item() == 0.0
+    torch.nn.functional.mse_loss(out, x).backward()
+    assert all(p.grad is None or p.grad.abs().max().item() == 0.0 for p in dead.parameters())
+
+    live = build_autoencoder(10, 0, CPU, live_init=True)
+    assert live.decoder[-2].bias.item() == pytest.approx(autoencoders.FINAL_BIAS_INIT)
+    out = live(x)
+    assert (out > 0).float().mean().item() > 0.5
+    torch.nn.functional.mse_loss(out, x).backward()
+    assert all(p.grad.abs().max().item() > 0 for p in live.parameters())
+
+
+def test_collapse_detector(digits):
+    test = Split(digits.test_x)
+    trivial = trivial_mse(test)
+    assert trivial == pytest.approx(float((digits.test_x.double() / 255).pow(2).mean()), rel=1e-12)
+    model = build_autoencoder(3, 0, CPU)
+    with torch.no_grad():
+        model.decoder[-2].bias.fill_(-10.0)  # forced dead
+    check = check_collapse(model, test, trivial, trivial)
+    assert check.collapsed and check.reason.startswith("constant output")
+    healthy = build_autoencoder(3, 0, CPU)
+    mse = torch.nn.functional.mse_loss(healthy(as_float(digits.test_x)), as_float(digits.test_x)).item()
+    assert not check_collapse(healthy, test, mse, trivial).collapsed
+    # a model stuck at the all-black loss is collapsed even if its output varies
+    stuck = check_collapse(healthy, test, 0.99 * trivial, trivial)
+    assert stuck.collapsed and "stuck at the all-black level" in stuck.reason
+
+
+@pytest.fixture
+def dead_first_try(monkeypatch):
+    """Every first attempt (seed < the restart stride) builds a model that is dead from the start."""
+    original = autoencoders.build_autoencoder
+
+    def build(latent_dim, seed, device, live_init=True):
+        model = original(latent_dim, seed, device, live_init)
+        if seed < autoencoders.RETRY_SEED_STRIDE:
+            with torch.no_grad():
+                model.decoder[-2].bias.fill_(-10.0)
+        return model
+
+    monkeypatch.setattr(autoencoders, "build_autoencoder", build)
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_collapsed_run_is_restarted_with_a_derived_seed(runner, app, tmp_path, dead_first_try):
+    result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", "5", "--out", "r", "--json"])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["runs"][0]
+    assert run["retries"] == 1 and run["collapsed"] is False and run["seed"] == 1005
+    assert "Note: d=3 collapsed with seed 5 (constant output" in result.stderr
+    attempts = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"][0]["attempts"]
+    assert [a["status"] for a in attempts] == ["collapsed", "completed"]
+    assert attempts[0]["epochs"] == 1  # a dead run is abandoned after its first epoch
+    assert len(run["test_loss"]) == 2  # the metrics are the healthy attempt's
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_collapse_that_survives_the_retries_fails_loudly(runner, app, tmp_path, dead_first_try):
+    result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--retries", "0", "--out", "r", "--json"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: d=3 is still collapsed after 0 restart(s) (constant output (std 0)) — marked so in r/summary.json"
+    )
+    doc = json.loads(result.stdout)  # the JSON document is still there, and says so
+    assert doc["status"] == "failed" and doc["runs"][0]["collapsed"] is True
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["runs"][0]["status"] == "collapsed"
+    _, meta = autoencoders.load_autoencoder(tmp_path / "r" / "ae_d3.pt")
+    assert meta["collapsed"] is True
+    human = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--retries", "0", "--out", "h"])
+    assert human.exit_code == 1 and "COLLAPSED" in human.stdout
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_a_diverged_dim_is_recorded_the_others_go_on(runner, app, tmp_path, monkeypatch):
+    original = autoencoders.build_autoencoder
+
+    def build(latent_dim, seed, device, live_init=True):
+        model = original(latent_dim, seed, device, live_init)
+        if latent_dim == 2:
+            with torch.no_grad():
+                model.decoder[0].weight[0, 0] = float("nan")  # the first loss is NaN
+        return model
+
+    monkeypatch.setattr(autoencoders, "build_autoencoder", build)
+    result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "2,3", "--out", "r", "--json"])
+    assert result.exit_code == 1
+    assert "Error: d=2 diverged in epoch 1 — marked so in r/summary.json, not usable" in result.stderr
+    runs = {r["latent_dim"]: r for r in json.loads(result.stdout)["runs"]}
+    assert runs[2]["status"] == "diverged" and runs[2]["final_test_mse"] is None
+    assert runs[3]["status"] == "completed" and len(runs[3]["test_loss"]) == 2
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["runs"][0]["diverged_epoch"] == 1 and summary["runs"][0]["checkpoint"] is None
+    assert not (tmp_path / "r" / "ae_d2.pt").exists() and (tmp_path / "r" / "ae_d3.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--latent-dims", "3,x"], "latent sizes must be whole numbers, got 'x'"),
+        (["--latent-dims", "0"], "latent sizes must be positive, got 0"),
+        (["--latent-dims", "3,3"], "latent size 3 is listed twice"),
+        (["--epochs", "0"], "Invalid value for '--epochs'"),
+        (["--batch-size", "0"], "Invalid value for '--batch-size'"),
+        (["--lr", "-1"], "the learning rate must be a positive number, got -1"),
+        (["--lr", "nan"], "the learning rate must be a positive number, got nan"),
+        (["--retries", "-1"], "Invalid value for '--retries'"),
+        (["--resume", "x", "--out", "y"], "--resume continues in its own folder; leave out --out"),
+    ],
+)
+def test_usage_errors_exit_2(runner, app, tmp_path, args, message):
+    result = runner.invoke(app, ["train-ae", "--synthetic", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.startswith("Error: mle6 train-ae: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
+def test_bad_device_and_run_folders(runner, app, tmp_path):
+    result = runner.invoke(app, ["train-ae", "--synthetic", "--device", "cuda:7"])
+    if not torch.cuda.is_available():
+        assert result.exit_code == 1
+        assert result.stderr.startswith("Error: device 'cuda:7' requested but CUDA is not available here")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "2", "--epochs", "1", "--out", "full"])
+    assert result.exit_code == 1
+    assert "run folder full is not empty; choose another --out or pass --overwrite" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["keep.txt"]
+    result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "2", "--epochs", "1", "--out", "full", "--overwrite"])
+    assert result.exit_code == 0 and (tmp_path / "full" / "summary.json").exists()
+    again = runner.invoke(app, ["train-ae", "--resume", "full"])
+    assert again.exit_code == 1 and "Error: --resume: the run in full already finished" in again.stderr
+    (tmp_path / "empty").mkdir()
+    none = runner.invoke(app, ["train-ae", "--resume", "empty"])
+    assert none.exit_code == 1 and "empty/config.json does not exist" in none.stderr
+
+
+def _cli(args: list[str], sizes=(1024, 256)) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", subprocess_code(args, sizes)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env() | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+    )
+
+
+ARGS = ["train-ae", "--synthetic", "--latent-dims", "3,4", "--epochs", "4", "--batch-size", "32", "--seed", "3"]
+
+
+def _interrupt(out, sig) -> tuple[int, str]:
+    """Start a run, send `sig` once its first epoch is done (so mid-epoch 2), return (exit code, stderr)."""
+    proc = _cli([*ARGS, "--device", "cpu", "--out", str(out)])
+    first = proc.stdout.readline()
+    assert first.startswith("d=3 epoch 1/4"), first + proc.stderr.read()
+    proc.send_signal(sig)
+    code = proc.wait(timeout=120)
+    return code, proc.stderr.read()
+
+
+@pytest.mark.slow
+def test_sigint_mid_run_then_resume_gives_identical_metrics(tmp_path):
+    """Subprocess: SIGINT mid-epoch saves resume.pt and exits 130; --resume ends byte-identical."""
+    reference = _cli([*ARGS, "--device", "cpu", "--out", str(tmp_path / "ref"), "-q"])
+    cut = tmp_path / "cut"
+    code, stderr = _interrupt(cut, signal.SIGINT)
+    assert code == 130, stderr
+    assert (
+        stderr.splitlines()[-1]
+        == f"Error: interrupted; the run is saved, continue it with: mle6 train-ae --resume {cut}"
+    )
+    assert (cut / "resume.pt").exists() and not (cut / "summary.json").exists()
+    assert reference.wait(timeout=120) == 0, reference.stderr.read()
+
+    resumed = _cli(["train-ae", "--resume", str(cut), "-q"])
+    assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+    assert not (cut / "resume.pt").exists() and (cut / "summary.json").exists()
+    for d in (3, 4):
+        assert (cut / f"metrics_d{d}.csv").read_bytes() == (tmp_path / "ref" / f"metrics_d{d}.csv").read_bytes()
+    ours, theirs = (torch.load(p / "ae_d4.pt", weights_only=False)["state_dict"] for p in (cut, tmp_path / "ref"))
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_143(tmp_path):
+    code, stderr = _interrupt(tmp_path / "t", signal.SIGTERM)
+    assert code == 143, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    state = torch.load(tmp_path / "t" / "resume.pt", weights_only=False)
+    assert state["command"] == "train-ae" and state["dim_index"] == 0 and state["loop"]["epoch"] >= 1
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_digits_one_epoch(runner, app, tmp_path):
+    root = shared_path("mnist-mini")
+    if not (root / "MNIST" / "raw").is_dir():
+        pytest.skip("../shared/data/mnist-mini is not here")
+    start = time.perf_counter()
+    result = runner.invoke(
+        app, ["train-ae", "--data-dir", str(root), "--latent-dims", "10", "--epochs", "1", "--device", "cpu", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["runs"][0]
+    assert run["collapsed"] is False
+    # one epoch on 8000 real digits already beats the mean image (0.0714); all-black scores 0.1233
+    assert run["final_test_mse"] < 0.07
+    assert json.loads(result.stdout)["trivial_test_mse"] == pytest.approx(0.123261, abs=1e-6)
+    assert "SYNTHETIC" not in result.stderr
+    assert time.perf_counter() - start < 120
