@@ -1,0 +1,449 @@
+"""Several CNNClassifiers trained as one model: the learning-rate sweep, horizontally fused.
+
+The SIGNS CNN is far too small to keep a GPU busy, so the sweep's M models are stacked into
+one `FusedCNN` (the HFTA idea) and trained together on the same batches:
+
+- conv1 reads the shared input once: its M weight blocks stacked into one Conv2d(3, 4M);
+- conv2 is a grouped convolution (groups=M) over the stacked channels;
+- BatchNorm over the stacked 4M / 8M channels is per channel, hence per model;
+- the Linear layers are batched matmuls over a leading model dimension;
+- the loss is the SUM of the per-model mean NLLs, so each model gets exactly its own gradient;
+- `FusedAdam` is torch.optim.Adam's arithmetic with one learning rate per model.
+
+Every parameter carries the model index as its leading dimension, `(M, ...)`, so `pack` and
+`unpack` are exact copies and per-model quantities broadcast as `(M, 1, ...)`.
+
+A model whose loss becomes NaN or infinite is frozen at that step (its loss is masked out of
+the sum, its gradients zeroed, its learning rate zeroed) so nothing of it reaches the others,
+and it is reported as diverged at the end of that epoch, exactly as `train.train_model` would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mle6cli import graphs
+from mle6cli.models import CNNClassifier
+from mle6cli.train import LoopState, Split, TrainResult
+
+# (name in FusedCNN, name in CNNClassifier); parameters first, then buffers
+_PARAMS = [
+    ("conv1_weight", "conv1.weight"),
+    ("conv1_bias", "conv1.bias"),
+    ("bn1_weight", "bn1.weight"),
+    ("bn1_bias", "bn1.bias"),
+    ("conv2_weight", "conv2.weight"),
+    ("conv2_bias", "conv2.bias"),
+    ("bn2_weight", "bn2.weight"),
+    ("bn2_bias", "bn2.bias"),
+    ("fc1_weight", "fc1.weight"),
+    ("fc1_bias", "fc1.bias"),
+    ("fc2_weight", "fc2.weight"),
+    ("fc2_bias", "fc2.bias"),
+]
+_BUFFERS = [
+    ("bn1_running_mean", "bn1.running_mean"),
+    ("bn1_running_var", "bn1.running_var"),
+    ("bn1_num_batches_tracked", "bn1.num_batches_tracked"),
+    ("bn2_running_mean", "bn2.running_mean"),
+    ("bn2_running_var", "bn2.running_var"),
+    ("bn2_num_batches_tracked", "bn2.num_batches_tracked"),
+]
+
+
+class FusedCNN(nn.Module):
+    """M CNNClassifiers as one module: input (B, 3, 64, 64) -> log-probabilities (M, B, classes)."""
+
+    def __init__(
+        self,
+        members: int,
+        num_classes: int = 6,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        per_member: bool | None = None,
+    ):
+        super().__init__()
+        # per_member: conv2 and the Linear layers as M separate calls on slices of the stacked
+        # weights instead of one grouped convolution / batched matmul. On CPU that is as fast and
+        # gives bit-for-bit the numbers of separate models; None: per member except on CUDA.
+        self.per_member = per_member
+        if members < 1:
+            raise ValueError(f"a fused model needs at least one member, got {members}")
+        template = CNNClassifier(num_classes)
+        self.members = members
+        self.num_classes = num_classes
+        self.bn_eps = bn_eps
+        self.bn_momentum = bn_momentum
+        shapes = template.state_dict()
+        for name, source in _PARAMS:
+            self.register_parameter(name, nn.Parameter(torch.empty(members, *shapes[source].shape)))
+        for name, source in _BUFFERS:
+            self.register_buffer(name, torch.zeros(members, *shapes[source].shape, dtype=shapes[source].dtype))
+
+    def _batch_norm(self, x: torch.Tensor, prefix: str) -> torch.Tensor:
+        if self.training:  # what nn.BatchNorm2d counts, per member
+            getattr(self, f"{prefix}_num_batches_tracked").add_(1)
+        # views of the (M, C) buffers: F.batch_norm updates the running statistics in place
+        return F.batch_norm(
+            x,
+            getattr(self, f"{prefix}_running_mean").view(-1),
+            getattr(self, f"{prefix}_running_var").view(-1),
+            getattr(self, f"{prefix}_weight").view(-1),
+            getattr(self, f"{prefix}_bias").view(-1),
+            self.training,
+            self.bn_momentum,
+            self.bn_eps,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, 64, 64)
+        m, batch = self.members, x.shape[0]
+        per_member = self.per_member if self.per_member is not None else x.device.type != "cuda"
+        w1, w2 = self.conv1_weight, self.conv2_weight
+        # conv1 reads the shared input once: M stacked weight blocks are one plain convolution
+        x = F.conv2d(x, w1.view(-1, *w1.shape[2:]), self.conv1_bias.view(-1), padding="same")  # (B, 4M, 64, 64)
+        x = F.max_pool2d(F.relu(self._batch_norm(x, "bn1")), 2)  # (B, 4M, 32, 32)
+        if per_member:
+            x = torch.cat(
+                [F.conv2d(xj, w2[j], self.conv2_bias[j], padding="same") for j, xj in enumerate(x.chunk(m, 1))], 1
+            )  # (B, 8M, 32, 32)
+        else:
+            x = F.conv2d(x, w2.view(-1, *w2.shape[2:]), self.conv2_bias.view(-1), padding="same", groups=m)
+        x = F.max_pool2d(F.relu(self._batch_norm(x, "bn2")), 2)  # (B, 8M, 16, 16)
+        x = x.reshape(batch, m, -1)  # (B, M, 2048): member j's own 8 channels, flattened as nn.Flatten does
+        if per_member:
+            x = torch.stack([F.relu(F.linear(x[:, j], self.fc1_weight[j], self.fc1_bias[j])) for j in range(m)])
+            x = torch.stack([F.linear(x[j], self.fc2_weight[j], self.fc2_bias[j]) for j in range(m)])
+        else:
+            x = x.transpose(0, 1)  # (M, B, 2048)
+            x = F.relu(torch.baddbmm(self.fc1_bias.unsqueeze(1), x, self.fc1_weight.transpose(1, 2)))  # (M, B, 64)
+            x = torch.baddbmm(self.fc2_bias.unsqueeze(1), x, self.fc2_weight.transpose(1, 2))  # (M, B, classes)
+        return F.log_softmax(x, dim=-1)  # (M, B, classes)
+
+
+def member_nll(log_probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean NLL: (M, B, K) log-probabilities, (B,) labels -> (M,)."""
+    picked = log_probs.gather(2, y.view(1, -1, 1).expand(log_probs.shape[0], -1, 1))  # (M, B, 1)
+    return -picked.squeeze(2).mean(1)
+
+
+def pack(models: Sequence[nn.Module | dict]) -> FusedCNN:
+    """Stack CNNClassifiers (or their state dicts) into one FusedCNN on the first model's device."""
+    if not models:
+        raise ValueError("pack needs at least one model")
+    states, bn = [], None
+    for model in models:
+        if isinstance(model, nn.Module):
+            if not isinstance(model, CNNClassifier):
+                raise TypeError(f"pack fuses CNNClassifier models, got {type(model).__name__}")
+            hyper = [(b.eps, b.momentum) for b in (model.bn1, model.bn2)]
+            if len(set(hyper)) != 1 or (bn is not None and hyper[0] != bn):
+                raise ValueError("all fused BatchNorm layers need the same eps and momentum")
+            bn = hyper[0]
+            model = model.state_dict()
+        states.append(model)
+    eps, momentum = bn or (1e-5, 0.1)
+    num_classes = states[0]["fc2.bias"].shape[0]
+    fused = FusedCNN(len(states), num_classes, bn_eps=eps, bn_momentum=momentum)
+    fused.to(states[0]["fc2.bias"].device)
+    with torch.no_grad():
+        for name, source in _PARAMS + _BUFFERS:
+            getattr(fused, name).copy_(torch.stack([s[source] for s in states]))
+    return fused
+
+
+def unpack(fused: FusedCNN) -> list[CNNClassifier]:
+    """The M members as separate CNNClassifiers (exact copies, on the fused model's device)."""
+    models = []
+    for j in range(fused.members):
+        model = CNNClassifier(fused.num_classes)
+        for layer in (model.bn1, model.bn2):
+            layer.eps, layer.momentum = fused.bn_eps, fused.bn_momentum
+        state = {source: getattr(fused, name).detach()[j].clone() for name, source in _PARAMS + _BUFFERS}
+        model.load_state_dict(state)
+        models.append(model.to(fused.conv1_weight.device))
+    return models
+
+
+class FusedAdam:
+    """Adam over a fused model's (M, ...) parameters with one learning rate per member.
+
+    The arithmetic is torch.optim.Adam's (no weight decay, no amsgrad): per parameter
+    m <- lerp(m, g, 1-b1); v <- b2 v + (1-b2) g^2; p <- p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+    Everything, including the step count, lives in tensors on the device, so a step can be
+    captured in a CUDA graph. `step(active)` skips members whose entry of `active` is False:
+    their gradients are replaced by zeros (NaNs included) and their learning rate by 0.
+    """
+
+    capturable = True  # graphs.make_step: the state needs no lazy creation and no host sync
+
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lrs: Sequence[float] | torch.Tensor,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("FusedAdam needs parameters")
+        device = self.params[0].device
+        members = self.params[0].shape[0]
+        self.lrs = torch.as_tensor(lrs, dtype=torch.float64).to(device).reshape(-1)  # (M,)
+        if self.lrs.shape[0] != members or any(p.shape[0] != members for p in self.params):
+            raise ValueError(f"need one learning rate per member ({members}), got {self.lrs.shape[0]}")
+        if not bool((self.lrs >= 0).all()):
+            raise ValueError("learning rates must be non-negative")
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = float(eps)
+        self.step_count = torch.zeros((), dtype=torch.float64, device=device)
+        self.state = {p: {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)} for p in self.params}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor | None = None) -> None:
+        beta1, beta2 = self.betas
+        self.step_count += 1
+        # float64 scalars, as torch.optim.Adam computes its bias corrections in Python floats
+        step_size = self.lrs / (1 - beta1**self.step_count)  # (M,)
+        bias_correction2_sqrt = (1 - beta2**self.step_count).sqrt()
+        if active is not None:
+            step_size = step_size * active
+        for p in self.params:
+            grad = p.grad
+            if grad is None:
+                continue
+            view = (-1,) + (1,) * (p.dim() - 1)
+            if active is not None:
+                grad = torch.where(active.view(view), grad, 0.0)
+            state = self.state[p]
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt.to(p.dtype)).add_(self.eps)
+            p.sub_(step_size.to(p.dtype).view(view) * exp_avg / denom)
+
+    def state_dict(self) -> dict:
+        return {
+            "lrs": self.lrs.clone(),
+            "betas": self.betas,
+            "eps": self.eps,
+            "step": self.step_count.clone(),
+            "exp_avg": [self.state[p]["exp_avg"].clone() for p in self.params],
+            "exp_avg_sq": [self.state[p]["exp_avg_sq"].clone() for p in self.params],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy into the existing tensors (a captured CUDA graph keeps pointing at them)."""
+        if len(state["exp_avg"]) != len(self.params):
+            raise ValueError("optimizer state does not match these parameters")
+        self.lrs.copy_(state["lrs"])
+        self.betas, self.eps = tuple(state["betas"]), float(state["eps"])
+        self.step_count.copy_(state["step"])
+        for p, m, v in zip(self.params, state["exp_avg"], state["exp_avg_sq"]):
+            self.state[p]["exp_avg"].copy_(m)
+            self.state[p]["exp_avg_sq"].copy_(v)
+
+
+@torch.no_grad()
+def evaluate_fused(fused: FusedCNN, split: Split, batch_size: int = 1024) -> tuple[list[float], list[float]]:
+    """Each member's mean loss and accuracy over a split, in eval mode (as train.evaluate)."""
+    was_training = fused.training
+    fused.eval()
+    device = split.x.device
+    loss_sum = torch.zeros(fused.members, device=device, dtype=torch.float64)
+    correct = torch.zeros(fused.members, device=device, dtype=torch.int64)
+    for start in range(0, len(split), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(split)), device=device)
+        xb, yb = split.batch(index)
+        out = fused(xb)  # (M, B, K)
+        loss_sum += member_nll(out, yb).double() * len(index)
+        correct += (out.argmax(-1) == yb).sum(1)
+    fused.train(was_training)
+    return (loss_sum / len(split)).tolist(), (correct.double() / len(split)).tolist()
+
+
+def fit_fused(
+    fused: FusedCNN,
+    optimizer: FusedAdam,
+    train: Split,
+    evals: dict[str, Split],
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    resume: Sequence[LoopState] | None = None,
+    on_epoch: Callable[[list[dict | None]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    use_graphs: bool | None = None,
+) -> list[TrainResult]:
+    """Train every member of `fused` together; one TrainResult per member, as train.train_model's.
+
+    Batches, history rows and statuses are those `train_model` gives each member alone from
+    the same weights and seed: `train_loss` is the sample-weighted mean over the epoch,
+    `train_acc`, then `<split>_loss`/`<split>_acc` for each split in `evals`, in eval mode.
+    `on_epoch(rows)` gets, after each epoch, one row per member (None for a diverged one).
+    `should_stop()` is asked after every step; on True the live members end "interrupted" and
+    `resume=[r.state for r in results]` (with the model and optimizer states) continues exactly.
+    `use_graphs`: capture each step in CUDA graphs (None: whenever the device is CUDA).
+    """
+    device = train.x.device
+    members = fused.members
+    n = len(train)
+    states = [LoopState() for _ in range(members)] if resume is None else list(resume)
+    if len(states) != members:
+        raise ValueError(f"resume needs one LoopState per member ({members}), got {len(states)}")
+    # A member whose loss went non-finite is dead (frozen) at once, but is reported diverged only
+    # when that epoch ends, as train_model does; until then it is still "live" here.
+    status = ["diverged" if s.perm is None and not math.isfinite(s.loss_sum) else "completed" for s in states]
+    live = [j for j in range(members) if status[j] != "diverged"]
+    if not live:
+        return _results(states, status)
+    loop = LoopState(**{**states[live[0]].to_dict(), "history": []})  # the fields the live members share
+    generator = torch.Generator().manual_seed(seed)
+    if loop.generator_state is not None:
+        generator.set_state(loop.generator_state)
+    steps_per_epoch = math.ceil(n / batch_size)
+
+    alive = torch.tensor([j in live and math.isfinite(states[j].loss_sum) for j in range(members)], device=device)
+    loss_sum = torch.zeros(members, device=device, dtype=torch.float64)
+    correct = torch.zeros(members, device=device, dtype=torch.int64)
+
+    def step(index: torch.Tensor) -> None:
+        xb, yb = train.batch(index)
+        out = fused(xb)  # (M, B, K)
+        losses = member_nll(out, yb)  # (M,)
+        alive.logical_and_(torch.isfinite(losses))
+        optimizer.zero_grad(set_to_none=True)
+        torch.where(alive, losses, 0.0).sum().backward()  # a dead member's loss sends back zeros
+        optimizer.step(active=alive)
+        loss_sum.add_(losses.detach().double() * index.shape[0])
+        correct.add_((out.detach().argmax(-1) == yb).sum(1))
+
+    run_step = step
+    if graphs.graphs_enabled(device, use_graphs):
+        sizes = sorted({min(batch_size, n), n % batch_size} - {0})
+        run_step = graphs.make_step(
+            step,
+            batch_sizes=sizes,
+            device=device,
+            modules=[fused],
+            optimizers=[optimizer],
+            extra=[alive, loss_sum, correct],
+        )
+
+    def sync_states() -> None:
+        sums, counts = loss_sum.tolist(), correct.tolist()
+        for j in live:
+            s = states[j]
+            s.loss_sum, s.correct = sums[j], int(counts[j])
+            s.epoch, s.batch, s.perm, s.seen = loop.epoch, loop.batch, loop.perm, loop.seen
+            s.generator_state = loop.generator_state
+
+    fused.train()
+    while loop.epoch < epochs:
+        if loop.perm is None:  # a new epoch
+            loop.perm = torch.randperm(n, generator=generator)
+            loop.batch, loop.seen = 0, 0
+            for j in live:
+                states[j].loss_sum, states[j].correct = 0.0, 0
+        perm = loop.perm.to(device)
+        loss_sum.copy_(torch.tensor([s.loss_sum for s in states], dtype=torch.float64))
+        correct.copy_(torch.tensor([s.correct for s in states], dtype=torch.int64))
+        interrupted = False
+        while loop.batch < steps_per_epoch:
+            index = perm[loop.batch * batch_size : (loop.batch + 1) * batch_size]
+            run_step(index)
+            loop.batch += 1
+            loop.seen += len(index)
+            if should_stop is not None and should_stop() and loop.batch < steps_per_epoch:
+                interrupted = True
+                break
+        loop.generator_state = generator.get_state()
+        sync_states()
+        if interrupted:
+            return _results(states, ["interrupted" if j in live else st for j, st in enumerate(status)])
+        for j in live:
+            if not math.isfinite(states[j].loss_sum / loop.seen):
+                states[j].perm = None
+                status[j] = "diverged"
+        live = [j for j in live if status[j] != "diverged"]
+        rows: list[dict | None] = [None] * members
+        metrics = {name: evaluate_fused(fused, split) for name, split in evals.items()} if live else {}
+        for j in live:
+            s = states[j]
+            row = {"epoch": loop.epoch + 1, "train_loss": s.loss_sum / s.seen, "train_acc": s.correct / s.seen}
+            for name, (losses, accs) in metrics.items():
+                row[f"{name}_loss"], row[f"{name}_acc"] = losses[j], accs[j]
+            s.history.append(row)
+            rows[j] = row
+        loop.epoch += 1
+        loop.perm = None
+        sync_states()
+        if not live:
+            break
+        if on_epoch is not None:
+            on_epoch(rows)
+        if should_stop is not None and should_stop() and loop.epoch < epochs:
+            return _results(states, ["interrupted" if j in live else st for j, st in enumerate(status)])
+    return _results(states, status)
+
+
+def _results(states: list[LoopState], status: list[str]) -> list[TrainResult]:
+    return [
+        TrainResult(s.history, st, s, diverged_epoch=s.epoch + 1 if st == "diverged" else None)
+        for s, st in zip(states, status)
+    ]
+
+
+def train_fused(
+    models_or_states: Sequence[nn.Module | dict],
+    lrs: Sequence[float],
+    train: Split,
+    evals: dict[str, Split],
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    on_epoch: Callable[[list[dict | None]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    use_graphs: bool | None = None,
+) -> list[TrainResult]:
+    """Train one CNNClassifier per learning rate, fused; the same results as separate `train_model` runs.
+
+    Each `models_or_states[j]` (a CNNClassifier or its state dict) is trained with Adam at
+    `lrs[j]`. Modules given are updated in place with their trained weights, as train_model
+    does. For interruption and resume use `pack`, `FusedAdam` and `fit_fused` directly.
+    """
+    if len(models_or_states) != len(lrs):
+        raise ValueError(f"need one learning rate per model: {len(models_or_states)} models, {len(lrs)} lrs")
+    fused = pack(models_or_states).to(train.x.device)
+    optimizer = FusedAdam(list(fused.parameters()), lrs, betas=betas, eps=eps)
+    results = fit_fused(
+        fused,
+        optimizer,
+        train,
+        evals,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        on_epoch=on_epoch,
+        should_stop=should_stop,
+        use_graphs=use_graphs,
+    )
+    for model, trained in zip(models_or_states, unpack(fused)):
+        if isinstance(model, nn.Module):
+            model.load_state_dict(trained.state_dict())
+    return results
