@@ -29,7 +29,7 @@ from torch import nn
 
 from mle6cli import graphs
 from mle6cli.models import CNNClassifier
-from mle6cli.train import LoopState, Split, TrainResult
+from mle6cli.train import CLASSIFY, LoopState, Split, TrainResult, train_model
 
 # (name in FusedCNN, name in CNNClassifier); parameters first, then buffers
 _PARAMS = [
@@ -446,4 +446,182 @@ def train_fused(
     for model, trained in zip(models_or_states, unpack(fused)):
         if isinstance(model, nn.Module):
             model.load_state_dict(trained.state_dict())
+    return results
+
+
+# ---------------------------------------------------------------- the sweep's runner contract
+
+
+def run_members(
+    lrs: Sequence[float],
+    models: Sequence[nn.Module],
+    optimizers: Sequence[torch.optim.Optimizer],
+    train: Split,
+    evals: dict[str, Split],
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    resume: Sequence[TrainResult | None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    use_graphs: bool | None = None,
+) -> list[TrainResult]:
+    """Train model i with its torch Adam optimizer i (lr `lrs[i]`) in place, all unfinished members fused.
+
+    The contract of the sequential runner (one `train_model` per member):
+    - the same batches and history rows as `train.train_model` gives each member alone;
+    - `on_epoch(i, row)` after each of member i's epochs;
+    - `resume[i]`: None (start afresh), a finished result (returned as is), or an interrupted
+      one whose state the member continues from;
+    - when `should_stop()` turns true: status "interrupted" for every unfinished member, resumable;
+    - on return the models and optimizers hold each member's weights and Adam state (the
+      optimizers' `state_dict()` is what a separate run's would be).
+    Members that cannot be fused (not a CNNClassifier with a plain single-group Adam, or
+    resumed at different points of training) are trained one after another instead.
+    """
+    previous = list(resume) if resume is not None else [None] * len(lrs)
+    if not len(lrs) == len(models) == len(optimizers) == len(previous):
+        raise ValueError("run_members needs as many models, optimizers and resume entries as learning rates")
+    results: list[TrainResult | None] = [
+        p if p is not None and p.status in ("completed", "diverged") else None for p in previous
+    ]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if not todo:
+        return results
+    if should_stop is not None and should_stop():
+        for i in todo:
+            state = previous[i].state if previous[i] is not None else LoopState()
+            results[i] = TrainResult(state.history, "interrupted", state)
+        return results
+    states = [previous[i].state if previous[i] is not None else LoopState() for i in todo]
+    adam = _fusable([models[i] for i in todo], [optimizers[i] for i in todo], [float(lrs[i]) for i in todo], states)
+    if adam is None:
+        return _run_sequential(
+            lrs, models, optimizers, train, evals, results, previous, epochs, batch_size, seed, should_stop, on_epoch
+        )
+    betas, eps, step, moments = adam
+    fused = pack([models[i] for i in todo])
+    optimizer = FusedAdam(list(fused.parameters()), [float(lrs[i]) for i in todo], betas=betas, eps=eps)
+    optimizer.step_count.fill_(step)
+    with torch.no_grad():
+        for name, _ in _PARAMS:
+            p = getattr(fused, name)
+            for key in ("exp_avg", "exp_avg_sq"):
+                optimizer.state[p][key].copy_(torch.stack([m[name][key] for m in moments]))
+
+    def rows_to_members(rows: list[dict | None]) -> None:
+        for j, row in enumerate(rows):
+            if row is not None and on_epoch is not None:
+                on_epoch(todo[j], row)
+
+    fused_results = fit_fused(
+        fused,
+        optimizer,
+        train,
+        evals,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        resume=states,
+        on_epoch=rows_to_members,
+        should_stop=should_stop,
+        use_graphs=use_graphs,
+    )
+    for j, (i, trained) in enumerate(zip(todo, unpack(fused))):
+        models[i].load_state_dict(trained.state_dict())
+        _write_adam_state(optimizers[i], models[i], optimizer, fused, j)
+        results[i] = fused_results[j]
+    return results
+
+
+def _adam_hyper(optimizer) -> tuple | None:
+    if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if group["weight_decay"] or group["amsgrad"] or group["maximize"] or group.get("differentiable"):
+        return None
+    return tuple(group["betas"]), group["eps"]
+
+
+def _fusable(models, optimizers, lrs, states) -> tuple | None:
+    """(betas, eps, step, per-member moments) when these members can train as one; else None."""
+    if not all(isinstance(m, CNNClassifier) for m in models):
+        return None
+    hyper = {_adam_hyper(o) for o in optimizers}
+    if None in hyper or len(hyper) != 1:
+        return None
+    if len({(m.fc2.out_features, str(m.fc2.weight.device), m.bn1.eps, m.bn1.momentum) for m in models}) != 1:
+        return None
+    first = states[0]
+    for s in states[1:]:  # fused members advance in lockstep: they must stand at the same point
+        if (s.epoch, s.batch, s.seen) != (first.epoch, first.batch, first.seen):
+            return None
+        if (s.perm is None) != (first.perm is None) or (s.perm is not None and not torch.equal(s.perm, first.perm)):
+            return None
+        gen_a, gen_b = s.generator_state, first.generator_state
+        if (gen_a is None) != (gen_b is None) or (gen_a is not None and not torch.equal(gen_a, gen_b)):
+            return None
+    steps, moments = set(), []
+    names = dict(_PARAMS)
+    for model, optimizer in zip(models, optimizers):
+        params = dict(model.named_parameters())
+        if [id(p) for p in optimizer.param_groups[0]["params"]] != [id(p) for p in params.values()]:
+            return None
+        member = {}
+        for name, source in names.items():
+            p = params[source]
+            state = optimizer.state.get(p) or {}
+            steps.add(float(state["step"]) if "step" in state else 0.0)
+            member[name] = {
+                key: state[key].detach().to(p.device) if key in state else torch.zeros_like(p)
+                for key in ("exp_avg", "exp_avg_sq")
+            }
+        moments.append(member)
+    if len(steps) != 1:
+        return None
+    betas, eps = hyper.pop()
+    return betas, eps, steps.pop(), moments
+
+
+def _write_adam_state(optimizer, model, fused_optimizer: FusedAdam, fused: FusedCNN, j: int) -> None:
+    """Member j's moments and step count into its torch Adam, as a separate run would have left them."""
+    group = optimizer.param_groups[0]
+    params = dict(model.named_parameters())
+    step = float(fused_optimizer.step_count)
+    for name, source in _PARAMS:
+        p = params[source]
+        stacked = fused_optimizer.state[getattr(fused, name)]
+        on_device = group.get("capturable") or group.get("fused")
+        optimizer.state[p] = {
+            "step": torch.tensor(step, dtype=torch.get_default_dtype(), device=p.device if on_device else "cpu"),
+            "exp_avg": stacked["exp_avg"][j].detach().clone(),
+            "exp_avg_sq": stacked["exp_avg_sq"][j].detach().clone(),
+        }
+
+
+def _run_sequential(
+    lrs, models, optimizers, train, evals, results, previous, epochs, batch_size, seed, should_stop, on_epoch
+) -> list[TrainResult]:
+    for i in range(len(lrs)):
+        if results[i] is not None:
+            continue
+        state = previous[i].state if previous[i] is not None else None
+        if should_stop is not None and should_stop():
+            state = state or LoopState()
+            results[i] = TrainResult(state.history, "interrupted", state)
+            continue
+        results[i] = train_model(
+            models[i],
+            optimizers[i],
+            CLASSIFY,
+            train,
+            evals,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            resume=state,
+            on_epoch=None if on_epoch is None else (lambda row, i=i: on_epoch(i, row)),
+            should_stop=should_stop,
+        )
     return results

@@ -212,3 +212,88 @@ def test_interrupt_and_resume_continue_exactly(data, stop_at_call):
 def test_train_fused_checks_its_arguments(data):
     with pytest.raises(ValueError, match="one learning rate per model"):
         fz.train_fused(initial_states(2), [1e-3], *data, epochs=1, batch_size=BATCH, seed=SEED)
+
+
+def _members(states: list[dict], lrs: list[float]):
+    models = [CNNClassifier() for _ in states]
+    for model, state in zip(models, states):
+        model.load_state_dict(state)
+    return models, [torch.optim.Adam(m.parameters(), lr=lr) for m, lr in zip(models, lrs)]
+
+
+def _assert_same_members(a, b, results_a, results_b):
+    (models_a, opts_a), (models_b, opts_b) = a, b
+    for ra, rb in zip(results_a, results_b):
+        assert (ra.status, ra.diverged_epoch) == (rb.status, rb.diverged_epoch)
+        assert_rows_close(ra.history, rb.history, rel=1e-5)
+    for ma, mb, oa, ob in zip(models_a, models_b, opts_a, opts_b):
+        for key, value in ma.state_dict().items():
+            assert torch.allclose(value.float(), mb.state_dict()[key].float(), rtol=1e-5, atol=1e-6), key
+        sa, sb = oa.state_dict()["state"], ob.state_dict()["state"]
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert float(sa[k]["step"]) == float(sb[k]["step"])
+            for key in ("exp_avg", "exp_avg_sq"):
+                assert torch.allclose(sa[k][key], sb[k][key], rtol=1e-5, atol=1e-9), key
+
+
+def test_run_members_fulfils_the_sequential_contract(data):
+    lrs = [1e-2, 1e-3, 1e-5]
+    states = initial_states(3)
+    calls = []
+    fused_members = _members(states, lrs)
+    got = fz.run_members(
+        lrs, *fused_members, *data, epochs=EPOCHS, batch_size=BATCH, seed=SEED, on_epoch=lambda i, r: calls.append(i)
+    )
+    assert sorted(calls) == [0, 0, 1, 1, 2, 2]
+    separate = _members(states, lrs)
+    want = [train_model(m, o, CLASSIFY, *data, epochs=EPOCHS, batch_size=BATCH, seed=SEED) for m, o in zip(*separate)]
+    _assert_same_members(separate, fused_members, want, got)
+
+
+def test_run_members_resumes_a_checkpoint_and_falls_back_when_members_differ(data, monkeypatch):
+    sequential = []
+    real = fz._run_sequential
+    monkeypatch.setattr(fz, "_run_sequential", lambda *a: sequential.append(1) or real(*a))
+    lrs = [1e-3, 1e-4]
+    states = initial_states(2)
+    full_members = _members(states, lrs)
+    full = fz.run_members(lrs, *full_members, *data, epochs=EPOCHS, batch_size=BATCH, seed=SEED)
+
+    calls = {"n": 0}
+
+    def stop_after_four() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 4
+
+    members = _members(states, lrs)
+    first = fz.run_members(
+        lrs, *members, *data, epochs=EPOCHS, batch_size=BATCH, seed=SEED, should_stop=stop_after_four
+    )
+    assert [r.status for r in first] == ["interrupted", "interrupted"]
+    # the sweep saves state dicts and reloads them into fresh models and optimizers
+    saved = [(m.state_dict(), o.state_dict()) for m, o in zip(*members)]
+    resumed_members = _members([s for s, _ in saved], lrs)
+    for optimizer, (_, opt_state) in zip(resumed_members[1], saved):
+        optimizer.load_state_dict(opt_state)
+    resumed = fz.run_members(lrs, *resumed_members, *data, epochs=EPOCHS, batch_size=BATCH, seed=SEED, resume=first)
+    _assert_same_members(full_members, resumed_members, full, resumed)
+    assert sequential == []  # all of that was fused
+
+    # members at different points (as a sequential run leaves them): trained one after another
+    members = _members(states, lrs)
+    calls["n"] = 2
+    half = train_model(
+        *members[0][:1],
+        members[1][0],
+        CLASSIFY,
+        *data,
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        seed=SEED,
+        should_stop=stop_after_four,
+    )
+    assert half.status == "interrupted" and half.state.batch == 2
+    mixed = fz.run_members(lrs, *members, *data, epochs=EPOCHS, batch_size=BATCH, seed=SEED, resume=[half, None])
+    _assert_same_members(full_members, members, full, mixed)
+    assert sequential == [1]
