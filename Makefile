@@ -4,8 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
+# make bench DEVICE=cpu EPOCHS=3 AE_EPOCHS=1 THREADS=1 (empty: per-device defaults, see benchmarks/bench.py)
+DEVICE ?= auto
+EPOCHS ?=
+AE_EPOCHS ?=
+THREADS ?=
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo lint bench clean
 
 install: $(STAMP)
 
@@ -35,6 +40,11 @@ demo: install
 	$(BIN)/mle6 gauss-conv --mu1 1 --sigma1 0.5 --mu2 -2 --sigma2 1.5 --plot $(DEMO_OUT)/gauss_conv.png
 	@echo "== summary cnn"
 	$(BIN)/mle6 summary cnn
+
+# The seed's pipeline vs the project's commands, whole processes side by side; writes bench.json.
+bench: install
+	$(BIN)/python benchmarks/bench.py --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+		$(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
