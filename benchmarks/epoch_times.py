@@ -5,6 +5,7 @@
 Rows (each one epoch of 960 images at batch 64, val evaluation included, after a warm-up epoch):
 - seed:            the seed pipeline's epoch (float64 arrays, per-item ToTensor, DataLoader), 1 model
 - train_model:     mle6cli.train.train_model, 1 model (data on the device, index-sliced batches)
+- fused x1:        mle6cli.fused.fit_fused with one member (train-cnn through the fused code)
 - sequential x4:   train_model for each of 4 learning rates, one after another
 - fused x4:        mle6cli.fused.fit_fused, 4 learning rates as one model (per-member layout)
 - fused-grouped x4: the same with the CUDA layout (grouped conv2, batched matmuls)
@@ -79,17 +80,19 @@ def main(argv=None) -> None:
 
         return run
 
-    def fused(per_member: bool):
+    def fused(per_member: bool, k: int = 4):
         def run() -> None:
-            f = fz.pack(models(4))
+            f = fz.pack(models(k))
             f.per_member = per_member
-            fz.fit_fused(f, fz.FusedAdam(list(f.parameters()), LRS), train, evals, epochs=1, batch_size=64, seed=0)
+            optimizer = fz.FusedAdam(list(f.parameters()), LRS[:k])
+            fz.fit_fused(f, optimizer, train, evals, epochs=1, batch_size=64, seed=0)
 
         return run
 
     rows = {
         "seed": seed_epoch,
         "train_model": plain(1),
+        "fused x1": fused(True, 1),
         "sequential x4": plain(4),
         "fused x4": fused(True),
         "fused-grouped x4": fused(False),
