@@ -160,7 +160,7 @@ def _fmt(value, digits: int = 2) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Seed pipeline vs mle6 commands, side by side.")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--epochs", type=int, default=None, help="SIGNS epochs (default: 50 on CUDA, 3 elsewhere)")
+    parser.add_argument("--epochs", type=int, default=None, help="SIGNS epochs (default: 50 on CUDA, 20 elsewhere)")
     parser.add_argument("--ae-epochs", type=int, default=None, help="AE epochs (default: 10 on CUDA, 1 elsewhere)")
     parser.add_argument(
         "--ae-images", type=int, default=None, help="AE training images (default: 60000 on CUDA, 4000 elsewhere)"
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device(args.device)
     on_gpu = device.type == "cuda"
-    epochs = args.epochs or (50 if on_gpu else 3)
+    epochs = args.epochs or (50 if on_gpu else 20)
     ae_epochs = args.ae_epochs or (10 if on_gpu else 1)
     ae_images = args.ae_images or (60000 if on_gpu else 4000)
     registered = {name for name, _ in COMMANDS}

@@ -76,7 +76,7 @@ def test_pack_unpack_round_trip_and_forward():
         assert out.shape == (3, 5, 6)
         for j, model in enumerate(models):
             assert torch.equal(out[j], model(x)), mode  # per-member layout: the same kernels, the same bits
-    fused.per_member = None  # several members: grouped convolution, batched matmuls
+    fused.per_member = False  # grouped convolution, batched matmuls
     fused.eval()
     out = fused(x)
     for j, model in enumerate(models):
@@ -129,8 +129,8 @@ def test_fused_histories_equal_separate_runs(data):
         model.load_state_dict(state)
     seen = []
     results = fz.train_fused(
-        models, lrs, *data, epochs=EPOCHS, batch_size=BATCH, seed=SEED, on_epoch=seen.append, per_member=True
-    )
+        models, lrs, *data, epochs=EPOCHS, batch_size=BATCH, seed=SEED, on_epoch=seen.append
+    )  # on CPU the default layout is per member
     assert [len(rows) for rows in seen] == [len(lrs)] * EPOCHS
     for j, lr in enumerate(lrs):
         want, want_model = separate_run(states[j], lr, data)
@@ -150,8 +150,7 @@ def test_grouped_layout_matches_separate_runs(data):
     """The CUDA layout, run on CPU: equal up to float rounding (Adam amplifies it at high lr)."""
     lrs = [1e-3, 1e-5]
     states = initial_states(len(lrs), seed=4)
-    fused = fz.pack(states)  # several members: grouped by default
-    assert fused.per_member is None and fz.pack(states[:1]).per_member is None
+    fused = fz.pack(states, per_member=False)  # the default on CUDA
     optimizer = fz.FusedAdam(list(fused.parameters()), lrs)
     results = fz.fit_fused(fused, optimizer, *data, epochs=1, batch_size=BATCH, seed=SEED)
     for j, lr in enumerate(lrs):
@@ -254,7 +253,6 @@ def test_run_members_fulfils_the_sequential_contract(data):
         batch_size=BATCH,
         seed=SEED,
         on_epoch=lambda i, r: calls.append(i),
-        per_member=True,
     )
     assert sorted(calls) == [0, 0, 1, 1, 2, 2]
     separate = _members(states, lrs)
