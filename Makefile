@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
-# make bench DEVICE=cpu EPOCHS=3 AE_EPOCHS=1 THREADS=1 (empty: per-device defaults, see benchmarks/bench.py)
+# make bench DEVICE=cpu EPOCHS=20 AE_EPOCHS=1 THREADS=1 REPEAT=3 (empty: per-device defaults, see benchmarks/bench.py)
 DEVICE ?= auto
 EPOCHS ?=
 AE_EPOCHS ?=
 THREADS ?=
+REPEAT ?=
 
 .PHONY: install test demo lint bench clean
 
@@ -44,7 +45,7 @@ demo: install
 # The seed's pipeline vs the project's commands, whole processes side by side; writes bench.json.
 bench: install
 	$(BIN)/python benchmarks/bench.py --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-		$(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS))
+		$(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS)) $(if $(REPEAT),--repeat $(REPEAT))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

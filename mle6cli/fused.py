@@ -247,6 +247,11 @@ def unpack(fused: FusedCNN) -> list[CNNClassifier]:
     return models
 
 
+def _wide(device: torch.device) -> torch.dtype:
+    """float64 for sums and scalars, where the device has it (MPS does not)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 class FusedAdam:
     """Adam over a fused model's (M, ...) parameters with one learning rate per member.
 
@@ -271,14 +276,14 @@ class FusedAdam:
             raise ValueError("FusedAdam needs parameters")
         device = self.params[0].device
         members = self.params[0].shape[0]
-        self.lrs = torch.as_tensor(lrs, dtype=torch.float64).to(device).reshape(-1)  # (M,)
+        self.lrs = torch.as_tensor(lrs, dtype=torch.float64).to(device, _wide(device)).reshape(-1)  # (M,)
         if self.lrs.shape[0] != members or any(p.shape[0] != members for p in self.params):
             raise ValueError(f"need one learning rate per member ({members}), got {self.lrs.shape[0]}")
         if not bool((self.lrs >= 0).all()):
             raise ValueError("learning rates must be non-negative")
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)
-        self.step_count = torch.zeros((), dtype=torch.float64, device=device)
+        self.step_count = torch.zeros((), dtype=_wide(device), device=device)
         self.state = {p: {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)} for p in self.params}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -339,16 +344,16 @@ def evaluate_fused(fused: FusedCNN, split: Split, batch_size: int = 1024) -> tup
     was_training = fused.training
     fused.eval()
     device = split.x.device
-    loss_sum = torch.zeros(fused.members, device=device, dtype=torch.float64)
+    loss_sum = torch.zeros(fused.members, device=device, dtype=_wide(device))
     correct = torch.zeros(fused.members, device=device, dtype=torch.int64)
     for start in range(0, len(split), batch_size):
         index = torch.arange(start, min(start + batch_size, len(split)), device=device)
         xb, yb = split.batch(index)
         out = fused(xb)  # (M, B, K)
-        loss_sum += member_nll(out, yb).double() * len(index)
+        loss_sum += member_nll(out, yb).to(loss_sum.dtype) * len(index)
         correct += (out.argmax(-1) == yb).sum(1)
     fused.train(was_training)
-    return (loss_sum / len(split)).tolist(), (correct.double() / len(split)).tolist()
+    return [v / len(split) for v in loss_sum.tolist()], [c / len(split) for c in correct.tolist()]
 
 
 def fit_fused(
@@ -394,7 +399,7 @@ def fit_fused(
     steps_per_epoch = math.ceil(n / batch_size)
 
     alive = torch.tensor([j in live and math.isfinite(states[j].loss_sum) for j in range(members)], device=device)
-    loss_sum = torch.zeros(members, device=device, dtype=torch.float64)
+    loss_sum = torch.zeros(members, device=device, dtype=_wide(device))
     correct = torch.zeros(members, device=device, dtype=torch.int64)
 
     def step(index: torch.Tensor) -> None:
@@ -405,7 +410,7 @@ def fit_fused(
         optimizer.zero_grad(set_to_none=True)
         torch.where(alive, losses, 0.0).sum().backward()  # a dead member's loss sends back zeros
         optimizer.step(active=alive)
-        loss_sum.add_(losses.detach().double() * index.shape[0])
+        loss_sum.add_(losses.detach().to(loss_sum.dtype) * index.shape[0])
         correct.add_((out.detach().argmax(-1) == yb).sum(1))
 
     run_step = step
@@ -436,7 +441,7 @@ def fit_fused(
             for j in live:
                 states[j].loss_sum, states[j].correct = 0.0, 0
         perm = loop.perm.to(device)
-        loss_sum.copy_(torch.tensor([s.loss_sum for s in states], dtype=torch.float64))
+        loss_sum.copy_(torch.tensor([s.loss_sum for s in states], dtype=loss_sum.dtype))
         correct.copy_(torch.tensor([s.correct for s in states], dtype=torch.int64))
         interrupted = False
         while loop.batch < steps_per_epoch:

@@ -104,6 +104,13 @@ class GraphedStep:
         warmup: int = 3,
     ):
         self.step = step
+        device = torch.device(device)
+        self.device = device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
+        with torch.cuda.device(self.device):  # capture on the device the tensors live on
+            self._capture(step, batch_sizes, modules, optimizers, extra, warmup)
+
+    def _capture(self, step, batch_sizes, modules, optimizers, extra, warmup) -> None:
+        device = self.device
         for optimizer in optimizers:
             if not make_capturable(optimizer):
                 raise ValueError(f"{type(optimizer).__name__} cannot be captured in a CUDA graph; use Adam or AdamW")
@@ -133,7 +140,11 @@ class GraphedStep:
             self.step(index)
             return
         self.index[size].copy_(index, non_blocking=True)
-        self.graphs[size].replay()
+        if torch.cuda.current_device() == self.device.index:
+            self.graphs[size].replay()
+        else:
+            with torch.cuda.device(self.device):
+                self.graphs[size].replay()
 
 
 def make_step(
