@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
-# make bench DEVICE=cpu EPOCHS=20 AE_EPOCHS=1 THREADS=1 REPEAT=3 (empty: per-device defaults, see benchmarks/bench.py)
+# make bench DEVICE=cpu EPOCHS=10 AE_EPOCHS=1 THREADS=1 REPEAT=3 (empty: per-device defaults, see benchmarks/bench.py)
 DEVICE ?= auto
 EPOCHS ?=
 AE_EPOCHS ?=
