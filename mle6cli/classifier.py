@@ -5,8 +5,10 @@ Both write a run folder through `mle6cli.runs` and report progress through a cal
 seeded initial weights and sees the same batch order as `train_cnn` with that seed, so a
 sweep member's metrics.csv equals the separate run's.
 
-The per-learning-rate training of a sweep is one call, `run_members`, whose contract a faster
-implementation (e.g. a fused one) can fulfil instead: pass it to `sweep_lr(..., runner=...)`.
+The per-learning-rate training of a sweep is one call, a runner with the contract of
+`train.train_members`: by default the fused `fused.run_members`, which trains every learning rate
+as one horizontally fused model with exactly each member's own gradients; `sequential_runner`
+is the plain reference.
 
 Run folder of train-cnn: config.json, metrics.csv, curves.png, model.pt, summary.json (last).
 Run folder of sweep-lr: config.json, lr_<lr>/metrics.csv and lr_<lr>/model.pt per learning rate,
@@ -30,7 +32,7 @@ from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData, load_signs, synthe
 from mle6cli.errors import Mle6Error
 from mle6cli.interrupt import Interrupted, graceful_stop
 from mle6cli.models import SIGNS_CLASSES, CNNClassifier
-from mle6cli.train import CLASSIFY, LoopState, Split, TrainResult, evaluate, train_model
+from mle6cli.train import CLASSIFY, LoopState, TrainResult, evaluate, train_members, train_model
 
 METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 SWEEP_HEADER = [
@@ -171,59 +173,16 @@ def _save_model(path: Path, model: nn.Module, config: dict) -> None:
 # ---------------------------------------------------------------- the training of one or many models
 
 
-def run_members(
-    lrs: Sequence[float],
-    models: Sequence[nn.Module],
-    optimizers: Sequence[torch.optim.Optimizer],
-    train: Split,
-    evals: dict[str, Split],
-    *,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    resume: Sequence[TrainResult | None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    on_epoch: Callable[[int, dict], None] | None = None,
-) -> list[TrainResult]:
-    """Train model i with optimizer i (learning rate lrs[i]) in place; one TrainResult per lr, in order.
+def sequential_runner(lrs, models, optimizers, train, evals, **kwargs) -> list[TrainResult]:
+    """The plain sweep runner: one `train_model` per learning rate (the reference the fused runner matches)."""
+    return train_members(list(models), list(optimizers), CLASSIFY, train, evals, **kwargs)
 
-    This is the sequential implementation. The contract for any replacement:
-    - every model sees batches from `torch.randperm` with a generator seeded by `seed`, as in
-      `train.train_model`, and history rows have the same keys (epoch, train_loss, train_acc,
-      val_loss, val_acc);
-    - `on_epoch(i, row)` is called after each of member i's epochs;
-    - `resume[i]` is None (start afresh), a finished result (completed/diverged: return it as is)
-      or an interrupted one whose `state` the member continues from;
-    - when `should_stop()` turns true, return promptly with status "interrupted" for every
-      unfinished member, its `state` resumable; members never started get an empty LoopState;
-    - on return, the models and optimizers hold each member's weights and optimizer state.
-    """
-    results: list[TrainResult] = []
-    for i, (model, optimizer) in enumerate(zip(models, optimizers)):
-        previous = resume[i] if resume is not None else None
-        if previous is not None and previous.status in ("completed", "diverged"):
-            results.append(previous)
-            continue
-        if should_stop is not None and should_stop():
-            state = previous.state if previous is not None else LoopState()
-            results.append(TrainResult(state.history, "interrupted", state))
-            continue
-        results.append(
-            train_model(
-                model,
-                optimizer,
-                CLASSIFY,
-                train,
-                evals,
-                epochs=epochs,
-                batch_size=batch_size,
-                seed=seed,
-                resume=previous.state if previous is not None else None,
-                on_epoch=None if on_epoch is None else (lambda row, i=i: on_epoch(i, row)),
-                should_stop=should_stop,
-            )
-        )
-    return results
+
+def default_runner(*args, **kwargs) -> list[TrainResult]:
+    """The fused runner (`fused.run_members`): every learning rate trained as one model, same numbers."""
+    from mle6cli.fused import run_members
+
+    return run_members(*args, **kwargs)
 
 
 def _result_to_dict(result: TrainResult) -> dict:
@@ -483,7 +442,7 @@ def sweep_lr(
     *,
     resume: dict | None = None,
     stop: Callable[[], bool] | None = None,
-    runner: Callable[..., list[TrainResult]] = run_members,
+    runner: Callable[..., list[TrainResult]] = default_runner,
 ) -> dict:
     """Train one CNN per learning rate (same initial weights, same batches), pick the best by val accuracy.
 

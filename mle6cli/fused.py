@@ -37,7 +37,7 @@ from torch import nn
 
 from mle6cli import graphs
 from mle6cli.models import CNNClassifier
-from mle6cli.train import CLASSIFY, LoopState, Split, TrainResult, train_model
+from mle6cli.train import CLASSIFY, LoopState, Split, TrainResult, train_members
 
 # (name in FusedCNN, name in CNNClassifier); parameters first, then buffers
 _PARAMS = [
@@ -585,8 +585,18 @@ def run_members(
     states = [previous[i].state if previous[i] is not None else LoopState() for i in todo]
     adam = _fusable([models[i] for i in todo], [optimizers[i] for i in todo], [float(lrs[i]) for i in todo], states)
     if adam is None:
-        return _run_sequential(
-            lrs, models, optimizers, train, evals, results, previous, epochs, batch_size, seed, should_stop, on_epoch
+        return train_members(
+            list(models),
+            list(optimizers),
+            CLASSIFY,
+            train,
+            evals,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            resume=previous,
+            should_stop=should_stop,
+            on_epoch=on_epoch,
         )
     betas, eps, step, moments = adam
     fused = pack([models[i] for i in todo], per_member=per_member)
@@ -686,30 +696,3 @@ def _write_adam_state(optimizer, model, fused_optimizer: FusedAdam, fused: Fused
             "exp_avg": stacked["exp_avg"][j].detach().clone(),
             "exp_avg_sq": stacked["exp_avg_sq"][j].detach().clone(),
         }
-
-
-def _run_sequential(
-    lrs, models, optimizers, train, evals, results, previous, epochs, batch_size, seed, should_stop, on_epoch
-) -> list[TrainResult]:
-    for i in range(len(lrs)):
-        if results[i] is not None:
-            continue
-        state = previous[i].state if previous[i] is not None else None
-        if should_stop is not None and should_stop():
-            state = state or LoopState()
-            results[i] = TrainResult(state.history, "interrupted", state)
-            continue
-        results[i] = train_model(
-            models[i],
-            optimizers[i],
-            CLASSIFY,
-            train,
-            evals,
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            resume=state,
-            on_epoch=None if on_epoch is None else (lambda row, i=i: on_epoch(i, row)),
-            should_stop=should_stop,
-        )
-    return results

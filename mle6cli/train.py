@@ -224,3 +224,58 @@ def _check_lrs_unchanged(optimizer: torch.optim.Optimizer, captured: list) -> No
                 "before_step replaced a learning rate of a CUDA-graphed step; "
                 "use a tensor lr changed in place (lr.fill_), or use_graphs=False"
             )
+
+
+def train_members(
+    models: list[nn.Module],
+    optimizers: list[torch.optim.Optimizer],
+    task: Task,
+    train: Split,
+    evals: dict[str, Split],
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    resume: list[TrainResult | None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> list[TrainResult]:
+    """Train model i with optimizer i, one after another, in place; one TrainResult each, in order.
+
+    The contract every sweep runner keeps (see `fused.run_members` for the fused one):
+    - each member sees the batches `train_model` would give it alone with `seed`;
+    - `on_epoch(i, row)` after each of member i's epochs;
+    - `resume[i]` is None (start afresh), a finished result (completed/diverged: returned as is)
+      or an interrupted one whose `state` the member continues from;
+    - once `should_stop()` is true, every unfinished member returns "interrupted", resumable
+      (a member never started gets an empty LoopState);
+    - on return, the models and optimizers hold each member's weights and optimizer state.
+    """
+    previous = list(resume) if resume is not None else [None] * len(models)
+    results: list[TrainResult] = []
+    for i, (model, optimizer) in enumerate(zip(models, optimizers)):
+        before = previous[i]
+        if before is not None and before.status in ("completed", "diverged"):
+            results.append(before)
+            continue
+        state = before.state if before is not None else None
+        if should_stop is not None and should_stop():
+            state = state or LoopState()
+            results.append(TrainResult(state.history, "interrupted", state))
+            continue
+        results.append(
+            train_model(
+                model,
+                optimizer,
+                task,
+                train,
+                evals,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+                resume=state,
+                should_stop=should_stop,
+                on_epoch=None if on_epoch is None else (lambda row, i=i: on_epoch(i, row)),
+            )
+        )
+    return results

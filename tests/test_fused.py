@@ -262,8 +262,8 @@ def test_run_members_fulfils_the_sequential_contract(data):
 
 def test_run_members_resumes_a_checkpoint_and_falls_back_when_members_differ(data, monkeypatch):
     sequential = []
-    real = fz._run_sequential
-    monkeypatch.setattr(fz, "_run_sequential", lambda *a: sequential.append(1) or real(*a))
+    real = fz.train_members
+    monkeypatch.setattr(fz, "train_members", lambda *a, **k: sequential.append(1) or real(*a, **k))
     lrs = [1e-3, 1e-4]
     states = initial_states(2)
     full_members = _members(states, lrs)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mle6cli import runs
-from mle6cli.classifier import TrainConfig, best_member, lr_label, read_resume, run_members, sweep_lr
+from mle6cli.classifier import TrainConfig, best_member, lr_label, read_resume, sequential_runner, sweep_lr
 from mle6cli.data.signs import load_signs
 from mle6cli.interrupt import Interrupted
 from tests.signs_helpers import StopAfter, one_thread, train_args, write_layout
@@ -131,22 +131,31 @@ def test_lr_labels_are_exact_and_distinct():
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("stop_at", [3, 10])  # in the first member; in the second member's first epoch
-def test_sweep_resume_is_byte_identical(tmp_path, small, stop_at):
+@pytest.mark.parametrize(
+    ("runner", "stop_at"),
+    [
+        (sequential_runner, 3),  # in the first member
+        (sequential_runner, 10),  # in the second member's first epoch
+        (None, 2),  # fused (the default): mid first epoch
+        (None, 4),  # fused: mid second epoch
+    ],
+)
+def test_sweep_resume_is_byte_identical(tmp_path, small, runner, stop_at):
+    runner_kw = {} if runner is None else {"runner": runner}
     config = TrainConfig(epochs=2, batch_size=16, seed=1, device="cpu", data_dir=str(small))
     data = load_signs(small, CPU)
     lrs = [1e-2, 1e-3]
     ref = runs.prepare_run_dir(tmp_path / "ref", "sweep-lr")
-    expected = sweep_lr(config, lrs, data, CPU, ref)
+    expected = sweep_lr(config, lrs, data, CPU, ref, **runner_kw)
 
     cut = runs.prepare_run_dir(tmp_path / "cut", "sweep-lr")
     with pytest.raises(Interrupted) as err:
-        sweep_lr(config, lrs, data, CPU, cut, stop=StopAfter(stop_at))
+        sweep_lr(config, lrs, data, CPU, cut, stop=StopAfter(stop_at), **runner_kw)
     assert f"Continue with: mle6 sweep-lr --resume {cut}" in str(err.value)
     assert not (cut / "summary.json").exists()
     saved, checkpoint, document = read_resume(cut, "sweep-lr")
     assert document["options"]["lrs"] == lrs
-    summary = sweep_lr(saved, document["options"]["lrs"], data, CPU, cut, resume=checkpoint)
+    summary = sweep_lr(saved, document["options"]["lrs"], data, CPU, cut, resume=checkpoint, **runner_kw)
     for label in ("1e-02", "1e-03"):
         assert (cut / f"lr_{label}" / "metrics.csv").read_bytes() == (ref / f"lr_{label}" / "metrics.csv").read_bytes()
     assert (cut / "sweep.csv").read_bytes() == (ref / "sweep.csv").read_bytes()
@@ -172,7 +181,7 @@ def test_a_replacement_runner_is_used(tmp_path, small):
 
     def recording_runner(lrs, models, optimizers, train, evals, **kwargs):
         calls.append((list(lrs), len(models), [o.param_groups[0]["lr"] for o in optimizers]))
-        return run_members(lrs, models, optimizers, train, evals, **kwargs)
+        return sequential_runner(lrs, models, optimizers, train, evals, **kwargs)
 
     config = TrainConfig(epochs=1, batch_size=16, device="cpu", data_dir=str(small))
     out = runs.prepare_run_dir(tmp_path / "s", "sweep-lr")
