@@ -209,8 +209,9 @@ def test_a_diverged_dim_is_recorded_the_others_go_on(runner, app, tmp_path, monk
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--latent-dims", "3,x"], "latent sizes must be whole numbers, got 'x'"),
-        (["--latent-dims", "0"], "latent sizes must be positive, got 0"),
+        (["--latent-dims", "3,x"], "'--latent-dims': 'x' is not a whole number; give comma-separated latent sizes"),
+        (["--latent-dims", "0"], "'--latent-dims': latent sizes must be positive numbers, got 0"),
+        (["--latent-dims", ","], "'--latent-dims': give latent sizes as a comma-separated list, e.g. 3,10,100,250"),
         (["--latent-dims", "3,3"], "latent size 3 is listed twice"),
         (["--epochs", "0"], "Invalid value for '--epochs'"),
         (["--batch-size", "0"], "Invalid value for '--batch-size'"),

@@ -5,18 +5,20 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._mnist import (
+from mle6cli.commands._mnist import DataDirOpt, NoDownloadOpt, data_spec, note_synthetic, open_data
+from mle6cli.options import (
     BatchSizeOpt,
-    DataDirOpt,
     DeterministicOpt,
+    DeviceOpt,
     EpochsOpt,
+    JsonOpt,
     LrOpt,
-    NoDownloadOpt,
-    data_spec,
-    note_synthetic,
-    open_data,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SeedOpt,
+    SyntheticOpt,
 )
-from mle6cli.options import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, SyntheticOpt
 from mle6cli.output import Printer
 
 MNIST_PIXELS = 28 * 28  # not imported from models: that would load torch for --help

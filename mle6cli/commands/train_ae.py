@@ -5,38 +5,31 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._mnist import (
+from mle6cli.commands._mnist import DataDirOpt, NoDownloadOpt, data_spec, note_synthetic, open_data
+from mle6cli.options import (
     BatchSizeOpt,
-    DataDirOpt,
     DeterministicOpt,
+    DeviceOpt,
     EpochsOpt,
+    JsonOpt,
     LrOpt,
-    NoDownloadOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
     ResumeOpt,
-    data_spec,
-    note_synthetic,
-    open_data,
+    SeedOpt,
+    SyntheticOpt,
+    check_resume_alone,
+    positive_list,
 )
-from mle6cli.options import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, SyntheticOpt
 from mle6cli.output import Printer
 
 
 def parse_dims(value: str) -> list[int]:
-    parts = [p.strip() for p in str(value).split(",") if p.strip()]
-    if not parts:
-        raise typer.BadParameter("give latent sizes as a comma-separated list, e.g. 3,10,100,250")
-    dims = []
-    for part in parts:
-        try:
-            d = int(part)
-        except ValueError:
-            raise typer.BadParameter(f"latent sizes must be whole numbers, got {part!r}") from None
-        if d < 1:
-            raise typer.BadParameter(f"latent sizes must be positive, got {d}")
-        if d in dims:
-            raise typer.BadParameter(f"latent size {d} is listed twice")
-        dims.append(d)
-    return dims
+    """'3,10' -> [3, 10]; a usage error names the first bad entry."""
+    return positive_list(
+        value, "--latent-dims", whole=True, plural="latent sizes", singular="latent size", example="3,10,100,250"
+    )
 
 
 def train_ae(
@@ -70,8 +63,7 @@ def train_ae(
     from mle6cli.device import describe_device, resolve_device
     from mle6cli.interrupt import Interrupted, graceful_stop
 
-    if resume is not None and out is not None:
-        raise typer.BadParameter("--resume continues in its own folder; leave out --out", param_hint="'--out'")
+    check_resume_alone(resume, out)
     printer = Printer(json_mode=json_out, quiet=quiet)
     state = None
     if resume is None:
