@@ -40,6 +40,10 @@ def synthetic_note(what: str, sizes: dict[str, int], instead_of: str) -> str:
     return f"Note: the data are SYNTHETIC ({what}, {counts}), not {instead_of}."
 
 
+def resuming_note(run_dir) -> str:
+    return f"Resuming the run in {run_dir} with its saved options."
+
+
 @dataclass
 class Printer:
     """What a command may print, given --json and --quiet."""

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from mle6cli import runs
-from mle6cli.errors import Mle6Error
+from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
-from mle6cli.train import RECONSTRUCT, Split, as_float, train_model
+from mle6cli.train import RECONSTRUCT, Split, as_float, check_loop_options, train_model
 
 
 @dataclass
@@ -33,13 +33,8 @@ class PcaAeConfig:
 
     def validate(self) -> None:
         if not 1 <= self.latent_dim <= MNIST_PIXELS:
-            raise Mle6Error(f"--latent-dim must be between 1 and {MNIST_PIXELS}, got {self.latent_dim}")
-        if self.epochs < 1:
-            raise Mle6Error(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise Mle6Error(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not 0 < self.lr < float("inf"):
-            raise Mle6Error(f"--lr must be a positive number, got {self.lr}")
+            raise ConfigError(f"latent dim must be between 1 and {MNIST_PIXELS}, got {self.latent_dim}")
+        check_loop_options(self.epochs, self.batch_size, self.lr)
 
     def to_dict(self) -> dict:
         return asdict(self)

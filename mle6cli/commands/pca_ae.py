@@ -71,17 +71,14 @@ def pca_ae(
     spec = data_spec(data_dir, synthetic, download=not no_download)
     data = open_data(spec, torch_device)
     run_dir = runs.prepare_run_dir(out, "pca-ae", overwrite)
-    runs.write_json(
-        run_dir / runs.CONFIG,
-        {
-            "command": "pca-ae",
-            "config": config.to_dict(),
-            "data": spec,
-            "compare": str(compare) if compare is not None else None,
-            "device": device,
-            "device_resolved": describe_device(torch_device),
-            "versions": runs.package_versions(),
-        },
+    runs.start(
+        run_dir,
+        "pca-ae",
+        config=config.to_dict(),
+        data=spec,
+        compare=str(compare) if compare is not None else None,
+        device=device,
+        device_resolved=describe_device(torch_device),
     )
     note_synthetic(printer, data)
     with graceful_stop() as stop, printer.progress(config.epochs, "pca-ae") as update:

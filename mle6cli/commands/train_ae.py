@@ -22,7 +22,7 @@ from mle6cli.options import (
     check_resume_alone,
     positive_list,
 )
-from mle6cli.output import Printer
+from mle6cli.output import Printer, resuming_note
 
 
 def parse_dims(value: str) -> list[int]:
@@ -78,28 +78,26 @@ def train_ae(
         )
         spec = data_spec(data_dir, synthetic, download=not no_download)
     else:
-        saved, state = runs.load_resume(resume)
-        if saved.get("command") != "train-ae":
-            raise runs.RunDirError(f"--resume: {resume} is a {saved.get('command')} run, not train-ae")
-        config, spec, device = AeConfig.from_dict(saved["config"]), saved["data"], saved["device"]
+        saved, state = runs.load_resume(resume, "train-ae")
+        try:
+            config, spec, device = AeConfig.from_dict(saved["config"]), saved["data"], saved["device"]
+        except (KeyError, TypeError) as exc:
+            raise runs.RunDirError(f"--resume: {Path(resume) / runs.CONFIG} lacks the run's options ({exc})") from None
     torch_device = resolve_device(device)
     data = open_data(spec, torch_device)  # before the run folder exists: bad data leaves nothing behind
     if resume is None:
         run_dir = runs.prepare_run_dir(out, "train-ae", overwrite)
-        runs.write_json(
-            run_dir / runs.CONFIG,
-            {
-                "command": "train-ae",
-                "config": config.to_dict(),
-                "data": spec,
-                "device": device,
-                "device_resolved": describe_device(torch_device),
-                "versions": runs.package_versions(),
-            },
+        runs.start(
+            run_dir,
+            "train-ae",
+            config=config.to_dict(),
+            data=spec,
+            device=device,
+            device_resolved=describe_device(torch_device),
         )
     else:
         run_dir = Path(resume)
-        printer.note(f"Resuming the run in {run_dir} with its saved options.")
+        printer.note(resuming_note(run_dir))
     note_synthetic(printer, data)
 
     total = config.epochs * len(config.latent_dims)

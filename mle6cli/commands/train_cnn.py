@@ -20,7 +20,7 @@ from mle6cli.options import (
     SyntheticOpt,
     check_resume_alone,
 )
-from mle6cli.output import Printer, synthetic_note
+from mle6cli.output import Printer, resuming_note, synthetic_note
 
 # train-cnn and sweep-lr read the same npy layout
 DataDirOpt = Annotated[
@@ -32,7 +32,7 @@ def note_data(printer: Printer, opened) -> None:
     if opened.data.synthetic:
         printer.note(synthetic_note("built-in drawn hands", opened.data.sizes(), "the SIGNS photos"))
     if opened.checkpoint is not None:
-        printer.note(f"Resuming the run in {opened.run_dir} with its saved options.")
+        printer.note(resuming_note(opened.run_dir))
 
 
 def train_cnn(
