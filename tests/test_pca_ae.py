@@ -11,7 +11,7 @@ import torch
 
 from mle6cli.pca import principal_angles_deg, projection_images, projection_mse, singular_basis
 from tests.conftest import shared_path
-from tests.mnist_helpers import TINY, one_torch_thread, tiny_synthetic  # noqa: F401 (fixtures)
+from tests.mnist_helpers import TINY, tiny_synthetic  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,20 +12,13 @@ from mle6cli import runs
 from mle6cli.classifier import TrainConfig, best_member, lr_label, read_resume, run_members, sweep_lr
 from mle6cli.data.signs import load_signs
 from mle6cli.interrupt import Interrupted
-from tests.signs_helpers import StopAfter, one_thread, train_args, write_layout
+from tests.conftest import StopAfter
+from tests.signs_helpers import train_args
 
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture
-def small(tmp_path):
-    return write_layout(tmp_path / "small")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_sweep_through_the_cli(runner, app, small, tmp_path):

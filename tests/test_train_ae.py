@@ -16,8 +16,8 @@ from mle6cli import autoencoders
 from mle6cli.autoencoders import build_autoencoder, check_collapse, trivial_mse
 from mle6cli.data.mnist import synthetic_mnist
 from mle6cli.train import Split, as_float
-from tests.conftest import REPO, cli_env, shared_path
-from tests.mnist_helpers import one_torch_thread, subprocess_code, tiny_synthetic  # noqa: F401 (fixtures)
+from tests.conftest import shared_path, subprocess_env
+from tests.mnist_helpers import subprocess_code, tiny_synthetic  # noqa: F401 (fixture)
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -259,7 +259,7 @@ def _cli(args: list[str], sizes=(1024, 256)) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=cli_env() | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        env=subprocess_env(),
     )
 
 

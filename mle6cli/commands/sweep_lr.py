@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands.train_cnn import DataDirOpt, note_data
+from mle6cli.commands.train_cnn import DataDirOpt, open_signs_run
 from mle6cli.options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -57,21 +57,12 @@ def sweep_lr(
     check_resume_alone(resume, out)
     values = parse_lrs(lrs)
     printer = Printer(json_mode=json_out, quiet=quiet)
-    config = None
-    if resume is None:
-        config = classifier.TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            deterministic=deterministic,
-            data_dir=str(data_dir),
-            synthetic=synthetic,
-        )
-    opened = classifier.open_run("sweep-lr", config, out=out, overwrite=overwrite, resume_dir=resume)
+    opened = open_signs_run(
+        "sweep-lr", printer, resume=resume, out=out, overwrite=overwrite, data_dir=data_dir, synthetic=synthetic,
+        epochs=epochs, batch_size=batch_size, seed=seed, device=device, deterministic=deterministic,
+    )  # fmt: skip
     if resume is not None:
         values = opened.extra["lrs"]
-    note_data(printer, opened)
     config = opened.config
     with printer.progress(len(values) * config.epochs, "sweep") as update:
         summary = classifier.sweep_lr(

@@ -35,6 +35,18 @@ def note_data(printer: Printer, opened) -> None:
         printer.note(resuming_note(opened.run_dir))
 
 
+def open_signs_run(command: str, printer: Printer, *, resume, out, overwrite: bool, data_dir: Path, **options):
+    """train-cnn's and sweep-lr's start: the options (or, with --resume, the saved ones), data, device, folder."""
+    from mle6cli import classifier
+
+    config = None
+    if resume is None:
+        config = classifier.TrainConfig(data_dir=str(data_dir), **options)
+    opened = classifier.open_run(command, config, out=out, overwrite=overwrite, resume_dir=resume)
+    note_data(printer, opened)
+    return opened
+
+
 def train_cnn(
     data_dir: DataDirOpt = Path("sign_data"),
     synthetic: SyntheticOpt = False,
@@ -58,20 +70,10 @@ def train_cnn(
 
     check_resume_alone(resume, out)
     printer = Printer(json_mode=json_out, quiet=quiet)
-    config = None
-    if resume is None:
-        config = classifier.TrainConfig(
-            lr=lr,
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            deterministic=deterministic,
-            data_dir=str(data_dir),
-            synthetic=synthetic,
-        )
-    opened = classifier.open_run("train-cnn", config, out=out, overwrite=overwrite, resume_dir=resume)
-    note_data(printer, opened)
+    opened = open_signs_run(
+        "train-cnn", printer, resume=resume, out=out, overwrite=overwrite, data_dir=data_dir, synthetic=synthetic,
+        lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, device=device, deterministic=deterministic,
+    )  # fmt: skip
     config = opened.config
     with printer.progress(config.epochs, "training") as update:
         summary = classifier.train_cnn(
