@@ -32,6 +32,20 @@ SyntheticOpt = Annotated[
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Allow writing into a non-empty folder.")]
 
 
+def finite_number(value: float) -> float:
+    """Option callback: any finite number."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value:g}")
+    return value
+
+
+def positive_number(value: float) -> float:
+    """Option callback: a finite number above 0."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a positive number, got {value:g}")
+    return value
+
+
 def positive_lr(value: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise typer.BadParameter(f"the learning rate must be a positive number, got {value:g}")
