@@ -29,11 +29,19 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _describe_unexpected(exc: BaseException) -> str:
+def _describe_unexpected(exc: BaseException, options: set[str] | frozenset = frozenset({"--batch-size"})) -> str:
+    """One line for an exception no core code expected; `options` are the failing command's."""
     name = type(exc).__name__
     if name == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        return "the device ran out of memory; try a smaller --batch-size (or --device cpu)"
+        if "--batch-size" in options:
+            return "the device ran out of memory; try a smaller --batch-size (or --device cpu)"
+        return "the device ran out of memory; try --device cpu"
     return f"unexpected {name}: {exc} (rerun with --debug for the traceback)"
+
+
+def _options_of(group: TyperGroup, ctx) -> set[str]:
+    command = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+    return {opt for param in getattr(command, "params", []) for opt in param.opts}
 
 
 class BoundaryGroup(TyperGroup):
@@ -59,7 +67,7 @@ class BoundaryGroup(TyperGroup):
         except Exception as exc:  # the boundary: no traceback for users
             if _state["debug"] or type(exc).__module__.startswith(("typer", "click")):
                 raise
-            _fail(_describe_unexpected(exc), 1)
+            _fail(_describe_unexpected(exc, _options_of(self, ctx)), 1)
 
 
 app = typer.Typer(

@@ -19,7 +19,10 @@ import typer
 DeviceOpt = Annotated[
     str, typer.Option("--device", help="Where to compute: auto, cpu, cuda, cuda:N or mps.", show_default=True)
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same metrics on CPU.")]
+SEED_RANGE = {"min": 0, "max": 2**32 - 1}  # what numpy accepts; torch takes more
+SeedOpt = Annotated[
+    int, typer.Option("--seed", **SEED_RANGE, help="Random seed; the same seed gives the same metrics on CPU.")
+]
 OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Run folder to create (default: runs/<command>/<timestamp>). Must be new or empty."),

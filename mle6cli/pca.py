@@ -142,15 +142,19 @@ class PcaAeResult:
 METRICS_HEADER = ["epoch", "train_loss", "test_loss"]
 
 
-def compare_with_run(run_dir: Path, data, basis: np.ndarray, device) -> list[dict]:
-    """Conv AE (each checkpoint of a train-ae run, scored on this test set) vs exact PCA at its dims."""
-    from mle6cli.autoencoders import load_autoencoder
-    from mle6cli.train import evaluate
+def check_compare_run(run_dir: Path, data) -> list[dict]:
+    """The conv AE entries of a finished train-ae run trained on the same data, their checkpoints present.
 
+    Called before pca-ae creates its run folder, so a bad --compare leaves nothing behind.
+    """
     run_dir = Path(run_dir)
-    summary = runs.read_json(run_dir / runs.SUMMARY) if (run_dir / runs.SUMMARY).exists() else None
-    if summary is None or summary.get("command") != "train-ae":
-        raise runs.RunDirError(f"--compare: {run_dir} is not a finished train-ae run (no summary.json from train-ae)")
+    summary = runs.read_json(run_dir / runs.SUMMARY) if (run_dir / runs.SUMMARY).is_file() else None
+    if not isinstance(summary, dict):
+        raise runs.RunDirError(f"--compare: {run_dir} is not a finished train-ae run (no summary.json)")
+    if summary.get("command") != "train-ae":
+        raise runs.RunDirError(
+            f"--compare: {run_dir} is not a finished train-ae run (it holds a {summary.get('command')} run)"
+        )
     trained_on = summary.get("data", {})
     here = data.describe()
     if bool(trained_on.get("synthetic")) != here["synthetic"] or trained_on.get("n_test") != here["n_test"]:
@@ -162,6 +166,19 @@ def compare_with_run(run_dir: Path, data, basis: np.ndarray, device) -> list[dic
     entries = [r for r in summary.get("runs", []) if r.get("checkpoint")]
     if not entries:
         raise runs.RunDirError(f"--compare: {run_dir} has no conv AE checkpoints")
+    missing = [r["checkpoint"] for r in entries if not (run_dir / r["checkpoint"]).is_file()]
+    if missing:
+        raise runs.RunDirError(f"--compare: {run_dir} lacks {', '.join(missing)}, listed in its summary.json")
+    return entries
+
+
+def compare_with_run(run_dir: Path, data, basis: np.ndarray, device) -> list[dict]:
+    """Conv AE (each checkpoint of a train-ae run, scored on this test set) vs exact PCA at its dims."""
+    from mle6cli.autoencoders import load_autoencoder
+    from mle6cli.train import evaluate
+
+    run_dir = Path(run_dir)
+    entries = check_compare_run(run_dir, data)
     dims = [int(r["latent_dim"]) for r in entries]
     pca = projection_mse(data.test_x, basis, dims)
     test = Split(data.test_x)

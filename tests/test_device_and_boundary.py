@@ -53,7 +53,7 @@ def _app_raising(exc: BaseException) -> typer.Typer:
     app = typer.Typer(cls=BoundaryGroup)
 
     @app.command()
-    def boom() -> None:
+    def boom(batch_size: int = 64) -> None:  # an OOM line suggests the option when the command has it
         raise exc
 
     @app.command()

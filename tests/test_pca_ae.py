@@ -172,6 +172,7 @@ def test_compare_refuses_other_data_and_non_runs(runner, app, tmp_path):
     result = runner.invoke(app, ["pca-ae", "--synthetic", "--epochs", "1", "--compare", "real", "--out", "p"])
     assert result.exit_code == 1
     assert "was trained on other data (real, 2000 test images); this run uses synthetic data with 128" in result.stderr
+    assert not (tmp_path / "p").exists()  # refused before the run folder was made
 
 
 @pytest.mark.realdata

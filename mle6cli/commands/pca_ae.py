@@ -59,17 +59,17 @@ def pca_ae(
     from mle6cli import runs
     from mle6cli.device import describe_device, resolve_device
     from mle6cli.interrupt import Interrupted, graceful_stop
-    from mle6cli.pca import PcaAeConfig, train_linear_autoencoder
+    from mle6cli.pca import PcaAeConfig, check_compare_run, train_linear_autoencoder
 
     printer = Printer(json_mode=json_out, quiet=quiet)
     config = PcaAeConfig(
         latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, deterministic=deterministic
     )
-    if compare is not None and not (Path(compare) / runs.SUMMARY).is_file():
-        raise runs.RunDirError(f"--compare: {compare} is not a finished train-ae run (no summary.json)")
     torch_device = resolve_device(device)
     spec = data_spec(data_dir, synthetic, download=not no_download)
     data = open_data(spec, torch_device)
+    if compare is not None:  # before the run folder exists: a bad --compare leaves nothing behind
+        check_compare_run(compare, data)
     run_dir = runs.prepare_run_dir(out, "pca-ae", overwrite)
     runs.start(
         run_dir,
