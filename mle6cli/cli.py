@@ -29,6 +29,14 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so flushing at exit raises no second BrokenPipeError."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under a test runner)
+        pass
+
+
 def _describe_unexpected(exc: BaseException, options: set[str] | frozenset = frozenset({"--batch-size"})) -> str:
     """One line for an exception no core code expected; `options` are the failing command's."""
     name = type(exc).__name__
@@ -64,6 +72,9 @@ class BoundaryGroup(TyperGroup):
         except KeyboardInterrupt:
             sys.stderr.write("Interrupted.\n")
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # the reader left (`mle6 ... | head`): exit 1 quietly, as rich and click do
+            _silence_stdout()
+            raise typer.Exit(1) from None
         except Exception as exc:  # the boundary: no traceback for users
             if _state["debug"] or type(exc).__module__.startswith(("typer", "click")):
                 raise

@@ -84,6 +84,12 @@ def test_boundary_turns_exceptions_into_one_line(exc, code, line):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_boundary_broken_pipe_exits_quietly():
+    """`mle6 ... | head`: the reader left; no 'unexpected BrokenPipeError' line."""
+    result = CliRunner().invoke(_app_raising(BrokenPipeError(32, "Broken pipe")), ["boom"])
+    assert result.exit_code == 1 and result.stderr == ""
+
+
 def test_boundary_keyboard_interrupt_exits_130():
     result = CliRunner().invoke(_app_raising(KeyboardInterrupt()), ["boom"])
     assert result.exit_code == 130
