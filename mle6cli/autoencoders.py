@@ -484,3 +484,57 @@ def example_indices(labels: torch.Tensor, per_figure: int = 10) -> torch.Tensor:
         if i not in picked:
             picked.append(i)
     return torch.tensor(sorted(picked[:per_figure], key=lambda i: (int(labels[i]), i)))
+
+
+def run_train_ae(
+    config: AeConfig,
+    spec: dict,
+    device: torch.device,
+    run_dir: Path,
+    *,
+    data=None,
+    device_spec: str | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: dict | None = None,
+) -> AeResult:
+    """The whole train-ae job in a prepared `run_dir`: config.json, training, summary.json.
+
+    `spec` says which data (see `data.mnist.mnist_spec`); `data` may pass them already open.
+    On SIGINT/SIGTERM the run is saved and `Interrupted` raised, naming the `--resume` command.
+    """
+    from mle6cli.data.mnist import open_mnist
+    from mle6cli.device import describe_device
+    from mle6cli.interrupt import Interrupted, graceful_stop
+
+    run_dir = Path(run_dir)
+    data = data if data is not None else open_mnist(spec, device)
+    if resume is None:
+        runs.write_json(
+            run_dir / runs.CONFIG,
+            {
+                "command": "train-ae",
+                "config": config.to_dict(),
+                "data": spec,
+                "device": device_spec or str(device),
+                "device_resolved": describe_device(device),
+                "versions": runs.package_versions(),
+            },
+        )
+    with graceful_stop() as stop:
+        stops = [s for s in (stop, should_stop) if s is not None]
+        result = train_autoencoders(
+            config,
+            data,
+            device,
+            run_dir,
+            progress=progress,
+            should_stop=lambda: any(s() for s in stops),
+            resume=resume,
+        )
+    if result is None:
+        raise Interrupted(
+            stop.signal_number, f"interrupted; the run is saved, continue it with: mle6 train-ae --resume {run_dir}"
+        )
+    runs.finish(run_dir, result.summary())
+    return result

@@ -145,3 +145,19 @@ def latent_analysis(model, data, n: int, collapsed: bool = False) -> LatentResul
         synthetic=data.synthetic,
         source=data.source,
     )
+
+
+def plot_latent(checkpoint: Path, data, n: int, out: Path, device) -> LatentResult:
+    """Load a d=3 train-ae checkpoint, encode n test images, score the separation and draw the figure."""
+    from mle6cli.autoencoders import load_autoencoder
+    from mle6cli.plots import latent_figure
+
+    model, meta = load_autoencoder(checkpoint, device)
+    collapsed = bool(meta.get("collapsed", False))
+    result = latent_analysis(model, data, n, collapsed=collapsed)
+    title = f"d=3 latent codes of {len(result.codes)} test images" + (" — SYNTHETIC digits" if data.synthetic else "")
+    title += f"\n{KNN_K}-NN accuracy {result.knn_accuracy:.3f}, silhouette {result.silhouette:.3f}"
+    if collapsed:
+        title += " — COLLAPSED model"
+    result.plot = str(latent_figure(result.codes, result.labels, out, title))
+    return result

@@ -288,3 +288,53 @@ def train_linear_autoencoder(
         compare=compare,
         figures=figures,
     )
+
+
+def run_pca_ae(
+    config: PcaAeConfig,
+    spec: dict,
+    device: torch.device,
+    run_dir: Path,
+    *,
+    data=None,
+    compare: Path | None = None,
+    device_spec: str | None = None,
+    progress: Callable[[str, int, dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> PcaAeResult:
+    """The whole pca-ae job in a prepared `run_dir`: config.json, training, the optimum, summary.json."""
+    from mle6cli.data.mnist import open_mnist
+    from mle6cli.device import describe_device
+    from mle6cli.interrupt import Interrupted, graceful_stop
+
+    run_dir = Path(run_dir)
+    data = data if data is not None else open_mnist(spec, device)
+    runs.write_json(
+        run_dir / runs.CONFIG,
+        {
+            "command": "pca-ae",
+            "config": config.to_dict(),
+            "data": spec,
+            "compare": str(compare) if compare is not None else None,
+            "device": device_spec or str(device),
+            "device_resolved": describe_device(device),
+            "versions": runs.package_versions(),
+        },
+    )
+    with graceful_stop() as stop:
+        stops = [s for s in (stop, should_stop) if s is not None]
+        result = train_linear_autoencoder(
+            config,
+            data,
+            device,
+            run_dir,
+            progress=progress,
+            should_stop=lambda: any(s() for s in stops),
+            compare_run=compare,
+        )
+    if result is None:
+        raise Interrupted(
+            stop.signal_number, f"interrupted; pca-ae takes seconds and has no --resume: run it again ({run_dir})"
+        )
+    runs.finish(run_dir, result.summary())
+    return result

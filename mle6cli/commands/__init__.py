@@ -8,6 +8,7 @@ from mle6cli.commands.gauss_conv import gauss_conv
 from mle6cli.commands.latent_plot import latent_plot
 from mle6cli.commands.pca_ae import pca_ae
 from mle6cli.commands.prepare_signs import prepare_signs
+from mle6cli.commands.run_all import run_all
 from mle6cli.commands.summary import summary
 from mle6cli.commands.sweep_lr import sweep_lr
 from mle6cli.commands.train_ae import train_ae
@@ -23,4 +24,5 @@ COMMANDS = [
     ("train-ae", train_ae),
     ("latent-plot", latent_plot),
     ("pca-ae", pca_ae),
+    ("run-all", run_all),
 ]

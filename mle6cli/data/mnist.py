@@ -261,3 +261,17 @@ def synthetic_mnist(
         synthetic=True,
         source=f"synthetic (seed {seed})",
     )
+
+
+def mnist_spec(data_dir: Path | str | None, synthetic: bool, download: bool) -> dict:
+    """What to load, as saved in config.json (an absolute folder, so --resume works from anywhere)."""
+    if synthetic:
+        return {"synthetic": True, "n_train": SYNTHETIC_SIZES[0], "n_test": SYNTHETIC_SIZES[1]}
+    return {"synthetic": False, "data_dir": str(Path(data_dir).resolve()), "download": download}
+
+
+def open_mnist(spec: dict, device) -> MnistData:
+    """MnistData for a spec from `mnist_spec` (or from a saved config)."""
+    if spec.get("synthetic"):
+        return synthetic_mnist(SYNTHETIC_SEED, spec.get("n_train"), spec.get("n_test"), device)
+    return load_mnist(spec["data_dir"], device, download=spec.get("download", True))

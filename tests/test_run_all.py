@@ -1,0 +1,158 @@
+"""run-all: the whole sheet on tiny synthetic data, and the report it leaves."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+from mle6cli import run_all as run_all_module
+from mle6cli.data import mnist
+from tests.test_report import BROWSER
+
+TINY = run_all_module.Plan(
+    lrs=(1e-1, 1e-3),
+    sweep_epochs=1,
+    batch_size=32,
+    ae_dims=(3, 10),
+    ae_epochs=1,
+    ae_batch_size=64,
+    pca_dim=4,
+    pca_epochs=1,
+    latent_n=60,
+    gauss_samples=2000,
+    synthetic_signs_per_class=(12, 4, 4),
+)
+FIGURES = 7  # gauss, sweep, ae losses, reconstructions, latent, pca losses, pca reconstructions
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.srcs, self.hrefs, self.h2, self._h2 = [], [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self._h2 = tag == "h2"
+        if tag == "img":
+            self.srcs.append(attrs.get("src", ""))
+        if "href" in attrs:
+            self.hrefs.append(attrs["href"])
+
+    def handle_data(self, data):
+        if self._h2:
+            self.h2.append(data)
+            self._h2 = False
+
+
+@pytest.fixture(scope="module")
+def sheet(tmp_path_factory):
+    """One tiny run-all through the CLI, shared by the tests below."""
+    from typer.testing import CliRunner
+
+    from mle6cli.cli import app
+
+    out = tmp_path_factory.mktemp("sheet") / "run"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(run_all_module, "QUICK", TINY)
+    mp.setattr(mnist, "SYNTHETIC_SIZES", (200, 80))
+    try:
+        result = CliRunner().invoke(
+            app, ["run-all", "--quick", "--synthetic", "--device", "cpu", "--out", str(out), "--json"]
+        )
+    finally:
+        mp.undo()
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout), result
+
+
+def test_json_document_and_run_folder(sheet):
+    out, doc, result = sheet
+    assert doc["synthetic"] == {"signs": True, "mnist": True}
+    assert set(doc["results"]) == {
+        "conv_size",
+        "gauss_conv",
+        "summary_cnn",
+        "sweep_lr",
+        "train_ae",
+        "latent_plot",
+        "pca_ae",
+    }
+    assert doc["results"]["summary_cnn"]["total_params"] == 131_958
+    assert [r["latent_dim"] for r in doc["results"]["train_ae"]["runs"]] == [3, 10]
+    assert {r["latent_dim"] for r in doc["results"]["pca_ae"]["compare"]} == {3, 10}
+    for name in (
+        "report.html",
+        "report.md",
+        "summary.json",
+        "config.json",
+        "sweep-lr/sweep.csv",
+        "train-ae/ae_d3.pt",
+        "pca-ae/metrics.csv",
+    ):
+        assert (out / name).is_file(), name
+    assert "SYNTHETIC" in result.stderr
+
+
+def test_report_sections_images_and_no_network(sheet):
+    out, _, _ = sheet
+    text = (out / "report.html").read_text()
+    parsed = _Images()
+    parsed.feed(text)
+    assert parsed.h2 == [
+        "Convolution output sizes",
+        "Sum of two Gaussians",
+        "The CNN and its parameters",
+        "SIGNS classifier: learning-rate sweep",
+        "MNIST convolutional autoencoders",
+        "The 3-D latent space",
+        "Linear (PCA) autoencoder",
+    ]
+    assert len(parsed.srcs) == FIGURES
+    assert all(s.startswith("data:image/png;base64,iVBOR") for s in parsed.srcs)
+    assert all(h.startswith("#") for h in parsed.hrefs)
+    assert not re.search(r"https?://|src=\"/|url\(", text)
+    for exercise_figure in ("131,958", "0.9083", "0.8917", "≈ 1.79", "0.1233"):
+        assert exercise_figure in text
+    assert "Synthetic data:" in text
+    md = (out / "report.md").read_text()
+    assert md.count("![") == FIGURES and "(sweep-lr/sweep_curves.png)" in md
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no headless browser installed")
+def test_report_images_load_in_a_browser(sheet, tmp_path):
+    out, _, _ = sheet
+    shown = subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'p'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            (out / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert f'data-images-loaded="{FIGURES}/{FIGURES}"' in shown.stdout
+
+
+def test_missing_data_fails_fast_and_leaves_nothing(runner, app, tmp_path):
+    out = tmp_path / "never"
+    result = runner.invoke(
+        app, ["run-all", "--data-dir", str(tmp_path / "nowhere"), "--device", "cpu", "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert "nowhere does not exist" in result.stderr
+    assert not out.exists()
