@@ -17,7 +17,12 @@ from typing import Annotated
 import typer
 
 DeviceOpt = Annotated[
-    str, typer.Option("--device", help="Where to compute: auto, cpu, cuda, cuda:N or mps.", show_default=True)
+    str,
+    typer.Option(
+        "--device",
+        help="Where to compute: auto, cpu, cuda, cuda:N or mps (on the CPU: 1 thread unless MLE6_THREADS=N|auto).",
+        show_default=True,
+    ),
 ]
 SEED_RANGE = {"min": 0, "max": 2**32 - 1}  # what numpy accepts; torch takes more
 SeedOpt = Annotated[

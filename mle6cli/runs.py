@@ -54,9 +54,11 @@ def start(run_dir: Path, command: str, **fields) -> dict:
     run_dir = Path(run_dir)
     (run_dir / SUMMARY).unlink(missing_ok=True)
     (run_dir / RESUME).unlink(missing_ok=True)
+    torch = sys.modules.get("torch")  # the thread count can change CPU results in the last bits
     document = {
         "command": command,
         **fields,
+        "cpu_threads": torch.get_num_threads() if torch is not None else None,
         "packages": package_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
