@@ -505,32 +505,22 @@ def run_train_ae(
     """
     from mle6cli.data.mnist import open_mnist
     from mle6cli.device import describe_device
-    from mle6cli.interrupt import Interrupted, graceful_stop
+    from mle6cli.interrupt import Interrupted, any_of, graceful_stop
 
     run_dir = Path(run_dir)
     data = data if data is not None else open_mnist(spec, device)
     if resume is None:
-        runs.write_json(
-            run_dir / runs.CONFIG,
-            {
-                "command": "train-ae",
-                "config": config.to_dict(),
-                "data": spec,
-                "device": device_spec or str(device),
-                "device_resolved": describe_device(device),
-                "versions": runs.package_versions(),
-            },
+        runs.start(
+            run_dir,
+            "train-ae",
+            config=config.to_dict(),
+            data=spec,
+            device=device_spec or str(device),
+            device_resolved=describe_device(device),
         )
     with graceful_stop() as stop:
-        stops = [s for s in (stop, should_stop) if s is not None]
         result = train_autoencoders(
-            config,
-            data,
-            device,
-            run_dir,
-            progress=progress,
-            should_stop=lambda: any(s() for s in stops),
-            resume=resume,
+            config, data, device, run_dir, progress=progress, should_stop=any_of(stop, should_stop), resume=resume
         )
     if result is None:
         raise Interrupted(

@@ -27,7 +27,7 @@ from torch import nn
 from mle6cli import runs
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData, load_signs, synthetic_signs
 from mle6cli.errors import ConfigError, Mle6Error
-from mle6cli.interrupt import Interrupted, graceful_stop
+from mle6cli.interrupt import Interrupted, any_of, graceful_stop
 from mle6cli.models import SIGNS_CLASSES, CNNClassifier
 from mle6cli.train import CLASSIFY, LoopState, Split, TrainResult, check_loop_options, check_lr, evaluate, train_model
 
@@ -220,11 +220,6 @@ def _result_from_dict(data: dict) -> TrainResult:
     return TrainResult(state.history, data["status"], state, data.get("diverged_epoch"))
 
 
-def _either(*stops: Callable[[], bool] | None) -> Callable[[], bool]:
-    active = [s for s in stops if s is not None]
-    return lambda: any(s() for s in active)
-
-
 def _start(run_dir: Path, command: str, config: TrainConfig, data: SignsData, device, **extra) -> None:
     """config.json of a fresh run: the options (those in `extra` added), device and data."""
     from mle6cli.device import describe_device
@@ -363,7 +358,7 @@ def train_cnn(
             seed=config.seed,
             resume=state,
             on_epoch=on_epoch,
-            should_stop=_either(signal_stop, stop),
+            should_stop=any_of(signal_stop, stop),
         )
     train_seconds = clock.seconds()
 
@@ -490,7 +485,7 @@ def sweep_lr(
             batch_size=config.batch_size,
             seed=config.seed,
             resume=previous,
-            should_stop=_either(signal_stop, stop),
+            should_stop=any_of(signal_stop, stop),
             on_epoch=on_epoch,
         )
     train_seconds = clock.seconds()

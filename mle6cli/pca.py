@@ -305,32 +305,22 @@ def run_pca_ae(
     """The whole pca-ae job in a prepared `run_dir`: config.json, training, the optimum, summary.json."""
     from mle6cli.data.mnist import open_mnist
     from mle6cli.device import describe_device
-    from mle6cli.interrupt import Interrupted, graceful_stop
+    from mle6cli.interrupt import Interrupted, any_of, graceful_stop
 
     run_dir = Path(run_dir)
     data = data if data is not None else open_mnist(spec, device)
-    runs.write_json(
-        run_dir / runs.CONFIG,
-        {
-            "command": "pca-ae",
-            "config": config.to_dict(),
-            "data": spec,
-            "compare": str(compare) if compare is not None else None,
-            "device": device_spec or str(device),
-            "device_resolved": describe_device(device),
-            "versions": runs.package_versions(),
-        },
+    runs.start(
+        run_dir,
+        "pca-ae",
+        config=config.to_dict(),
+        data=spec,
+        compare=str(compare) if compare is not None else None,
+        device=device_spec or str(device),
+        device_resolved=describe_device(device),
     )
     with graceful_stop() as stop:
-        stops = [s for s in (stop, should_stop) if s is not None]
         result = train_linear_autoencoder(
-            config,
-            data,
-            device,
-            run_dir,
-            progress=progress,
-            should_stop=lambda: any(s() for s in stops),
-            compare_run=compare,
+            config, data, device, run_dir, progress=progress, should_stop=any_of(stop, should_stop), compare_run=compare
         )
     if result is None:
         raise Interrupted(

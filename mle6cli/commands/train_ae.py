@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._mnist import DataDirOpt, NoDownloadOpt, data_spec, note_synthetic, open_data
+from mle6cli.commands._mnist import DataDirOpt, NoDownloadOpt, note_synthetic
 from mle6cli.options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -59,9 +59,9 @@ def train_ae(
     Example: mle6 train-ae --data-dir data --latent-dims 3,10,100,250 --epochs 10
     """
     from mle6cli import runs
-    from mle6cli.autoencoders import AeConfig, TrainingFailed, train_autoencoders
-    from mle6cli.device import describe_device, resolve_device
-    from mle6cli.interrupt import Interrupted, graceful_stop
+    from mle6cli.autoencoders import AeConfig, TrainingFailed, run_train_ae
+    from mle6cli.data.mnist import mnist_spec, open_mnist
+    from mle6cli.device import resolve_device
 
     check_resume_alone(resume, out)
     printer = Printer(json_mode=json_out, quiet=quiet)
@@ -76,7 +76,7 @@ def train_ae(
             retries=retries,
             deterministic=deterministic,
         )
-        spec = data_spec(data_dir, synthetic, download=not no_download)
+        spec = mnist_spec(data_dir, synthetic, download=not no_download)
     else:
         saved, state = runs.load_resume(resume, "train-ae")
         try:
@@ -84,33 +84,18 @@ def train_ae(
         except (KeyError, TypeError) as exc:
             raise runs.RunDirError(f"--resume: {Path(resume) / runs.CONFIG} lacks the run's options ({exc})") from None
     torch_device = resolve_device(device)
-    data = open_data(spec, torch_device)  # before the run folder exists: bad data leaves nothing behind
+    data = open_mnist(spec, torch_device)  # before the run folder exists: bad data leaves nothing behind
     if resume is None:
         run_dir = runs.prepare_run_dir(out, "train-ae", overwrite)
-        runs.start(
-            run_dir,
-            "train-ae",
-            config=config.to_dict(),
-            data=spec,
-            device=device,
-            device_resolved=describe_device(torch_device),
-        )
     else:
         run_dir = Path(resume)
         printer.note(resuming_note(run_dir))
     note_synthetic(printer, data)
 
-    total = config.epochs * len(config.latent_dims)
-    with graceful_stop() as stop, printer.progress(total, "train-ae") as update:
-        result = train_autoencoders(
-            config, data, torch_device, run_dir, progress=update, should_stop=stop, resume=state
+    with printer.progress(config.epochs * len(config.latent_dims), "train-ae") as update:
+        result = run_train_ae(
+            config, spec, torch_device, run_dir, data=data, device_spec=device, progress=update, resume=state
         )
-    if result is None:
-        raise Interrupted(
-            stop.signal_number,
-            f"interrupted; the run is saved, continue it with: mle6 train-ae --resume {run_dir}",
-        )
-    runs.finish(run_dir, result.summary())
 
     for r in result.runs:
         for attempt in r.attempts[:-1]:
