@@ -8,8 +8,14 @@ SIGNS_DATA ?= sign_data
 MNIST_DIR ?= data
 DEMO_DATA := $(if $(and $(wildcard $(SIGNS_DATA)/X_train.npy),$(wildcard $(MNIST_DIR)/MNIST/raw/train-images-idx3-ubyte*)),\
 	--data-dir $(SIGNS_DATA) --mnist-dir $(MNIST_DIR) --no-download,--synthetic)
+# make bench DEVICE=cpu EPOCHS=10 AE_EPOCHS=1 THREADS=1 REPEAT=3 (empty: per-device defaults, see benchmarks/bench.py)
+DEVICE ?= auto
+EPOCHS ?=
+AE_EPOCHS ?=
+THREADS ?=
+REPEAT ?=
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo lint bench clean
 
 install: $(STAMP)
 
@@ -31,6 +37,11 @@ lint: install
 demo: install
 	$(BIN)/mle6 run-all --quick $(DEMO_DATA) --out $(DEMO_OUT) --overwrite
 	@echo "Open $(DEMO_OUT)/report.html"
+
+# The seed's pipeline vs the project's commands, whole processes side by side; writes bench.json.
+bench: install
+	$(BIN)/python benchmarks/bench.py --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+		$(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS)) $(if $(REPEAT),--repeat $(REPEAT))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mle6cli import graphs
 from mle6cli.errors import ConfigError
 
 
@@ -136,6 +137,7 @@ def train_model(
     on_epoch: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     before_step: Callable[[int], None] | None = None,
+    use_graphs: bool | None = None,
 ) -> TrainResult:
     """Train for `epochs` epochs; after each, evaluate every split in `evals` (e.g. {"val": ...}).
 
@@ -144,6 +146,9 @@ def train_model(
     `<name>_loss` / `<name>_acc` for each eval split.
     `before_step(global_step)` may adjust the optimizer (e.g. a warm-up) before each step.
     A NaN or infinite training loss stops the run; the result's status says so.
+    `use_graphs`: replay each step from a CUDA graph (`mle6cli.graphs`); None means whenever the
+    device is CUDA and the optimizer can be captured (Adam, AdamW). `before_step` then runs
+    outside the graph, so it may only change tensors in place (e.g. a tensor `lr` via `fill_`).
     """
     device = train.x.device
     n = len(train)
@@ -152,28 +157,46 @@ def train_model(
     if state.generator_state is not None:
         generator.set_state(state.generator_state)
     steps_per_epoch = math.ceil(n / batch_size)
+    # accumulated on the device, read once per epoch; fixed tensors, so a CUDA graph can write them
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+
+    def step(index: torch.Tensor) -> None:
+        xb, yb = train.batch(index)
+        out = model(xb)
+        loss = task.loss(out, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum.add_(loss.detach().double() * index.shape[0])
+        if task.has_accuracy:
+            correct.add_((out.detach().argmax(1) == yb).sum())
+
+    run_step = step
+    if graphs.graphs_enabled(device, use_graphs) and (
+        use_graphs or (graphs.make_capturable(optimizer) and (before_step is None or _tensor_lrs(optimizer)))
+    ):
+        sizes = sorted({min(batch_size, n), n % batch_size} - {0})
+        run_step = graphs.make_step(
+            step, batch_sizes=sizes, device=device, modules=[model], optimizers=[optimizer], extra=[loss_sum, correct]
+        )
+    captured_lrs = [group["lr"] for group in optimizer.param_groups] if run_step is not step else None
     model.train()
     while state.epoch < epochs:
         if state.perm is None:  # a new epoch
             state.perm = torch.randperm(n, generator=generator)
             state.batch, state.loss_sum, state.correct, state.seen = 0, 0.0, 0, 0
         perm = state.perm.to(device)
-        loss_sum = torch.tensor(state.loss_sum, device=device, dtype=torch.float64)
-        correct = torch.tensor(state.correct, device=device, dtype=torch.int64)
+        loss_sum.fill_(state.loss_sum)
+        correct.fill_(state.correct)
         interrupted = False
         while state.batch < steps_per_epoch:
             index = perm[state.batch * batch_size : (state.batch + 1) * batch_size]
-            xb, yb = train.batch(index)
             if before_step is not None:
                 before_step(state.epoch * steps_per_epoch + state.batch)
-            out = model(xb)
-            loss = task.loss(out, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().double() * len(index)
-            if task.has_accuracy:
-                correct += (out.detach().argmax(1) == yb).sum()
+                if captured_lrs is not None:
+                    _check_lrs_unchanged(optimizer, captured_lrs)
+            run_step(index)
             state.batch += 1
             state.seen += len(index)
             if should_stop is not None and should_stop() and state.batch < steps_per_epoch:
@@ -201,3 +224,18 @@ def train_model(
         if should_stop is not None and should_stop() and state.epoch < epochs:
             return TrainResult(state.history, "interrupted", state)
     return TrainResult(state.history, "completed", state)
+
+
+def _tensor_lrs(optimizer: torch.optim.Optimizer) -> bool:
+    return all(isinstance(group["lr"], torch.Tensor) for group in optimizer.param_groups)
+
+
+def _check_lrs_unchanged(optimizer: torch.optim.Optimizer, captured: list) -> None:
+    """A CUDA graph baked in float learning rates and reads tensor ones where they were."""
+    for group, lr in zip(optimizer.param_groups, captured):
+        now = group["lr"]
+        if (now is not lr) if isinstance(lr, torch.Tensor) else (now != lr):
+            raise RuntimeError(
+                "before_step replaced a learning rate of a CUDA-graphed step; "
+                "use a tensor lr changed in place (lr.fill_), or use_graphs=False"
+            )
