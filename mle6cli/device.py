@@ -59,12 +59,12 @@ def _resolve(spec: str):
 def configure_threads(device, threads: int | str | None = None) -> int:
     """Set torch's intra-op CPU threads for training or inference on `device`; return the count in use.
 
-    On the CPU the default is ONE thread: this project's models and batches are small, and on a
-    busy 2-core machine torch's default (one thread per core) made an epoch 5-40x slower than one
-    thread, while on an idle one it gained little (README, "Output, errors and exit codes"). One
-    thread also makes CPU results independent of the machine's core count. `threads`, or else the
-    environment variable MLE6_THREADS, overrides it: a whole number, or "auto" for torch's own
-    default. GPU and MPS runs keep torch's setting unless told otherwise.
+    On the CPU the default is ONE thread: on the 2-core development machine torch's default (one
+    per core) made an epoch 1.5-1.7x faster when the machine was idle but 5-40x slower when other
+    jobs shared it (README, "Output, errors and exit codes"). A fixed count also keeps CPU results
+    independent of the machine's core count and of its load. `threads`, else the
+    environment variable MLE6_THREADS (a whole number, or "auto" for torch's own default), else
+    an explicit OMP_NUM_THREADS overrides it. GPU and MPS runs keep torch's setting unless told.
     """
     import torch
 
@@ -72,7 +72,7 @@ def configure_threads(device, threads: int | str | None = None) -> int:
     if not text:
         if device.type != "cpu":
             return torch.get_num_threads()
-        count = 1
+        count = _omp_threads() or 1
     elif text == "auto":
         count = _default_threads()
     elif text.isdigit() and int(text) >= 1:
@@ -83,12 +83,15 @@ def configure_threads(device, threads: int | str | None = None) -> int:
     return count
 
 
+def _omp_threads() -> int | None:
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(env) if env.isdigit() and int(env) >= 1 else None
+
+
 def _default_threads() -> int:
     """What torch picks when nothing sets it: OMP_NUM_THREADS, else one per core this process may use."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) >= 1:
-        return int(env)
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return _omp_threads() or max(1, cores or 1)
 
 
 def _mps_available() -> bool:

@@ -47,8 +47,12 @@ def test_cuda_index_out_of_range():
 def test_cpu_threads_policy(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.delenv("MLE6_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(2)
     assert configure_threads(cpu) == 1 and torch.get_num_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # an explicit OpenMP setting is respected
+    assert configure_threads(cpu) == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
     assert configure_threads(cpu, 2) == 2 and torch.get_num_threads() == 2
     monkeypatch.setenv("MLE6_THREADS", "3")
     assert configure_threads(cpu) == 3 and torch.get_num_threads() == 3
@@ -73,6 +77,7 @@ def test_training_commands_use_the_thread_policy(runner, app, monkeypatch, tmp_p
     assert result.stderr == "Error: MLE6_THREADS must be a whole number of at least 1 or 'auto', got 'many'\n"
     assert not (tmp_path / "r").exists()
     monkeypatch.delenv("MLE6_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(2)
     args = ["--data-dir", str(small), "--device", "cpu", "--epochs", "1", "--batch-size", "48", "--out", "s"]
     assert runner.invoke(app, ["sweep-lr", "--lrs", "1e-3", *args]).exit_code == 0
