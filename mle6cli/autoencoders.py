@@ -39,9 +39,9 @@ import torch
 from torch import nn
 
 from mle6cli import runs
-from mle6cli.errors import Mle6Error
+from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.models import ConvAutoencoder
-from mle6cli.train import RECONSTRUCT, LoopState, Split, as_float, train_model
+from mle6cli.train import RECONSTRUCT, LoopState, Split, as_float, check_loop_options, train_model
 
 FINAL_BIAS_INIT = 0.1
 # a run is collapsed when its test MSE is at least this fraction of mean(x²) (the all-black score) ...
@@ -69,20 +69,15 @@ class AeConfig:
 
     def validate(self) -> None:
         if not self.latent_dims:
-            raise Mle6Error("--latent-dims needs at least one latent size")
+            raise ConfigError("give at least one latent size")
         bad = [d for d in self.latent_dims if d < 1]
         if bad:
-            raise Mle6Error(f"latent sizes must be positive, got {bad[0]}")
+            raise ConfigError(f"latent sizes must be positive, got {bad[0]}")
         if len(set(self.latent_dims)) != len(self.latent_dims):
-            raise Mle6Error(f"--latent-dims lists a size twice: {','.join(map(str, self.latent_dims))}")
-        if self.epochs < 1:
-            raise Mle6Error(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise Mle6Error(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0 or self.lr == float("inf"):
-            raise Mle6Error(f"--lr must be a positive number, got {self.lr}")
+            raise ConfigError(f"latent sizes are listed twice: {','.join(map(str, self.latent_dims))}")
+        check_loop_options(self.epochs, self.batch_size, self.lr)
         if self.retries < 0:
-            raise Mle6Error(f"--retries must not be negative, got {self.retries}")
+            raise ConfigError(f"retries must not be negative, got {self.retries}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -208,6 +203,8 @@ class AeResult:
     data: dict
     trivial_test_mse: float
     figures: dict[str, str]
+    train_seconds: float = 0.0  # over every session of a resumed run
+    resumed: int = 0
 
     @property
     def failed(self) -> list[DimResult]:
@@ -245,6 +242,8 @@ class AeResult:
             "trivial_test_mse": self.trivial_test_mse,
             "runs": [r.to_dict() for r in self.runs],
             "figures": self.figures,
+            "train_seconds": self.train_seconds,
+            "resumed": self.resumed,
             "run_dir": str(self.run_dir),
         }
 
@@ -329,6 +328,7 @@ def train_autoencoders(
     trivial = trivial_mse(test_split)
     stop = should_stop or (lambda: False)
     cursor = _restore(resume) if resume else _Cursor()
+    clock = runs.TrainClock.resumed(resume)
     report = progress or (lambda *a, **k: None)
 
     while cursor.dim_index < len(config.latent_dims):
@@ -367,7 +367,7 @@ def train_autoencoders(
         )
         cursor.model_state = cursor.optimizer_state = cursor.loop = None
         if result.status == "interrupted" and "early" not in verdict:
-            _save_resume(run_dir, cursor, model, optimizer, result.state)
+            _save_resume(run_dir, cursor, model, optimizer, result.state, clock)
             return None
 
         history = [{k: row[k] for k in METRICS_HEADER} for row in result.history]
@@ -411,15 +411,16 @@ def train_autoencoders(
         cursor.attempts = []
 
     results = [DimResult.from_dict(r) for r in cursor.done]
+    train_seconds = clock.seconds()
     figures = _figures(results, run_dir, data, trivial, device)
-    return AeResult(config, results, run_dir, data_info, trivial, figures)
+    return AeResult(config, results, run_dir, data_info, trivial, figures, train_seconds, clock.resumes)
 
 
 def _epoch_metrics(row: dict) -> dict:
     return {"train_loss": row["train_loss"], "test_loss": row["test_loss"]}
 
 
-def _save_resume(run_dir: Path, cursor: _Cursor, model, optimizer, loop: LoopState) -> None:
+def _save_resume(run_dir: Path, cursor: _Cursor, model, optimizer, loop: LoopState, clock: runs.TrainClock) -> None:
     runs.save_resume(
         run_dir,
         {
@@ -432,13 +433,12 @@ def _save_resume(run_dir: Path, cursor: _Cursor, model, optimizer, loop: LoopSta
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "loop": loop.to_dict(),
+            **clock.to_state(),
         },
     )
 
 
 def _restore(payload: dict) -> _Cursor:
-    if payload.get("command") != "train-ae":
-        raise runs.RunDirError("--resume: that folder's resume.pt was not written by train-ae")
     return _Cursor(
         dim_index=payload["dim_index"],
         attempt=payload["attempt"],
@@ -505,32 +505,22 @@ def run_train_ae(
     """
     from mle6cli.data.mnist import open_mnist
     from mle6cli.device import describe_device
-    from mle6cli.interrupt import Interrupted, graceful_stop
+    from mle6cli.interrupt import Interrupted, any_of, graceful_stop
 
     run_dir = Path(run_dir)
     data = data if data is not None else open_mnist(spec, device)
     if resume is None:
-        runs.write_json(
-            run_dir / runs.CONFIG,
-            {
-                "command": "train-ae",
-                "config": config.to_dict(),
-                "data": spec,
-                "device": device_spec or str(device),
-                "device_resolved": describe_device(device),
-                "versions": runs.package_versions(),
-            },
+        runs.start(
+            run_dir,
+            "train-ae",
+            config=config.to_dict(),
+            data=spec,
+            device=device_spec or str(device),
+            device_resolved=describe_device(device),
         )
     with graceful_stop() as stop:
-        stops = [s for s in (stop, should_stop) if s is not None]
         result = train_autoencoders(
-            config,
-            data,
-            device,
-            run_dir,
-            progress=progress,
-            should_stop=lambda: any(s() for s in stops),
-            resume=resume,
+            config, data, device, run_dir, progress=progress, should_stop=any_of(stop, should_stop), resume=resume
         )
     if result is None:
         raise Interrupted(

@@ -19,7 +19,6 @@ summary.json.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -29,10 +28,19 @@ from torch import nn
 
 from mle6cli import runs
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData, load_signs, synthetic_signs
-from mle6cli.errors import Mle6Error
-from mle6cli.interrupt import Interrupted, graceful_stop
+from mle6cli.errors import ConfigError, Mle6Error
+from mle6cli.interrupt import Interrupted, any_of, graceful_stop
 from mle6cli.models import SIGNS_CLASSES, CNNClassifier
-from mle6cli.train import CLASSIFY, LoopState, TrainResult, evaluate, train_members, train_model
+from mle6cli.train import (
+    CLASSIFY,
+    LoopState,
+    TrainResult,
+    check_loop_options,
+    check_lr,
+    evaluate,
+    train_members,
+    train_model,
+)
 
 METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 SWEEP_HEADER = [
@@ -49,10 +57,6 @@ SWEEP_HEADER = [
 SYNTHETIC_SEED = 0  # the synthetic dataset is one fixed dataset, whatever the training seed
 
 Progress = Callable[[str, int, dict], None]
-
-
-class ConfigError(Mle6Error, ValueError):
-    """Training options that make no sense (a negative learning rate, zero epochs, …)."""
 
 
 class TrainingDiverged(Mle6Error):
@@ -74,11 +78,7 @@ class TrainConfig:
     synthetic_per_class: tuple[int, int, int] = STANDARD_PER_CLASS  # (train, val, test) images per class
 
     def __post_init__(self):
-        check_lr(self.lr)
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"epochs must be a whole number of at least 1, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch size must be a whole number of at least 1, got {self.batch_size!r}")
+        check_loop_options(self.epochs, self.batch_size, self.lr)
         if len(self.synthetic_per_class) != 3 or min(self.synthetic_per_class) < 1:
             raise ConfigError(f"synthetic_per_class must be three positive counts, got {self.synthetic_per_class!r}")
         if not self.synthetic and not self.data_dir:
@@ -96,12 +96,6 @@ class TrainConfig:
         if "synthetic_per_class" in values:
             values["synthetic_per_class"] = tuple(values["synthetic_per_class"])
         return cls(**values)
-
-
-def check_lr(lr: float) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ConfigError(f"learning rate must be a positive number, got {lr!r}")
-    return float(lr)
 
 
 def check_lrs(lrs: Sequence[float]) -> list[float]:
@@ -194,47 +188,31 @@ def _result_from_dict(data: dict) -> TrainResult:
     return TrainResult(state.history, data["status"], state, data.get("diverged_epoch"))
 
 
-def _either(*stops: Callable[[], bool] | None) -> Callable[[], bool]:
-    active = [s for s in stops if s is not None]
-    return lambda: any(s() for s in active)
-
-
-def _config_document(command: str, config: TrainConfig, data: SignsData, device, extra: dict | None = None) -> dict:
+def _start(run_dir: Path, command: str, config: TrainConfig, data: SignsData, device, **extra) -> None:
+    """config.json of a fresh run: the options (those in `extra` added), device and data."""
     from mle6cli.device import describe_device
 
     options = config.to_dict()
-    if config.synthetic:
-        options["data_dir"] = None
-    else:
-        options["data_dir"] = str(Path(config.data_dir).resolve())
-    document = {
-        "command": command,
-        "options": dict(options, **(extra or {})),
-        "device": describe_device(device),
-        "synthetic": data.synthetic,
-        "data": data.source,
-        "packages": runs.package_versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    return document
+    options["data_dir"] = None if config.synthetic else str(Path(config.data_dir).resolve())
+    if "lrs" in extra:  # a sweep has no single lr
+        options.pop("lr")
+    runs.start(
+        run_dir,
+        command,
+        options=dict(options, **extra),
+        device=describe_device(device),
+        synthetic=data.synthetic,
+        data=data.source,
+    )
 
 
 def read_resume(run_dir: Path | str, command: str) -> tuple[TrainConfig, dict, dict]:
     """(config, checkpoint, config.json) of an interrupted `command` run in `run_dir`."""
-    run_dir = Path(run_dir)
-    if run_dir.is_dir() and not (run_dir / runs.RESUME).exists() and not (run_dir / runs.SUMMARY).exists():
-        raise runs.RunDirError(
-            f"--resume: no checkpoint in {run_dir} ({runs.RESUME} is missing); only an interrupted run can be resumed"
-        )
-    document, checkpoint = runs.load_resume(run_dir)
-    saved = document.get("command") if isinstance(document, dict) else None
-    if saved != command or not isinstance(checkpoint, dict) or checkpoint.get("command") != command:
-        other = f" holds a {saved} run; use mle6 {saved} --resume {run_dir}" if saved else " is not a run of " + command
-        raise runs.RunDirError(f"--resume: {run_dir}{other}")
+    document, checkpoint = runs.load_resume(run_dir, command)
     try:
         config = TrainConfig.from_dict(document["options"])
     except (KeyError, TypeError) as exc:
-        raise runs.RunDirError(f"--resume: {run_dir / runs.CONFIG} lacks the run's options ({exc})") from None
+        raise runs.RunDirError(f"--resume: {Path(run_dir) / runs.CONFIG} lacks the run's options ({exc})") from None
     return config, checkpoint, document
 
 
@@ -286,17 +264,6 @@ def _check_same_data(document: dict, data: SignsData, run_dir: Path) -> None:
         )
 
 
-def _clear_finished(run_dir: Path) -> None:
-    """A fresh run in a reused (--overwrite) folder must not look finished or resumable before it is."""
-    (run_dir / runs.SUMMARY).unlink(missing_ok=True)
-    (run_dir / runs.RESUME).unlink(missing_ok=True)
-
-
-def _restore_rng(checkpoint: dict) -> None:
-    if checkpoint.get("torch_rng") is not None:
-        torch.set_rng_state(checkpoint["torch_rng"])
-
-
 def _resume_hint(command: str, run_dir: Path, where: str) -> str:
     return (
         f"interrupted {where}; progress saved in {run_dir / runs.RESUME}. "
@@ -329,17 +296,15 @@ def train_cnn(
     run_dir = Path(run_dir)
     model = initial_model(config.seed, device)
     optimizer = new_optimizer(model, config.lr)
-    state, seconds_before, resumes = None, 0.0, 0
+    state = None
     if resume is None:
-        _clear_finished(run_dir)
-        runs.write_json(run_dir / runs.CONFIG, _config_document("train-cnn", config, data, device))
+        _start(run_dir, "train-cnn", config, data, device)
     else:
         _check_same_data(runs.read_json(run_dir / runs.CONFIG), data, run_dir)
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         state = LoopState.from_dict(resume["loop"])
-        seconds_before, resumes = resume.get("train_seconds", 0.0), resume.get("resumes", 0) + 1
-        _restore_rng(resume)
+        runs.restore_rng(resume)
     history = list(state.history) if state is not None else []
 
     def on_epoch(row: dict) -> None:
@@ -348,7 +313,7 @@ def train_cnn(
         if progress is not None:
             progress(f"epoch {row['epoch']}/{config.epochs}", row["epoch"], _shown(row))
 
-    started = time.perf_counter()
+    clock = runs.TrainClock.resumed(resume)
     with graceful_stop() as signal_stop:
         result = train_model(
             model,
@@ -361,9 +326,9 @@ def train_cnn(
             seed=config.seed,
             resume=state,
             on_epoch=on_epoch,
-            should_stop=_either(signal_stop, stop),
+            should_stop=any_of(signal_stop, stop),
         )
-    train_seconds = seconds_before + time.perf_counter() - started
+    train_seconds = clock.seconds()
 
     if result.status == "interrupted":
         s = result.state
@@ -375,8 +340,7 @@ def train_cnn(
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "loop": s.to_dict(),
-                "train_seconds": train_seconds,
-                "resumes": resumes,
+                **clock.to_state(),
             },
         )
         raise Interrupted(signal_stop.signal_number, _resume_hint("train-cnn", run_dir, where))
@@ -406,7 +370,7 @@ def train_cnn(
         "final": history[-1],
         "test_loss": test["loss"],
         "test_acc": test["acc"],
-        "resumed": resumes,
+        "resumed": clock.resumes,
         "run_dir": str(run_dir),
     }
     runs.finish(run_dir, summary)
@@ -454,12 +418,9 @@ def sweep_lr(
     labels = [lr_label(lr) for lr in lrs]
     models = [initial_model(config.seed, device) for _ in lrs]
     optimizers = [new_optimizer(m, lr) for m, lr in zip(models, lrs)]
-    previous, seconds_before, resumes = None, 0.0, 0
+    previous = None
     if resume is None:
-        _clear_finished(run_dir)
-        document = _config_document("sweep-lr", config, data, device, {"lrs": lrs})
-        document["options"].pop("lr")
-        runs.write_json(run_dir / runs.CONFIG, document)
+        _start(run_dir, "sweep-lr", config, data, device, lrs=lrs)
     else:
         _check_same_data(runs.read_json(run_dir / runs.CONFIG), data, run_dir)
         members = resume["members"]
@@ -469,8 +430,7 @@ def sweep_lr(
             model.load_state_dict(member["model"])
             optimizer.load_state_dict(member["optimizer"])
         previous = [_result_from_dict(m["result"]) for m in members]
-        seconds_before, resumes = resume.get("train_seconds", 0.0), resume.get("resumes", 0) + 1
-        _restore_rng(resume)
+        runs.restore_rng(resume)
     histories = [list(r.history) if r is not None else [] for r in (previous or [None] * len(lrs))]
     done = [len(h) for h in histories]
 
@@ -481,7 +441,7 @@ def sweep_lr(
         if progress is not None:
             progress(f"lr {labels[i]} epoch {row['epoch']}/{config.epochs}", sum(done), _shown(row))
 
-    started = time.perf_counter()
+    clock = runs.TrainClock.resumed(resume)
     with graceful_stop() as signal_stop:
         results = runner(
             lrs,
@@ -493,10 +453,10 @@ def sweep_lr(
             batch_size=config.batch_size,
             seed=config.seed,
             resume=previous,
-            should_stop=_either(signal_stop, stop),
+            should_stop=any_of(signal_stop, stop),
             on_epoch=on_epoch,
         )
-    train_seconds = seconds_before + time.perf_counter() - started
+    train_seconds = clock.seconds()
 
     if any(r.status == "interrupted" for r in results):
         members = [
@@ -506,7 +466,7 @@ def sweep_lr(
         current = next(i for i, r in enumerate(results) if r.status == "interrupted")
         runs.save_resume(
             run_dir,
-            {"command": "sweep-lr", "members": members, "train_seconds": train_seconds, "resumes": resumes},
+            {"command": "sweep-lr", "members": members, **clock.to_state()},
         )
         where = f"at lr {labels[current]} after {results[current].state.epoch}/{config.epochs} epochs"
         raise Interrupted(signal_stop.signal_number, _resume_hint("sweep-lr", run_dir, where))
@@ -572,7 +532,7 @@ def sweep_lr(
         "test_acc": best["test_acc"],
         "test_loss": best["test_loss"],
         "val_test_gap": abs(best["final"]["val_acc"] - best["test_acc"]),
-        "resumed": resumes,
+        "resumed": clock.resumes,
         "run_dir": str(run_dir),
     }
     runs.finish(run_dir, summary)

@@ -29,11 +29,27 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _describe_unexpected(exc: BaseException) -> str:
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so flushing at exit raises no second BrokenPipeError."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under a test runner)
+        pass
+
+
+def _describe_unexpected(exc: BaseException, options: set[str] | frozenset = frozenset({"--batch-size"})) -> str:
+    """One line for an exception no core code expected; `options` are the failing command's."""
     name = type(exc).__name__
     if name == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        return "the device ran out of memory; try a smaller --batch-size (or --device cpu)"
+        if "--batch-size" in options:
+            return "the device ran out of memory; try a smaller --batch-size (or --device cpu)"
+        return "the device ran out of memory; try --device cpu"
     return f"unexpected {name}: {exc} (rerun with --debug for the traceback)"
+
+
+def _options_of(group: TyperGroup, ctx) -> set[str]:
+    command = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+    return {opt for param in getattr(command, "params", []) for opt in param.opts}
 
 
 class BoundaryGroup(TyperGroup):
@@ -56,10 +72,13 @@ class BoundaryGroup(TyperGroup):
         except KeyboardInterrupt:
             sys.stderr.write("Interrupted.\n")
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # the reader left (`mle6 ... | head`): exit 1 quietly, as rich and click do
+            _silence_stdout()
+            raise typer.Exit(1) from None
         except Exception as exc:  # the boundary: no traceback for users
             if _state["debug"] or type(exc).__module__.startswith(("typer", "click")):
                 raise
-            _fail(_describe_unexpected(exc), 1)
+            _fail(_describe_unexpected(exc, _options_of(self, ctx)), 1)
 
 
 app = typer.Typer(

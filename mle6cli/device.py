@@ -1,7 +1,7 @@
-"""Device resolution and seeding: the one place for each.
+"""Device resolution, CPU threads and seeding: the one place for each.
 
 `resolve_device` is called once per command; everything downstream takes the resulting
-`torch.device` as an argument.
+`torch.device` as an argument; it also sets torch's CPU thread count for work on that device.
 """
 
 from __future__ import annotations
@@ -12,11 +12,21 @@ import re
 
 from mle6cli.errors import DeviceError
 
+THREADS_ENV = "MLE6_THREADS"
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(?::(\d+))?)$")
 
 
-def resolve_device(spec: str = "auto"):
-    """Turn `auto|cpu|cuda|cuda:N|mps` into a torch.device that exists here, or raise DeviceError."""
+def resolve_device(spec: str = "auto", threads: int | str | None = None):
+    """Turn `auto|cpu|cuda|cuda:N|mps` into a torch.device that exists here, or raise DeviceError.
+
+    It also applies the CPU thread policy for work on that device (`configure_threads`).
+    """
+    device = _resolve(spec)
+    configure_threads(device, threads)
+    return device
+
+
+def _resolve(spec: str):
     import torch
 
     text = (spec or "auto").strip().lower()
@@ -44,6 +54,44 @@ def resolve_device(spec: str = "auto"):
             f"device {spec!r} does not exist: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
         )
     return torch.device("cuda", index)
+
+
+def configure_threads(device, threads: int | str | None = None) -> int:
+    """Set torch's intra-op CPU threads for training or inference on `device`; return the count in use.
+
+    On the CPU the default is ONE thread: on the 2-core development machine torch's default (one
+    per core) made an epoch 1.5-1.7x faster when the machine was idle but 5-40x slower when other
+    jobs shared it (README, "Output, errors and exit codes"). A fixed count also keeps CPU results
+    independent of the machine's core count and of its load. `threads`, else the
+    environment variable MLE6_THREADS (a whole number, or "auto" for torch's own default), else
+    an explicit OMP_NUM_THREADS overrides it. GPU and MPS runs keep torch's setting unless told.
+    """
+    import torch
+
+    text = str(threads if threads is not None else os.environ.get(THREADS_ENV, "")).strip().lower()
+    if not text:
+        if device.type != "cpu":
+            return torch.get_num_threads()
+        count = _omp_threads() or 1
+    elif text == "auto":
+        count = _default_threads()
+    elif text.isdigit() and int(text) >= 1:
+        count = int(text)
+    else:
+        raise DeviceError(f"{THREADS_ENV} must be a whole number of at least 1 or 'auto', got {text!r}")
+    torch.set_num_threads(count)
+    return count
+
+
+def _omp_threads() -> int | None:
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(env) if env.isdigit() and int(env) >= 1 else None
+
+
+def _default_threads() -> int:
+    """What torch picks when nothing sets it: OMP_NUM_THREADS, else one per core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return _omp_threads() or max(1, cores or 1)
 
 
 def _mps_available() -> bool:

@@ -17,3 +17,11 @@ class DataError(Mle6Error):
 
 class DeviceError(Mle6Error):
     """A device that does not exist or cannot be used here."""
+
+
+class ConfigError(Mle6Error, ValueError):
+    """Training options that make no sense (a negative learning rate, zero epochs, …).
+
+    The CLI refuses such values as usage errors first; this guards the library's own callers
+    and configs read back by --resume.
+    """

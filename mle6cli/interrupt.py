@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from mle6cli.errors import Mle6Error
@@ -41,6 +42,12 @@ class Interrupted(Mle6Error):
     def __init__(self, signal_number: int | None, message: str) -> None:
         super().__init__(message)
         self.exit_code = EXIT_CODES.get(signal_number, 130)
+
+
+def any_of(*stops: Callable[[], bool] | None) -> Callable[[], bool]:
+    """One `should_stop` that is true when any given one is (None entries are ignored)."""
+    active = [s for s in stops if s is not None]
+    return lambda: any(s() for s in active)
 
 
 @contextmanager

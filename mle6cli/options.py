@@ -1,19 +1,33 @@
-"""The options every command shares, defined once (Typer `Annotated` style).
+"""The options commands share, defined once (Typer `Annotated` style), and their validation.
 
 A command declares e.g. `device: DeviceOpt = "auto"`; the help text lives here only.
+
+One rule for option values: a malformed or out-of-range value is a usage error (exit 2)
+whose message names the option — raised as `typer.BadParameter`, through a callback, `min=`,
+or with `param_hint`. `Mle6Error` (exit 1) is for what only shows up later: data, devices,
+run folders.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 DeviceOpt = Annotated[
-    str, typer.Option("--device", help="Where to compute: auto, cpu, cuda, cuda:N or mps.", show_default=True)
+    str,
+    typer.Option(
+        "--device",
+        help="Where to compute: auto, cpu, cuda, cuda:N or mps (on the CPU: 1 thread unless MLE6_THREADS=N|auto).",
+        show_default=True,
+    ),
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same metrics on CPU.")]
+SEED_RANGE = {"min": 0, "max": 2**32 - 1}  # what numpy accepts; torch takes more
+SeedOpt = Annotated[
+    int, typer.Option("--seed", **SEED_RANGE, help="Random seed; the same seed gives the same metrics on CPU.")
+]
 OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Run folder to create (default: runs/<command>/<timestamp>). Must be new or empty."),
@@ -24,3 +38,69 @@ SyntheticOpt = Annotated[
     bool, typer.Option("--synthetic", help="Use the built-in synthetic data instead of a dataset on disk.")
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Allow writing into a non-empty folder.")]
+
+
+def finite_number(value: float) -> float:
+    """Option callback: any finite number."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value:g}")
+    return value
+
+
+def positive_number(value: float) -> float:
+    """Option callback: a finite number above 0."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a positive number, got {value:g}")
+    return value
+
+
+def positive_lr(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"the learning rate must be a positive number, got {value:g}")
+    return value
+
+
+# the options of the training commands (train-cnn, sweep-lr, train-ae, pca-ae)
+EpochsOpt = Annotated[
+    int, typer.Option("--epochs", min=1, help="Epochs to train (per model, where there are several).")
+]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per training step.")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", callback=positive_lr)]
+DeterministicOpt = Annotated[
+    bool, typer.Option("--deterministic", help="Also force torch's deterministic algorithms (matters on CUDA).")
+]
+ResumeOpt = Annotated[
+    Path | None,
+    typer.Option("--resume", help="Continue the interrupted run in this folder with its saved options."),
+]
+
+
+def check_resume_alone(resume: Path | None, out: Path | None) -> None:
+    if resume is not None and out is not None:
+        raise typer.BadParameter("--resume continues in its own folder; leave out --out", param_hint="'--out'")
+
+
+def positive_list(text: str, option: str, *, whole: bool, plural: str, singular: str, example: str) -> list:
+    """'1e-1,1e-3' -> [0.1, 0.001] (ints with `whole`): distinct positive finite numbers, in order.
+
+    A usage error names `option` and the first bad entry.
+    """
+    hint = f"'{option}'"
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise typer.BadParameter(f"give {plural} as a comma-separated list, e.g. {example}", param_hint=hint)
+    values = []
+    for part in parts:
+        try:
+            value = int(part) if whole else float(part)
+        except ValueError:
+            kind = "a whole number" if whole else "a number"
+            raise typer.BadParameter(
+                f"{part!r} is not {kind}; give comma-separated {plural} like {example}", param_hint=hint
+            ) from None
+        if not (value > 0 and math.isfinite(value)):
+            raise typer.BadParameter(f"{plural} must be positive numbers, got {part}", param_hint=hint)
+        if value in values:
+            raise typer.BadParameter(f"{singular} {part} is listed twice", param_hint=hint)
+        values.append(value)
+    return values

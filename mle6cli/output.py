@@ -34,6 +34,16 @@ def dumps(document) -> str:
     return json.dumps(_jsonable(document), indent=2, allow_nan=False)
 
 
+def synthetic_note(what: str, sizes: dict[str, int], instead_of: str) -> str:
+    """The one wording of the notice that a command runs on built-in synthetic data."""
+    counts = " / ".join(f"{n} {split}" for split, n in sizes.items())
+    return f"Note: the data are SYNTHETIC ({what}, {counts}), not {instead_of}."
+
+
+def resuming_note(run_dir) -> str:
+    return f"Resuming the run in {run_dir} with its saved options."
+
+
 @dataclass
 class Printer:
     """What a command may print, given --json and --quiet."""

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from mle6cli import runs
-from mle6cli.errors import Mle6Error
+from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
-from mle6cli.train import RECONSTRUCT, Split, as_float, train_model
+from mle6cli.train import RECONSTRUCT, Split, as_float, check_loop_options, train_model
 
 
 @dataclass
@@ -33,13 +33,8 @@ class PcaAeConfig:
 
     def validate(self) -> None:
         if not 1 <= self.latent_dim <= MNIST_PIXELS:
-            raise Mle6Error(f"--latent-dim must be between 1 and {MNIST_PIXELS}, got {self.latent_dim}")
-        if self.epochs < 1:
-            raise Mle6Error(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise Mle6Error(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not 0 < self.lr < float("inf"):
-            raise Mle6Error(f"--lr must be a positive number, got {self.lr}")
+            raise ConfigError(f"latent dim must be between 1 and {MNIST_PIXELS}, got {self.latent_dim}")
+        check_loop_options(self.epochs, self.batch_size, self.lr)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,15 +142,19 @@ class PcaAeResult:
 METRICS_HEADER = ["epoch", "train_loss", "test_loss"]
 
 
-def compare_with_run(run_dir: Path, data, basis: np.ndarray, device) -> list[dict]:
-    """Conv AE (each checkpoint of a train-ae run, scored on this test set) vs exact PCA at its dims."""
-    from mle6cli.autoencoders import load_autoencoder
-    from mle6cli.train import evaluate
+def check_compare_run(run_dir: Path, data) -> list[dict]:
+    """The conv AE entries of a finished train-ae run trained on the same data, their checkpoints present.
 
+    Called before pca-ae creates its run folder, so a bad --compare leaves nothing behind.
+    """
     run_dir = Path(run_dir)
-    summary = runs.read_json(run_dir / runs.SUMMARY) if (run_dir / runs.SUMMARY).exists() else None
-    if summary is None or summary.get("command") != "train-ae":
-        raise runs.RunDirError(f"--compare: {run_dir} is not a finished train-ae run (no summary.json from train-ae)")
+    summary = runs.read_json(run_dir / runs.SUMMARY) if (run_dir / runs.SUMMARY).is_file() else None
+    if not isinstance(summary, dict):
+        raise runs.RunDirError(f"--compare: {run_dir} is not a finished train-ae run (no summary.json)")
+    if summary.get("command") != "train-ae":
+        raise runs.RunDirError(
+            f"--compare: {run_dir} is not a finished train-ae run (it holds a {summary.get('command')} run)"
+        )
     trained_on = summary.get("data", {})
     here = data.describe()
     if bool(trained_on.get("synthetic")) != here["synthetic"] or trained_on.get("n_test") != here["n_test"]:
@@ -167,6 +166,19 @@ def compare_with_run(run_dir: Path, data, basis: np.ndarray, device) -> list[dic
     entries = [r for r in summary.get("runs", []) if r.get("checkpoint")]
     if not entries:
         raise runs.RunDirError(f"--compare: {run_dir} has no conv AE checkpoints")
+    missing = [r["checkpoint"] for r in entries if not (run_dir / r["checkpoint"]).is_file()]
+    if missing:
+        raise runs.RunDirError(f"--compare: {run_dir} lacks {', '.join(missing)}, listed in its summary.json")
+    return entries
+
+
+def compare_with_run(run_dir: Path, data, basis: np.ndarray, device) -> list[dict]:
+    """Conv AE (each checkpoint of a train-ae run, scored on this test set) vs exact PCA at its dims."""
+    from mle6cli.autoencoders import load_autoencoder
+    from mle6cli.train import evaluate
+
+    run_dir = Path(run_dir)
+    entries = check_compare_run(run_dir, data)
     dims = [int(r["latent_dim"]) for r in entries]
     pca = projection_mse(data.test_x, basis, dims)
     test = Split(data.test_x)
@@ -293,32 +305,22 @@ def run_pca_ae(
     """The whole pca-ae job in a prepared `run_dir`: config.json, training, the optimum, summary.json."""
     from mle6cli.data.mnist import open_mnist
     from mle6cli.device import describe_device
-    from mle6cli.interrupt import Interrupted, graceful_stop
+    from mle6cli.interrupt import Interrupted, any_of, graceful_stop
 
     run_dir = Path(run_dir)
     data = data if data is not None else open_mnist(spec, device)
-    runs.write_json(
-        run_dir / runs.CONFIG,
-        {
-            "command": "pca-ae",
-            "config": config.to_dict(),
-            "data": spec,
-            "compare": str(compare) if compare is not None else None,
-            "device": device_spec or str(device),
-            "device_resolved": describe_device(device),
-            "versions": runs.package_versions(),
-        },
+    runs.start(
+        run_dir,
+        "pca-ae",
+        config=config.to_dict(),
+        data=spec,
+        compare=str(compare) if compare is not None else None,
+        device=device_spec or str(device),
+        device_resolved=describe_device(device),
     )
     with graceful_stop() as stop:
-        stops = [s for s in (stop, should_stop) if s is not None]
         result = train_linear_autoencoder(
-            config,
-            data,
-            device,
-            run_dir,
-            progress=progress,
-            should_stop=lambda: any(s() for s in stops),
-            compare_run=compare,
+            config, data, device, run_dir, progress=progress, should_stop=any_of(stop, should_stop), compare_run=compare
         )
     if result is None:
         raise Interrupted(

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mle6cli.errors import Mle6Error
@@ -47,15 +48,37 @@ def prepare_run_dir(out: Path | None, command: str, overwrite: bool = False) -> 
     return path
 
 
+def start(run_dir: Path, command: str, **fields) -> dict:
+    """Begin a fresh run: write config.json (`command`, `fields`, package versions, time) and drop the
+    summary.json/resume.pt an --overwrite'd folder may hold, so it looks neither finished nor resumable."""
+    run_dir = Path(run_dir)
+    (run_dir / SUMMARY).unlink(missing_ok=True)
+    (run_dir / RESUME).unlink(missing_ok=True)
+    torch = sys.modules.get("torch")  # the thread count can change CPU results in the last bits
+    document = {
+        "command": command,
+        **fields,
+        "cpu_threads": torch.get_num_threads() if torch is not None else None,
+        "packages": package_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json(run_dir / CONFIG, document)
+    return document
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a second Ctrl-C: keep the old file, leave no temp behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -131,16 +154,61 @@ def save_resume(run_dir: Path, state: dict) -> Path:
     return save_torch(Path(run_dir) / RESUME, payload)
 
 
-def load_resume(run_dir: Path) -> tuple[dict, dict]:
-    """(config, state) of an interrupted run; RunDirError naming what is missing otherwise."""
+def load_resume(run_dir: Path, command: str | None = None) -> tuple[dict, dict]:
+    """(config.json, resume.pt) of an interrupted run; RunDirError naming what is missing otherwise.
+
+    With `command`, a run of another command is refused with the command line that resumes it.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"--resume: {run_dir} is not a run folder")
-    if (run_dir / SUMMARY).exists() and not (run_dir / RESUME).exists():
-        raise RunDirError(f"--resume: the run in {run_dir} already finished")
+    if not (run_dir / RESUME).exists():
+        if (run_dir / SUMMARY).exists():
+            raise RunDirError(f"--resume: the run in {run_dir} already finished")
+        raise RunDirError(
+            f"--resume: no checkpoint in {run_dir} ({RESUME} is missing); only an interrupted run can be resumed"
+        )
     config = read_json(run_dir / CONFIG)
     state = load_torch(run_dir / RESUME)
+    if command is not None:
+        saved = config.get("command") if isinstance(config, dict) else None
+        if saved != command or not isinstance(state, dict) or state.get("command") != command:
+            other = (
+                f" holds a {saved} run; use mle6 {saved} --resume {run_dir}" if saved else f" is not a run of {command}"
+            )
+            raise RunDirError(f"--resume: {run_dir}{other}")
     return config, state
+
+
+def restore_rng(state: dict) -> None:
+    """Put back the torch RNG state `save_resume` stored."""
+    import torch
+
+    if state.get("torch_rng") is not None:
+        torch.set_rng_state(state["torch_rng"])
+
+
+@dataclass
+class TrainClock:
+    """Training seconds and resume count, carried across interruptions in resume.pt."""
+
+    seconds_before: float = 0.0
+    resumes: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def resumed(cls, state: dict | None) -> TrainClock:
+        """A clock going on from a resume checkpoint (`state`), or a fresh one when it is None."""
+        if state is None:
+            return cls()
+        return cls(state.get("train_seconds", 0.0), state.get("resumes", 0) + 1)
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def to_state(self) -> dict:
+        """The entries to save in resume.pt."""
+        return {"train_seconds": self.seconds(), "resumes": self.resumes}
 
 
 def finish(run_dir: Path, summary: dict) -> Path:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mle6cli import graphs
+from mle6cli.errors import ConfigError
 
 
 @dataclass
@@ -56,6 +57,20 @@ RECONSTRUCT = Task("reconstruct", F.mse_loss, False)
 
 class Diverged(Exception):
     """The loss became NaN or infinite."""
+
+
+def check_lr(lr: float) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ConfigError(f"learning rate must be a positive number, got {lr!r}")
+    return float(lr)
+
+
+def check_loop_options(epochs: int, batch_size: int, lr: float) -> None:
+    """The numbers every training run has; ConfigError naming the first bad one."""
+    for name, value in (("epochs", epochs), ("batch size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+    check_lr(lr)
 
 
 @dataclass

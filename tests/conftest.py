@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,51 @@ def cli_env() -> dict:
     env.pop("MLE6_DEBUG", None)
     env["MPLBACKEND"] = "Agg"
     return env
+
+
+def subprocess_env() -> dict:
+    """For a CLI subprocess: this worktree's mle6cli, one OpenMP thread (see `one_thread`)."""
+    env = cli_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+@contextmanager
+def one_thread():
+    """Train on one thread: on a loaded 2-core machine, two OpenMP threads are ~10x slower per step,
+    and a fixed thread count keeps in-process and subprocess runs bit-identical."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """`one_thread` for a whole test (use with pytestmark = pytest.mark.usefixtures("one_torch_thread"))."""
+    with one_thread():
+        yield
+
+
+@pytest.fixture
+def small(tmp_path):
+    """A small SIGNS npy folder (48/12/12 synthetic images; see tests.signs_helpers)."""
+    from tests.signs_helpers import write_layout
+
+    return write_layout(tmp_path / "small")
+
+
+class StopAfter:
+    """A `stop` callback that turns true on its n-th call (the loop asks after every step and epoch)."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n

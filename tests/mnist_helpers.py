@@ -58,14 +58,3 @@ def subprocess_code(args: list[str], sizes: tuple[int, int]) -> str:
         "from mle6cli.cli import app\n"
         f"app({args!r}, prog_name='mle6')\n"
     )
-
-
-@pytest.fixture(autouse=False)
-def one_torch_thread():
-    """Tiny models train several times faster on one thread than on two busy ones; restored after."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

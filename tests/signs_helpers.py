@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from mle6cli.data.signs import synthetic_arrays
-from tests.conftest import cli_env
 
 SMALL = (8, 2, 2)  # images per class in train/val/test: 48/12/12
 
@@ -36,34 +34,3 @@ def train_args(data_dir: Path, out: Path, *extra: str, epochs: int = 2) -> list[
         str(out),
         *extra,
     ]
-
-
-@contextmanager
-def one_thread():
-    """Train on one thread: on a loaded 2-core machine, two OpenMP threads are ~10x slower per step,
-    and a fixed thread count keeps in-process and subprocess runs bit-identical."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def subprocess_env() -> dict:
-    env = cli_env()
-    env["OMP_NUM_THREADS"] = "1"
-    return env
-
-
-class StopAfter:
-    """A `stop` callback that turns true on its n-th call (the loop asks after every step and epoch)."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls >= self.n

@@ -164,8 +164,10 @@ def test_cli_verify(runner, app):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["-i", "0", "-k", "3"], 1, "Error: input size must be positive, got 0x0"),
-        (["-i", "8", "-k", "3", "-s", "0"], 1, "Error: stride must be positive, got 0x0"),
+        (["-i", "0", "-k", "3"], 2, "Error: mle6 conv-size: Invalid value: --input must be positive, got 0x0"),
+        (["-i", "8", "-k", "3", "-s", "0"], 2, "--stride must be positive, got 0x0"),
+        (["-i", "8", "-k", "0"], 2, "--kernel must be positive, got 0x0"),
+        (["-i", "8", "-k", "3", "-p", "-1"], 2, "--padding must be at least 0, got -1x-1"),
         (
             ["-i", "4", "-k", "7"],
             1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
@@ -10,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from mle6cli.cli import BoundaryGroup
-from mle6cli.device import resolve_device, set_seed
+from mle6cli.device import configure_threads, resolve_device, set_seed
 from mle6cli.errors import DataError, DeviceError
 from mle6cli.interrupt import Interrupted, graceful_stop
 
@@ -42,6 +43,48 @@ def test_cuda_index_out_of_range():
         resolve_device(f"cuda:{torch.cuda.device_count()}")
 
 
+@pytest.mark.usefixtures("one_torch_thread")  # restores the count afterwards
+def test_cpu_threads_policy(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("MLE6_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(2)
+    assert configure_threads(cpu) == 1 and torch.get_num_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # an explicit OpenMP setting is respected
+    assert configure_threads(cpu) == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert configure_threads(cpu, 2) == 2 and torch.get_num_threads() == 2
+    monkeypatch.setenv("MLE6_THREADS", "3")
+    assert configure_threads(cpu) == 3 and torch.get_num_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("MLE6_THREADS", "auto")
+    assert configure_threads(cpu) == 2
+    monkeypatch.delenv("MLE6_THREADS")
+    torch.set_num_threads(2)
+    assert configure_threads(torch.device("meta")) == 2  # not the CPU: left as it is
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("MLE6_THREADS", bad)
+        with pytest.raises(DeviceError) as err:
+            configure_threads(cpu)
+        assert str(err.value) == f"MLE6_THREADS must be a whole number of at least 1 or 'auto', got '{bad}'"
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_training_commands_use_the_thread_policy(runner, app, monkeypatch, tmp_path, small):
+    monkeypatch.setenv("MLE6_THREADS", "many")
+    result = runner.invoke(app, ["train-cnn", "--data-dir", str(small), "--device", "cpu", "--out", "r"])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: MLE6_THREADS must be a whole number of at least 1 or 'auto', got 'many'\n"
+    assert not (tmp_path / "r").exists()
+    monkeypatch.delenv("MLE6_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(2)
+    args = ["--data-dir", str(small), "--device", "cpu", "--epochs", "1", "--batch-size", "48", "--out", "s"]
+    assert runner.invoke(app, ["sweep-lr", "--lrs", "1e-3", *args]).exit_code == 0
+    assert torch.get_num_threads() == 1
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["cpu_threads"] == 1
+
+
 def test_set_seed_repeats_draws():
     set_seed(5)
     a = torch.rand(3)
@@ -53,7 +96,7 @@ def _app_raising(exc: BaseException) -> typer.Typer:
     app = typer.Typer(cls=BoundaryGroup)
 
     @app.command()
-    def boom() -> None:
+    def boom(batch_size: int = 64) -> None:  # an OOM line suggests the option when the command has it
         raise exc
 
     @app.command()
@@ -82,6 +125,12 @@ def test_boundary_turns_exceptions_into_one_line(exc, code, line):
     assert result.exit_code == code
     assert result.stderr.startswith(line)
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_boundary_broken_pipe_exits_quietly():
+    """`mle6 ... | head`: the reader left; no 'unexpected BrokenPipeError' line."""
+    result = CliRunner().invoke(_app_raising(BrokenPipeError(32, "Broken pipe")), ["boom"])
+    assert result.exit_code == 1 and result.stderr == ""
 
 
 def test_boundary_keyboard_interrupt_exits_130():

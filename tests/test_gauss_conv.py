@@ -115,10 +115,11 @@ def test_cli_human_output(runner, app):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--sigma1", "0"], 1, "Error: sigma1 must be positive, got 0.0"),
-        (["--sigma2", "-1"], 1, "Error: sigma2 must be positive, got -1.0"),
-        (["--mu1", "nan"], 1, "Error: mu1 must be a finite number, got nan"),
-        (["--sigma1", "inf"], 1, "Error: sigma1 must be a finite number, got inf"),
+        (["--sigma1", "0"], 2, "Error: mle6 gauss-conv: Invalid value for '--sigma1': must be a positive number"),
+        (["--sigma2", "-1"], 2, "Invalid value for '--sigma2': must be a positive number, got -1"),
+        (["--mu1", "nan"], 2, "Invalid value for '--mu1': must be a finite number, got nan"),
+        (["--sigma1", "inf"], 2, "Invalid value for '--sigma1': must be a positive number, got inf"),
+        (["--samples", "1"], 2, "Invalid value for '--samples'"),
         (["--mu1", "one"], 2, "Error: mle6 gauss-conv: Invalid value for '--mu1'"),
     ],
 )

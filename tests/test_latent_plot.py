@@ -10,7 +10,7 @@ from sklearn.metrics import silhouette_score as sk_silhouette
 from sklearn.neighbors import KNeighborsClassifier
 
 from mle6cli.latent import knn_accuracy, knn_split, silhouette_score
-from tests.mnist_helpers import TINY, one_torch_thread  # noqa: F401 (fixture)
+from tests.mnist_helpers import TINY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,7 +11,7 @@ import torch
 
 from mle6cli.pca import principal_angles_deg, projection_images, projection_mse, singular_basis
 from tests.conftest import shared_path
-from tests.mnist_helpers import TINY, one_torch_thread, tiny_synthetic  # noqa: F401 (fixtures)
+from tests.mnist_helpers import TINY, tiny_synthetic  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -172,6 +172,7 @@ def test_compare_refuses_other_data_and_non_runs(runner, app, tmp_path):
     result = runner.invoke(app, ["pca-ae", "--synthetic", "--epochs", "1", "--compare", "real", "--out", "p"])
     assert result.exit_code == 1
     assert "was trained on other data (real, 2000 test images); this run uses synthetic data with 128" in result.stderr
+    assert not (tmp_path / "p").exists()  # refused before the run folder was made
 
 
 @pytest.mark.realdata

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,20 +15,13 @@ from mle6cli import runs
 from mle6cli.classifier import TrainConfig, best_member, lr_label, read_resume, sequential_runner, sweep_lr
 from mle6cli.data.signs import load_signs
 from mle6cli.interrupt import Interrupted
-from tests.signs_helpers import StopAfter, one_thread, train_args, write_layout
+from tests.conftest import StopAfter, subprocess_env
+from tests.signs_helpers import train_args
 
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture
-def small(tmp_path):
-    return write_layout(tmp_path / "small")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_sweep_through_the_cli(runner, app, small, tmp_path):
@@ -188,3 +184,34 @@ def test_a_replacement_runner_is_used(tmp_path, small):
     summary = sweep_lr(config, [1e-3, 1e-4], load_signs(small, CPU), CPU, out, runner=recording_runner)
     assert calls == [([1e-3, 1e-4], 2, [1e-3, 1e-4])]
     assert summary["best_lr"] in (1e-3, 1e-4)
+
+
+@pytest.mark.slow
+def test_sigint_mid_sweep_then_resume_matches_an_uninterrupted_sweep(runner, app, small, tmp_path):
+    """Subprocess: SIGINT after the first member's first epoch -> exit 130 + resume.pt; --resume -> same bytes."""
+    args = ["--lrs", "1e-2,1e-3", *train_args(small, tmp_path / "cut", "--seed", "5", epochs=8)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mle6cli", "sweep-lr", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    first = proc.stdout.readline()
+    assert first.startswith("lr 1e-02 epoch 1/8"), first + proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    cut = tmp_path / "cut"
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1].endswith(f"Continue with: mle6 sweep-lr --resume {cut}")
+    assert "Traceback" not in err
+    assert (cut / "resume.pt").is_file() and not (cut / "summary.json").exists()
+
+    resumed = runner.invoke(app, ["sweep-lr", "--resume", str(cut), "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["resumed"] == 1 and not (cut / "resume.pt").exists()
+    reference = ["sweep-lr", "--lrs", "1e-2,1e-3", *train_args(small, tmp_path / "ref", "--seed", "5", epochs=8)]
+    assert runner.invoke(app, reference).exit_code == 0
+    for name in ("lr_1e-02/metrics.csv", "lr_1e-03/metrics.csv", "sweep.csv"):
+        assert (cut / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+    assert len((cut / "lr_1e-03" / "metrics.csv").read_text().splitlines()) == 9

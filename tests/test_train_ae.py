@@ -16,8 +16,8 @@ from mle6cli import autoencoders
 from mle6cli.autoencoders import build_autoencoder, check_collapse, trivial_mse
 from mle6cli.data.mnist import synthetic_mnist
 from mle6cli.train import Split, as_float
-from tests.conftest import REPO, cli_env, shared_path
-from tests.mnist_helpers import one_torch_thread, subprocess_code, tiny_synthetic  # noqa: F401 (fixtures)
+from tests.conftest import shared_path, subprocess_env
+from tests.mnist_helpers import subprocess_code, tiny_synthetic  # noqa: F401 (fixture)
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -209,8 +209,9 @@ def test_a_diverged_dim_is_recorded_the_others_go_on(runner, app, tmp_path, monk
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--latent-dims", "3,x"], "latent sizes must be whole numbers, got 'x'"),
-        (["--latent-dims", "0"], "latent sizes must be positive, got 0"),
+        (["--latent-dims", "3,x"], "'--latent-dims': 'x' is not a whole number; give comma-separated latent sizes"),
+        (["--latent-dims", "0"], "'--latent-dims': latent sizes must be positive numbers, got 0"),
+        (["--latent-dims", ","], "'--latent-dims': give latent sizes as a comma-separated list, e.g. 3,10,100,250"),
         (["--latent-dims", "3,3"], "latent size 3 is listed twice"),
         (["--epochs", "0"], "Invalid value for '--epochs'"),
         (["--batch-size", "0"], "Invalid value for '--batch-size'"),
@@ -246,7 +247,10 @@ def test_bad_device_and_run_folders(runner, app, tmp_path):
     assert again.exit_code == 1 and "Error: --resume: the run in full already finished" in again.stderr
     (tmp_path / "empty").mkdir()
     none = runner.invoke(app, ["train-ae", "--resume", "empty"])
-    assert none.exit_code == 1 and "empty/config.json does not exist" in none.stderr
+    assert none.exit_code == 1
+    assert none.stderr == (
+        "Error: --resume: no checkpoint in empty (resume.pt is missing); only an interrupted run can be resumed\n"
+    )
 
 
 def _cli(args: list[str], sizes=(1024, 256)) -> subprocess.Popen:
@@ -255,7 +259,7 @@ def _cli(args: list[str], sizes=(1024, 256)) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=cli_env() | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        env=subprocess_env(),
     )
 
 

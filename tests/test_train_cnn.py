@@ -18,21 +18,13 @@ from mle6cli.data.signs import load_signs
 from mle6cli.errors import Mle6Error
 from mle6cli.interrupt import Interrupted
 from mle6cli.train import CLASSIFY, Split, evaluate, train_model
-from tests.conftest import shared_path
-from tests.signs_helpers import StopAfter, one_thread, subprocess_env, train_args, write_layout
+from tests.conftest import StopAfter, shared_path, subprocess_env
+from tests.signs_helpers import train_args, write_layout
 
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture
-def small(tmp_path):
-    return write_layout(tmp_path / "small")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- bookkeeping against a hand-computed case

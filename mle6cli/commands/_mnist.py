@@ -1,21 +1,13 @@
-"""Options and small helpers the MNIST commands (train-ae, latent-plot, pca-ae) share."""
+"""Options and data helpers the MNIST commands (train-ae, latent-plot, pca-ae) share."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mle6cli.output import Printer
-
-
-def positive_lr(value: float) -> float:
-    if not math.isfinite(value) or value <= 0:
-        raise typer.BadParameter(f"the learning rate must be a positive number, got {value:g}")
-    return value
-
+from mle6cli.output import Printer, synthetic_note
 
 DataDirOpt = Annotated[
     Path,
@@ -24,39 +16,9 @@ DataDirOpt = Annotated[
 NoDownloadOpt = Annotated[
     bool, typer.Option("--no-download", help="Never try to download MNIST; fail at once when it is missing.")
 ]
-EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs to train (each model).")]
-BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per training step.")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", callback=positive_lr)]
-DeterministicOpt = Annotated[
-    bool, typer.Option("--deterministic", help="Also force torch's deterministic algorithms (matters on CUDA).")
-]
-ResumeOpt = Annotated[
-    Path | None,
-    typer.Option("--resume", help="Continue the interrupted run in this folder with its saved options."),
-]
-
-
-def data_spec(data_dir: Path | None, synthetic: bool, download: bool) -> dict:
-    """What to load, as saved in config.json (an absolute folder, so --resume works from anywhere)."""
-    from mle6cli.data import mnist
-
-    if synthetic:
-        return {"synthetic": True, "n_train": mnist.SYNTHETIC_SIZES[0], "n_test": mnist.SYNTHETIC_SIZES[1]}
-    return {"synthetic": False, "data_dir": str(Path(data_dir).resolve()), "download": download}
-
-
-def open_data(spec: dict, device):
-    """MnistData for a spec from `data_spec` (or from a saved config)."""
-    from mle6cli.data import mnist
-
-    if spec.get("synthetic"):
-        return mnist.synthetic_mnist(mnist.SYNTHETIC_SEED, spec.get("n_train"), spec.get("n_test"), device)
-    return mnist.load_mnist(spec["data_dir"], device, download=spec.get("download", True))
 
 
 def note_synthetic(printer: Printer, data) -> None:
     if data.synthetic:
-        printer.note(
-            f"Note: the data are SYNTHETIC stand-in digits (font glyphs under random jitter, "
-            f"{len(data.train_x)} train / {len(data.test_x)} test), not MNIST."
-        )
+        sizes = {"train": len(data.train_x), "test": len(data.test_x)}
+        printer.note(synthetic_note("built-in font-glyph digits under random jitter", sizes, "MNIST"))

@@ -10,23 +10,28 @@ from mle6cli.options import JsonOpt
 from mle6cli.output import Printer
 
 
-def _pair_option(name: str):
+def _pair_option(name: str, minimum: int = 1):
+    """A parser of `N`/`NxM` for option `name`; a value below `minimum` is a usage error too."""
+
     def parse(value: str | None):
         if value is None:
             return None
         try:
-            return maths.parse_pair(value, name)
+            pair = maths.parse_pair(value, name)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
+        if min(pair) < minimum:
+            bound = "positive" if minimum == 1 else f"at least {minimum}"
+            raise typer.BadParameter(f"{name} must be {bound}, got {pair[0]}x{pair[1]}")
+        return pair
 
     return parse
 
 
 def _padding(value: str):
-    try:
+    if str(value).strip().lower() in ("same", "valid"):
         return maths.parse_padding(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    return _pair_option("--padding", minimum=0)(value)
 
 
 def conv_size(
@@ -62,7 +67,7 @@ def conv_size(
         stride=_pair_option("--stride")(stride),
         dilation=_pair_option("--dilation")(dilation),
         transposed=transposed,
-        output_padding=_pair_option("--output-padding")(output_padding),
+        output_padding=_pair_option("--output-padding", minimum=0)(output_padding),
     )
     result = maths.conv_output(geometry)
     document = result.to_dict()

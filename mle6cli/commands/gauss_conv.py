@@ -5,17 +5,21 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.options import JsonOpt
+from mle6cli.options import SEED_RANGE, JsonOpt, finite_number, positive_number
 from mle6cli.output import Printer
 
 
 def gauss_conv(
-    mu1: Annotated[float, typer.Option("--mu1", help="Mean of X1.")] = 0.0,
-    sigma1: Annotated[float, typer.Option("--sigma1", help="Standard deviation of X1 (> 0).")] = 1.0,
-    mu2: Annotated[float, typer.Option("--mu2", help="Mean of X2.")] = 0.0,
-    sigma2: Annotated[float, typer.Option("--sigma2", help="Standard deviation of X2 (> 0).")] = 1.0,
-    samples: Annotated[int, typer.Option("--samples", help="Monte-Carlo pairs to draw.")] = 100_000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the Monte-Carlo draws.")] = 0,
+    mu1: Annotated[float, typer.Option("--mu1", help="Mean of X1.", callback=finite_number)] = 0.0,
+    sigma1: Annotated[
+        float, typer.Option("--sigma1", help="Standard deviation of X1 (> 0).", callback=positive_number)
+    ] = 1.0,
+    mu2: Annotated[float, typer.Option("--mu2", help="Mean of X2.", callback=finite_number)] = 0.0,
+    sigma2: Annotated[
+        float, typer.Option("--sigma2", help="Standard deviation of X2 (> 0).", callback=positive_number)
+    ] = 1.0,
+    samples: Annotated[int, typer.Option("--samples", min=2, help="Monte-Carlo pairs to draw.")] = 100_000,
+    seed: Annotated[int, typer.Option("--seed", **SEED_RANGE, help="Seed of the Monte-Carlo draws.")] = 0,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a PNG of the pdfs, the sum and the samples.")
     ] = None,

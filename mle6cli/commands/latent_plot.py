@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._mnist import NoDownloadOpt, data_spec, note_synthetic, open_data
+from mle6cli.commands._mnist import NoDownloadOpt, note_synthetic
 from mle6cli.options import DeviceOpt, JsonOpt, QuietOpt, SyntheticOpt
 from mle6cli.output import Printer
 
@@ -32,9 +32,9 @@ def latent_plot(
     Example: mle6 latent-plot --run runs/train-ae/20250101-120000 --n 2000 --out latent.png
     """
     from mle6cli.autoencoders import load_autoencoder
+    from mle6cli.data.mnist import mnist_spec, open_mnist
     from mle6cli.device import resolve_device
-    from mle6cli.latent import KNN_K, MIN_POINTS, find_d3_checkpoint, latent_analysis
-    from mle6cli.plots import latent_figure
+    from mle6cli.latent import MIN_POINTS, find_d3_checkpoint, plot_latent
 
     if (run is None) == (checkpoint is None):
         raise typer.BadParameter("give exactly one of --run DIR or --checkpoint FILE", param_hint="'--run'")
@@ -52,28 +52,22 @@ def latent_plot(
         )
     trained_on = meta.get("data") or {}
     if synthetic:
-        spec = data_spec(None, True, False)
+        spec = mnist_spec(None, True, False)
     elif data_dir is not None:
-        spec = data_spec(data_dir, False, not no_download)
+        spec = mnist_spec(data_dir, False, not no_download)
     elif trained_on.get("synthetic"):
         spec = {"synthetic": True, "n_train": trained_on.get("n_train"), "n_test": trained_on.get("n_test")}
     elif trained_on.get("source"):  # <data_dir>/MNIST/raw
         spec = {"synthetic": False, "data_dir": str(Path(trained_on["source"]).parents[1]), "download": False}
     else:
-        spec = data_spec(Path("data"), False, not no_download)
-    data = open_data(spec, torch_device)
+        spec = mnist_spec(Path("data"), False, not no_download)
+    data = open_mnist(spec, torch_device)
     note_synthetic(printer, data)
-    collapsed = bool(meta.get("collapsed", False))
-    if collapsed:
+    if meta.get("collapsed", False):
         printer.note(f"WARNING: the d=3 model in {path} is marked COLLAPSED; its codes say little.")
     if n > len(data.test_x):
         printer.note(f"Note: the test set has only {len(data.test_x)} images; encoding all of them.")
-    result = latent_analysis(model, data, n, collapsed=collapsed)
-    title = f"d=3 latent codes of {len(result.codes)} test images" + (" — SYNTHETIC digits" if data.synthetic else "")
-    title += f"\n{KNN_K}-NN accuracy {result.knn_accuracy:.3f}, silhouette {result.silhouette:.3f}"
-    if collapsed:
-        title += " — COLLAPSED model"
-    result.plot = str(latent_figure(result.codes, result.labels, out, title))
+    result = plot_latent(path, data, n, out, torch_device)
     if json_out:
         printer.json(result.to_json())
         return

@@ -5,18 +5,20 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._mnist import (
+from mle6cli.commands._mnist import DataDirOpt, NoDownloadOpt, note_synthetic
+from mle6cli.options import (
     BatchSizeOpt,
-    DataDirOpt,
     DeterministicOpt,
+    DeviceOpt,
     EpochsOpt,
+    JsonOpt,
     LrOpt,
-    NoDownloadOpt,
-    data_spec,
-    note_synthetic,
-    open_data,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SeedOpt,
+    SyntheticOpt,
 )
-from mle6cli.options import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, SyntheticOpt
 from mle6cli.output import Printer
 
 MNIST_PIXELS = 28 * 28  # not imported from models: that would load torch for --help
@@ -55,42 +57,25 @@ def pca_ae(
     Example: mle6 pca-ae --latent-dim 10 --epochs 10 --compare runs/train-ae/20250101-120000
     """
     from mle6cli import runs
-    from mle6cli.device import describe_device, resolve_device
-    from mle6cli.interrupt import Interrupted, graceful_stop
-    from mle6cli.pca import PcaAeConfig, train_linear_autoencoder
+    from mle6cli.data.mnist import mnist_spec, open_mnist
+    from mle6cli.device import resolve_device
+    from mle6cli.pca import PcaAeConfig, check_compare_run, run_pca_ae
 
     printer = Printer(json_mode=json_out, quiet=quiet)
     config = PcaAeConfig(
         latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, deterministic=deterministic
     )
-    if compare is not None and not (Path(compare) / runs.SUMMARY).is_file():
-        raise runs.RunDirError(f"--compare: {compare} is not a finished train-ae run (no summary.json)")
     torch_device = resolve_device(device)
-    spec = data_spec(data_dir, synthetic, download=not no_download)
-    data = open_data(spec, torch_device)
+    spec = mnist_spec(data_dir, synthetic, download=not no_download)
+    data = open_mnist(spec, torch_device)
+    if compare is not None:  # before the run folder exists: a bad --compare leaves nothing behind
+        check_compare_run(compare, data)
     run_dir = runs.prepare_run_dir(out, "pca-ae", overwrite)
-    runs.write_json(
-        run_dir / runs.CONFIG,
-        {
-            "command": "pca-ae",
-            "config": config.to_dict(),
-            "data": spec,
-            "compare": str(compare) if compare is not None else None,
-            "device": device,
-            "device_resolved": describe_device(torch_device),
-            "versions": runs.package_versions(),
-        },
-    )
     note_synthetic(printer, data)
-    with graceful_stop() as stop, printer.progress(config.epochs, "pca-ae") as update:
-        result = train_linear_autoencoder(
-            config, data, torch_device, run_dir, progress=update, should_stop=stop, compare_run=compare
+    with printer.progress(config.epochs, "pca-ae") as update:
+        result = run_pca_ae(
+            config, spec, torch_device, run_dir, data=data, compare=compare, device_spec=device, progress=update
         )
-    if result is None:
-        raise Interrupted(
-            stop.signal_number, f"interrupted; pca-ae takes seconds and has no --resume: run it again ({run_dir})"
-        )
-    runs.finish(run_dir, result.summary())
     if json_out:
         printer.json(result.to_json())
         return

@@ -5,38 +5,30 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands.train_cnn import (
+from mle6cli.commands.train_cnn import DataDirOpt, open_signs_run
+from mle6cli.options import (
     BatchSizeOpt,
-    DataDirOpt,
     DeterministicOpt,
+    DeviceOpt,
     EpochsOpt,
+    JsonOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
     ResumeOpt,
+    SeedOpt,
+    SyntheticOpt,
     check_resume_alone,
-    note_data,
+    positive_list,
 )
-from mle6cli.options import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, SyntheticOpt
 from mle6cli.output import Printer
-
-_HINT = "'--lrs'"
 
 
 def parse_lrs(text: str) -> list[float]:
     """'1e-1,1e-3' -> [0.1, 0.001]; a usage error names the first bad entry."""
-    values = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            value = float(part)
-        except ValueError:
-            raise typer.BadParameter(
-                f"{part!r} is not a number; give comma-separated learning rates like 1e-1,1e-3", param_hint=_HINT
-            ) from None
-        if not value > 0 or value == float("inf"):
-            raise typer.BadParameter(f"learning rates must be positive numbers, got {part}", param_hint=_HINT)
-        if value in values:
-            raise typer.BadParameter(f"learning rate {part} is listed twice", param_hint=_HINT)
-        values.append(value)
-    return values
+    return positive_list(
+        text, "--lrs", whole=False, plural="learning rates", singular="learning rate", example="1e-1,1e-3"
+    )
 
 
 def sweep_lr(
@@ -65,21 +57,12 @@ def sweep_lr(
     check_resume_alone(resume, out)
     values = parse_lrs(lrs)
     printer = Printer(json_mode=json_out, quiet=quiet)
-    config = None
-    if resume is None:
-        config = classifier.TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            deterministic=deterministic,
-            data_dir=str(data_dir),
-            synthetic=synthetic,
-        )
-    opened = classifier.open_run("sweep-lr", config, out=out, overwrite=overwrite, resume_dir=resume)
+    opened = open_signs_run(
+        "sweep-lr", printer, resume=resume, out=out, overwrite=overwrite, data_dir=data_dir, synthetic=synthetic,
+        epochs=epochs, batch_size=batch_size, seed=seed, device=device, deterministic=deterministic,
+    )  # fmt: skip
     if resume is not None:
         values = opened.extra["lrs"]
-    note_data(printer, opened)
     config = opened.config
     with printer.progress(len(values) * config.epochs, "sweep") as update:
         summary = classifier.sweep_lr(

@@ -5,38 +5,31 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._mnist import (
+from mle6cli.commands._mnist import DataDirOpt, NoDownloadOpt, note_synthetic
+from mle6cli.options import (
     BatchSizeOpt,
-    DataDirOpt,
     DeterministicOpt,
+    DeviceOpt,
     EpochsOpt,
+    JsonOpt,
     LrOpt,
-    NoDownloadOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
     ResumeOpt,
-    data_spec,
-    note_synthetic,
-    open_data,
+    SeedOpt,
+    SyntheticOpt,
+    check_resume_alone,
+    positive_list,
 )
-from mle6cli.options import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, SyntheticOpt
-from mle6cli.output import Printer
+from mle6cli.output import Printer, resuming_note
 
 
 def parse_dims(value: str) -> list[int]:
-    parts = [p.strip() for p in str(value).split(",") if p.strip()]
-    if not parts:
-        raise typer.BadParameter("give latent sizes as a comma-separated list, e.g. 3,10,100,250")
-    dims = []
-    for part in parts:
-        try:
-            d = int(part)
-        except ValueError:
-            raise typer.BadParameter(f"latent sizes must be whole numbers, got {part!r}") from None
-        if d < 1:
-            raise typer.BadParameter(f"latent sizes must be positive, got {d}")
-        if d in dims:
-            raise typer.BadParameter(f"latent size {d} is listed twice")
-        dims.append(d)
-    return dims
+    """'3,10' -> [3, 10]; a usage error names the first bad entry."""
+    return positive_list(
+        value, "--latent-dims", whole=True, plural="latent sizes", singular="latent size", example="3,10,100,250"
+    )
 
 
 def train_ae(
@@ -66,12 +59,11 @@ def train_ae(
     Example: mle6 train-ae --data-dir data --latent-dims 3,10,100,250 --epochs 10
     """
     from mle6cli import runs
-    from mle6cli.autoencoders import AeConfig, TrainingFailed, train_autoencoders
-    from mle6cli.device import describe_device, resolve_device
-    from mle6cli.interrupt import Interrupted, graceful_stop
+    from mle6cli.autoencoders import AeConfig, TrainingFailed, run_train_ae
+    from mle6cli.data.mnist import mnist_spec, open_mnist
+    from mle6cli.device import resolve_device
 
-    if resume is not None and out is not None:
-        raise typer.BadParameter("--resume continues in its own folder; leave out --out", param_hint="'--out'")
+    check_resume_alone(resume, out)
     printer = Printer(json_mode=json_out, quiet=quiet)
     state = None
     if resume is None:
@@ -84,43 +76,26 @@ def train_ae(
             retries=retries,
             deterministic=deterministic,
         )
-        spec = data_spec(data_dir, synthetic, download=not no_download)
+        spec = mnist_spec(data_dir, synthetic, download=not no_download)
     else:
-        saved, state = runs.load_resume(resume)
-        if saved.get("command") != "train-ae":
-            raise runs.RunDirError(f"--resume: {resume} is a {saved.get('command')} run, not train-ae")
-        config, spec, device = AeConfig.from_dict(saved["config"]), saved["data"], saved["device"]
+        saved, state = runs.load_resume(resume, "train-ae")
+        try:
+            config, spec, device = AeConfig.from_dict(saved["config"]), saved["data"], saved["device"]
+        except (KeyError, TypeError) as exc:
+            raise runs.RunDirError(f"--resume: {Path(resume) / runs.CONFIG} lacks the run's options ({exc})") from None
     torch_device = resolve_device(device)
-    data = open_data(spec, torch_device)  # before the run folder exists: bad data leaves nothing behind
+    data = open_mnist(spec, torch_device)  # before the run folder exists: bad data leaves nothing behind
     if resume is None:
         run_dir = runs.prepare_run_dir(out, "train-ae", overwrite)
-        runs.write_json(
-            run_dir / runs.CONFIG,
-            {
-                "command": "train-ae",
-                "config": config.to_dict(),
-                "data": spec,
-                "device": device,
-                "device_resolved": describe_device(torch_device),
-                "versions": runs.package_versions(),
-            },
-        )
     else:
         run_dir = Path(resume)
-        printer.note(f"Resuming the run in {run_dir} with its saved options.")
+        printer.note(resuming_note(run_dir))
     note_synthetic(printer, data)
 
-    total = config.epochs * len(config.latent_dims)
-    with graceful_stop() as stop, printer.progress(total, "train-ae") as update:
-        result = train_autoencoders(
-            config, data, torch_device, run_dir, progress=update, should_stop=stop, resume=state
+    with printer.progress(config.epochs * len(config.latent_dims), "train-ae") as update:
+        result = run_train_ae(
+            config, spec, torch_device, run_dir, data=data, device_spec=device, progress=update, resume=state
         )
-    if result is None:
-        raise Interrupted(
-            stop.signal_number,
-            f"interrupted; the run is saved, continue it with: mle6 train-ae --resume {run_dir}",
-        )
-    runs.finish(run_dir, result.summary())
 
     for r in result.runs:
         for attempt in r.attempts[:-1]:

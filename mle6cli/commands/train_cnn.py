@@ -1,56 +1,56 @@
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mle6cli.options import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, SyntheticOpt
-from mle6cli.output import Printer
+from mle6cli.options import (
+    BatchSizeOpt,
+    DeterministicOpt,
+    DeviceOpt,
+    EpochsOpt,
+    JsonOpt,
+    LrOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    ResumeOpt,
+    SeedOpt,
+    SyntheticOpt,
+    check_resume_alone,
+)
+from mle6cli.output import Printer, resuming_note, synthetic_note
 
-
-def positive_lr(value: float) -> float:
-    if not math.isfinite(value) or value <= 0:
-        raise typer.BadParameter(f"the learning rate must be a positive number, got {value:g}")
-    return value
-
-
-# the options train-cnn and sweep-lr share
+# train-cnn and sweep-lr read the same npy layout
 DataDirOpt = Annotated[
     Path, typer.Option("--data-dir", help="Folder with X_/Y_train|val|test.npy (see prepare-signs).")
 ]
-EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs to train (each model, in a sweep).")]
-BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per training step.")]
-DeterministicOpt = Annotated[
-    bool, typer.Option("--deterministic", help="Also force torch's deterministic algorithms (matters on CUDA).")
-]
-ResumeOpt = Annotated[
-    Path | None,
-    typer.Option("--resume", help="Continue the interrupted run in this folder with its saved options."),
-]
-
-
-def check_resume_alone(resume: Path | None, out: Path | None) -> None:
-    if resume is not None and out is not None:
-        raise typer.BadParameter("--resume continues in its own folder; leave out --out", param_hint="'--out'")
 
 
 def note_data(printer: Printer, opened) -> None:
     if opened.data.synthetic:
-        sizes = opened.data.sizes()
-        printer.note(
-            f"Note: the data are SYNTHETIC (built-in drawn hands, {sizes['train']}/{sizes['val']}/{sizes['test']} "
-            "train/val/test images), not the SIGNS photos."
-        )
+        printer.note(synthetic_note("built-in drawn hands", opened.data.sizes(), "the SIGNS photos"))
     if opened.checkpoint is not None:
-        printer.note(f"Resuming the run in {opened.run_dir} with its saved options.")
+        printer.note(resuming_note(opened.run_dir))
+
+
+def open_signs_run(command: str, printer: Printer, *, resume, out, overwrite: bool, data_dir: Path, **options):
+    """train-cnn's and sweep-lr's start: the options (or, with --resume, the saved ones), data, device, folder."""
+    from mle6cli import classifier
+
+    config = None
+    if resume is None:
+        config = classifier.TrainConfig(data_dir=str(data_dir), **options)
+    opened = classifier.open_run(command, config, out=out, overwrite=overwrite, resume_dir=resume)
+    note_data(printer, opened)
+    return opened
 
 
 def train_cnn(
     data_dir: DataDirOpt = Path("sign_data"),
     synthetic: SyntheticOpt = False,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.", callback=positive_lr)] = 1e-3,
+    lr: LrOpt = 1e-3,
     epochs: EpochsOpt = 50,
     batch_size: BatchSizeOpt = 64,
     seed: SeedOpt = 42,
@@ -70,20 +70,10 @@ def train_cnn(
 
     check_resume_alone(resume, out)
     printer = Printer(json_mode=json_out, quiet=quiet)
-    config = None
-    if resume is None:
-        config = classifier.TrainConfig(
-            lr=lr,
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            deterministic=deterministic,
-            data_dir=str(data_dir),
-            synthetic=synthetic,
-        )
-    opened = classifier.open_run("train-cnn", config, out=out, overwrite=overwrite, resume_dir=resume)
-    note_data(printer, opened)
+    opened = open_signs_run(
+        "train-cnn", printer, resume=resume, out=out, overwrite=overwrite, data_dir=data_dir, synthetic=synthetic,
+        lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, device=device, deterministic=deterministic,
+    )  # fmt: skip
     config = opened.config
     with printer.progress(config.epochs, "training") as update:
         summary = classifier.train_cnn(
