@@ -128,16 +128,7 @@ def run_all(
     mnist = open_mnist(spec, device)
 
     run_dir = runs.prepare_run_dir(out, "run-all", overwrite)
-    runs.write_json(
-        run_dir / runs.CONFIG,
-        {
-            "command": "run-all",
-            "config": asdict(config),
-            "plan": asdict(plan),
-            "device": str(device),
-            "versions": runs.package_versions(),
-        },
-    )
+    runs.start(run_dir, "run-all", config=asdict(config), plan=asdict(plan), device=str(device))
     ctx = _Context(config, run_dir, device, _Counter(progress), step or (lambda name: None), should_stop)
     _maths(ctx)
     _summary(ctx)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from tests.conftest import REPO
 
@@ -30,12 +29,7 @@ def seed_pipeline():
     return _load("seed_pipeline")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny convolutions: a second thread mostly waits
 
 
 def tiny_signs(folder: Path, n=(12, 6, 6)) -> Path:

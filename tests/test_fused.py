@@ -15,13 +15,7 @@ from mle6cli.train import CLASSIFY, LoopState, Split, train_model
 EPOCHS, BATCH, SEED = 2, 16, 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convolutions: a second OpenMP thread mostly waits, and on a busy machine waits for ages."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny convolutions: a second thread mostly waits
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,7 @@ from mle6cli.train import CLASSIFY, RECONSTRUCT, Split, train_model
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny convolutions: a second thread mostly waits
 
 
 def signs_like(n: int, device="cpu", seed: int = 1) -> Split:
