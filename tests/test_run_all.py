@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from html.parser import HTMLParser
 
 import pytest
 
 from mle6cli import run_all as run_all_module
 from mle6cli.data import mnist
-from tests.test_report import BROWSER
+from tests.test_report import BROWSER, rendered_dom
 
 TINY = run_all_module.Plan(
     lrs=(1e-1, 1e-3),
@@ -125,26 +124,7 @@ def test_report_sections_images_and_no_network(sheet):
 @pytest.mark.skipif(BROWSER is None, reason="no headless browser installed")
 def test_report_images_load_in_a_browser(sheet, tmp_path):
     out, _, _ = sheet
-    shown = subprocess.run(
-        [
-            BROWSER,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'p'}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            (out / "report.html").as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert f'data-images-loaded="{FIGURES}/{FIGURES}"' in shown.stdout
+    assert f'data-images-loaded="{FIGURES}/{FIGURES}"' in rendered_dom(out / "report.html", tmp_path / "p")
 
 
 def test_missing_data_fails_fast_and_leaves_nothing(runner, app, tmp_path):
