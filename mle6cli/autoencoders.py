@@ -229,6 +229,7 @@ class AeResult:
             "run_dir": str(self.run_dir),
             "synthetic": self.data["synthetic"],
             "trivial_test_mse": self.trivial_test_mse,
+            "train_seconds": self.train_seconds,
             "status": "failed" if self.failed else "completed",
         }
 

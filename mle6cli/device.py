@@ -57,23 +57,21 @@ def _resolve(spec: str):
 
 
 def configure_threads(device, threads: int | str | None = None) -> int:
-    """Set torch's intra-op CPU threads for training or inference on `device`; return the count in use.
+    """Set torch's intra-op CPU threads for work on `device`; return the count in use.
 
-    On the CPU the default is ONE thread: on the 2-core development machine torch's default (one
-    per core) made an epoch 1.5-1.7x faster when the machine was idle but 5-40x slower when other
-    jobs shared it (README, "Output, errors and exit codes"). A fixed count also keeps CPU results
-    independent of the machine's core count and of its load. `threads`, else the
-    environment variable MLE6_THREADS (a whole number, or "auto" for torch's own default), else
-    an explicit OMP_NUM_THREADS overrides it. GPU and MPS runs keep torch's setting unless told.
+    By default torch keeps its own choice (one thread per core, or OMP_NUM_THREADS): on an idle
+    2-core machine that trains 1.5-1.7x faster than one thread. `threads`, else the environment
+    variable MLE6_THREADS (a whole number, or "auto" for torch's default) overrides it: on a
+    machine shared with other jobs, MLE6_THREADS=1 avoids OpenMP threads waiting on each other
+    (measured 5-40x slower epochs there; README, "Devices and CPU threads"). The count can change
+    CPU results in the last bits, so config.json records it.
     """
     import torch
 
     text = str(threads if threads is not None else os.environ.get(THREADS_ENV, "")).strip().lower()
     if not text:
-        if device.type != "cpu":
-            return torch.get_num_threads()
-        count = _omp_threads() or 1
-    elif text == "auto":
+        return torch.get_num_threads()
+    if text == "auto":
         count = _default_threads()
     elif text.isdigit() and int(text) >= 1:
         count = int(text)

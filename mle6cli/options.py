@@ -20,7 +20,7 @@ DeviceOpt = Annotated[
     str,
     typer.Option(
         "--device",
-        help="Where to compute: auto, cpu, cuda, cuda:N or mps (on the CPU: 1 thread unless MLE6_THREADS=N|auto).",
+        help="Where to compute: auto, cpu, cuda, cuda:N or mps (CPU threads: torch's default, or MLE6_THREADS=N).",
         show_default=True,
     ),
 ]

@@ -34,7 +34,7 @@ def test_run_folder_json_and_files(runner, app, tmp_path):
     result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3,5", "--out", "r", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["run_dir"] == "r" and doc["synthetic"] is True
+    assert doc["run_dir"] == "r" and doc["synthetic"] is True and doc["train_seconds"] > 0
     assert [r["latent_dim"] for r in doc["runs"]] == [3, 5]
     for r in doc["runs"]:
         assert set(r) >= {"latent_dim", "train_loss", "test_loss", "final_test_mse", "collapsed", "retries"}
