@@ -66,8 +66,12 @@ class RunAllConfig:
     synthetic: bool = False
     quick: bool = False
     device: str = "auto"
-    seed: int = 0
+    seed: int | None = None  # None: each command's own default seed (train-cnn 42, train-ae 0, …)
     download: bool = True
+
+    def seed_for(self, config_class) -> int:
+        """The seed of one step: --seed when given, else that command's own default."""
+        return self.seed if self.seed is not None else config_class.__dataclass_fields__["seed"].default
 
     @property
     def plan(self) -> Plan:
@@ -108,7 +112,7 @@ def run_all(
 
     plan = config.plan
     device = resolve_device(config.device)
-    set_seed(config.seed)
+    set_seed(config.seed or 0)
     started = time.perf_counter()
 
     # Open both datasets before the run folder exists: a missing one fails now, and leaves nothing behind.
@@ -116,7 +120,7 @@ def run_all(
         lr=plan.lrs[0],
         epochs=plan.sweep_epochs,
         batch_size=plan.batch_size,
-        seed=config.seed,
+        seed=config.seed_for(TrainConfig),
         device=config.device,
         data_dir=config.signs_dir,
         synthetic=config.synthetic,
@@ -134,7 +138,10 @@ def run_all(
     _summary(ctx)
     _sweep(ctx, signs_config, signs)
     ae_config = AeConfig(
-        latent_dims=list(plan.ae_dims), epochs=plan.ae_epochs, batch_size=plan.ae_batch_size, seed=config.seed
+        latent_dims=list(plan.ae_dims),
+        epochs=plan.ae_epochs,
+        batch_size=plan.ae_batch_size,
+        seed=config.seed_for(AeConfig),
     )
     _autoencoders(ctx, ae_config, spec, mnist)
     _latent(ctx, mnist)
@@ -195,7 +202,7 @@ def _maths(ctx: _Context) -> None:
     ctx.step("gauss-conv")
     from mle6cli.plots import gauss_conv_figure
 
-    report, data = gauss_conv_check(*GAUSS, samples=ctx.config.plan.gauss_samples, seed=ctx.config.seed)
+    report, data = gauss_conv_check(*GAUSS, samples=ctx.config.plan.gauss_samples, seed=ctx.config.seed or 0)
     ctx.figures["gauss"] = gauss_conv_figure(data, ctx.run_dir / "gauss_conv.png")
     ctx.results["gauss_conv"] = report.to_dict()
 
@@ -258,7 +265,10 @@ def _pca(ctx: _Context, spec, mnist) -> None:
 
     sub = runs.prepare_run_dir(ctx.run_dir / "pca-ae", "pca-ae")
     config = PcaAeConfig(
-        latent_dim=plan.pca_dim, epochs=plan.pca_epochs, batch_size=plan.ae_batch_size, seed=ctx.config.seed
+        latent_dim=plan.pca_dim,
+        epochs=plan.pca_epochs,
+        batch_size=plan.ae_batch_size,
+        seed=ctx.config.seed_for(PcaAeConfig),
     )
     result = run_pca_ae(
         config,

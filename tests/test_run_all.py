@@ -81,6 +81,7 @@ def test_json_document_and_run_folder(sheet):
         "pca_ae",
     }
     assert doc["results"]["summary_cnn"]["total_params"] == 131_958
+    assert doc["results"]["sweep_lr"]["seed"] == 42  # without --seed, each step keeps its command's default
     assert [r["latent_dim"] for r in doc["results"]["train_ae"]["runs"]] == [3, 10]
     assert {r["latent_dim"] for r in doc["results"]["pca_ae"]["compare"]} == {3, 10}
     for name in (
@@ -136,3 +137,13 @@ def test_missing_data_fails_fast_and_leaves_nothing(runner, app, tmp_path):
     assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
     assert "nowhere does not exist" in result.stderr
     assert not out.exists()
+
+
+def test_seed_for_each_step():
+    from mle6cli.autoencoders import AeConfig
+    from mle6cli.classifier import TrainConfig
+
+    default = run_all_module.RunAllConfig()
+    assert default.seed_for(TrainConfig) == 42 and default.seed_for(AeConfig) == 0
+    given = run_all_module.RunAllConfig(seed=7)
+    assert given.seed_for(TrainConfig) == 7 == given.seed_for(AeConfig)

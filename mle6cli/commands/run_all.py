@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.options import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, SyntheticOpt
+from mle6cli.options import SEED_RANGE, DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SyntheticOpt
 from mle6cli.output import Printer
 
 
@@ -20,7 +20,10 @@ def run_all(
         typer.Option("--quick", help="Fewer epochs and samples: the whole sheet in under 3 minutes on 2 CPU cores."),
     ] = False,
     device: DeviceOpt = "auto",
-    seed: SeedOpt = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", **SEED_RANGE, help="One seed for every step (default: each command's own default)."),
+    ] = None,
     no_download: Annotated[bool, typer.Option("--no-download", help="Never try to download MNIST.")] = False,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
