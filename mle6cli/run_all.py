@@ -220,7 +220,8 @@ def _sweep(ctx: _Context, signs_config, signs) -> None:
     ctx.step(f"sweep-lr: {len(ctx.config.plan.lrs)} learning rates × {signs_config.epochs} epochs")
     from mle6cli.classifier import sweep_lr
 
-    sub = runs.prepare_run_dir(ctx.run_dir / "sweep-lr", "sweep-lr")
+    # the run folder is new or --overwrite was given: its step folders are ours to reuse
+    sub = runs.prepare_run_dir(ctx.run_dir / "sweep-lr", "sweep-lr", overwrite=True)
     summary = sweep_lr(
         signs_config, list(ctx.config.plan.lrs), signs, ctx.device, sub, ctx.progress, stop=ctx.should_stop
     )
@@ -233,7 +234,7 @@ def _autoencoders(ctx: _Context, ae_config, spec, mnist) -> None:
     ctx.step(f"train-ae: latent sizes {','.join(map(str, ae_config.latent_dims))} × {ae_config.epochs} epochs")
     from mle6cli.autoencoders import run_train_ae
 
-    sub = runs.prepare_run_dir(ctx.run_dir / "train-ae", "train-ae")
+    sub = runs.prepare_run_dir(ctx.run_dir / "train-ae", "train-ae", overwrite=True)
     result = run_train_ae(
         ae_config, spec, ctx.device, sub, data=mnist, progress=ctx.progress, should_stop=ctx.should_stop
     )
@@ -263,7 +264,7 @@ def _pca(ctx: _Context, spec, mnist) -> None:
     ctx.step(f"pca-ae: k={plan.pca_dim}, {plan.pca_epochs} epochs, compared with the conv autoencoders")
     from mle6cli.pca import PcaAeConfig, run_pca_ae
 
-    sub = runs.prepare_run_dir(ctx.run_dir / "pca-ae", "pca-ae")
+    sub = runs.prepare_run_dir(ctx.run_dir / "pca-ae", "pca-ae", overwrite=True)
     config = PcaAeConfig(
         latent_dim=plan.pca_dim,
         epochs=plan.pca_epochs,

@@ -47,23 +47,26 @@ class _Images(HTMLParser):
             self._h2 = False
 
 
-@pytest.fixture(scope="module")
-def sheet(tmp_path_factory):
-    """One tiny run-all through the CLI, shared by the tests below."""
+def tiny_run_all(*args: str):
+    """run-all --quick --synthetic through the CLI, with a tiny plan and tiny data."""
     from typer.testing import CliRunner
 
     from mle6cli.cli import app
 
-    out = tmp_path_factory.mktemp("sheet") / "run"
     mp = pytest.MonkeyPatch()
     mp.setattr(run_all_module, "QUICK", TINY)
     mp.setattr(mnist, "SYNTHETIC_SIZES", (200, 80))
     try:
-        result = CliRunner().invoke(
-            app, ["run-all", "--quick", "--synthetic", "--device", "cpu", "--out", str(out), "--json"]
-        )
+        return CliRunner().invoke(app, ["run-all", "--quick", "--synthetic", "--device", "cpu", *args])
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def sheet(tmp_path_factory):
+    """One tiny run-all, shared by the tests below."""
+    out = tmp_path_factory.mktemp("sheet") / "run"
+    result = tiny_run_all("--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     return out, json.loads(result.stdout), result
 
@@ -126,6 +129,15 @@ def test_report_sections_images_and_no_network(sheet):
 def test_report_images_load_in_a_browser(sheet, tmp_path):
     out, _, _ = sheet
     assert f'data-images-loaded="{FIGURES}/{FIGURES}"' in rendered_dom(out / "report.html", tmp_path / "p")
+
+
+def test_a_finished_folder_is_refused_then_overwritten(sheet):
+    out, first, _ = sheet
+    again = tiny_run_all("--out", str(out))
+    assert again.exit_code == 1 and "is not empty; choose another --out or pass --overwrite" in again.stderr
+    again = tiny_run_all("--out", str(out), "--overwrite", "--json")  # as `make demo` does every time
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["results"]["sweep_lr"]["best_lr"] == first["results"]["sweep_lr"]["best_lr"]
 
 
 def test_missing_data_fails_fast_and_leaves_nothing(runner, app, tmp_path):
