@@ -37,7 +37,7 @@ from torch import nn
 
 from mle6cli import graphs
 from mle6cli.models import CNNClassifier
-from mle6cli.train import CLASSIFY, LoopState, Split, TrainResult, train_members
+from mle6cli.train import CLASSIFY, LoopState, Split, TrainResult, sum_dtype, train_members
 
 # (name in FusedCNN, name in CNNClassifier); parameters first, then buffers
 _PARAMS = [
@@ -247,11 +247,6 @@ def unpack(fused: FusedCNN) -> list[CNNClassifier]:
     return models
 
 
-def _wide(device: torch.device) -> torch.dtype:
-    """float64 for sums and scalars, where the device has it (MPS does not)."""
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
 class FusedAdam:
     """Adam over a fused model's (M, ...) parameters with one learning rate per member.
 
@@ -276,14 +271,14 @@ class FusedAdam:
             raise ValueError("FusedAdam needs parameters")
         device = self.params[0].device
         members = self.params[0].shape[0]
-        self.lrs = torch.as_tensor(lrs, dtype=torch.float64).to(device, _wide(device)).reshape(-1)  # (M,)
+        self.lrs = torch.as_tensor(lrs, dtype=torch.float64).to(device, sum_dtype(device)).reshape(-1)  # (M,)
         if self.lrs.shape[0] != members or any(p.shape[0] != members for p in self.params):
             raise ValueError(f"need one learning rate per member ({members}), got {self.lrs.shape[0]}")
         if not bool((self.lrs >= 0).all()):
             raise ValueError("learning rates must be non-negative")
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)
-        self.step_count = torch.zeros((), dtype=_wide(device), device=device)
+        self.step_count = torch.zeros((), dtype=sum_dtype(device), device=device)
         self.state = {p: {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)} for p in self.params}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -344,7 +339,7 @@ def evaluate_fused(fused: FusedCNN, split: Split, batch_size: int = 1024) -> tup
     was_training = fused.training
     fused.eval()
     device = split.x.device
-    loss_sum = torch.zeros(fused.members, device=device, dtype=_wide(device))
+    loss_sum = torch.zeros(fused.members, device=device, dtype=sum_dtype(device))
     correct = torch.zeros(fused.members, device=device, dtype=torch.int64)
     for start in range(0, len(split), batch_size):
         index = torch.arange(start, min(start + batch_size, len(split)), device=device)
@@ -399,7 +394,7 @@ def fit_fused(
     steps_per_epoch = math.ceil(n / batch_size)
 
     alive = torch.tensor([j in live and math.isfinite(states[j].loss_sum) for j in range(members)], device=device)
-    loss_sum = torch.zeros(members, device=device, dtype=_wide(device))
+    loss_sum = torch.zeros(members, device=device, dtype=sum_dtype(device))
     correct = torch.zeros(members, device=device, dtype=torch.int64)
 
     def step(index: torch.Tensor) -> None:

@@ -147,12 +147,11 @@ def latent_analysis(model, data, n: int, collapsed: bool = False) -> LatentResul
     )
 
 
-def plot_latent(checkpoint: Path, data, n: int, out: Path, device) -> LatentResult:
-    """Load a d=3 train-ae checkpoint, encode n test images, score the separation and draw the figure."""
-    from mle6cli.autoencoders import load_autoencoder
+def plot_latent(model, meta: dict, data, n: int, out: Path) -> LatentResult:
+    """Encode n test images with a loaded d=3 model (`autoencoders.load_autoencoder`), score the
+    separation and draw the figure."""
     from mle6cli.plots import latent_figure
 
-    model, meta = load_autoencoder(checkpoint, device)
     collapsed = bool(meta.get("collapsed", False))
     result = latent_analysis(model, data, n, collapsed=collapsed)
     title = f"d=3 latent codes of {len(result.codes)} test images" + (" — SYNTHETIC digits" if data.synthetic else "")

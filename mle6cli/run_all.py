@@ -246,6 +246,7 @@ def _autoencoders(ctx: _Context, ae_config, spec, mnist) -> None:
 
 def _latent(ctx: _Context, mnist) -> None:
     ctx.step("latent-plot: the d=3 codes")
+    from mle6cli.autoencoders import load_autoencoder
     from mle6cli.latent import find_d3_checkpoint, plot_latent
 
     sub = ctx.run_dir / "train-ae"
@@ -254,7 +255,8 @@ def _latent(ctx: _Context, mnist) -> None:
     except runs.RunDirError:
         ctx.results["latent_plot"] = None  # no d=3 in this plan
         return
-    result = plot_latent(path, mnist, ctx.config.plan.latent_n, ctx.run_dir / "latent.png", ctx.device)
+    model, meta = load_autoencoder(path, ctx.device)
+    result = plot_latent(model, meta, mnist, ctx.config.plan.latent_n, ctx.run_dir / "latent.png")
     ctx.results["latent_plot"] = result.to_json()
     ctx.figures["latent"] = Path(result.plot)
 

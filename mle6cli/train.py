@@ -42,6 +42,11 @@ def as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """float64 for running sums and optimizer scalars on the device, where it has it (MPS does not)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 @dataclass(frozen=True)
 class Task:
     """What is learned: the loss (a batch mean) and whether accuracy means anything."""
@@ -107,13 +112,13 @@ def evaluate(model: nn.Module, task: Task, split: Split, batch_size: int = 1024)
     """Mean loss (and accuracy) over a whole split, in eval mode."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=split.x.device, dtype=torch.float64)
+    loss_sum = torch.zeros((), device=split.x.device, dtype=sum_dtype(split.x.device))
     correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
     for start in range(0, len(split), batch_size):
         index = torch.arange(start, min(start + batch_size, len(split)), device=split.x.device)
         xb, yb = split.batch(index)
         out = model(xb)
-        loss_sum += task.loss(out, yb).double() * len(index)
+        loss_sum += task.loss(out, yb).to(loss_sum.dtype) * len(index)
         if task.has_accuracy:
             correct += (out.argmax(1) == yb).sum()
     model.train(was_training)
@@ -158,7 +163,7 @@ def train_model(
         generator.set_state(state.generator_state)
     steps_per_epoch = math.ceil(n / batch_size)
     # accumulated on the device, read once per epoch; fixed tensors, so a CUDA graph can write them
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    loss_sum = torch.zeros((), device=device, dtype=sum_dtype(device))
     correct = torch.zeros((), device=device, dtype=torch.int64)
 
     def step(index: torch.Tensor) -> None:
@@ -168,7 +173,7 @@ def train_model(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum.add_(loss.detach().double() * index.shape[0])
+        loss_sum.add_(loss.detach().to(loss_sum.dtype) * index.shape[0])
         if task.has_accuracy:
             correct.add_((out.detach().argmax(1) == yb).sum())
 

@@ -67,7 +67,7 @@ def latent_plot(
         printer.note(f"WARNING: the d=3 model in {path} is marked COLLAPSED; its codes say little.")
     if n > len(data.test_x):
         printer.note(f"Note: the test set has only {len(data.test_x)} images; encoding all of them.")
-    result = plot_latent(path, data, n, out, torch_device)
+    result = plot_latent(model, meta, data, n, out)
     if json_out:
         printer.json(result.to_json())
         return
