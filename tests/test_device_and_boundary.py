@@ -137,10 +137,11 @@ def test_boundary_keyboard_interrupt_exits_130():
 
 
 def test_graceful_stop_sets_a_flag_instead_of_raising():
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     with graceful_stop() as stop:
         assert not stop()
         signal.raise_signal(signal.SIGTERM)
         assert stop() and stop.signal_number == signal.SIGTERM
         with pytest.raises(KeyboardInterrupt):  # a second signal stops at once
             signal.raise_signal(signal.SIGINT)
-    assert signal.getsignal(signal.SIGTERM) is not None
+    assert {sig: signal.getsignal(sig) for sig in before} == before  # the old handlers are back
