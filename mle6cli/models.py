@@ -1,7 +1,7 @@
 """The exercise's three models, layer for layer.
 
 - CNNClassifier: SIGNS, 3×64×64 → 6 log-probabilities, 131,958 parameters.
-- ConvAutoencoder: MNIST, 1×28×28 → latent_dim → 1×28×28, with encode/decode.
+- ConvAutoencoder: MNIST, 1×28×28 → latent_dim → 1×28×28 (Sigmoid), with encode/decode; 187,265 + 4,097·d parameters.
 - LinearAutoencoder: 784 → k → 784 without biases (the "PCA" autoencoder), 2·784·k parameters.
 """
 
@@ -42,34 +42,39 @@ class CNNClassifier(nn.Module):
 
 
 class ConvAutoencoder(nn.Module):
-    """Two stride-2 convolutions down to 32×7×7, a linear bottleneck of `latent_dim`, and back.
+    """The exercise's `ConvolutionalAutoencoder`: three stride-2 convolutions to 128×4×4, a linear
+    bottleneck of `latent_dim`, and a mirrored decoder ending in a Sigmoid.
 
-    The decoder ends in a ReLU, as in the exercise: the output is exactly zero wherever the
-    last layer's pre-activation is negative. See `mle6cli.autoencoders` for why that makes the
-    untreated model collapse into an all-black image, and how training prevents it.
+    187,265 + 4,097·d parameters. Layer indices match the sheet's `nn.Sequential`s, so a state
+    dict of the sheet's class loads here unchanged. See `mle6cli.autoencoders` for why PyTorch's
+    default initialisation makes it collapse to an all-black output, and how training prevents it.
     """
 
-    def __init__(self, latent_dim: int = 10):
+    def __init__(self, latent_dim: int = 64, input_channels: int = 1):
         super().__init__()
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be positive, got {latent_dim}")
         self.latent_dim = latent_dim
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, 16, 3, stride=2, padding=1),  # (B, 16, 14, 14)
-            nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1),  # (B, 32, 7, 7)
-            nn.ReLU(),
-            nn.Flatten(),  # (B, 1568)
-            nn.Linear(32 * 7 * 7, latent_dim),  # (B, d)
+            nn.Conv2d(input_channels, 32, kernel_size=3, stride=2, padding=1),  # (B, 32, 14, 14)
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 64, kernel_size=3, stride=2, padding=1),  # (B, 64, 7, 7)
+            nn.ReLU(inplace=True),
+            nn.Conv2d(64, 128, kernel_size=3, stride=2, padding=1),  # (B, 128, 4, 4)
+            nn.ReLU(inplace=True),
+            nn.Flatten(),  # (B, 2048)
+            nn.Linear(128 * 4 * 4, latent_dim),  # (B, d)
         )
         self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, 32 * 7 * 7),  # (B, 1568)
-            nn.ReLU(),
-            nn.Unflatten(1, (32, 7, 7)),  # (B, 32, 7, 7)
-            nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1),  # (B, 16, 14, 14)
-            nn.ReLU(),
-            nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1),  # (B, 1, 28, 28)
-            nn.ReLU(),
+            nn.Linear(latent_dim, 128 * 4 * 4),  # (B, 2048)
+            nn.ReLU(inplace=True),
+            nn.Unflatten(1, (128, 4, 4)),  # (B, 128, 4, 4)
+            nn.ConvTranspose2d(128, 64, kernel_size=3, stride=2, padding=1, output_padding=0),  # (B, 64, 7, 7)
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(64, 32, kernel_size=3, stride=2, padding=1, output_padding=1),  # (B, 32, 14, 14)
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(32, input_channels, kernel_size=3, stride=2, padding=1, output_padding=1),  # (B, 1, 28, 28)
+            nn.Sigmoid(),
         )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 28, 28) -> (B, d)
