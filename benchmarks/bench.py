@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from mle6cli.commands import COMMANDS
-    from mle6cli.device import describe_device, resolve_device
+    from mle6cli.engine.device import describe_device, resolve_device
 
     device = resolve_device(args.device)
     on_gpu = device.type == "cuda"

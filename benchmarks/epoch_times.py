@@ -28,10 +28,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import seed_pipeline  # noqa: E402
+from mle6cli.train import CLASSIFY, Split, train_model  # noqa: E402
 
 from mle6cli import fused as fz  # noqa: E402
 from mle6cli.models import CNNClassifier  # noqa: E402
-from mle6cli.train import CLASSIFY, Split, train_model  # noqa: E402
 
 LRS = [1e-1, 1e-3, 1e-4, 1e-5]
 

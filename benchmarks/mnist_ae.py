@@ -25,8 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mle6cli.autoencoders import AeConfig, train_autoencoders  # noqa: E402
-from mle6cli.data.mnist import load_mnist  # noqa: E402
 from mle6cli.pca import projection_mse, singular_basis  # noqa: E402
+
+from mle6cli.data.mnist import load_mnist  # noqa: E402
 
 
 def census(data, dims, seeds, epochs, live_init: bool, retries: int) -> list[dict]:

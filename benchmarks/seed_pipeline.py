@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.batch_size is None:
         args.batch_size = 64 if args.task == "cnn" else 128
-    from mle6cli.device import resolve_device
+    from mle6cli.engine.device import resolve_device
 
     device = resolve_device(args.device)
     result = run_cnn(args, device) if args.task == "cnn" else run_ae(args, device)

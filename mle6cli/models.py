@@ -46,7 +46,7 @@ class ConvAutoencoder(nn.Module):
     bottleneck of `latent_dim`, and a mirrored decoder ending in a Sigmoid.
 
     187,265 + 4,097·d parameters. Layer indices match the sheet's `nn.Sequential`s, so a state
-    dict of the sheet's class loads here unchanged. See `mle6cli.autoencoders` for why PyTorch's
+    dict of the sheet's class loads here unchanged. See `mle6cli.tasks.autoencoders` for why PyTorch's
     default initialisation makes it collapse to an all-black output, and how training prevents it.
     """
 
@@ -73,7 +73,9 @@ class ConvAutoencoder(nn.Module):
             nn.ReLU(inplace=True),
             nn.ConvTranspose2d(64, 32, kernel_size=3, stride=2, padding=1, output_padding=1),  # (B, 32, 14, 14)
             nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(32, input_channels, kernel_size=3, stride=2, padding=1, output_padding=1),  # (B, 1, 28, 28)
+            nn.ConvTranspose2d(
+                32, input_channels, kernel_size=3, stride=2, padding=1, output_padding=1
+            ),  # (B, 1, 28, 28)
             nn.Sigmoid(),
         )
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mle6cli.errors import Mle6Error
+from mle6cli.files import atomic_write_bytes
+
+
+class PlotError(Mle6Error):
+    """A figure that cannot be written as asked."""
+
 
 def _pyplot():
     import matplotlib
@@ -14,15 +21,29 @@ def _pyplot():
     return plt
 
 
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg"}
+
+
+def figure_format(path: Path) -> str:
+    """The format a file name asks for; PlotError for a suffix matplotlib is not asked to write."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise PlotError(f"cannot write a figure as {Path(path).name!r}: use .png, .pdf, .svg or .jpg")
+    return FORMATS[suffix]
+
+
 def save(fig, path: Path) -> Path:
-    """Write a figure atomically (temp file, then rename) and close it."""
+    """Write a figure in the format its suffix names, through the one atomic writer, and close it."""
+    import io
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    _pyplot().close(fig)
-    tmp.replace(path)
-    return path
+    fmt = figure_format(path)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, dpi=110, bbox_inches="tight", format=fmt)
+    finally:
+        _pyplot().close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def gauss_conv_figure(data: dict, path: Path) -> Path:
@@ -109,8 +130,9 @@ def _synthetic_tag(synthetic: bool) -> str:
     return " — SYNTHETIC stand-in digits" if synthetic else ""
 
 
-def ae_losses_figure(results, trivial_mse: float, path: Path, synthetic: bool = False) -> Path:
-    """Train (solid) and test (dashed) MSE per epoch for every latent size, log scale."""
+def ae_losses_figure(results, levels, path: Path, synthetic: bool = False) -> Path:
+    """Train (solid) and test (dashed) MSE per epoch for every latent size, log scale, with the two
+    collapsed levels (`levels.all_black`, `levels.mean_image`)."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -125,7 +147,8 @@ def ae_losses_figure(results, trivial_mse: float, path: Path, synthetic: bool = 
         )
         ax.plot(epochs, [row["train_loss"] for row in r.history], "-o", ms=3, color=colors(i), label=f"{tag} train")
         ax.plot(epochs, [row["test_loss"] for row in r.history], "--s", ms=3, color=colors(i), label=f"{tag} test")
-    ax.axhline(trivial_mse, color="black", lw=1, ls=":", label=f"all-black output (test) {trivial_mse:.4f}")
+    ax.axhline(levels.all_black, color="black", lw=1, ls=":", label=f"all-black output (test) {levels.all_black:.4f}")
+    ax.axhline(levels.mean_image, color="grey", lw=1, ls="-.", label=f"mean image (test) {levels.mean_image:.4f}")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")

@@ -12,7 +12,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mle6cli.runs import atomic_write_bytes
+from mle6cli.files import atomic_write_bytes
+from mle6cli.fmt import cell
 
 
 @dataclass
@@ -36,9 +37,12 @@ class Section:
 
 
 def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
-    return "" if value is None else str(value)
+    return cell(value, missing="")
+
+
+def _md(text) -> str:
+    """A Markdown table cell: pipes escaped, so "max |error|" stays one cell."""
+    return str(text).replace("|", "\\|")
 
 
 def _data_uri(path: Path) -> str:
@@ -65,7 +69,11 @@ window.addEventListener('load', function () {
 """
 
 
-def render_html(title: str, sections: list[Section], banner: str | None = None) -> str:
+def _provenance_rows(provenance: dict | None) -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in (provenance or {}).items()]
+
+
+def render_html(title: str, sections: list[Section], banner: str | None = None, provenance: dict | None = None) -> str:
     e = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -76,6 +84,12 @@ def render_html(title: str, sections: list[Section], banner: str | None = None) 
     ]
     if banner:
         parts.append(f'<p class="banner">{e(banner)}</p>')
+    if provenance:
+        parts.append(
+            '<table class="provenance"><caption>How this report was made</caption>'
+            + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _provenance_rows(provenance))
+            + "</table>"
+        )
     parts.append(
         "<nav><ul>" + "".join(f'<li><a href="#{s.id}">{e(s.title)}</a></li>' for s in sections) + "</ul></nav>"
     )
@@ -100,10 +114,16 @@ def render_html(title: str, sections: list[Section], banner: str | None = None) 
     return "\n".join(parts)
 
 
-def render_markdown(title: str, sections: list[Section], base_dir: Path, banner: str | None = None) -> str:
+def render_markdown(
+    title: str, sections: list[Section], base_dir: Path, banner: str | None = None, provenance: dict | None = None
+) -> str:
     lines = [f"# {title}", ""]
     if banner:
         lines += [f"> **{banner}**", ""]
+    if provenance:
+        lines += ["| how this report was made | |", "| --- | --- |"]
+        lines += [f"| {_md(k)} | {_md(v)} |" for k, v in _provenance_rows(provenance)]
+        lines.append("")
     for s in sections:
         lines += [f"## {s.title}", ""]
         for p in s.paragraphs:
@@ -111,9 +131,9 @@ def render_markdown(title: str, sections: list[Section], base_dir: Path, banner:
         for t in s.tables:
             if t.caption:
                 lines += [f"**{t.caption}**", ""]
-            lines.append("| " + " | ".join(t.columns) + " |")
+            lines.append("| " + " | ".join(_md(c) for c in t.columns) + " |")
             lines.append("|" + "|".join(" --- " for _ in t.columns) + "|")
-            lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in t.rows]
+            lines += ["| " + " | ".join(_md(_fmt(v)) for v in row) + " |" for row in t.rows]
             lines.append("")
         for fig in s.figures:
             rel = Path(fig).resolve().relative_to(Path(base_dir).resolve())
@@ -121,8 +141,29 @@ def render_markdown(title: str, sections: list[Section], base_dir: Path, banner:
     return "\n".join(lines)
 
 
-def write_report(run_dir: Path, title: str, sections: list[Section], banner: str | None = None) -> tuple[Path, Path]:
+def write_report(
+    run_dir: Path, title: str, sections: list[Section], banner: str | None = None, provenance: dict | None = None
+) -> tuple[Path, Path]:
+    """report.html (self-contained) and report.md beside it; `provenance` says how the report was made."""
+    import time
+
     run_dir = Path(run_dir)
-    html_path = atomic_write_bytes(run_dir / "report.html", render_html(title, sections, banner).encode())
-    md_path = atomic_write_bytes(run_dir / "report.md", render_markdown(title, sections, run_dir, banner).encode())
+    provenance = dict(provenance or {})
+    if provenance:
+        from importlib.metadata import PackageNotFoundError, version
+
+        def ver(name):
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return "?"
+
+        provenance.setdefault("date", time.strftime("%Y-%m-%d %H:%M:%S %z"))
+        provenance.setdefault(
+            "versions", f"mle6cli {ver('mle6cli')}, torch {ver('torch')}, torchvision {ver('torchvision')}"
+        )
+    html_doc = render_html(title, sections, banner, provenance)
+    md_doc = render_markdown(title, sections, run_dir, banner, provenance)
+    html_path = atomic_write_bytes(run_dir / "report.html", html_doc.encode())
+    md_path = atomic_write_bytes(run_dir / "report.md", md_doc.encode())
     return html_path, md_path

@@ -4,10 +4,10 @@ from typing import Annotated
 
 import typer
 
-from mle6cli import maths
+from mle6cli.commands._options import JsonOpt
+from mle6cli.commands._output import Printer
 from mle6cli.errors import Mle6Error
-from mle6cli.options import JsonOpt
-from mle6cli.output import Printer
+from mle6cli.tasks import maths
 
 
 def _pair_option(name: str, minimum: int = 1):
@@ -72,7 +72,7 @@ def conv_size(
     result = maths.conv_output(geometry)
     document = result.to_dict()
     if verify:
-        from mle6cli.verify import torch_conv_shape
+        from mle6cli.tasks.verify import torch_conv_shape
 
         torch_shape = torch_conv_shape(geometry)
         if torch_shape != result.output:
@@ -99,7 +99,7 @@ def _trace_model(printer: Printer, model: str, size, verify: bool) -> None:
     rows = maths.cnn_trace(size)
     document = {"model": model, "input": list(size), "layers": rows, "features": rows[-3]["shape"][0]}
     if verify:
-        from mle6cli.verify import torch_cnn_shapes
+        from mle6cli.tasks.verify import torch_cnn_shapes
 
         torch_shapes = torch_cnn_shapes(size)
         if torch_shapes != [r["shape"] for r in rows]:

@@ -5,8 +5,8 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.options import SEED_RANGE, JsonOpt, finite_number, positive_number
-from mle6cli.output import Printer
+from mle6cli.commands._options import SEED_RANGE, JsonOpt, finite_number, positive_number
+from mle6cli.commands._output import Printer
 
 
 def gauss_conv(
@@ -29,7 +29,7 @@ def gauss_conv(
 
     Example: mle6 gauss-conv --mu1 1 --sigma1 0.5 --mu2 -2 --sigma2 1.5 --plot gauss.png
     """
-    from mle6cli.maths import gauss_conv_check
+    from mle6cli.tasks.maths import gauss_conv_check
 
     printer = Printer(json_mode=json_out)
     report, data = gauss_conv_check(mu1, sigma1, mu2, sigma2, samples=samples, seed=seed)

@@ -5,9 +5,8 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._mnist import NoDownloadOpt, note_synthetic
-from mle6cli.options import DeviceOpt, JsonOpt, QuietOpt, SyntheticOpt
-from mle6cli.output import Printer
+from mle6cli.commands._options import DeviceOpt, JsonOpt, NoDownloadOpt, QuietOpt, SyntheticOpt
+from mle6cli.commands._output import Printer
 
 
 def latent_plot(
@@ -20,7 +19,9 @@ def latent_plot(
         typer.Option("--data-dir", help="Folder holding MNIST/raw/ (default: the data the model was trained on)."),
     ] = None,
     synthetic: SyntheticOpt = False,
-    n: Annotated[int, typer.Option("--n", help="Test images to encode (the first n).")] = 2000,
+    n: Annotated[
+        int, typer.Option("--n", min=20, max=1_000_000, help="Test images to encode (the first n; the sheet's 2048).")
+    ] = 2048,
     out: Annotated[Path, typer.Option("--out", help="Where to write the PNG.")] = Path("latent.png"),
     device: DeviceOpt = "auto",
     no_download: NoDownloadOpt = False,
@@ -31,43 +32,26 @@ def latent_plot(
 
     Example: mle6 latent-plot --run runs/train-ae/20250101-120000 --n 2000 --out latent.png
     """
-    from mle6cli.autoencoders import load_autoencoder
-    from mle6cli.data.mnist import mnist_spec, open_mnist
-    from mle6cli.device import resolve_device
-    from mle6cli.latent import MIN_POINTS, find_d3_checkpoint, plot_latent
-
     if (run is None) == (checkpoint is None):
         raise typer.BadParameter("give exactly one of --run DIR or --checkpoint FILE", param_hint="'--run'")
-    if n < MIN_POINTS:
-        raise typer.BadParameter(f"must be at least {MIN_POINTS}, got {n}", param_hint="'--n'")
     if synthetic and data_dir is not None:
         raise typer.BadParameter("give --data-dir or --synthetic, not both", param_hint="'--synthetic'")
+    from mle6cli.tasks.latent import latent_plot as run_latent_plot
+
     printer = Printer(json_mode=json_out, quiet=quiet)
-    torch_device = resolve_device(device)
-    path = find_d3_checkpoint(run) if run is not None else Path(checkpoint)
-    model, meta = load_autoencoder(path, torch_device)
-    if model.latent_dim != 3:
-        raise typer.BadParameter(
-            f"{path} holds a d={model.latent_dim} model; latent-plot needs d=3", param_hint="'--checkpoint'"
+    with printer.events() as events:
+        result = run_latent_plot(
+            run=run,
+            checkpoint=checkpoint,
+            data_dir=data_dir,
+            synthetic=synthetic,
+            download=not no_download,
+            n=n,
+            out=out,
+            device=device,
+            events=events,
         )
-    trained_on = meta.get("data") or {}
-    if synthetic:
-        spec = mnist_spec(None, True, False)
-    elif data_dir is not None:
-        spec = mnist_spec(data_dir, False, not no_download)
-    elif trained_on.get("synthetic"):
-        spec = {"synthetic": True, "n_train": trained_on.get("n_train"), "n_test": trained_on.get("n_test")}
-    elif trained_on.get("source"):  # <data_dir>/MNIST/raw
-        spec = {"synthetic": False, "data_dir": str(Path(trained_on["source"]).parents[1]), "download": False}
-    else:
-        spec = mnist_spec(Path("data"), False, not no_download)
-    data = open_mnist(spec, torch_device)
-    note_synthetic(printer, data)
-    if meta.get("collapsed", False):
-        printer.note(f"WARNING: the d=3 model in {path} is marked COLLAPSED; its codes say little.")
-    if n > len(data.test_x):
-        printer.note(f"Note: the test set has only {len(data.test_x)} images; encoding all of them.")
-    result = plot_latent(model, meta, data, n, out)
+    path = result.checkpoint
     if json_out:
         printer.json(result.to_json())
         return

@@ -5,8 +5,8 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.options import SEED_RANGE, JsonOpt, OverwriteOpt, QuietOpt
-from mle6cli.output import Printer
+from mle6cli.commands._options import SEED_RANGE, JsonOpt, OverwriteOpt, QuietOpt
+from mle6cli.commands._output import Printer
 
 CLASS_NAMES = [str(i) for i in range(6)]
 

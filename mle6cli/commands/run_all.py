@@ -5,8 +5,21 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.options import SEED_RANGE, DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SyntheticOpt
-from mle6cli.output import Printer
+from mle6cli.commands._options import (
+    SEED_RANGE,
+    DeviceOpt,
+    JsonOpt,
+    NoDownloadOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    ResumeOpt,
+    SyntheticOpt,
+    check_resume_alone,
+    data_dir_option,
+)
+from mle6cli.commands._output import Printer
+from mle6cli.fmt import lr_label
 
 
 def run_all(
@@ -17,16 +30,17 @@ def run_all(
     synthetic: SyntheticOpt = False,
     quick: Annotated[
         bool,
-        typer.Option("--quick", help="Fewer epochs and samples: the whole sheet in under 3 minutes on 2 CPU cores."),
+        typer.Option("--quick", help="Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores."),
     ] = False,
     device: DeviceOpt = "auto",
     seed: Annotated[
         int | None,
         typer.Option("--seed", **SEED_RANGE, help="One seed for every step (default: each command's own default)."),
     ] = None,
-    no_download: Annotated[bool, typer.Option("--no-download", help="Never try to download MNIST.")] = False,
+    no_download: NoDownloadOpt = False,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -34,31 +48,32 @@ def run_all(
 
     Example: mle6 run-all --quick --out runs/sheet
     """
-    from mle6cli.run_all import RunAllConfig, run_all, total_epochs
+    from mle6cli.tasks.sheet import run_all as run_sheet
 
+    check_resume_alone(resume, out)
     printer = Printer(json_mode=json_out, quiet=quiet)
-    config = RunAllConfig(
-        signs_dir=str(data_dir),
-        mnist_dir=str(mnist_dir),
-        synthetic=synthetic,
-        quick=quick,
-        device=device,
-        seed=seed,
-        download=not no_download,
-    )
-    if synthetic:
+    options = {
+        "data_dir": data_dir_option(data_dir, synthetic),
+        "mnist_dir": data_dir_option(mnist_dir, synthetic),
+        "synthetic": synthetic,
+        "quick": quick,
+        "device": device,
+        "seed": seed,
+        "download": not no_download,
+    }
+    if synthetic and resume is None:
         printer.note("Note: run-all uses SYNTHETIC data (drawn hands, font digits), not SIGNS and MNIST.")
-    with printer.progress(total_epochs(config), "run-all") as update:
-        summary = run_all(
-            config, out, overwrite=overwrite, progress=update, step=lambda name: printer.note(f"== {name}")
-        )
+    with printer.events() as events:
+        summary = run_sheet(options, out=out, overwrite=overwrite, resume=resume, events=events)
     if json_out:
         printer.json(summary)
         return
     r = summary["results"]
     printer.line(f"report: {summary['report_html']}  (and {Path(summary['report_md']).name})")
     sweep = r["sweep_lr"]
-    printer.line(f"best lr {sweep['best_lr']:g}: val acc {sweep['best_val_acc']:.4f}, test acc {sweep['test_acc']:.4f}")
+    printer.line(
+        f"best lr {lr_label(sweep['best_lr'])}: val acc {sweep['best_val_acc']:.4f}, test acc {sweep['test_acc']:.4f}"
+    )
     printer.line(
         "autoencoder test MSE: "
         + ", ".join(

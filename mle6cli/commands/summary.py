@@ -4,8 +4,8 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.options import JsonOpt
-from mle6cli.output import Printer
+from mle6cli.commands._options import JsonOpt
+from mle6cli.commands._output import Printer
 
 MODEL_NAMES = ("cnn", "ae", "linear-ae")
 
@@ -27,7 +27,7 @@ def summary(
 
     Example: mle6 summary cnn
     """
-    from mle6cli.summary import summarize
+    from mle6cli.tasks.summary import summarize
 
     result = summarize(model, latent_dim)
     printer = Printer(json_mode=json_out)

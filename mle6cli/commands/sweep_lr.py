@@ -5,8 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands.train_cnn import DataDirOpt, open_signs_run
-from mle6cli.options import (
+from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
     DeviceOpt,
@@ -17,11 +16,14 @@ from mle6cli.options import (
     QuietOpt,
     ResumeOpt,
     SeedOpt,
+    SignsDirOpt,
     SyntheticOpt,
     check_resume_alone,
+    data_dir_option,
     positive_list,
 )
-from mle6cli.output import Printer
+from mle6cli.commands._output import Printer
+from mle6cli.fmt import lr_label
 
 
 def parse_lrs(text: str) -> list[float]:
@@ -35,7 +37,7 @@ def sweep_lr(
     lrs: Annotated[
         str, typer.Option("--lrs", help="Comma-separated learning rates, one model each.")
     ] = "1e-1,1e-3,1e-4,1e-5",
-    data_dir: DataDirOpt = Path("sign_data"),
+    data_dir: SignsDirOpt = Path("sign_data"),
     synthetic: SyntheticOpt = False,
     epochs: EpochsOpt = 50,
     batch_size: BatchSizeOpt = 64,
@@ -52,22 +54,22 @@ def sweep_lr(
 
     Example: mle6 sweep-lr --lrs 1e-1,1e-3,1e-4,1e-5 --epochs 50
     """
-    from mle6cli import classifier
+    from mle6cli.tasks import classifier
 
     check_resume_alone(resume, out)
-    values = parse_lrs(lrs)
     printer = Printer(json_mode=json_out, quiet=quiet)
-    opened = open_signs_run(
-        "sweep-lr", printer, resume=resume, out=out, overwrite=overwrite, data_dir=data_dir, synthetic=synthetic,
-        epochs=epochs, batch_size=batch_size, seed=seed, device=device, deterministic=deterministic,
-    )  # fmt: skip
-    if resume is not None:
-        values = opened.extra["lrs"]
-    config = opened.config
-    with printer.progress(len(values) * config.epochs, "sweep") as update:
-        summary = classifier.sweep_lr(
-            config, values, opened.data, opened.device, opened.run_dir, update, resume=opened.checkpoint
-        )
+    options = {
+        "data_dir": data_dir_option(data_dir, synthetic),
+        "synthetic": synthetic,
+        "lrs": parse_lrs(lrs),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seeds": [seed],
+        "device": device,
+        "deterministic": deterministic,
+    }
+    with printer.events() as events:
+        summary = classifier.sweep_lr(options, out=out, overwrite=overwrite, resume=resume, events=events)
     if json_out:
         printer.json(summary)
         return
@@ -77,7 +79,7 @@ def sweep_lr(
         status = f"diverged at epoch {run['diverged_epoch']}" if run["diverged"] else run["status"]
         rows.append(
             [
-                classifier.lr_label(run["lr"]),
+                lr_label(run["lr"]),
                 status,
                 final.get("train_loss", "-"),
                 final.get("train_acc", "-"),
@@ -87,12 +89,12 @@ def sweep_lr(
             ]
         )
     printer.table(
-        f"Learning-rate sweep, {config.epochs} epochs (final epoch)",
+        f"Learning-rate sweep, {summary['epochs']} epochs (final epoch)",
         ["lr", "status", "train loss", "train acc", "val loss", "val acc", "test acc"],
         rows,
     )
     printer.line(
-        f"best lr {classifier.lr_label(summary['best_lr'])}: val acc {summary['best_val_acc']:.4f}, "
+        f"best lr {lr_label(summary['best_lr'])}: val acc {summary['best_val_acc']:.4f}, "
         f"test acc {summary['test_acc']:.4f}, |val - test| = {summary['val_test_gap']:.4f}"
     )
     printer.line(f"trained in {summary['train_seconds']:.1f} s on {summary['device']}; run folder {summary['run_dir']}")

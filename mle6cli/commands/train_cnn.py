@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from mle6cli.options import (
+from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
     DeviceOpt,
@@ -17,38 +14,16 @@ from mle6cli.options import (
     QuietOpt,
     ResumeOpt,
     SeedOpt,
+    SignsDirOpt,
     SyntheticOpt,
     check_resume_alone,
+    data_dir_option,
 )
-from mle6cli.output import Printer, resuming_note, synthetic_note
-
-# train-cnn and sweep-lr read the same npy layout
-DataDirOpt = Annotated[
-    Path, typer.Option("--data-dir", help="Folder with X_/Y_train|val|test.npy (see prepare-signs).")
-]
-
-
-def note_data(printer: Printer, opened) -> None:
-    if opened.data.synthetic:
-        printer.note(synthetic_note("built-in drawn hands", opened.data.sizes(), "the SIGNS photos"))
-    if opened.checkpoint is not None:
-        printer.note(resuming_note(opened.run_dir))
-
-
-def open_signs_run(command: str, printer: Printer, *, resume, out, overwrite: bool, data_dir: Path, **options):
-    """train-cnn's and sweep-lr's start: the options (or, with --resume, the saved ones), data, device, folder."""
-    from mle6cli import classifier
-
-    config = None
-    if resume is None:
-        config = classifier.TrainConfig(data_dir=str(data_dir), **options)
-    opened = classifier.open_run(command, config, out=out, overwrite=overwrite, resume_dir=resume)
-    note_data(printer, opened)
-    return opened
+from mle6cli.commands._output import Printer
 
 
 def train_cnn(
-    data_dir: DataDirOpt = Path("sign_data"),
+    data_dir: SignsDirOpt = Path("sign_data"),
     synthetic: SyntheticOpt = False,
     lr: LrOpt = 1e-3,
     epochs: EpochsOpt = 50,
@@ -66,19 +41,22 @@ def train_cnn(
 
     Example: mle6 train-cnn --data-dir sign_data --lr 1e-3 --epochs 50 --batch-size 64
     """
-    from mle6cli import classifier
+    from mle6cli.tasks import classifier
 
     check_resume_alone(resume, out)
     printer = Printer(json_mode=json_out, quiet=quiet)
-    opened = open_signs_run(
-        "train-cnn", printer, resume=resume, out=out, overwrite=overwrite, data_dir=data_dir, synthetic=synthetic,
-        lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, device=device, deterministic=deterministic,
-    )  # fmt: skip
-    config = opened.config
-    with printer.progress(config.epochs, "training") as update:
-        summary = classifier.train_cnn(
-            config, opened.data, opened.device, opened.run_dir, update, resume=opened.checkpoint
-        )
+    options = {
+        "data_dir": data_dir_option(data_dir, synthetic),
+        "synthetic": synthetic,
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seeds": [seed],
+        "device": device,
+        "deterministic": deterministic,
+    }
+    with printer.events() as events:
+        summary = classifier.train_cnn(options, out=out, overwrite=overwrite, resume=resume, events=events)
     if json_out:
         printer.json(summary)
         return

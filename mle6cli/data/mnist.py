@@ -2,7 +2,7 @@
 
 Real data are read by `torchvision.datasets.MNIST` from `<data_dir>/MNIST/raw/`. Nothing is
 converted sample by sample: the whole (N, 28, 28) uint8 tensor moves to the device once, and
-`train.Split` scales each batch to [0, 1].
+`data.splits.Split` scales each batch to [0, 1].
 
 Missing files never make a command hang: they are looked for first, a download (when allowed)
 runs under a short socket timeout, and failure is one `DataError` naming the four files and
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mle6cli.data.splits import Split
 from mle6cli.errors import DataError
 from mle6cli.models import MNIST_SIDE
-from mle6cli.train import Split
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DOWNLOAD_TIMEOUT_S = 15.0
@@ -54,12 +54,19 @@ class MnistData:
     def test_split(self) -> Split:
         return Split(self.test_x)
 
+    def synthetic_note(self) -> str:
+        from mle6cli.data.splits import synthetic_note
+
+        sizes = {"train": len(self.train_x), "test": len(self.test_x)}
+        return synthetic_note("built-in font-glyph digits under random jitter", sizes, "MNIST")
+
     def describe(self) -> dict:
         return {
             "source": self.source,
             "synthetic": self.synthetic,
             "n_train": int(self.train_x.shape[0]),
             "n_test": int(self.test_x.shape[0]),
+            "sizes": {"train": int(self.train_x.shape[0]), "test": int(self.test_x.shape[0])},
         }
 
 

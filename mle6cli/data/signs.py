@@ -28,7 +28,7 @@ STANDARD_PER_CLASS = (160, 20, 20)
 
 @dataclass
 class SignsData:
-    """train/val/test as `train.Split`s on the device (x float32 in [0, 1], (N, 3, 64, 64); y int64)."""
+    """train/val/test as `data.splits.Split`s on the device (x float32 in [0, 1], (N, 3, 64, 64); y int64)."""
 
     train: object
     val: object
@@ -41,6 +41,11 @@ class SignsData:
 
     def sizes(self) -> dict:
         return {name: len(getattr(self, name)) for name in SPLITS}
+
+    def synthetic_note(self) -> str:
+        from mle6cli.data.splits import synthetic_note
+
+        return synthetic_note("built-in drawn hands", self.sizes(), "the SIGNS photos")
 
 
 # ---------------------------------------------------------------- validation
@@ -103,7 +108,7 @@ def arrays_to_data(arrays: dict[str, np.ndarray], device, source: dict, where: s
     """Validate the six arrays (keys X_train, Y_train, …) and put them on `device` as float32 NCHW."""
     import torch
 
-    from mle6cli.train import Split
+    from mle6cli.data.splits import Split
 
     checked = {}
     for split in SPLITS:
@@ -292,7 +297,7 @@ def prepare_signs(
     drawn with `seed`); the test source becomes the test split unchanged. Existing arrays are
     never replaced unless `overwrite`. Returns counts per split and class.
     """
-    from mle6cli.runs import atomic_write_bytes
+    from mle6cli.files import atomic_write_bytes
 
     if (train_h5 is None) == (train_dir is None):
         raise DataError("give the training images with exactly one of --train-h5 and --train-dir")

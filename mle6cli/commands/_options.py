@@ -16,6 +16,8 @@ from typing import Annotated
 
 import typer
 
+from mle6cli.tasks.limits import SEED_MAX
+
 DeviceOpt = Annotated[
     str,
     typer.Option(
@@ -24,7 +26,7 @@ DeviceOpt = Annotated[
         show_default=True,
     ),
 ]
-SEED_RANGE = {"min": 0, "max": 2**32 - 1}  # what numpy accepts; torch takes more
+SEED_RANGE = {"min": 0, "max": SEED_MAX}
 SeedOpt = Annotated[
     int, typer.Option("--seed", **SEED_RANGE, help="Random seed; the same seed gives the same metrics on CPU.")
 ]
@@ -73,6 +75,22 @@ ResumeOpt = Annotated[
     Path | None,
     typer.Option("--resume", help="Continue the interrupted run in this folder with its saved options."),
 ]
+
+
+SignsDirOpt = Annotated[
+    Path, typer.Option("--data-dir", help="Folder with X_/Y_train|val|test.npy (see prepare-signs).")
+]
+MnistDirOpt = Annotated[
+    Path, typer.Option("--data-dir", help="Folder holding MNIST/raw/ (the four IDX files, plain or .gz).")
+]
+NoDownloadOpt = Annotated[
+    bool, typer.Option("--no-download", help="Never try to download MNIST; fail at once when it is missing.")
+]
+
+
+def data_dir_option(data_dir: Path | None, synthetic: bool) -> str | None:
+    """The data folder as a run records it: absolute (so --resume works from anywhere), or None."""
+    return None if synthetic or data_dir is None else str(Path(data_dir).resolve())
 
 
 def check_resume_alone(resume: Path | None, out: Path | None) -> None:

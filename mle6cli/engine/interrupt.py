@@ -1,12 +1,12 @@
 """Orderly stops: SIGINT/SIGTERM during training finish the current step, save, and exit 130/143.
 
-Usage in a command's core function:
+The run protocol (`engine.runs.Run.train`) is the one user:
 
     with graceful_stop() as stop:
-        result = train_model(..., should_stop=stop)
-    if result.status == "interrupted":
-        runs.save_resume(run_dir, ...)
-        raise Interrupted(stop.signal_number, resume_hint)
+        interrupted = fit(..., should_stop=stop)
+    if interrupted:
+        run.save(members)
+        raise run.interrupted(stop.signal_number, where)
 
 A second signal while the first is being handled stops at once (KeyboardInterrupt).
 """
@@ -41,6 +41,7 @@ class Interrupted(Mle6Error):
 
     def __init__(self, signal_number: int | None, message: str) -> None:
         super().__init__(message)
+        self.signal_number = signal_number
         self.exit_code = EXIT_CODES.get(signal_number, 130)
 
 

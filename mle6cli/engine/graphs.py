@@ -1,14 +1,15 @@
 """Whole training steps captured in CUDA graphs: one replay instead of hundreds of kernel launches.
 
 The models here are so small that an eager step on a GPU is nearly all launch overhead and
-Python. `make_step(step, ...)` takes a training loop's step function — `step(index)` reads
-the batch `train.x[index]`, runs forward, backward and the optimizer, and accumulates the
-loss on the device — and, on CUDA, returns a drop-in replacement that replays a CUDA graph:
+Python. `make_step(step, ...)` takes the loop's step function — `step(index)` gathers the
+batch `x[index]` ((S, B) indices: one row per seed group), runs forward, backward and the
+optimizer, and accumulates the losses on the device — and, on CUDA, returns a drop-in
+replacement that replays a CUDA graph:
 
 - the batch is gathered inside the graph from a static index buffer, so shuffling stays
   outside (each call copies the epoch's index slice into that buffer);
 - one graph per batch size: the full batch, and the ragged last one;
-- the optimizer must be capturable (torch Adam/AdamW are made so; `FusedAdam` is);
+- the optimizer must be capturable (`engine.optim.Adam` is: its state lives in device tensors);
 - warm-up steps run before capture (CUDA needs them) and are then undone: parameters, buffers,
   optimizer state and the `extra` tensors are restored, so the graphed run gives the same
   numbers as the eager one.
@@ -28,37 +29,20 @@ from torch import nn
 
 def graphs_enabled(device: torch.device, requested: bool | None = None) -> bool:
     """Whether to capture steps: only on CUDA; `requested` None means yes unless MLE6_GRAPHS=0."""
-    if device.type != "cuda" or not torch.cuda.is_available():
+    if torch.device(device).type != "cuda" or not torch.cuda.is_available():
         return False
     if requested is None:
         return os.environ.get("MLE6_GRAPHS", "1") != "0"
     return bool(requested)
 
 
-def make_capturable(optimizer) -> bool:
-    """Switch a torch Adam/AdamW to `capturable=True` (state steps moved to the device); False if impossible."""
-    if getattr(optimizer, "capturable", False) is True and not isinstance(optimizer, torch.optim.Optimizer):
-        return True  # e.g. fused.FusedAdam
-    if not isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
-        return False
-    for group in optimizer.param_groups:
-        if group.get("fused") or group.get("differentiable"):
-            return False
-        group["capturable"] = True
-        for p in group["params"]:
-            state = optimizer.state.get(p)
-            if state and "step" in state:
-                state["step"] = torch.as_tensor(state["step"], dtype=torch.float32).to(p.device)
-    return True
-
-
 def _optimizer_tensors(optimizer) -> list[torch.Tensor]:
     out = []
-    for state in optimizer.state.values():
-        out.extend(v for v in state.values() if isinstance(v, torch.Tensor))
-    out.extend(v for v in vars(optimizer).values() if isinstance(v, torch.Tensor))  # FusedAdam's step, lrs
-    for group in getattr(optimizer, "param_groups", []):
-        out.extend(v for k, v in group.items() if k != "params" and isinstance(v, torch.Tensor))
+    for value in vars(optimizer).values():
+        if isinstance(value, torch.Tensor):
+            out.append(value)
+        elif isinstance(value, (list, tuple)):
+            out.extend(v for v in value if isinstance(v, torch.Tensor))
     return out
 
 
@@ -66,27 +50,17 @@ class _Snapshot:
     """Values of every tensor a step may change, to undo the warm-up steps in place."""
 
     def __init__(self, modules: Sequence[nn.Module], optimizers: Sequence, extra: Sequence[torch.Tensor]):
-        self.modules, self.optimizers = list(modules), list(optimizers)
-        self.saved = [(t, t.detach().clone()) for t in self._tensors(extra)]
-        self.known = {id(t) for t, _ in self.saved}
-
-    def _tensors(self, extra) -> list[torch.Tensor]:
         tensors = list(extra)
-        for module in self.modules:
+        for module in modules:
             tensors.extend(module.state_dict(keep_vars=True).values())
-        for optimizer in self.optimizers:
+        for optimizer in optimizers:
             tensors.extend(_optimizer_tensors(optimizer))
-        return tensors
+        self.saved = [(t, t.detach().clone()) for t in tensors]
 
     @torch.no_grad()
-    def restore(self, extra: Sequence[torch.Tensor] = ()) -> None:
+    def restore(self) -> None:
         for tensor, value in self.saved:
             tensor.detach().copy_(value)
-        # Adam's state is created by its first step, as zeros (and step 0): put it back there
-        for optimizer in self.optimizers:
-            for tensor in _optimizer_tensors(optimizer):
-                if id(tensor) not in self.known:
-                    tensor.zero_()
 
 
 class GraphedStep:
@@ -97,6 +71,7 @@ class GraphedStep:
         step: Callable[[torch.Tensor], None],
         *,
         batch_sizes: Sequence[int],
+        groups: int,
         device: torch.device,
         modules: Sequence[nn.Module],
         optimizers: Sequence,
@@ -106,16 +81,19 @@ class GraphedStep:
         self.step = step
         device = torch.device(device)
         self.device = device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
-        with torch.cuda.device(self.device):  # capture on the device the tensors live on
-            self._capture(step, batch_sizes, modules, optimizers, extra, warmup)
-
-    def _capture(self, step, batch_sizes, modules, optimizers, extra, warmup) -> None:
-        device = self.device
         for optimizer in optimizers:
-            if not make_capturable(optimizer):
-                raise ValueError(f"{type(optimizer).__name__} cannot be captured in a CUDA graph; use Adam or AdamW")
+            if not getattr(optimizer, "capturable", False):
+                raise ValueError(f"{type(optimizer).__name__} cannot be captured in a CUDA graph")
+        with torch.cuda.device(self.device):  # capture on the device the tensors live on
+            self._capture(step, batch_sizes, groups, modules, optimizers, extra, warmup)
+
+    def _capture(self, step, batch_sizes, groups, modules, optimizers, extra, warmup) -> None:
+        device = self.device
         snapshot = _Snapshot(modules, optimizers, extra)
-        self.index = {size: torch.arange(size, device=device) for size in sorted(set(batch_sizes))}
+        self.index = {
+            size: torch.arange(size, device=device).expand(groups, size).contiguous()
+            for size in sorted(set(batch_sizes))
+        }  # (S, B)
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
@@ -127,7 +105,7 @@ class GraphedStep:
         self.graphs = {}
         for size, index in self.index.items():
             for optimizer in optimizers:  # backward in the graph must allocate, not accumulate into, .grad
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 step(index)
@@ -135,7 +113,7 @@ class GraphedStep:
         torch.cuda.synchronize(device)
 
     def __call__(self, index: torch.Tensor) -> None:
-        size = index.shape[0]
+        size = index.shape[-1]
         if size not in self.graphs:  # a batch size nobody announced: run it eagerly
             self.step(index)
             return
@@ -155,16 +133,23 @@ def make_step(
     modules: Sequence[nn.Module],
     optimizers: Sequence,
     extra: Sequence[torch.Tensor] = (),
+    groups: int = 1,
     enabled: bool | None = None,
 ) -> Callable[[torch.Tensor], None]:
     """`step` itself, or on CUDA its graph-replaying twin.
 
     `step(index)` must do all its work in tensors on `device` (no `.item()`, no host sync, no
-    new Python state between calls) and read its batch through `index`. `modules` and
-    `optimizers` are what it trains; `extra` are other tensors it changes (accumulators).
+    new Python state between calls) and read its batch through `index`, of shape (groups, B).
+    `modules` and `optimizers` are what it trains; `extra` are other tensors it changes.
     """
     if not graphs_enabled(device, enabled):
         return step
     return GraphedStep(
-        step, batch_sizes=batch_sizes, device=device, modules=modules, optimizers=optimizers, extra=extra
+        step,
+        batch_sizes=batch_sizes,
+        groups=groups,
+        device=device,
+        modules=modules,
+        optimizers=optimizers,
+        extra=extra,
     )

@@ -8,40 +8,12 @@ Three audiences:
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-
-def _jsonable(value):
-    """Make floats JSON-safe (NaN/inf become null) and tuples lists, recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return _jsonable(value.item())
-    if hasattr(value, "__fspath__"):
-        return str(value)
-    return value
-
-
-def dumps(document) -> str:
-    return json.dumps(_jsonable(document), indent=2, allow_nan=False)
-
-
-def synthetic_note(what: str, sizes: dict[str, int], instead_of: str) -> str:
-    """The one wording of the notice that a command runs on built-in synthetic data."""
-    counts = " / ".join(f"{n} {split}" for split, n in sizes.items())
-    return f"Note: the data are SYNTHETIC ({what}, {counts}), not {instead_of}."
-
-
-def resuming_note(run_dir) -> str:
-    return f"Resuming the run in {run_dir} with its saved options."
+from mle6cli.files import dumps
+from mle6cli.fmt import cell
 
 
 @dataclass
@@ -100,44 +72,51 @@ class Printer:
         self._console().print(table)
 
     @contextmanager
-    def progress(self, total_steps: int, description: str = "training"):
-        """Yield a callback `update(label, done, metrics)`; rich bar on a TTY, plain lines otherwise."""
+    def events(self):
+        """Yield the `Events` a core function reports through: a rich bar on a TTY, plain lines in a log,
+        notes on stderr; nothing under --quiet but notes that matter."""
+        from mle6cli.engine.events import Events
+
         if self.quiet:
-            yield lambda *a, **k: None
+            yield Events()
             return
-        if self.is_tty and not self.json_mode:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        if not (self.is_tty and not self.json_mode):
+            stream = sys.stderr if self.json_mode else sys.stdout
 
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(),
-                console=self._console(),
-            ) as bar:
-                task = bar.add_task(description, total=total_steps, info="")
+            def line(label: str, done: int, metrics: dict) -> None:
+                stream.write(f"{label} {_metrics_text(metrics)}\n")
+                stream.flush()
 
-                def update(label: str, done: int, metrics: dict) -> None:
-                    bar.update(task, completed=done, description=label, info=_metrics_text(metrics))
-
-                yield update
+            yield Events(epoch=line, note=self.note, section=lambda name: self.note(f"== {name}"))
             return
-        stream = sys.stderr if self.json_mode else sys.stdout
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        def update(label: str, done: int, metrics: dict) -> None:
-            stream.write(f"{label} {_metrics_text(metrics)}\n")
-            stream.flush()
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self._console(),
+        ) as bar:
+            task = {"id": None}
 
-        yield update
+            def start(total: int, description: str) -> None:
+                if task["id"] is None:
+                    task["id"] = bar.add_task(description, total=total, info="")
+
+            def epoch(label: str, done: int, metrics: dict) -> None:
+                if task["id"] is None:
+                    start(done, "training")
+                bar.update(task["id"], completed=done, description=label, info=_metrics_text(metrics))
+
+            yield Events(
+                start=start, epoch=epoch, note=bar.console.print, section=lambda n: bar.console.print(f"== {n}")
+            )
 
 
 def _cell(value) -> str:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
-    return str(value)
+    return cell(value, missing="-")
 
 
 def _metrics_text(metrics: dict) -> str:

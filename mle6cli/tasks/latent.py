@@ -12,28 +12,48 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mle6cli import runs
+from mle6cli.data.splits import as_float
+from mle6cli.engine.runs import RunDirError
 from mle6cli.errors import Mle6Error
-from mle6cli.train import as_float
 
 LATENT_DIM = 3
 KNN_K = 5
 MIN_POINTS = 20
 
 
-def find_d3_checkpoint(run_dir: Path) -> Path:
-    """The d=3 model of a train-ae run; an error listing the dims the run has otherwise."""
+def finished_ae_runs(run_dir: Path, option: str) -> list[dict]:
+    """The members a finished train-ae run lists in its summary.json (readers trust nothing else)."""
+    from mle6cli.files import FileError, read_json
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise runs.RunDirError(f"--run: {run_dir} is not a folder")
-    path = run_dir / f"ae_d{LATENT_DIM}.pt"
-    if path.is_file():
-        return path
-    dims = sorted(int(p.stem[4:]) for p in run_dir.glob("ae_d*.pt") if p.stem[4:].isdigit())
-    if not dims:
-        raise runs.RunDirError(f"--run: {run_dir} holds no train-ae checkpoints (ae_d<D>.pt)")
-    have = ", ".join(f"d={d}" for d in dims)
-    raise runs.RunDirError(
+        raise RunDirError(f"{option}: {run_dir} is not a folder")
+    try:
+        summary = read_json(run_dir / "summary.json")
+    except FileError:
+        raise RunDirError(f"{option}: {run_dir} is not a finished train-ae run (no readable summary.json)") from None
+    if not isinstance(summary, dict) or summary.get("command") != "train-ae":
+        what = summary.get("command") if isinstance(summary, dict) else None
+        raise RunDirError(
+            f"{option}: {run_dir} is not a finished train-ae run" + (f" (it holds a {what} run)" if what else "")
+        )
+    runs = [r for r in summary.get("runs", []) if isinstance(r, dict) and r.get("checkpoint")]
+    if not runs:
+        raise RunDirError(f"{option}: {run_dir} holds no train-ae checkpoints")
+    missing = [r["checkpoint"] for r in runs if not (run_dir / r["checkpoint"]).is_file()]
+    if missing:
+        raise RunDirError(f"{option}: {run_dir} lacks {', '.join(missing)}, listed in its summary.json")
+    return runs
+
+
+def find_d3_checkpoint(run_dir: Path) -> Path:
+    """The d=3 model of a finished train-ae run (its first seed); an error listing the dims it has otherwise."""
+    runs = finished_ae_runs(run_dir, "--run")
+    for r in runs:
+        if r.get("latent_dim") == LATENT_DIM:
+            return Path(run_dir) / r["checkpoint"]
+    have = ", ".join(f"d={d}" for d in sorted({r.get("latent_dim") for r in runs}))
+    raise RunDirError(
         f"--run: {run_dir} has no d=3 model (it has {have}); train one with mle6 train-ae --latent-dims 3"
     )
 
@@ -111,6 +131,7 @@ class LatentResult:
     synthetic: bool
     source: str
     plot: str | None = None
+    checkpoint: str | None = None
 
     def to_json(self) -> dict:
         return {
@@ -159,4 +180,54 @@ def plot_latent(model, meta: dict, data, n: int, out: Path) -> LatentResult:
     if collapsed:
         title += " — COLLAPSED model"
     result.plot = str(latent_figure(result.codes, result.labels, out, title))
+    return result
+
+
+def latent_plot(
+    *,
+    run: Path | None,
+    checkpoint: Path | None,
+    data_dir: Path | None = None,
+    synthetic: bool = False,
+    download: bool = True,
+    n: int = 2048,
+    out: Path = Path("latent.png"),
+    device: str = "auto",
+    events=None,
+) -> LatentResult:
+    """latent-plot: the d=3 model of a run (or a checkpoint), the data it was trained on (unless
+    `data_dir`/`synthetic` say otherwise), its codes, their separation and the figure."""
+    from mle6cli.data.mnist import mnist_spec, open_mnist
+    from mle6cli.engine.device import resolve_device
+    from mle6cli.engine.events import QUIET
+    from mle6cli.plots import figure_format
+    from mle6cli.tasks.autoencoders import load_autoencoder
+
+    events = events or QUIET
+    figure_format(out)  # a suffix we cannot write fails before any work
+    torch_device = resolve_device(device)
+    path = find_d3_checkpoint(run) if run is not None else Path(checkpoint)
+    model, meta = load_autoencoder(path, torch_device)
+    if model.latent_dim != LATENT_DIM:
+        raise Mle6Error(f"{path} holds a d={model.latent_dim} model; latent-plot needs d=3")
+    trained_on = meta.get("data") or {}
+    if synthetic:
+        spec = mnist_spec(None, True, False)
+    elif data_dir is not None:
+        spec = mnist_spec(data_dir, False, download)
+    elif trained_on.get("synthetic"):
+        spec = {"synthetic": True, "n_train": trained_on.get("n_train"), "n_test": trained_on.get("n_test")}
+    elif trained_on.get("source"):  # <data_dir>/MNIST/raw
+        spec = {"synthetic": False, "data_dir": str(Path(trained_on["source"]).parents[1]), "download": False}
+    else:
+        spec = mnist_spec(Path("data"), False, download)
+    data = open_mnist(spec, torch_device)
+    if data.synthetic:
+        events.note(data.synthetic_note())
+    if meta.get("collapsed", False):
+        events.note(f"WARNING: the d=3 model in {path} is marked COLLAPSED; its codes say little.")
+    if n > len(data.test_x):
+        events.note(f"Note: the test set has only {len(data.test_x)} images; encoding all of them.")
+    result = plot_latent(model, meta, data, n, out)
+    result.checkpoint = str(path)
     return result

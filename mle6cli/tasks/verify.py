@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mle6cli.errors import Mle6Error
-from mle6cli.maths import ConvGeometry
+from mle6cli.tasks.maths import ConvGeometry
 
 
 def torch_layer(geom: ConvGeometry):

@@ -1,0 +1,219 @@
+"""The one training loop: epochs of index-sliced batches of data already on the device, for M members.
+
+One model (train-cnn) and many (a sweep, the autoencoders at every latent size, every seed)
+go through the same `fit`. Each member keeps a `MemberState`: its batch-order seed, where it
+stands (epoch, batch), its running sums and its history. Members with the same seed share one
+seeded permutation per epoch (the batch order a single run with that seed has), so every
+member sees exactly the batches it would see alone; a batch is `x[perm[i:i+B]]`, gathered on
+the device, for each seed group at once ((S, B) indices).
+
+Losses and correct counts are accumulated on the device and read once per epoch, so a GPU is
+not stalled by a host sync every step; on CUDA whole steps are replayed from CUDA graphs.
+The loop can stop after any step (a signal, a time budget) and the states it leaves continue
+exactly: same batches, same numbers. A member whose loss becomes NaN or infinite is frozen at
+once and reported `diverged` at the end of that epoch; `on_epoch` may retire members
+(`stopped`, e.g. a collapsed autoencoder) while the others go on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from mle6cli.data.splits import Split
+from mle6cli.engine import graphs
+from mle6cli.engine.members import Members
+from mle6cli.engine.optim import sum_dtype
+
+TRAINING, COMPLETED, DIVERGED, STOPPED = "training", "completed", "diverged", "stopped"
+
+
+@dataclass
+class MemberState:
+    """Everything needed to continue one member exactly where it stopped (plain values and tensors)."""
+
+    seed: int  # of the batch order
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch done
+    seen: int = 0  # samples of the current epoch done
+    loss_sum: float = 0.0  # of the current epoch, so far
+    correct: int = 0
+    perm: torch.Tensor | None = None  # the current epoch's permutation (CPU)
+    generator: torch.Tensor | None = None  # the batch-order generator's state after drawing `perm`
+    history: list[dict] = field(default_factory=list)
+    status: str = TRAINING
+    diverged_epoch: int | None = None
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        return (self.epoch, self.batch, self.seen)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MemberState:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def position_groups(states: Sequence[MemberState]) -> list[list[int]]:
+    """Indices of the members still training, grouped by where they stand (one group per `fit`)."""
+    groups: dict[tuple, list[int]] = {}
+    for j, s in enumerate(states):
+        if s.status == TRAINING:
+            key = (s.position, None if s.perm is None else s.perm.shape)
+            groups.setdefault(key, []).append(j)
+    return list(groups.values())
+
+
+def fit(
+    members: Members,
+    states: list[MemberState],
+    train: Split,
+    evals: dict[str, Split],
+    *,
+    epochs: int,
+    batch_size: int,
+    on_epoch: Callable[[list[dict | None]], Sequence[int] | None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    use_graphs: bool | None = None,
+) -> bool:
+    """Train every member whose state is `training` up to `epochs`; return True when interrupted.
+
+    The live members must stand at the same point (`position_groups` splits those that don't).
+    After each epoch every live member gets a history row — `epoch`, `train_loss` (the mean
+    over every training sample of the epoch), `train_acc` for classifiers, `<split>_loss` and
+    `<split>_acc` for each split in `evals`, in eval mode — and `on_epoch(rows)` is called with
+    one row per member (None for members not trained this epoch); it may return members to
+    retire (status `stopped`). `should_stop()` is asked after every step: on True the states
+    are left resumable and fit returns True.
+    """
+    if len(states) != members.count:
+        raise ValueError(f"need one state per member ({members.count}), got {len(states)}")
+    live = [s.status == TRAINING for s in states]
+    if not any(live):
+        return False
+    lead = states[live.index(True)]
+    if any(states[j].position != lead.position for j in range(len(states)) if live[j]):
+        raise ValueError("the members to train stand at different points; fit each of position_groups apart")
+    device = train.x.device
+    n = len(train)
+    steps_per_epoch = math.ceil(n / batch_size)
+
+    # one generator (and permutation) per seed: members sharing a seed share their batches
+    seeds = list(dict.fromkeys(states[j].seed for j in range(len(states)) if live[j]))
+    group_of = [seeds.index(s.seed) if s.seed in seeds else 0 for s in states]
+    generators, perms = [], []
+    for seed in seeds:
+        first = next(s for j, s in enumerate(states) if live[j] and s.seed == seed)
+        generator = torch.Generator().manual_seed(seed)
+        if first.generator is not None:
+            generator.set_state(first.generator)
+        generators.append(generator)
+        perms.append(first.perm)
+
+    alive = torch.tensor(live, device=device)
+    loss_sum = torch.zeros(len(states), device=device, dtype=sum_dtype(device))
+    correct = torch.zeros(len(states), device=device, dtype=torch.int64)
+
+    def step(index: torch.Tensor) -> None:  # index: (S, B)
+        xb, yb = train.batch(index)  # (S, B, ...)
+        losses, hits = members.step(xb, yb, alive)
+        loss_sum.add_(losses.to(loss_sum.dtype) * index.shape[1])
+        if hits is not None:
+            correct.add_(hits)
+
+    def bind() -> Callable[[torch.Tensor], None]:
+        members.bind(group_of, live)
+        sizes = sorted({min(batch_size, n), n % batch_size} - {0})
+        return graphs.make_step(
+            step,
+            batch_sizes=sizes,
+            groups=len(seeds),
+            device=device,
+            modules=members.modules(),
+            optimizers=[members.optimizer],
+            extra=[alive, loss_sum, correct],
+            enabled=use_graphs,
+        )
+
+    run_step = bind()
+    position = {"epoch": lead.epoch, "batch": lead.batch, "seen": lead.seen}
+
+    def sync(sums: bool = True) -> None:
+        """Copy the loop's position (and the device sums) into the live members' states."""
+        values, counts = (loss_sum.tolist(), correct.tolist()) if sums else (None, None)
+        for j, s in enumerate(states):
+            if live[j]:
+                if sums:
+                    s.loss_sum, s.correct = values[j], int(counts[j])
+                s.epoch, s.batch, s.seen = position["epoch"], position["batch"], position["seen"]
+                s.perm = perms[group_of[j]]
+                s.generator = generators[group_of[j]].get_state()
+
+    members.train(True)
+    while position["epoch"] < epochs:
+        if perms[0] is None:  # a new epoch
+            perms = [torch.randperm(n, generator=g) for g in generators]
+            position["batch"] = position["seen"] = 0
+            for j, s in enumerate(states):
+                if live[j]:
+                    s.loss_sum, s.correct = 0.0, 0
+            sync(sums=False)
+        index_all = torch.stack(perms).to(device)  # (S, N)
+        loss_sum.copy_(torch.tensor([s.loss_sum for s in states], dtype=torch.float64))
+        correct.copy_(torch.tensor([s.correct for s in states], dtype=torch.int64))
+        interrupted = False
+        while position["batch"] < steps_per_epoch:
+            b = position["batch"]
+            index = index_all[:, b * batch_size : (b + 1) * batch_size]
+            run_step(index)
+            position["batch"] += 1
+            position["seen"] += index.shape[1]
+            if should_stop is not None and should_stop() and position["batch"] < steps_per_epoch:
+                interrupted = True
+                break
+        sync()
+        if interrupted:
+            return True
+
+        before = list(live)
+        rows: list[dict | None] = [None] * len(states)
+        for j, s in enumerate(states):
+            if live[j] and not math.isfinite(s.loss_sum / s.seen):
+                s.status, s.diverged_epoch, live[j] = DIVERGED, s.epoch + 1, False
+        metrics = {name: members.evaluate(split) for name, split in evals.items()} if any(live) else {}
+        for j, s in enumerate(states):
+            if not live[j]:
+                continue
+            row = {"epoch": s.epoch + 1, "train_loss": s.loss_sum / s.seen}
+            if members.has_accuracy:
+                row["train_acc"] = s.correct / s.seen
+            for name, (losses, accs) in metrics.items():
+                row[f"{name}_loss"] = losses[j]
+                if accs is not None:
+                    row[f"{name}_acc"] = accs[j]
+            s.history.append(row)
+            rows[j] = row
+        position["epoch"] += 1
+        position["batch"] = position["seen"] = 0
+        perms = [None] * len(seeds)
+        sync(sums=False)
+        for j in (on_epoch(rows) if on_epoch is not None else None) or ():
+            if live[j]:
+                states[j].status, live[j] = STOPPED, False
+        if not any(live):
+            return False
+        if live != before:  # fewer members to train: skip the retired ones (and recapture)
+            alive.copy_(torch.tensor(live, device=device))
+            run_step = bind()
+        if should_stop is not None and should_stop() and position["epoch"] < epochs:
+            return True
+    for j, s in enumerate(states):
+        if live[j]:
+            s.status = COMPLETED
+    return False

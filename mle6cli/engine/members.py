@@ -1,0 +1,176 @@
+"""M models trained side by side: what the one loop (`engine.loop.fit`) trains.
+
+A `Members` holds M models and one `engine.optim.Adam` with a learning rate per member. The
+loop hands it a batch per seed group — `x` (S, B, ...) and `groups[j]`, the row of `x` member j
+trains on — and gets back each member's loss: one backward of the sum of the members'
+losses gives every member exactly its own gradient. Two kinds:
+
+- `ModuleMembers`: any nn.Modules (the autoencoders, the linear AE), one after another;
+- `fused.FusedCNNMembers`: the SIGNS CNNs stacked into one fused model.
+
+A member is frozen when its loss turns NaN or infinite (the `alive` mask, on the device, so
+a CUDA graph can do it) or when the loop is told it is done (`set_live`, on the host: a frozen
+member's forward is skipped where the layout allows it). Members move in and out as plain
+tensors (`export` / `load`), named like the plain model's state_dict, so checkpoints do not
+depend on the layout and a run can be resumed on another device or another number of ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mle6cli.data.splits import Split
+from mle6cli.engine.optim import Adam, sum_dtype
+
+
+@dataclass(frozen=True)
+class Task:
+    """What is learned: the loss (a batch mean) and whether accuracy means anything."""
+
+    name: str
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    has_accuracy: bool
+
+
+CLASSIFY = Task("classify", F.nll_loss, True)  # the models end in LogSoftmax
+RECONSTRUCT = Task("reconstruct", F.mse_loss, False)
+
+EVAL_BATCH = 1024
+
+
+class Members:
+    """The loop's view of M models; subclasses say how to run them (`_losses`, `_eval_outputs`)."""
+
+    task: Task
+    count: int
+    optimizer: Adam
+    device: torch.device
+
+    def __init__(self) -> None:
+        self.groups: list[int] = [0] * self.count
+        self.live: list[bool] = [True] * self.count
+
+    @property
+    def has_accuracy(self) -> bool:
+        return self.task.has_accuracy
+
+    def bind(self, groups: Sequence[int], live: Sequence[bool]) -> None:
+        """Member j trains on row `groups[j]` of each batch; members with `live[j]` False are skipped."""
+        self.groups, self.live = list(groups), list(live)
+
+    def modules(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def train(self, mode: bool = True) -> None:
+        for module in self.modules():
+            module.train(mode)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One Adam step of every live member on its batch; returns (losses (M,), correct counts (M,) or None)."""
+        outputs, losses = self._losses(x, y)  # (M,)
+        alive.logical_and_(torch.isfinite(losses))
+        self.optimizer.zero_grad()
+        torch.where(alive, losses, 0.0).sum().backward()  # a frozen member's loss sends back zeros
+        self.optimizer.step(active=alive)
+        correct = self._correct(outputs, y) if self.has_accuracy else None
+        return losses.detach(), correct
+
+    @torch.no_grad()
+    def evaluate(self, split: Split) -> tuple[list[float], list[float] | None]:
+        """Each member's mean loss (and accuracy) over a whole split, in eval mode."""
+        self.train(False)
+        device = split.x.device
+        loss_sum = torch.zeros(self.count, device=device, dtype=sum_dtype(device))
+        correct = torch.zeros(self.count, device=device, dtype=torch.int64)
+        for start in range(0, len(split), EVAL_BATCH):
+            index = torch.arange(start, min(start + EVAL_BATCH, len(split)), device=device)
+            xb, yb = split.batch(index)
+            for j, out in self._eval_outputs(xb):
+                loss_sum[j] += self.task.loss(out, yb).to(loss_sum.dtype) * len(index)
+                if self.has_accuracy:
+                    correct[j] += (out.argmax(-1) == yb).sum()
+        self.train(True)
+        losses = [v / len(split) for v in loss_sum.tolist()]
+        return losses, ([c / len(split) for c in correct.tolist()] if self.has_accuracy else None)
+
+    def _member_input(self, x: torch.Tensor, j: int) -> torch.Tensor:
+        return x[self.groups[j]]
+
+    def _losses(self, x, y):
+        raise NotImplementedError
+
+    def _eval_outputs(self, x):
+        raise NotImplementedError
+
+    def _correct(self, outputs, y) -> torch.Tensor:
+        raise NotImplementedError
+
+    def export(self, j: int) -> dict:
+        """Member j as plain CPU tensors: {"weights": state_dict, "optimizer": Adam state}."""
+        raise NotImplementedError
+
+    def load(self, j: int, member: dict) -> None:
+        """Put member j back from `export`'s form (weights, and the optimizer state when given)."""
+        raise NotImplementedError
+
+
+class ModuleMembers(Members):
+    """Any nn.Modules, each with its own learning rate, stepped one after another."""
+
+    def __init__(self, models: Sequence[nn.Module], lrs: Sequence[float], task: Task):
+        self.models = list(models)
+        self.count = len(self.models)
+        self.task = task
+        self.device = next(self.models[0].parameters()).device
+        params, member_of, self.names = [], [], []
+        for j, model in enumerate(self.models):
+            for name, p in model.named_parameters():
+                params.append(p)
+                member_of.append(j)
+                self.names.append(name)
+        self.optimizer = Adam(params, member_of, lrs)
+        super().__init__()
+
+    def modules(self) -> list[nn.Module]:
+        return self.models
+
+    def _losses(self, x, y):
+        outputs, losses = [], []
+        for j, model in enumerate(self.models):
+            if not self.live[j]:
+                outputs.append(None)
+                losses.append(torch.zeros((), device=x.device))
+                continue
+            out = model(self._member_input(x, j))
+            outputs.append(out)
+            losses.append(self.task.loss(out, self._member_input(y, j)))
+        return outputs, torch.stack(losses)
+
+    def _correct(self, outputs, y) -> torch.Tensor:
+        counts = [
+            torch.zeros((), dtype=torch.int64, device=y.device)
+            if out is None
+            else (out.detach().argmax(-1) == self._member_input(y, j)).sum()
+            for j, out in enumerate(outputs)
+        ]
+        return torch.stack(counts)
+
+    def _eval_outputs(self, x):
+        for j, model in enumerate(self.models):
+            yield j, model(x)
+
+    def export(self, j: int) -> dict:
+        return {
+            "weights": {k: v.detach().cpu().clone() for k, v in self.models[j].state_dict().items()},
+            "optimizer": self.optimizer.member_state(j, self.names),
+        }
+
+    def load(self, j: int, member: dict) -> None:
+        self.models[j].load_state_dict(member["weights"])
+        if member.get("optimizer") is not None:
+            self.optimizer.load_member_state(j, self.names, member["optimizer"])

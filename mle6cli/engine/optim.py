@@ -1,0 +1,117 @@
+"""Adam with one learning rate per member: torch.optim.Adam's arithmetic, without torch.optim.
+
+Two reasons not to use torch.optim.Adam: constructing one imports torch._dynamo (about 1.7 s
+of start-up), and a sweep needs one learning rate per member inside one fused step. The
+arithmetic is torch's single-tensor Adam (no weight decay, no amsgrad), operation for
+operation, so the numbers are bit-identical to it on the CPU (tests/test_optim.py checks):
+
+    m <- lerp(m, g, 1 - b1);  v <- b2·v + (1 - b2)·g²
+    p <- p - (lr / (1 - b1^t)) · m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+Each parameter tensor either belongs to one member (`member_of[i] = j`) or stacks every member
+along dim 0 (`member_of[i] = None`, the fused models). The step counts, learning rates and
+moments are tensors on the device, so a step can be captured in a CUDA graph.
+`step(active)` leaves the parameters of inactive members where they are (a diverged or
+stopped member: its gradients are replaced by zeros and its step size by 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """float64 for running sums and optimizer scalars on the device, where it has it (MPS does not)."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
+class Adam:
+    capturable = True  # engine.graphs: no lazy state, no host sync
+
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        member_of: Sequence[int | None],
+        lrs: Sequence[float],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        self.params = list(params)
+        self.member_of = list(member_of)
+        if not self.params or len(self.member_of) != len(self.params):
+            raise ValueError("Adam needs parameters and one member index (or None) for each")
+        device = self.params[0].device
+        self.members = len(lrs)
+        self.lrs = torch.tensor([float(lr) for lr in lrs], dtype=torch.float64).to(device, sum_dtype(device))  # (M,)
+        if not bool((self.lrs >= 0).all()):
+            raise ValueError("learning rates must be non-negative")
+        for p, j in zip(self.params, self.member_of, strict=True):
+            if (j is None and p.shape[0] != self.members) or (j is not None and not 0 <= j < self.members):
+                raise ValueError(f"a parameter of shape {tuple(p.shape)} does not fit {self.members} members")
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = float(eps)
+        self.step_count = torch.zeros(self.members, dtype=sum_dtype(device), device=device)  # (M,)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor | None = None) -> None:
+        beta1, beta2 = self.betas
+        if active is None:
+            self.step_count += 1
+        else:
+            self.step_count += active.to(self.step_count.dtype)
+        # float64 scalars, as torch.optim.Adam computes its bias corrections in Python floats
+        step_size = self.lrs / (1 - beta1**self.step_count)  # (M,)
+        bias_correction2_sqrt = (1 - beta2**self.step_count).sqrt()  # (M,)
+        if active is not None:
+            step_size = step_size * active
+        for p, j, exp_avg, exp_avg_sq in zip(self.params, self.member_of, self.exp_avg, self.exp_avg_sq, strict=True):
+            grad = p.grad
+            if grad is None:
+                continue
+            if j is None:  # stacked members: per-member scalars broadcast over (M, 1, ...)
+                shape = (-1,) + (1,) * (p.dim() - 1)
+                size, bc2 = step_size.view(shape), bias_correction2_sqrt.view(shape)
+                if active is not None:
+                    grad = torch.where(active.view(shape), grad, 0.0)
+            else:
+                size, bc2 = step_size[j], bias_correction2_sqrt[j]
+                if active is not None:
+                    grad = torch.where(active[j], grad, 0.0)
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / bc2.to(p.dtype)).add_(self.eps)
+            p.sub_(size.to(p.dtype) * exp_avg / denom)
+
+    # ---- one member's state, in plain tensors (checkpoints hold members, so a run can be re-sharded)
+
+    def member_state(self, j: int, names: Sequence[str]) -> dict:
+        """Member j's step count and moments; `names[i]` names parameter i's slice of member j."""
+        out = {"step": float(self.step_count[j]), "lr": float(self.lrs[j]), "exp_avg": {}, "exp_avg_sq": {}}
+        for name, p_member, m, v in zip(names, self.member_of, self.exp_avg, self.exp_avg_sq, strict=True):
+            if p_member is None:
+                m, v = m[j], v[j]
+            elif p_member != j:
+                continue
+            out["exp_avg"][name] = m.detach().cpu().clone()
+            out["exp_avg_sq"][name] = v.detach().cpu().clone()
+        return out
+
+    @torch.no_grad()
+    def load_member_state(self, j: int, names: Sequence[str], state: dict) -> None:
+        """Copy member j's saved state in place (a captured CUDA graph keeps pointing at these tensors)."""
+        self.step_count[j] = float(state["step"])
+        for name, p_member, m, v in zip(names, self.member_of, self.exp_avg, self.exp_avg_sq, strict=True):
+            if p_member is None:
+                m, v = m[j], v[j]
+            elif p_member != j:
+                continue
+            m.copy_(state["exp_avg"][name])
+            v.copy_(state["exp_avg_sq"][name])

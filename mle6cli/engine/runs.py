@@ -1,0 +1,336 @@
+"""Run folders: the one protocol of every training command.
+
+    run = Run.open("train-cnn", options, out=..., overwrite=..., resume=...)   # nothing written yet
+    ... load and check the data ...
+    run.begin(device=..., data=...)          # the folder, config.json (or checks a resumed run)
+    run.train(members, build, train, evals, epochs=..., batch_size=...)   # resume, save, interrupt
+    run.finish(summary)                      # summary.json, written last
+
+- **config.json** has one schema: `command`, `options` (the command's options, every one,
+  defaults included: a run folder's config.json reproduces the run), then what was resolved
+  (`device`, `data`), `cpu_threads`, `packages` and `created`.
+- **resume.pt** holds every member: its loop state, weights and Adam state, as plain tensors
+  and values (loaded with `weights_only=True`), plus the clock and the RNG. Members are saved
+  one by one, so a run can continue on another device or be re-sharded.
+- **Interrupts** (SIGINT, SIGTERM) finish the current step, save, and raise `Interrupted`
+  with the exact `mle6 <command> --resume DIR` line; every command reports them the same way.
+- **summary.json** is written last: a folder without it is not a finished run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mle6cli.engine.interrupt import Interrupted, any_of, graceful_stop
+from mle6cli.errors import Mle6Error
+from mle6cli.files import FileError, atomic_write_bytes, load_torch, read_json, save_torch, write_csv, write_json
+
+SUMMARY = "summary.json"
+CONFIG = "config.json"
+RESUME = "resume.pt"
+
+
+class RunDirError(Mle6Error):
+    """A run folder that cannot be used as asked."""
+
+
+def default_run_dir(command: str, root: Path | str = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / command / stamp
+    n = 1
+    while path.exists():  # two runs in the same second
+        n += 1
+        path = Path(root) / command / f"{stamp}-{n}"
+    return path
+
+
+def check_new_run_dir(out: Path | str | None, command: str, overwrite: bool = False) -> Path:
+    """The folder a fresh run will use; refuse an unusable one before anything is computed."""
+    path = Path(out) if out is not None else default_run_dir(command)
+    if str(out) == "":
+        raise RunDirError("--out is empty; name a folder")
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"run folder {path} exists and is a file")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise RunDirError(f"run folder {path} is not empty; choose another --out or pass --overwrite")
+    return path
+
+
+def package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in ("mle6cli", "torch", "torchvision", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@dataclass
+class TrainClock:
+    """Training seconds and resume count, carried across interruptions in resume.pt."""
+
+    seconds_before: float = 0.0
+    resumes: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def to_state(self) -> dict:
+        return {"train_seconds": self.seconds(), "resumes": self.resumes}
+
+
+@dataclass
+class Member:
+    """One model of a run, as the run folder knows it.
+
+    `key` says what it is (e.g. {"lr": 1e-3, "seed": 42}); `state` is its loop state
+    (`engine.loop.MemberState`); `weights`/`optimizer` its latest exported tensors (None
+    before it first trained); `extra` the job's own bookkeeping (restarts, …).
+    """
+
+    key: dict
+    state: object
+    weights: dict | None = None
+    optimizer: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "state": self.state.to_dict(),
+            "weights": self.weights,
+            "optimizer": self.optimizer,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Member:
+        from mle6cli.engine.loop import MemberState
+
+        return cls(data["key"], MemberState.from_dict(data["state"]), data["weights"], data["optimizer"], data["extra"])
+
+
+class Run:
+    """One run folder, from opening to summary (see the module docstring)."""
+
+    def __init__(self, command: str, path: Path, options: dict, saved: dict | None, document: dict | None):
+        self.command = command
+        self.path = path
+        self.options = options
+        self.saved = saved  # the resume checkpoint of an interrupted run
+        self.document = document  # config.json of a resumed run
+        self.clock = TrainClock()
+        if saved is not None:
+            self.clock = TrainClock(float(saved.get("train_seconds", 0.0)), int(saved.get("resumes", 0)) + 1)
+
+    @property
+    def resumed(self) -> bool:
+        return self.saved is not None
+
+    # ---- opening
+
+    @classmethod
+    def open(
+        cls,
+        command: str,
+        options: dict,
+        *,
+        out: Path | str | None = None,
+        overwrite: bool = False,
+        resume: Path | str | None = None,
+    ) -> Run:
+        """A fresh run in `out` (checked, not yet created), or the interrupted run in `resume`
+        with its saved options. Nothing is written until `begin`."""
+        if resume is None:
+            return cls(command, check_new_run_dir(out, command, overwrite), dict(options), None, None)
+        path = Path(resume)
+        document, saved = load_resume(path, command)
+        saved_options = document.get("options")
+        if not isinstance(saved_options, dict):
+            raise RunDirError(f"--resume: {path / CONFIG} lacks the run's options")
+        return cls(command, path, saved_options, saved, document)
+
+    def begin(self, *, device: str, data: dict, **extra) -> None:
+        """Create the folder and write config.json (a fresh run), or check that a resumed run's data
+        are the data it started on. The training clock starts here."""
+        self.clock.started = time.perf_counter()
+        if self.resumed:
+            saved = (self.document.get("data") or {}).get("sizes")
+            if saved is not None and saved != data.get("sizes"):
+                raise RunDirError(
+                    f"--resume: the data changed since the run in {self.path} started "
+                    f"(sizes {saved} then, {data.get('sizes')} now)"
+                )
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create run folder {self.path}: {exc.strerror or exc}") from None
+        (self.path / SUMMARY).unlink(missing_ok=True)
+        (self.path / RESUME).unlink(missing_ok=True)
+        torch = sys.modules.get("torch")  # the thread count can change CPU results in the last bits
+        write_json(
+            self.path / CONFIG,
+            {
+                "command": self.command,
+                "options": self.options,
+                "device": device,
+                "data": data,
+                **extra,
+                "cpu_threads": torch.get_num_threads() if torch is not None else None,
+                "packages": package_versions(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+
+    # ---- files
+
+    def write_csv(self, relative: str | Path, header: list[str], rows: list[dict]) -> Path:
+        return write_csv(self.path / relative, header, rows)
+
+    def write_bytes(self, relative: str | Path, data: bytes) -> Path:
+        return atomic_write_bytes(self.path / relative, data)
+
+    def save_torch(self, relative: str | Path, obj) -> Path:
+        return save_torch(self.path / relative, obj)
+
+    def finish(self, summary: dict) -> dict:
+        """Write summary.json last and drop the resume checkpoint: the run is complete."""
+        summary = dict(summary, train_seconds=summary.get("train_seconds", self.clock.seconds()))
+        summary.setdefault("resumed", self.clock.resumes)
+        summary.setdefault("run_dir", str(self.path))
+        write_json(self.path / SUMMARY, summary)
+        (self.path / RESUME).unlink(missing_ok=True)
+        return summary
+
+    # ---- saving, resuming, interrupting
+
+    def save(self, members: Sequence[Member], **extra) -> Path:
+        """resume.pt: every member, the clock, the torch RNG and the job's `extra` entries."""
+        import torch
+
+        payload = {
+            "command": self.command,
+            "members": [m.to_dict() for m in members],
+            **extra,
+            **self.clock.to_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        return save_torch(self.path / RESUME, payload)
+
+    def saved_members(self) -> list[Member] | None:
+        if self.saved is None:
+            return None
+        try:
+            return [Member.from_dict(m) for m in self.saved["members"]]
+        except (KeyError, TypeError) as exc:
+            raise RunDirError(f"--resume: {self.path / RESUME} is not a checkpoint of this version ({exc})") from None
+
+    def restore_rng(self) -> None:
+        import torch
+
+        if self.saved is not None and self.saved.get("torch_rng") is not None:
+            torch.set_rng_state(self.saved["torch_rng"])
+
+    def interrupted(self, signal_number: int | None, where: str) -> Interrupted:
+        return Interrupted(
+            signal_number,
+            f"interrupted {where}; progress saved in {self.path / RESUME}. "
+            f"Continue with: mle6 {self.command} --resume {self.path}",
+        )
+
+    def train(
+        self,
+        members: list[Member],
+        build: Callable[[list[Member]], object],
+        train,
+        evals: dict,
+        *,
+        epochs: int,
+        batch_size: int,
+        on_epoch: Callable[[list[Member], list[dict | None], object], Sequence[int] | None] | None = None,
+        stop: Callable[[], bool] | None = None,
+        save_extra: Callable[[], dict] | None = None,
+    ) -> None:
+        """Train every member still `training` to `epochs`, in place.
+
+        `build(members)` makes the `engine.members.Members` for a group of members standing at
+        the same point, from their weights (None: fresh) and optimizer states. After each epoch
+        `on_epoch(group, rows, backend)` may retire members (their index in the group). On SIGINT/SIGTERM
+        (or `stop()`) every member is saved in resume.pt and `Interrupted` is raised.
+        """
+        from mle6cli.engine.loop import fit, position_groups
+
+        with graceful_stop() as signal_stop:
+            should_stop = any_of(signal_stop, stop)
+            for indices in position_groups([m.state for m in members]):
+                group = [members[i] for i in indices]
+                backend = build(group)
+                for j, member in enumerate(group):
+                    if member.weights is not None:
+                        backend.load(j, {"weights": member.weights, "optimizer": member.optimizer})
+
+                def rows_done(rows, group=group, backend=backend):
+                    return on_epoch(group, rows, backend) if on_epoch is not None else None
+
+                interrupted = fit(
+                    backend,
+                    [m.state for m in group],
+                    train,
+                    evals,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    on_epoch=rows_done,
+                    should_stop=should_stop,
+                )
+                for j, member in enumerate(group):
+                    exported = backend.export(j)
+                    member.weights, member.optimizer = exported["weights"], exported["optimizer"]
+                if interrupted:
+                    self.save(members, **(save_extra() if save_extra else {}))
+                    raise self.interrupted(signal_stop.signal_number, _where(members, epochs))
+
+
+def _where(members: list[Member], epochs: int) -> str:
+    states = [m.state for m in members if m.state.status == "training"]
+    if not states:
+        return "between steps"
+    s = min(states, key=lambda s: s.position)
+    return f"after epoch {s.epoch}/{epochs}" if s.perm is None else f"in epoch {s.epoch + 1}/{epochs} (batch {s.batch})"
+
+
+def load_resume(run_dir: Path, command: str | None = None) -> tuple[dict, dict]:
+    """(config.json, resume.pt) of an interrupted run; RunDirError naming what is missing otherwise.
+
+    With `command`, a run of another command is refused with the command line that resumes it.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"--resume: {run_dir} is not a run folder")
+    if not (run_dir / RESUME).exists():
+        if (run_dir / SUMMARY).exists():
+            raise RunDirError(f"--resume: the run in {run_dir} already finished")
+        raise RunDirError(
+            f"--resume: no checkpoint in {run_dir} ({RESUME} is missing); only an interrupted run can be resumed"
+        )
+    try:
+        config = read_json(run_dir / CONFIG)
+        state = load_torch(run_dir / RESUME)
+    except FileError as exc:
+        raise RunDirError(f"--resume: {exc}") from None
+    if command is not None:
+        saved = config.get("command") if isinstance(config, dict) else None
+        if saved != command or not isinstance(state, dict) or state.get("command") != command:
+            other = (
+                f" holds a {saved} run; use mle6 {saved} --resume {run_dir}" if saved else f" is not a run of {command}"
+            )
+            raise RunDirError(f"--resume: {run_dir}{other}")
+    return config, state

@@ -1,0 +1,144 @@
+"""The one atomic writer, and the readers that go with it.
+
+Every file the tool writes goes through `atomic_write_bytes`: a temp file in the same folder,
+fsync, then `os.replace`, so a kill at any instant leaves the previous good file or the new
+one, never half of one. Checkpoints are read with `weights_only=True`: a file is data, never
+code (see `load_torch`).
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import os
+from pathlib import Path
+
+from mle6cli import fmt
+from mle6cli.errors import Mle6Error
+
+
+class FileError(Mle6Error):
+    """A file that cannot be written or read as the tool expects."""
+
+
+def _os_error(exc: OSError, path: Path, doing: str) -> FileError:
+    if exc.errno == errno.ENOSPC:
+        return FileError(f"no space left on the device while {doing} {path}")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return FileError(f"permission denied while {doing} {path}")
+    if exc.errno == errno.EISDIR:
+        return FileError(f"{path} is a folder; a file is needed there")
+    if exc.errno == errno.ENOTDIR:
+        return FileError(f"cannot write {path}: a file is in the way of its folder")
+    return FileError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a read-only folder: keep the old file, leave no temp behind
+        _unlink_quietly(tmp)
+        raise _os_error(exc, path, "writing") from None
+    except BaseException:  # a second Ctrl-C
+        _unlink_quietly(tmp)
+        raise
+    return path
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def dumps(document) -> str:
+    return json.dumps(jsonable(document), indent=2, allow_nan=False)
+
+
+def jsonable(value):
+    """Floats made JSON-safe (NaN/inf become null), tuples lists, paths strings, recursively."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return jsonable(value.item())
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    return value
+
+
+def write_json(path: Path, document) -> Path:
+    return atomic_write_bytes(path, (dumps(document) + "\n").encode())
+
+
+def read_json(path: Path):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise FileError(f"{path} is a folder, not a JSON file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FileError(f"{path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise FileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def csv_bytes(header: list[str], rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([fmt.exact(row.get(k, "")) for k in header])
+    return buf.getvalue().encode()
+
+
+def write_csv(path: Path, header: list[str], rows: list[dict]) -> Path:
+    return atomic_write_bytes(path, csv_bytes(header, rows))
+
+
+def save_torch(path: Path, obj) -> Path:
+    """torch.save into memory, then the atomic writer. Save only what `load_torch` accepts:
+    tensors, numbers, strings, None, lists, tuples and dicts."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_torch(path: Path, what: str = "checkpoint"):
+    """A torch file as data: `weights_only=True` on every torch version (≥ 2.4 defaulted to False),
+    so a crafted file cannot run code. Anything else is refused with one line naming the file."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileError(f"{what} {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()
+        detail = next((line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else "")
+        raise FileError(f"{what} {path} holds more than tensors and plain values; refused ({detail.strip()})") from None
+    except Exception as exc:  # truncated, not a torch file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileError(f"{what} {path} cannot be read: {reason}") from None

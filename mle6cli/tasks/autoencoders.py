@@ -1,0 +1,566 @@
+"""Training the exercise's convolutional autoencoder at several latent sizes, without collapse.
+
+Collapse, and why it happens
+----------------------------
+The decoder ends in `ConvTranspose2d(32 → 1) → Sigmoid`. With PyTorch's default initialisation
+the output starts at sigmoid(≈ −0.1) ≈ 0.5 on every pixel while about 80% of MNIST's pixels
+are 0, so at the start nearly every pixel's error says "darker". Adam's first steps move every
+weight by about lr in the sign of its gradient, whatever the gradient's size, so ~190k weights
+move coherently and the scale of the activations grows layer by layer: on mnist-mini (d=3,
+seed 0, lr 1e-3, batch 128) the latent codes' spread grows from 0.006 to 0.5 in 10 steps and
+the last layer's pre-activations go from mean −0.10 (std 0.04) to −4.7 (std 2.6). The runs that
+train turn around there (seed 1: the mean bottoms out at −13 at step 18, then comes back to −3).
+The runs that collapse overshoot: by step 15 only 11% of the pre-activations are above −10, by
+step 20 0.3%, where sigmoid' < 5e-5; the gradient norm falls from 0.19 to 0.001 (step 15) and
+then to zero, and Adam's momentum, built in the first steps, drives the pre-activations on to
+a mean of −143 (std 63) by step 60, where the sigmoid's gradient underflows. The output is
+then black everywhere (max 2e-10), the same for every image (std across images 3e-14), and the
+test MSE is exactly mean(x²) = 0.1233. Nothing is dead in the ReLUs (their active fractions
+stay at 0.5-0.97) and the final bias hardly moves (−0.074 → −0.091): the collapse is the
+sigmoid saturating, decided in the first ~20 steps. With this initialisation 4 of 5 seeds
+collapse at d=3 and 3 of 5 at d=10 after one epoch (README, "Collapse").
+
+The fix (`init_output_bias`, on by default) changes no layer: it starts the last layer's bias
+at logit(mean pixel) ≈ −1.90, so the untrained network predicts the mean intensity, the best
+constant, for every pixel. The constant part of the gradient is then zero: background pixels
+pull down by 0.13, digit pixels up by 0.87, and there is no common "darker" direction for
+Adam to amplify. On the same seed the initial gradient norm is 0.002 instead of 0.19, the
+pre-activations stay in (−4, 0) on average over the first 120 steps, more than 98% of them
+stay above −10, and the test MSE after one epoch is 0.058 instead of 0.1233. A 200-step
+learning-rate warm-up was measured too: alone it does not prevent the collapse (seed 0, d=3:
+0.1231 after one epoch) and with the fix it only slows training (0.083 against 0.058).
+
+Detection stays as a safety net (`check_collapse`), with thresholds for a sigmoid output: a run
+is collapsed when its output barely varies at all (std < 1e-3 over every pixel of every image:
+the all-black state), when it ignores its input (mean over pixels of the std across images
+< 1e-3: the mean-image state, test MSE about 0.0714 on mnist-mini), or when its test MSE is
+within 3% of mean(x²), the all-black score. Collapsed runs measured 1e-14 to 1e-9 for the std
+across images; the slowest run that went on to train measured 0.013 after one epoch, and the
+data themselves 0.195. A collapsed run is restarted with a derived seed, up to `retries`
+times; a model still collapsed after that is reported as such and makes the command fail.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mle6cli.data.splits import Split, as_float
+from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.runs import Member, Run, RunDirError
+from mle6cli.errors import ConfigError, Mle6Error
+from mle6cli.models import ConvAutoencoder
+from mle6cli.tasks.classifier import check_distinct, check_number
+from mle6cli.tasks.limits import MAX_LATENT_DIM
+
+# a run is collapsed when its test MSE is within 3% of mean(x²) (the all-black score) ...
+TRIVIAL_FRACTION = 0.97
+# ... or when its output hardly varies over every pixel of every image, or across images
+MIN_OUTPUT_STD = 1e-3
+RETRY_SEED_STRIDE = 1000
+DEFAULT_DIMS = (3, 10, 100, 250)
+INITS = ("mean", "pytorch")  # the fix (output bias at the mean intensity), or PyTorch's default
+# Checkpoints of the exercise's model carry this; those of the earlier, different model do not.
+ARCHITECTURE = "exercise-conv-ae"
+METRICS_HEADER = ["epoch", "train_loss", "test_loss"]
+
+
+class TrainingFailed(Mle6Error):
+    """Some latent size ended collapsed or diverged (after every allowed restart)."""
+
+
+@dataclass(frozen=True)
+class AeConfig:
+    """Everything that determines a train-ae run (config.json's options, resolved)."""
+
+    latent_dims: tuple[int, ...] = DEFAULT_DIMS
+    seeds: tuple[int, ...] = (0,)
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    retries: int = 2
+    init: str = "mean"
+    device: str = "auto"
+    deterministic: bool = False
+    data_dir: str | None = "data"
+    synthetic: bool = False
+    download: bool = True
+
+    def __post_init__(self):
+        for d in self.latent_dims:
+            check_number("latent size", d, whole=True, minimum=1)
+            if d > MAX_LATENT_DIM:
+                raise ConfigError(f"latent size {d} is larger than {MAX_LATENT_DIM}")
+        check_distinct("latent size", self.latent_dims)
+        for seed in self.seeds:
+            check_number("seed", seed, whole=True, minimum=0)
+        check_distinct("seed", self.seeds)
+        check_number("epochs", self.epochs, whole=True, minimum=1)
+        check_number("batch size", self.batch_size, whole=True, minimum=1)
+        check_number("learning rate", self.lr, whole=False, positive=True)
+        check_number("retries", self.retries, whole=True, minimum=0)
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+
+    @classmethod
+    def from_options(cls, options: dict) -> AeConfig:
+        values = dict(options)
+        if "seed" in values:
+            values["seeds"] = [values.pop("seed")]
+        if "no_download" in values:
+            values["download"] = not values.pop("no_download")
+        values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        for key in ("latent_dims", "seeds"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def spec(self) -> dict:
+        from mle6cli.data.mnist import mnist_spec
+
+        return mnist_spec(self.data_dir, self.synthetic, self.download)
+
+
+# ---------------------------------------------------------------- the model and its collapse
+
+
+def mean_intensity(x: torch.Tensor) -> float:
+    """The mean pixel of uint8 (or [0, 1] float) images, in float64 on the CPU (MPS has none)."""
+    total = torch.zeros((), dtype=torch.float64)
+    for start in range(0, len(x), 4096):
+        total += as_float(x[start : start + 4096]).cpu().double().sum()
+    return total.item() / x[0].numel() / len(x)
+
+
+def init_output_bias(model: ConvAutoencoder, mean_pixel: float) -> None:
+    """Start the last layer's bias at logit(mean pixel): the untrained network then predicts the mean
+    intensity, the best constant, so the gradient has no common "darker" direction for Adam to
+    amplify into a saturated sigmoid (see the module docstring for the measurements)."""
+    last = model.decoder[-2]
+    assert isinstance(last, nn.ConvTranspose2d)
+    p = min(max(mean_pixel, 1e-4), 1 - 1e-4)
+    with torch.no_grad():
+        last.bias.fill_(math.log(p / (1 - p)))
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """The seed of restart `attempt` (0 = the first try): fixed, so restarts are reproducible."""
+    return seed + RETRY_SEED_STRIDE * attempt
+
+
+def build_autoencoder(latent_dim: int, seed: int, device, mean_pixel: float | None = None) -> ConvAutoencoder:
+    """The exercise's model with weights drawn from `seed` (on the CPU, the global RNG untouched);
+    with `mean_pixel`, the collapse fix."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ConvAutoencoder(latent_dim)
+    if mean_pixel is not None:
+        init_output_bias(model, mean_pixel)
+    return model.to(device)
+
+
+@dataclass
+class Levels:
+    """The two scores of a collapsed model on a test set: all black, and the mean training image."""
+
+    all_black: float  # mean(x²)
+    mean_image: float  # MSE of predicting the training mean image for every input
+
+
+def collapse_levels(train_x: torch.Tensor, test_x: torch.Tensor) -> Levels:
+    mean_image = torch.zeros(test_x.shape[1:], dtype=torch.float64)
+    for start in range(0, len(train_x), 4096):
+        mean_image += as_float(train_x[start : start + 4096]).cpu().double().sum(0)
+    mean_image /= len(train_x)
+    black = image = 0.0
+    for start in range(0, len(test_x), 4096):
+        chunk = as_float(test_x[start : start + 4096]).cpu().double()
+        black += chunk.pow(2).sum().item()
+        image += (chunk - mean_image).pow(2).sum().item()
+    n = test_x.numel()
+    return Levels(black / n, image / n)
+
+
+@dataclass
+class CollapseCheck:
+    collapsed: bool
+    reason: str | None
+    test_mse: float
+    output_std: float  # over every pixel of every image
+    sample_std: float  # mean over pixels of the std across images: 0 when the input is ignored
+
+
+@torch.no_grad()
+def check_collapse(model: nn.Module, split: Split, test_mse: float, levels: Levels, batch_size: int = 1024):
+    """Is the model's output (nearly) constant, independent of its input, or at the all-black score?"""
+    was_training = model.training
+    model.eval()
+    s1 = s2 = None
+    for start in range(0, len(split), batch_size):
+        out = model(as_float(split.x[start : start + batch_size])).cpu().double()  # (B, 1, 28, 28)
+        s1 = out.sum(0) if s1 is None else s1 + out.sum(0)
+        s2 = out.pow(2).sum(0) if s2 is None else s2 + out.pow(2).sum(0)
+    model.train(was_training)
+    n = len(split)
+    mean, mean_sq = s1 / n, s2 / n  # per pixel
+    sample_std = (mean_sq - mean.pow(2)).clamp_min(0.0).sqrt().mean().item()
+    output_std = max(mean_sq.mean().item() - mean.mean().item() ** 2, 0.0) ** 0.5
+    reason = None
+    if not math.isfinite(test_mse):
+        reason = "non-finite test MSE"
+    elif output_std < MIN_OUTPUT_STD:
+        reason = f"constant output (std {output_std:.2g}), test MSE {test_mse:.4f}"
+    elif sample_std < MIN_OUTPUT_STD:
+        reason = (
+            f"the output ignores the input (std across images {sample_std:.2g}), test MSE {test_mse:.4f} "
+            f"(mean image {levels.mean_image:.4f})"
+        )
+    elif not test_mse < TRIVIAL_FRACTION * levels.all_black:
+        reason = f"test MSE {test_mse:.4f} stuck at the all-black level {levels.all_black:.4f}"
+    return CollapseCheck(reason is not None, reason, test_mse, output_std, sample_std)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(run: Run, relative: Path, weights: dict, meta: dict) -> Path:
+    return run.save_torch(relative, {"model": "ae", "architecture": ARCHITECTURE, "state_dict": weights, **meta})
+
+
+def load_autoencoder(path: Path, device=None) -> tuple[ConvAutoencoder, dict]:
+    """A ConvAutoencoder from an `ae_d{D}.pt` checkpoint, with the checkpoint's metadata."""
+    from mle6cli.files import load_torch
+
+    path = Path(path)
+    payload = load_torch(path)
+    if not isinstance(payload, dict) or payload.get("model") != "ae" or "state_dict" not in payload:
+        raise RunDirError(f"{path} is not a train-ae checkpoint")
+    if payload.get("architecture") != ARCHITECTURE:
+        raise RunDirError(
+            f"{path} was made by an earlier, different architecture of the conv autoencoder (not the "
+            "exercise's); train it again with mle6 train-ae"
+        )
+    try:
+        model = ConvAutoencoder(int(payload["latent_dim"]))
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{path} does not fit the exercise's autoencoder: {str(exc).splitlines()[0]}") from None
+    return model.to(device or torch.device("cpu")).eval(), payload
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class DimResult:
+    latent_dim: int
+    seed: int  # the member's seed, as asked
+    train_seed: int  # of the attempt that produced the final model
+    history: list[dict]
+    status: str  # completed | collapsed | diverged
+    collapsed: bool
+    retries: int  # restarts after a collapse
+    final_test_mse: float | None
+    attempts: list[dict]  # one record per try: seed, epochs, final test MSE, collapse reason
+    diverged_epoch: int | None = None
+    checkpoint: str | None = None
+    metrics: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "latent_dim": self.latent_dim,
+            "seed": self.seed,
+            "train_seed": self.train_seed,
+            "status": self.status,
+            "collapsed": self.collapsed,
+            "retries": self.retries,
+            "final_test_mse": self.final_test_mse,
+            "diverged_epoch": self.diverged_epoch,
+            "checkpoint": self.checkpoint,
+            "metrics": self.metrics,
+            "train_loss": [row["train_loss"] for row in self.history],
+            "test_loss": [row["test_loss"] for row in self.history],
+            "attempts": self.attempts,
+            "history": self.history,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DimResult:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class AeResult:
+    config: AeConfig
+    runs: list[DimResult]
+    run_dir: Path
+    data: dict
+    levels: Levels
+    figures: dict[str, str]
+    train_seconds: float = 0.0
+    resumed: int = 0
+
+    @property
+    def failed(self) -> list[DimResult]:
+        return [r for r in self.runs if r.status != "completed"]
+
+    @property
+    def trivial_test_mse(self) -> float:
+        return self.levels.all_black
+
+    def to_json(self) -> dict:
+        """The `--json` document of train-ae."""
+        return {
+            "runs": [
+                {
+                    k: v
+                    for k, v in r.to_dict().items()
+                    if k not in ("history", "attempts", "checkpoint", "metrics", "diverged_epoch")
+                }
+                for r in self.runs
+            ],
+            "run_dir": str(self.run_dir),
+            "synthetic": self.data["synthetic"],
+            "trivial_test_mse": self.levels.all_black,
+            "mean_image_test_mse": self.levels.mean_image,
+            "epochs": self.config.epochs,
+            "train_seconds": self.train_seconds,
+            "status": "failed" if self.failed else "completed",
+        }
+
+    def summary(self) -> dict:
+        return {
+            "command": "train-ae",
+            "status": "failed" if self.failed else "completed",
+            "data": self.data,
+            "synthetic": self.data["synthetic"],
+            "epochs": self.config.epochs,
+            "trivial_test_mse": self.levels.all_black,
+            "mean_image_test_mse": self.levels.mean_image,
+            "runs": [r.to_dict() for r in self.runs],
+            "figures": self.figures,
+            "train_seconds": self.train_seconds,
+            "resumed": self.resumed,
+            "run_dir": str(self.run_dir),
+        }
+
+
+# ---------------------------------------------------------------- the job
+
+
+def member_files(latent_dim: int, seed: int, several_seeds: bool) -> tuple[Path, Path]:
+    """(metrics csv, checkpoint) of a member, relative to the run folder."""
+    folder = Path(f"seed_{seed}") if several_seeds else Path()
+    return folder / f"metrics_d{latent_dim}.csv", folder / f"ae_d{latent_dim}.pt"
+
+
+def train_ae(
+    options: dict,
+    *,
+    out: Path | str | None = None,
+    overwrite: bool = False,
+    resume: Path | str | None = None,
+    data=None,
+    events: Events = QUIET,
+    stop: Callable[[], bool] | None = None,
+) -> AeResult:
+    """train-ae: one ConvAutoencoder per latent size and seed (Adam, MSE), with collapse detection and
+    restarts; writes the run folder and returns an AeResult. `data` may pass MNIST already open."""
+    from mle6cli.data.mnist import open_mnist
+    from mle6cli.engine.device import describe_device, resolve_device, set_seed
+
+    run = Run.open("train-ae", options, out=out, overwrite=overwrite, resume=resume)
+    config = AeConfig.from_options(run.options)
+    device = resolve_device(config.device)
+    set_seed(config.seeds[0], config.deterministic)
+    data = data if data is not None else open_mnist(config.spec(), device)
+    if data.synthetic:
+        events.note(data.synthetic_note())
+    if run.resumed:
+        events.note(f"Resuming the run in {run.path} with its saved options.")
+    run.begin(device=describe_device(device), data=data.describe())
+
+    train_split, test_split = data.train_split(), data.test_split()
+    levels = collapse_levels(data.train_x, data.test_x)
+    mean_pixel = mean_intensity(data.train_x) if config.init == "mean" else None
+    several = len(config.seeds) > 1
+    members = run.saved_members()
+    if members is None:
+        members = [_new_member(d, s) for d in config.latent_dims for s in config.seeds]
+    run.restore_rng()
+    events.start(len(members) * config.epochs, "train-ae")
+    progress = {"epochs": sum(m.extra.get("epochs_run", 0) for m in members)}
+
+    def label(m: Member) -> str:
+        text = f"d={m.key['latent_dim']}" + (f" seed {m.key['seed']}" if several else "")
+        return text + (f" retry {m.extra['attempt']}" if m.extra["attempt"] else "")
+
+    def on_epoch(group: list[Member], rows: list[dict | None], backend) -> list[int]:
+        retire = []
+        for j, (m, row) in enumerate(zip(group, rows, strict=True)):
+            if row is None:
+                continue
+            m.extra["epochs_run"] = m.extra.get("epochs_run", 0) + 1
+            progress["epochs"] += 1
+            check = check_collapse(backend.models[j], test_split, row["test_loss"], levels)
+            m.extra["collapse"] = check.reason  # None: healthy
+            # a saturated sigmoid does not recover: give up at once while a restart is left
+            if check.collapsed and m.extra["attempt"] < config.retries:
+                retire.append(j)
+            metrics_file, _ = member_files(m.key["latent_dim"], m.key["seed"], several)
+            run.write_csv(metrics_file, METRICS_HEADER, _rows(m.state.history))
+            events.epoch(
+                f"{label(m)} epoch {row['epoch']}/{config.epochs}",
+                progress["epochs"],
+                {"train_loss": row["train_loss"], "test_loss": row["test_loss"]},
+            )
+        return retire
+
+    def build(group: list[Member]):
+        from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
+
+        models = [build_autoencoder(m.key["latent_dim"], m.state.seed, device, mean_pixel) for m in group]
+        return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
+
+    while True:
+        run.train(
+            members,
+            build,
+            train_split,
+            {"test": test_split},
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            on_epoch=on_epoch,
+            stop=stop,
+        )
+        restarted = [m for m in members if _restart_if_collapsed(m, config, events, label)]
+        if not restarted:
+            break
+
+    results = [_finish_member(run, m, several, data.describe()) for m in members]
+    figures = _figures(results, run, data, levels, device)
+    result = AeResult(
+        config, results, run.path, data.describe(), levels, figures, run.clock.seconds(), run.clock.resumes
+    )
+    run.finish(result.summary())
+    return result
+
+
+def _new_member(latent_dim: int, seed: int) -> Member:
+    from mle6cli.engine.loop import MemberState
+
+    return Member(
+        {"latent_dim": latent_dim, "seed": seed}, MemberState(seed=seed), extra={"attempt": 0, "attempts": []}
+    )
+
+
+def _rows(history: list[dict]) -> list[dict]:
+    return [{k: row[k] for k in METRICS_HEADER} for row in history]
+
+
+def _attempt_record(m: Member, status: str, reason: str | None) -> dict:
+    history = m.state.history
+    return {
+        "seed": m.state.seed,
+        "epochs": len(history),
+        "final_test_mse": history[-1]["test_loss"] if history else None,
+        "status": status,
+        "reason": reason,
+    }
+
+
+def _restart_if_collapsed(m: Member, config: AeConfig, events, label) -> bool:
+    """A member retired as collapsed starts again with the next derived seed; True if it did."""
+    from mle6cli.engine.loop import MemberState
+
+    if m.state.status != "stopped":
+        return False
+    reason = m.extra.get("collapse") or "collapsed"
+    events.note(f"Note: {label(m)} collapsed with seed {m.state.seed} ({reason}); restarted.")
+    m.extra["attempts"].append(_attempt_record(m, "collapsed", reason))
+    m.extra["attempt"] += 1
+    m.state = MemberState(seed=attempt_seed(m.key["seed"], m.extra["attempt"]))
+    m.weights = m.optimizer = None
+    m.extra["collapse"] = None
+    return True
+
+
+def _finish_member(run: Run, m: Member, several: bool, data_info: dict) -> DimResult:
+    s = m.state
+    metrics_file, checkpoint_file = member_files(m.key["latent_dim"], m.key["seed"], several)
+    history = _rows(s.history)
+    run.write_csv(metrics_file, METRICS_HEADER, history)
+    if s.status == "diverged":
+        status, collapsed, reason = "diverged", False, f"non-finite loss in epoch {s.diverged_epoch}"
+    elif m.extra.get("collapse"):
+        status, collapsed, reason = "collapsed", True, m.extra["collapse"]
+    else:
+        status, collapsed, reason = "completed", False, None
+    attempts = list(m.extra["attempts"]) + [_attempt_record(m, status, reason)]
+    final = history[-1]["test_loss"] if history else None
+    result = DimResult(
+        latent_dim=m.key["latent_dim"],
+        seed=m.key["seed"],
+        train_seed=s.seed,
+        history=history,
+        status=status,
+        collapsed=collapsed,
+        retries=m.extra["attempt"],
+        final_test_mse=final if status != "diverged" else None,
+        attempts=attempts,
+        diverged_epoch=s.diverged_epoch,
+        metrics=str(metrics_file),
+    )
+    if status != "diverged":
+        meta = {
+            "latent_dim": m.key["latent_dim"],
+            "seed": m.key["seed"],
+            "train_seed": s.seed,
+            "collapsed": collapsed,
+            "final_test_mse": final,
+            "data": data_info,
+        }
+        result.checkpoint = str(save_checkpoint(run, checkpoint_file, m.weights, meta).relative_to(run.path))
+    return result
+
+
+def _figures(results: list[DimResult], run: Run, data, levels: Levels, device) -> dict[str, str]:
+    from mle6cli import plots
+
+    figures = {
+        "losses": plots.ae_losses_figure(results, levels, run.path / "ae_losses.png", data.synthetic).name
+    }
+    index = example_indices(data.test_y)
+    originals = as_float(data.test_x[index])  # (k, 1, 28, 28)
+    rows = []
+    for r in results:
+        if r.checkpoint is None or r.seed != results[0].seed:
+            continue  # one reconstruction row per latent size: the first seed's
+        model, _ = load_autoencoder(run.path / r.checkpoint, device)
+        with torch.no_grad():
+            rows.append((r, model(originals).cpu()))
+    figures["reconstructions"] = plots.reconstructions_figure(
+        originals.cpu(), rows, run.path / "reconstructions.png", data.synthetic
+    ).name
+    return figures
+
+
+def example_indices(labels: torch.Tensor, per_figure: int = 10) -> torch.Tensor:
+    """The first test image of each digit (then the next ones), so the figure shows every class."""
+    labels = labels.cpu()
+    picked = []
+    for digit in range(10):
+        hits = (labels == digit).nonzero().flatten()
+        if len(hits):
+            picked.append(int(hits[0]))
+    for i in range(len(labels)):
+        if len(picked) >= per_figure:
+            break
+        if i not in picked:
+            picked.append(i)
+    return torch.tensor(sorted(picked[:per_figure], key=lambda i: (int(labels[i]), i)))

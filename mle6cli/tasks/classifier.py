@@ -1,0 +1,399 @@
+"""The SIGNS classifier: the exercise's CNN trained once (`train_cnn`) or once per learning rate (`sweep_lr`).
+
+Both are one job: every (learning rate, seed) pair is a member of one fused model
+(`engine.fused`), trained by the one loop through the run protocol (`engine.runs.Run`), so
+train-cnn is a one-member sweep and "a sweep member equals train-cnn" holds by construction.
+Every member starts from the weights its seed draws and sees the batch order its seed draws,
+exactly as a single run with that seed would.
+
+Run folder of train-cnn: config.json, metrics.csv, curves.png, model.pt, summary.json (last).
+Run folder of sweep-lr: config.json, lr_<lr>/metrics.csv and lr_<lr>/model.pt per learning rate,
+sweep.csv, sweep_curves.png, summary.json (last). An interrupted run holds resume.pt instead of
+summary.json.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
+from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.runs import Member, Run, RunDirError
+from mle6cli.errors import ConfigError, Mle6Error
+from mle6cli.fmt import lr_label
+
+METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
+SYNTHETIC_SEED = 0  # the synthetic dataset is one fixed dataset, whatever the training seed
+DEFAULT_SEED = 42
+
+
+class TrainingDiverged(Mle6Error):
+    """The training loss became NaN or infinite."""
+
+
+def check_number(name: str, value, *, whole: bool, minimum: float | None = None, positive: bool = False):
+    """One rule for every numeric option read from a config: ConfigError naming it."""
+    ok_type = (isinstance(value, int) if whole else isinstance(value, (int, float))) and not isinstance(value, bool)
+    if not ok_type or (isinstance(value, float) and not math.isfinite(value)):
+        kind = "a whole number" if whole else "a finite number"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    if positive and not value > 0:
+        raise ConfigError(f"{name} must be positive, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {value!r}")
+    return value
+
+
+def check_distinct(name: str, values: Sequence) -> tuple:
+    values = tuple(values)
+    if not values:
+        raise ConfigError(f"give at least one {name}")
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ConfigError(f"{name} {v:g} is listed twice")
+        seen.add(v)
+    return values
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Everything that determines a classifier run (config.json's options, resolved)."""
+
+    lrs: tuple[float, ...] = (1e-3,)
+    seeds: tuple[int, ...] = (DEFAULT_SEED,)
+    epochs: int = 50
+    batch_size: int = 64
+    device: str = "auto"
+    deterministic: bool = False
+    data_dir: str | None = "sign_data"
+    synthetic: bool = False
+    synthetic_per_class: tuple[int, int, int] = STANDARD_PER_CLASS  # (train, val, test) images per class
+
+    def __post_init__(self):
+        for lr in self.lrs:
+            check_number("learning rate", lr, whole=False, positive=True)
+        check_distinct("learning rate", self.lrs)
+        for seed in self.seeds:
+            check_number("seed", seed, whole=True, minimum=0)
+        check_distinct("seed", self.seeds)
+        check_number("epochs", self.epochs, whole=True, minimum=1)
+        check_number("batch size", self.batch_size, whole=True, minimum=1)
+        if len(self.synthetic_per_class) != 3 or min(self.synthetic_per_class) < 1:
+            raise ConfigError(f"synthetic_per_class must be three positive counts, got {self.synthetic_per_class!r}")
+        if not self.synthetic and not self.data_dir:
+            raise ConfigError("give a data folder or use synthetic data")
+
+    @classmethod
+    def from_options(cls, options: dict) -> ClassifierConfig:
+        """From a command's options: `lr` (train-cnn) or `lrs` (sweep-lr), `seed` or `seeds`, …"""
+        values = dict(options)
+        if "lr" in values:
+            values["lrs"] = [values.pop("lr")]
+        if "seed" in values:
+            values["seeds"] = [values.pop("seed")]
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in values.items() if k in known}
+        for key in ("lrs", "seeds", "synthetic_per_class"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    @property
+    def data_source(self) -> dict:
+        return {"synthetic": True} if self.synthetic else {"synthetic": False, "data_dir": self.data_dir}
+
+
+def load_data(config: ClassifierConfig, device) -> SignsData:
+    """The dataset a config names: the npy folder, or the built-in synthetic set."""
+    from mle6cli.data.signs import load_signs, synthetic_signs
+
+    if config.synthetic:
+        return synthetic_signs(device, seed=SYNTHETIC_SEED, per_class=config.synthetic_per_class)
+    return load_signs(config.data_dir, device)
+
+
+def initial_model(seed: int, device="cpu"):
+    """The CNN with weights drawn from `seed` alone, on the CPU (so every device starts from the same
+    weights); the global RNG is left untouched."""
+    import torch
+
+    from mle6cli.models import CNNClassifier
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CNNClassifier()
+    return model.to(device)
+
+
+def load_classifier(path: Path | str, device="cpu"):
+    """Load a trained classifier from a run's model.pt (or from the run folder holding it).
+
+    Returns `(model, config)`: the CNN in eval mode on `device`, and the run's options
+    (`lr`, `epochs`, `seed`, …). The model maps (B, 3, 64, 64) floats in [0, 1] to
+    log-probabilities of the six classes.
+    """
+    from mle6cli.files import load_torch
+    from mle6cli.models import SIGNS_CLASSES, CNNClassifier
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    payload = load_torch(path)
+    if not isinstance(payload, dict) or payload.get("model") != "cnn" or "state_dict" not in payload:
+        raise RunDirError(f"{path} is not a classifier saved by mle6 train-cnn or sweep-lr")
+    model = CNNClassifier(payload.get("classes", SIGNS_CLASSES))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        raise RunDirError(f"{path} does not fit the exercise's CNN: {str(exc).splitlines()[0]}") from None
+    return model.to(device).eval(), payload.get("config", {})
+
+
+# ---------------------------------------------------------------- the job
+
+
+def member_dir(lr: float, seed: int, *, sweep: bool, several_seeds: bool) -> Path:
+    """Where a member's files go: the run folder itself (train-cnn), lr_<lr>/ (a sweep), then seed_<s>/."""
+    path = Path(f"lr_{lr_label(lr)}") if sweep else Path()
+    return path / f"seed_{seed}" if several_seeds else path
+
+
+def best_member(members: list[dict]) -> dict | None:
+    """Highest final val accuracy; ties go to the lower val loss, then to the earlier lr in the list."""
+    candidates = [
+        r for r in members if r["status"] == "completed" and r["final"] and math.isfinite(r["final"]["val_acc"])
+    ]
+    if not candidates:
+        return None
+
+    def key(r):
+        loss = r["final"]["val_loss"]
+        return (-r["final"]["val_acc"], loss if math.isfinite(loss) else math.inf)
+
+    return min(candidates, key=key)  # min is stable: the first of equals wins
+
+
+def train_cnn(
+    options: dict,
+    *,
+    out: Path | str | None = None,
+    overwrite: bool = False,
+    resume: Path | str | None = None,
+    events: Events = QUIET,
+    stop: Callable[[], bool] | None = None,
+) -> dict:
+    """train-cnn: the CNN with Adam and NLL loss, tested once at the end; returns the summary.
+
+    `options` are the command's (`lr`, `epochs`, `batch_size`, `seed`, `device`, `deterministic`,
+    `data_dir`, `synthetic`); with `resume` the saved ones are used instead. SIGINT/SIGTERM (or
+    `stop()`) save resume.pt and raise `Interrupted`; a NaN/infinite loss raises `TrainingDiverged`.
+    """
+    return _classify("train-cnn", options, out=out, overwrite=overwrite, resume=resume, events=events, stop=stop)
+
+
+def sweep_lr(
+    options: dict,
+    *,
+    out: Path | str | None = None,
+    overwrite: bool = False,
+    resume: Path | str | None = None,
+    events: Events = QUIET,
+    stop: Callable[[], bool] | None = None,
+) -> dict:
+    """sweep-lr: one CNN per learning rate (same initial weights, same batches); the best by val accuracy.
+
+    A member that diverges is marked and the others go on. Returns the summary.
+    """
+    return _classify("sweep-lr", options, out=out, overwrite=overwrite, resume=resume, events=events, stop=stop)
+
+
+def _classify(command, options, *, out, overwrite, resume, events, stop) -> dict:
+    from mle6cli.engine.device import describe_device, resolve_device, set_seed
+
+    sweep = command == "sweep-lr"
+    run = Run.open(command, options, out=out, overwrite=overwrite, resume=resume)
+    config = ClassifierConfig.from_options(run.options)
+    device = resolve_device(config.device)
+    set_seed(config.seeds[0], config.deterministic)
+    data = load_data(config, device)
+    if data.synthetic:
+        events.note(data.synthetic_note())
+    if run.resumed:
+        events.note(f"Resuming the run in {run.path} with its saved options.")
+    run.begin(device=describe_device(device), data=data.source)
+
+    several_seeds = len(config.seeds) > 1
+    members = run.saved_members()
+    if members is None:
+        members = [_new_member(lr, seed) for lr in config.lrs for seed in config.seeds]
+    elif [(m.key["lr"], m.key["seed"]) for m in members] != [(lr, s) for lr in config.lrs for s in config.seeds]:
+        raise RunDirError(f"--resume: the checkpoint in {run.path} does not match the run's learning rates and seeds")
+    run.restore_rng()
+    dirs = [member_dir(m.key["lr"], m.key["seed"], sweep=sweep, several_seeds=several_seeds) for m in members]
+
+    total = len(members) * config.epochs
+    events.start(total, "sweep" if sweep else "training")
+    done = {"epochs": sum(len(m.state.history) for m in members)}
+
+    def on_epoch(group: list[Member], rows: list[dict | None], backend) -> None:
+        for member, row in zip(group, rows, strict=True):
+            if row is None:
+                continue
+            i = members.index(member)
+            run.write_csv(dirs[i] / "metrics.csv", METRICS_HEADER, member.state.history)
+            done["epochs"] += 1
+            label = f"lr {lr_label(member.key['lr'])}" if sweep else "epoch"
+            if several_seeds:
+                label += f" seed {member.key['seed']}"
+            events.epoch(f"{label} {row['epoch']}/{config.epochs}", done["epochs"], _shown(row))
+
+    def build(group: list[Member]):
+        from mle6cli.engine.fused import FusedCNNMembers
+
+        models = [initial_model(m.key["seed"], device) for m in group]
+        return FusedCNNMembers(models, [m.key["lr"] for m in group])
+
+    run.train(
+        members,
+        build,
+        data.train,
+        {"val": data.val},
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        on_epoch=on_epoch,
+        stop=stop,
+    )
+    train_seconds = run.clock.seconds()
+    return _finish(run, config, data, device, members, dirs, sweep, train_seconds)
+
+
+def _new_member(lr: float, seed: int) -> Member:
+    from mle6cli.engine.loop import MemberState
+
+    return Member({"lr": lr, "seed": seed}, MemberState(seed=seed))
+
+
+def _shown(row: dict) -> dict:
+    return {k: row[k] for k in METRICS_HEADER[1:] if k in row}
+
+
+def _test_members(members: list[Member], data: SignsData, device) -> list[dict | None]:
+    """Test loss and accuracy of every completed member, all in one fused pass."""
+    from mle6cli.engine.fused import FusedCNNMembers
+
+    done = [m for m in members if m.state.status == "completed"]
+    results: list[dict | None] = [None] * len(members)
+    if not done:
+        return results
+    backend = FusedCNNMembers([initial_model(0, device) for _ in done], [m.key["lr"] for m in done])
+    for j, m in enumerate(done):
+        backend.load(j, {"weights": m.weights})
+    losses, accs = backend.evaluate(data.test)
+    for j, m in enumerate(done):
+        results[members.index(m)] = {"test_loss": losses[j], "test_acc": accs[j]}
+    return results
+
+
+def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> dict:
+    from mle6cli import plots
+
+    tests = _test_members(members, data, device)
+    records = []
+    for member, folder, test in zip(members, dirs, tests, strict=True):
+        s = member.state
+        run.write_csv(folder / "metrics.csv", METRICS_HEADER, s.history)
+        record = {
+            "lr": member.key["lr"],
+            "seed": member.key["seed"],
+            "status": s.status,
+            "diverged": s.status == "diverged",
+            "diverged_epoch": s.diverged_epoch,
+            "epochs_done": len(s.history),
+            "final": s.history[-1] if s.history else None,
+            "test_loss": None,
+            "test_acc": None,
+            "metrics": str(folder / "metrics.csv"),
+        }
+        if test is not None:
+            record.update(test)
+            model_config = dict(run.options, lr=member.key["lr"], seed=member.key["seed"])
+            model_config.pop("lrs", None)
+            model_config.pop("seeds", None)
+            run.save_torch(
+                folder / "model.pt",
+                {"model": "cnn", "classes": 6, "state_dict": member.weights, "config": model_config},
+            )
+        records.append(record)
+
+    synthetic_tag = " (synthetic data)" if data.synthetic else ""
+    base = {
+        "command": run.command,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "device": str(device),
+        "synthetic": data.synthetic,
+        "data": data.source.get("path", "synthetic"),
+        "train_seconds": train_seconds,
+    }
+    if not sweep and len(records) == 1:
+        (record,) = records
+        if record["status"] == "diverged":
+            (run.path / "resume.pt").unlink(missing_ok=True)  # nothing left to resume
+            loss = members[0].state.loss_sum / max(members[0].state.seen, 1)
+            raise TrainingDiverged(
+                f"training diverged at epoch {record['diverged_epoch']}: the training loss became {loss}; "
+                f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
+            )
+        plots.curves_figure(
+            members[0].state.history, run.path / "curves.png", f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
+        )
+        summary = {
+            **base,
+            "lr": config.lrs[0],
+            "seed": config.seeds[0],
+            "final": record["final"],
+            "test_loss": record["test_loss"],
+            "test_acc": record["test_acc"],
+        }
+        return run.finish(summary)
+
+    rows = [
+        dict(
+            {k: r[k] for k in ("lr", "seed", "status", "epochs_done", "test_loss", "test_acc")},
+            **{k: (r["final"] or {}).get(k, "") for k in METRICS_HEADER[1:]},
+        )
+        for r in records
+    ]
+    run.write_csv("sweep.csv", SWEEP_HEADER, [{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
+    plots.sweep_curves_figure(
+        [(lr_label(m.key["lr"]), m.state.history) for m in members],
+        run.path / "sweep_curves.png",
+        f"Learning-rate sweep, {config.epochs} epochs{synthetic_tag}",
+    )
+    best = best_member(records)
+    if best is None:
+        (run.path / "resume.pt").unlink(missing_ok=True)
+        raise TrainingDiverged(
+            "every learning rate diverged ("
+            + ", ".join(f"{lr_label(r['lr'])} at epoch {r['diverged_epoch']}" for r in records)
+            + f"); see {run.path / 'sweep.csv'}"
+        )
+    summary = {
+        **base,
+        "lrs": list(config.lrs),
+        "seeds": list(config.seeds),
+        "seed": config.seeds[0],
+        "runs": records,
+        "best_lr": best["lr"],
+        "best_val_acc": best["final"]["val_acc"],
+        "best_val_loss": best["final"]["val_loss"],
+        "test_acc": best["test_acc"],
+        "test_loss": best["test_loss"],
+        "val_test_gap": abs(best["final"]["val_acc"] - best["test_acc"]),
+    }
+    return run.finish(summary)

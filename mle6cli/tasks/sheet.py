@@ -1,0 +1,265 @@
+"""`mle6 run-all`: every part of the exercise sheet, in order, into one folder, with a report.
+
+Steps (each training step in its own sub-folder, a run of that command):
+conv-size cases → gauss-conv → CNN summary → sweep-lr (+ test of the best) → train-ae →
+latent-plot → pca-ae --compare → report.html / report.md beside a summary.json.
+
+Both datasets are opened before anything trains, so a missing dataset fails in seconds. An
+interrupted run-all continues with `mle6 run-all --resume DIR`: finished steps (their
+summary.json) are kept, the interrupted one resumes from its resume.pt, the rest start.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.interrupt import Interrupted
+from mle6cli.engine.runs import Run
+from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, gauss_conv_check
+
+CONV_CASES = [
+    ("valid", ConvGeometry((64, 64), (3, 3), "valid")),
+    ("same", ConvGeometry((64, 64), (3, 3), "same")),
+    ("down-sampling", ConvGeometry((64, 64), (3, 3), (1, 1), (2, 2))),
+    ("up-sampling", ConvGeometry((7, 7), (3, 3), (1, 1), (2, 2), transposed=True, output_padding=(1, 1))),
+]
+GAUSS = (1.0, 0.5, -2.0, 1.5)  # mu1, sigma1, mu2, sigma2
+
+
+@dataclass(frozen=True)
+class Plan:
+    lrs: tuple[float, ...] = (1e-1, 1e-3, 1e-4, 1e-5)
+    sweep_epochs: int = 50
+    batch_size: int = 64
+    ae_dims: tuple[int, ...] = (3, 10, 100, 250)
+    ae_epochs: int = 10
+    ae_batch_size: int = 128
+    pca_dim: int = 10
+    pca_epochs: int = 10
+    latent_n: int = 2048
+    gauss_samples: int = 100_000
+
+
+FULL = Plan()
+# --quick: a few minutes on 2 CPU cores; all four latent sizes stay, so every figure is there
+QUICK = Plan(sweep_epochs=8, ae_epochs=2, pca_epochs=3, latent_n=1000, gauss_samples=20_000)
+
+
+@dataclass(frozen=True)
+class RunAllConfig:
+    data_dir: str = "sign_data"
+    mnist_dir: str = "data"
+    synthetic: bool = False
+    quick: bool = False
+    device: str = "auto"
+    seed: int | None = None  # None: each command's own default seed (train-cnn 42, train-ae 0, …)
+    download: bool = True
+
+    @classmethod
+    def from_options(cls, options: dict) -> RunAllConfig:
+        values = dict(options)
+        if "no_download" in values:
+            values["download"] = not values.pop("no_download")
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def plan(self) -> Plan:
+        return QUICK if self.quick else FULL
+
+    def seed_options(self) -> dict:
+        return {} if self.seed is None else {"seed": self.seed}
+
+
+def total_epochs(plan: Plan) -> int:
+    return len(plan.lrs) * plan.sweep_epochs + len(plan.ae_dims) * plan.ae_epochs + plan.pca_epochs
+
+
+def run_all(
+    options: dict,
+    *,
+    out: Path | str | None = None,
+    overwrite: bool = False,
+    resume: Path | str | None = None,
+    events: Events = QUIET,
+    stop: Callable[[], bool] | None = None,
+) -> dict:
+    """Run the whole sheet into a run folder and write the report; returns the summary (also summary.json)."""
+    from mle6cli.data.mnist import open_mnist
+    from mle6cli.engine.device import describe_device, resolve_device
+    from mle6cli.tasks.classifier import ClassifierConfig, load_data
+
+    run = Run.open("run-all", options, out=out, overwrite=overwrite, resume=resume)
+    config = RunAllConfig.from_options(run.options)
+    plan = config.plan
+    device = resolve_device(config.device)
+    started = time.perf_counter()
+
+    # Open both datasets before the run folder exists: a missing one fails now, and leaves nothing behind.
+    signs_options = {
+        "lrs": list(plan.lrs),
+        "epochs": plan.sweep_epochs,
+        "batch_size": plan.batch_size,
+        "device": config.device,
+        "data_dir": None if config.synthetic else str(Path(config.data_dir).resolve()),
+        "synthetic": config.synthetic,
+        **config.seed_options(),
+    }
+    signs = load_data(ClassifierConfig.from_options(signs_options), device)
+    mnist_options = {
+        "data_dir": None if config.synthetic else str(Path(config.mnist_dir).resolve()),
+        "synthetic": config.synthetic,
+        "download": config.download,
+        "device": config.device,
+        **config.seed_options(),
+    }
+    from mle6cli.tasks.autoencoders import AeConfig
+
+    mnist = open_mnist(AeConfig.from_options(mnist_options).spec(), device)
+    if run.resumed:
+        events.note(f"Resuming the run in {run.path}: finished steps are kept.")
+    run.begin(device=describe_device(device), data={"signs": signs.source, "mnist": mnist.describe()})
+
+    events.start(total_epochs(plan), "run-all")
+    counter = _Counter(events)
+    results, figures = {}, {}
+    step = "the maths"
+    try:
+        _maths(run, config, results, figures, events)
+        step = "sweep-lr"
+        results["sweep_lr"] = _job(run, "sweep-lr", signs_options, counter, stop, data=None)
+        figures["sweep"] = run.path / "sweep-lr" / "sweep_curves.png"
+        step = "train-ae"
+        ae_options = dict(
+            mnist_options, latent_dims=list(plan.ae_dims), epochs=plan.ae_epochs, batch_size=plan.ae_batch_size
+        )
+        ae = _job(run, "train-ae", ae_options, counter, stop, data=mnist)
+        results["train_ae"] = ae
+        figures["ae_losses"] = run.path / "train-ae" / ae["figures"]["losses"]
+        figures["reconstructions"] = run.path / "train-ae" / ae["figures"]["reconstructions"]
+        step = "latent-plot"
+        _latent(run, plan, mnist, device, results, figures, events)
+        step = "pca-ae"
+        pca_options = dict(
+            mnist_options,
+            latent_dim=plan.pca_dim,
+            epochs=plan.pca_epochs,
+            batch_size=plan.ae_batch_size,
+            compare=str(run.path / "train-ae"),
+        )
+        pca = _job(run, "pca-ae", pca_options, counter, stop, data=mnist, quick=config.quick)
+        results["pca_ae"] = pca
+        figures["pca_losses"] = run.path / "pca-ae" / pca["figures"]["losses"]
+        figures["pca_reconstructions"] = run.path / "pca-ae" / pca["figures"]["reconstructions"]
+    except Interrupted as exc:
+        run.save([], step=step)
+        raise run.interrupted(exc.signal_number, f"in {step}") from None
+
+    from mle6cli.tasks.sheet_report import write_sheet_report
+
+    synthetic = {"signs": signs.synthetic, "mnist": mnist.synthetic}
+    provenance = {
+        "signs": signs.source.get("path", "synthetic"),
+        "mnist": mnist.source,
+        "device": describe_device(device),
+        "mode": "quick (--quick: fewer epochs)" if config.quick else "full (the exercise's epochs)",
+    }
+    html_path, md_path = write_sheet_report(run.path, results, figures, plan, synthetic, provenance)
+    summary = {
+        "command": "run-all",
+        "quick": config.quick,
+        "device": str(device),
+        "synthetic": synthetic,
+        "data": {"signs": provenance["signs"], "mnist": mnist.source},
+        "seconds": time.perf_counter() - started,
+        "results": results,
+        "report_html": str(html_path),
+        "report_md": str(md_path),
+    }
+    return run.finish(summary)
+
+
+class _Counter:
+    """Turns each step's own epoch counts into one running count over the whole run."""
+
+    def __init__(self, events: Events):
+        self.events, self.offset = events, 0
+
+    def for_step(self) -> Events:
+        base = self.offset
+        last = {"done": 0}
+
+        def epoch(label: str, done: int, metrics: dict) -> None:
+            last["done"] = done
+            self.events.epoch(label, base + done, metrics)
+
+        def start(total: int, description: str) -> None:
+            self.offset = base + total
+
+        return Events(start=start, epoch=epoch, note=self.events.note, section=self.events.section)
+
+
+def _job(run: Run, command: str, options: dict, counter: _Counter, stop, *, data, **extra) -> dict:
+    """One training step in its sub-folder: kept when finished, resumed when interrupted, else started."""
+    from mle6cli.files import read_json
+    from mle6cli.tasks import autoencoders, classifier, pca
+
+    sub = run.path / command
+    counter.events.section(f"{command}")
+    if (sub / "summary.json").is_file():
+        done = read_json(sub / "summary.json")
+        counter.offset += _epochs_of(done)
+        return done
+    functions = {"sweep-lr": classifier.sweep_lr, "train-ae": autoencoders.train_ae, "pca-ae": pca.pca_ae}
+    kwargs = {"events": counter.for_step(), "stop": stop, **extra}
+    if data is not None:
+        kwargs["data"] = data
+    if (sub / "resume.pt").is_file():
+        functions[command](options, resume=sub, **kwargs)
+    else:  # a new or --overwrite'd run-all folder: its step folders are ours to reuse
+        functions[command](options, out=sub, overwrite=True, **kwargs)
+    return read_json(sub / "summary.json")
+
+
+def _epochs_of(summary: dict) -> int:
+    runs = summary.get("runs")
+    if isinstance(runs, list):
+        return sum(len(r.get("history") or r.get("test_loss") or []) or r.get("epochs_done", 0) for r in runs)
+    return len(summary.get("test_loss") or [])
+
+
+def _maths(run: Run, config: RunAllConfig, results: dict, figures: dict, events: Events) -> None:
+    from mle6cli.plots import gauss_conv_figure
+    from mle6cli.tasks.summary import summarize
+
+    events.section("conv-size: the exercise's special cases")
+    cases = [{"case": name, **conv_output(geom).to_dict()} for name, geom in CONV_CASES]
+    results["conv_size"] = {"cases": cases, "cnn_trace": cnn_trace((64, 64))}
+    events.section("gauss-conv")
+    report, data = gauss_conv_check(*GAUSS, samples=config.plan.gauss_samples, seed=config.seed or 0)
+    figures["gauss"] = gauss_conv_figure(data, run.path / "gauss_conv.png")
+    results["gauss_conv"] = report.to_dict()
+    events.section("summary cnn")
+    s = summarize("cnn")
+    run.write_bytes("summary_cnn.txt", (s.table + "\n").encode())
+    results["summary_cnn"] = {"total_params": s.total_params, "table": s.table}
+
+
+def _latent(run: Run, plan: Plan, mnist, device, results: dict, figures: dict, events: Events) -> None:
+    from mle6cli.engine.runs import RunDirError
+    from mle6cli.tasks.autoencoders import load_autoencoder
+    from mle6cli.tasks.latent import find_d3_checkpoint, plot_latent
+
+    events.section("latent-plot: the d=3 codes")
+    try:
+        path = find_d3_checkpoint(run.path / "train-ae")
+    except RunDirError:
+        results["latent_plot"] = None  # no d=3 in this plan
+        return
+    model, meta = load_autoencoder(path, device)
+    result = plot_latent(model, meta, mnist, plan.latent_n, run.path / "latent.png")
+    results["latent_plot"] = result.to_json()
+    figures["latent"] = Path(result.plot)
