@@ -34,3 +34,19 @@ def train_args(data_dir: Path, out: Path, *extra: str, epochs: int = 2) -> list[
         str(out),
         *extra,
     ]
+
+
+def signs_options(data_dir: Path, **overrides) -> dict:
+    """The options dict train-cnn's core function takes, for the small data (3 steps of 16 per epoch)."""
+    options = {
+        "data_dir": str(data_dir),
+        "synthetic": False,
+        "lr": 1e-3,
+        "epochs": 2,
+        "batch_size": 16,
+        "seeds": [42],
+        "device": "cpu",
+        "deterministic": False,
+    }
+    options.update(overrides)
+    return options

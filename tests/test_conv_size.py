@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mle6cli.errors import ConvSizeError
-from mle6cli.maths import ConvGeometry, cnn_trace, conv_output, parse_pair
-from mle6cli.verify import torch_cnn_shapes, torch_layer
+from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, parse_pair
+from mle6cli.tasks.verify import torch_cnn_shapes, torch_layer
 
 small = st.integers(min_value=-1, max_value=9)
 

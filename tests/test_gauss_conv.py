@@ -10,7 +10,7 @@ import pytest
 from scipy import integrate, stats
 
 from mle6cli.errors import Mle6Error
-from mle6cli.maths import gauss_conv_check, gaussian_sum, numeric_convolution
+from mle6cli.tasks.maths import gauss_conv_check, gaussian_sum, numeric_convolution
 
 
 @pytest.mark.parametrize("params", [(0, 1, 0, 1), (1, 0.5, -2, 1.5), (100, 3, -40, 0.2), (0, 1e-2, 5, 10)])

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import silhouette_score as sk_silhouette
 from sklearn.neighbors import KNeighborsClassifier
 
-from mle6cli.latent import knn_accuracy, knn_split, silhouette_score
+from mle6cli.tasks.latent import knn_accuracy, knn_split, silhouette_score
 from tests.mnist_helpers import TINY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -77,9 +77,9 @@ def test_cli_on_a_run(runner, app, tmp_path, ae_run):
     assert (tmp_path / "l.png").read_bytes()[:4] == b"\x89PNG"
 
     # the same numbers, recomputed from the checkpoint's codes with the sklearn oracle
-    from mle6cli.autoencoders import load_autoencoder
+    from mle6cli.tasks.autoencoders import load_autoencoder
     from mle6cli.data.mnist import SYNTHETIC_SEED, synthetic_mnist
-    from mle6cli.latent import encode
+    from mle6cli.tasks.latent import encode
 
     model, _ = load_autoencoder(tmp_path / "r" / "ae_d3.pt")
     data = synthetic_mnist(SYNTHETIC_SEED, *TINY)
@@ -103,7 +103,7 @@ def test_run_without_d3_names_its_dims(runner, app, tmp_path, ae_run):
         "Error: --run: r has no d=3 model (it has d=2, d=5); train one with mle6 train-ae --latent-dims 3\n"
     )
     wrong = runner.invoke(app, ["latent-plot", "--checkpoint", "r/ae_d5.pt"])
-    assert wrong.exit_code == 2 and "r/ae_d5.pt holds a d=5 model; latent-plot needs d=3" in wrong.stderr
+    assert wrong.exit_code == 1 and "r/ae_d5.pt holds a d=5 model; latent-plot needs d=3" in wrong.stderr
 
 
 @pytest.mark.parametrize(
@@ -111,8 +111,8 @@ def test_run_without_d3_names_its_dims(runner, app, tmp_path, ae_run):
     [
         ([], 2, "give exactly one of --run DIR or --checkpoint FILE"),
         (["--run", "a", "--checkpoint", "b"], 2, "give exactly one of --run DIR or --checkpoint FILE"),
-        (["--run", "a", "--n", "3"], 2, "Invalid value for '--n': must be at least 20, got 3"),
-        (["--run", "nowhere"], 1, "Error: --run: nowhere is not a folder"),
+        (["--run", "a", "--n", "3"], 2, "Invalid value for '--n': must be between 20 and 1000000, got 3"),
+        (["--run", "nowhere"], 1, "Error: --run: nowhere is not a finished train-ae run (no such folder)"),
         (["--checkpoint", "none.pt"], 1, "Error: checkpoint none.pt does not exist"),
     ],
 )

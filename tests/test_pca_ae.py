@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mle6cli.pca import principal_angles_deg, projection_images, projection_mse, singular_basis
+from mle6cli.tasks.pca import principal_angles_deg, projection_images, projection_mse, singular_basis
 from tests.conftest import shared_path
 from tests.mnist_helpers import TINY, tiny_synthetic  # noqa: F401 (fixture)
 
@@ -117,7 +117,7 @@ def test_cli_json_files_and_figures(runner, app, tmp_path):
 def test_cli_human_output(runner, app):
     result = runner.invoke(app, ["pca-ae", "--synthetic", "--latent-dim", "3", "--epochs", "1", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "linear autoencoder 784→3→784, 1 epochs — SYNTHETIC data" in result.stdout
+    assert "linear autoencoder 784→3→784, 1 epoch — SYNTHETIC data" in result.stdout
     assert "exact optimum (SVD) test" in result.stdout and "principal angles" in result.stdout
 
 
@@ -165,7 +165,7 @@ def singular_basis_of_tiny(sizes):
 def test_compare_refuses_other_data_and_non_runs(runner, app, tmp_path):
     result = runner.invoke(app, ["pca-ae", "--synthetic", "--compare", "missing"])
     assert result.exit_code == 1
-    assert "Error: --compare: missing is not a finished train-ae run (no summary.json)" in result.stderr
+    assert "Error: --compare: missing is not a finished train-ae run (no such folder)" in result.stderr
     (tmp_path / "real").mkdir()
     summary = {"command": "train-ae", "data": {"synthetic": False, "n_test": 2000}, "runs": []}
     (tmp_path / "real" / "summary.json").write_text(json.dumps(summary))

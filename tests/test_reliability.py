@@ -8,8 +8,9 @@ import pytest
 import torch
 import typer
 
-from mle6cli import runs
+from mle6cli import files
 from mle6cli.commands import COMMANDS
+from mle6cli.engine import runs
 from tests.mnist_helpers import TINY, tiny_synthetic  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -140,13 +141,15 @@ def test_a_non_empty_folder_needs_overwrite(runner, app, tmp_path, command):
     assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"]
 
 
-def test_start_clears_what_made_a_reused_folder_look_finished(tmp_path):
+def test_begin_clears_what_made_a_reused_folder_look_finished(tmp_path):
     (tmp_path / runs.SUMMARY).write_text("{}")
     (tmp_path / runs.RESUME).write_bytes(b"old")
-    document = runs.start(tmp_path, "pca-ae", config={"k": 1})
+    run = runs.Run.open("pca-ae", {"latent_dim": 1}, out=tmp_path, overwrite=True)
+    run.begin(device="cpu", data={"sizes": {"train": 1}})
     assert not (tmp_path / runs.SUMMARY).exists() and not (tmp_path / runs.RESUME).exists()
-    assert json.loads((tmp_path / runs.CONFIG).read_text()) == json.loads(json.dumps(document))
-    assert document["command"] == "pca-ae" and {"packages", "created"} <= set(document)
+    document = json.loads((tmp_path / runs.CONFIG).read_text())
+    assert document["command"] == "pca-ae" and document["options"] == {"latent_dim": 1}
+    assert {"device", "data", "packages", "created", "cpu_threads"} <= set(document)
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
@@ -165,22 +168,22 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     import os
 
     path = tmp_path / "metrics.csv"
-    runs.write_csv(path, ["epoch"], [{"epoch": 1}])
+    files.write_csv(path, ["epoch"], [{"epoch": 1}])
 
     def full_disk(fd):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full_disk)
-    with pytest.raises(OSError, match="No space left"):
-        runs.write_csv(path, ["epoch"], [{"epoch": 1}, {"epoch": 2}])
+    with pytest.raises(files.FileError, match=f"no space left on the device while writing {path}"):
+        files.write_csv(path, ["epoch"], [{"epoch": 1}, {"epoch": 2}])
     assert path.read_text() == "epoch\n1\n"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
 
 
 def _fake_run(folder, command: str, config: dict | None = None, state: dict | None = None):
     folder.mkdir()
-    runs.write_json(folder / runs.CONFIG, {"command": command, **(config or {})})
-    runs.save_resume(folder, {"command": command, **(state or {})})
+    files.write_json(folder / runs.CONFIG, {"command": command, **(config or {})})
+    files.save_torch(folder / runs.RESUME, {"command": command, "members": [], **(state or {})})
     return folder
 
 
@@ -199,11 +202,11 @@ def test_resume_with_an_unreadable_checkpoint_or_config(runner, app, tmp_path, c
     (tmp_path / "r" / runs.RESUME).write_bytes(b"half a checkpoint")
     result = runner.invoke(app, [command, "--resume", "r"])
     assert result.exit_code == 1
-    assert _one_line(result).startswith("Error: checkpoint r/resume.pt cannot be read: ")
+    assert _one_line(result).startswith("Error: --resume: checkpoint r/resume.pt cannot be read: ")
     _fake_run(tmp_path / "s", command)  # config.json without the run's options
     result = runner.invoke(app, [command, "--resume", "s"])
     assert result.exit_code == 1
-    assert _one_line(result).startswith("Error: --resume: s/config.json lacks the run's options (")
+    assert _one_line(result) == "Error: --resume: s/config.json lacks the run's options"
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
@@ -211,11 +214,11 @@ def test_compare_with_a_run_that_lost_its_checkpoint(runner, app, tmp_path):
     (tmp_path / "ae").mkdir()
     summary = {"command": "train-ae", "data": {"synthetic": True, "n_test": TINY[1]}}
     summary["runs"] = [{"latent_dim": 3, "checkpoint": "ae_d3.pt"}]
-    runs.write_json(tmp_path / "ae" / runs.SUMMARY, summary)
+    files.write_json(tmp_path / "ae" / runs.SUMMARY, summary)
     result = runner.invoke(app, ["pca-ae", "--synthetic", "--device", "cpu", "--compare", "ae", "--out", "p"])
     assert result.exit_code == 1
     assert _one_line(result) == "Error: --compare: ae lacks ae_d3.pt, listed in its summary.json"
-    runs.write_json(tmp_path / "ae" / runs.SUMMARY, dict(summary, command="sweep-lr"))
+    files.write_json(tmp_path / "ae" / runs.SUMMARY, dict(summary, command="sweep-lr"))
     result = runner.invoke(app, ["pca-ae", "--synthetic", "--device", "cpu", "--compare", "ae", "--out", "p"])
     assert result.exit_code == 1
     assert _one_line(result) == "Error: --compare: ae is not a finished train-ae run (it holds a sweep-lr run)"
@@ -226,7 +229,7 @@ def test_latent_plot_on_a_folder_without_checkpoints(runner, app, tmp_path):
     (tmp_path / "r").mkdir()
     result = runner.invoke(app, ["latent-plot", "--run", "r", "--device", "cpu"])
     assert result.exit_code == 1
-    assert _one_line(result) == "Error: --run: r holds no train-ae checkpoints (ae_d<D>.pt)"
+    assert _one_line(result) == "Error: --run: r is not a finished train-ae run (no summary.json)"
     assert not (tmp_path / "latent.png").exists()
 
 
@@ -238,11 +241,11 @@ def _oom(*args, **kwargs):
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
-@pytest.mark.parametrize(("command", "module"), [("train-cnn", "classifier"), ("train-ae", "autoencoders")])
-def test_out_of_memory_is_one_line_suggesting_a_smaller_batch(runner, app, tmp_path, monkeypatch, command, module):
-    import importlib
+@pytest.mark.parametrize("command", ["train-cnn", "train-ae"])
+def test_out_of_memory_is_one_line_suggesting_a_smaller_batch(runner, app, tmp_path, monkeypatch, command):
+    from mle6cli.engine import loop
 
-    monkeypatch.setattr(importlib.import_module(f"mle6cli.{module}"), "train_model", _oom)
+    monkeypatch.setattr(loop, "fit", _oom)
     result = runner.invoke(app, [command, "--synthetic", "--device", "cpu", "--out", "r", "--json"])
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if not line.startswith("Note: ")]
@@ -251,7 +254,7 @@ def test_out_of_memory_is_one_line_suggesting_a_smaller_batch(runner, app, tmp_p
 
 
 def test_out_of_memory_in_a_command_without_batch_size(runner, app, monkeypatch):
-    from mle6cli import autoencoders
+    from mle6cli.tasks import autoencoders
 
     monkeypatch.setattr(autoencoders, "load_autoencoder", _oom)
     result = runner.invoke(app, ["latent-plot", "--checkpoint", "x.pt", "--device", "cpu"])

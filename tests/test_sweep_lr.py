@@ -11,12 +11,12 @@ import sys
 import pytest
 import torch
 
-from mle6cli import runs
-from mle6cli.classifier import TrainConfig, best_member, lr_label, read_resume, sequential_runner, sweep_lr
-from mle6cli.data.signs import load_signs
-from mle6cli.interrupt import Interrupted
+from mle6cli.engine import runs
+from mle6cli.engine.interrupt import Interrupted
+from mle6cli.fmt import lr_label
+from mle6cli.tasks.classifier import best_member, sweep_lr
 from tests.conftest import StopAfter, subprocess_env
-from tests.signs_helpers import train_args
+from tests.signs_helpers import signs_options, train_args
 
 CPU = torch.device("cpu")
 
@@ -87,7 +87,7 @@ def test_a_diverging_lr_is_marked_and_the_sweep_goes_on(runner, app, small, tmp_
     assert good["diverged"] is False and good["final"]["epoch"] == 2
     assert summary["best_lr"] == 1e-3
     assert not (tmp_path / "s" / "lr_1e+10" / "model.pt").exists()
-    assert "10000000000.0,diverged,0," in (tmp_path / "s" / "sweep.csv").read_text()
+    assert "10000000000.0,42,diverged,0," in (tmp_path / "s" / "sweep.csv").read_text()
 
     result = runner.invoke(app, ["sweep-lr", "--lrs", "1e10,1e12", *train_args(small, tmp_path / "all")])
     assert result.exit_code == 1
@@ -127,63 +127,43 @@ def test_lr_labels_are_exact_and_distinct():
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("runner", "stop_at"),
-    [
-        (sequential_runner, 3),  # in the first member
-        (sequential_runner, 10),  # in the second member's first epoch
-        (None, 2),  # fused (the default): mid first epoch
-        (None, 4),  # fused: mid second epoch
-    ],
-)
-def test_sweep_resume_is_byte_identical(tmp_path, small, runner, stop_at):
-    runner_kw = {} if runner is None else {"runner": runner}
-    config = TrainConfig(epochs=2, batch_size=16, seed=1, device="cpu", data_dir=str(small))
-    data = load_signs(small, CPU)
-    lrs = [1e-2, 1e-3]
-    ref = runs.prepare_run_dir(tmp_path / "ref", "sweep-lr")
-    expected = sweep_lr(config, lrs, data, CPU, ref, **runner_kw)
+def _sweep_options(small, **overrides):
+    options = signs_options(small, seeds=[1], **overrides)
+    options["lrs"] = [options.pop("lr")] if "lrs" not in options else options["lrs"]
+    options.pop("lr", None)
+    return options
 
-    cut = runs.prepare_run_dir(tmp_path / "cut", "sweep-lr")
+
+@pytest.mark.parametrize("stop_at", [2, 4, 5])  # mid first epoch, mid second epoch, at the first epoch's end
+def test_sweep_resume_is_byte_identical(tmp_path, small, stop_at):
+    options = _sweep_options(small, lrs=[1e-2, 1e-3])
+    expected = sweep_lr(options, out=tmp_path / "ref")
+    cut = tmp_path / "cut"
     with pytest.raises(Interrupted) as err:
-        sweep_lr(config, lrs, data, CPU, cut, stop=StopAfter(stop_at), **runner_kw)
+        sweep_lr(options, out=cut, stop=StopAfter(stop_at))
     assert f"Continue with: mle6 sweep-lr --resume {cut}" in str(err.value)
     assert not (cut / "summary.json").exists()
-    saved, checkpoint, document = read_resume(cut, "sweep-lr")
-    assert document["options"]["lrs"] == lrs
-    summary = sweep_lr(saved, document["options"]["lrs"], data, CPU, cut, resume=checkpoint, **runner_kw)
+    document, checkpoint = runs.load_resume(cut, "sweep-lr")
+    assert document["options"]["lrs"] == [1e-2, 1e-3]
+    assert [m["key"] for m in checkpoint["members"]] == [{"lr": 1e-2, "seed": 1}, {"lr": 1e-3, "seed": 1}]
+    summary = sweep_lr({}, resume=cut)
     for label in ("1e-02", "1e-03"):
-        assert (cut / f"lr_{label}" / "metrics.csv").read_bytes() == (ref / f"lr_{label}" / "metrics.csv").read_bytes()
-    assert (cut / "sweep.csv").read_bytes() == (ref / "sweep.csv").read_bytes()
+        ref = tmp_path / "ref" / f"lr_{label}" / "metrics.csv"
+        assert (cut / f"lr_{label}" / "metrics.csv").read_bytes() == ref.read_bytes()
+    assert (cut / "sweep.csv").read_bytes() == (tmp_path / "ref" / "sweep.csv").read_bytes()
     assert summary["best_lr"] == expected["best_lr"] and summary["resumed"] == 1
 
 
 def test_resume_through_the_cli_uses_the_saved_lrs(runner, app, small, tmp_path):
-    config = TrainConfig(epochs=2, batch_size=16, seed=1, device="cpu", data_dir=str(small))
-    cut = runs.prepare_run_dir(tmp_path / "cut", "sweep-lr")
+    cut = tmp_path / "cut"
     with pytest.raises(Interrupted):
-        sweep_lr(config, [1e-3, 1e-4], load_signs(small, CPU), CPU, cut, stop=StopAfter(4))
+        sweep_lr(_sweep_options(small, lrs=[1e-3, 1e-4]), out=cut, stop=StopAfter(4))
     result = runner.invoke(app, ["train-cnn", "--resume", str(cut)])
     assert result.exit_code == 1
     assert result.stderr == f"Error: --resume: {cut} holds a sweep-lr run; use mle6 sweep-lr --resume {cut}\n"
     result = runner.invoke(app, ["sweep-lr", "--resume", str(cut), "--json"])
     assert result.exit_code == 0, result.output
     assert [r["lr"] for r in json.loads(result.stdout)["runs"]] == [1e-3, 1e-4]
-
-
-def test_a_replacement_runner_is_used(tmp_path, small):
-    """sweep_lr hands the per-lr training to `runner`, which a fused implementation can replace."""
-    calls = []
-
-    def recording_runner(lrs, models, optimizers, train, evals, **kwargs):
-        calls.append((list(lrs), len(models), [o.param_groups[0]["lr"] for o in optimizers]))
-        return sequential_runner(lrs, models, optimizers, train, evals, **kwargs)
-
-    config = TrainConfig(epochs=1, batch_size=16, device="cpu", data_dir=str(small))
-    out = runs.prepare_run_dir(tmp_path / "s", "sweep-lr")
-    summary = sweep_lr(config, [1e-3, 1e-4], load_signs(small, CPU), CPU, out, runner=recording_runner)
-    assert calls == [([1e-3, 1e-4], 2, [1e-3, 1e-4])]
-    assert summary["best_lr"] in (1e-3, 1e-4)
 
 
 @pytest.mark.slow

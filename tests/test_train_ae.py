@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -12,10 +13,11 @@ import time
 import pytest
 import torch
 
-from mle6cli import autoencoders
-from mle6cli.autoencoders import build_autoencoder, check_collapse, trivial_mse
 from mle6cli.data.mnist import synthetic_mnist
-from mle6cli.train import Split, as_float
+from mle6cli.data.splits import Split, as_float
+from mle6cli.files import load_torch
+from mle6cli.tasks import autoencoders
+from mle6cli.tasks.autoencoders import build_autoencoder, check_collapse, collapse_levels, mean_intensity
 from tests.conftest import shared_path, subprocess_env
 from tests.mnist_helpers import subprocess_code, tiny_synthetic  # noqa: F401 (fixture)
 
@@ -62,7 +64,7 @@ def test_run_folder_json_and_files(runner, app, tmp_path):
     assert summary["status"] == "completed" and summary["synthetic"] is True
     assert summary["runs"][0]["attempts"][0]["status"] == "completed"
     config = json.loads((run / "config.json").read_text())
-    assert config["config"]["latent_dims"] == [3, 5] and config["data"]["synthetic"] is True
+    assert config["options"]["latent_dims"] == [3, 5] and config["data"]["synthetic"] is True
     assert (run / "ae_losses.png").read_bytes()[:4] == b"\x89PNG"
     model, meta = autoencoders.load_autoencoder(run / "ae_d5.pt")
     assert model.latent_dim == 5 and meta["collapsed"] is False
@@ -73,8 +75,8 @@ def test_human_output(runner, app):
     result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "4", "--epochs", "1", "--out", "h"])
     assert result.exit_code == 0, result.output
     assert "d=4 epoch 1/1 train_loss=" in result.stdout  # one plain line per epoch in a log
-    assert "Conv autoencoder, 1 epochs — SYNTHETIC data" in result.stdout
-    assert "all-black output would score test MSE" in result.stdout
+    assert "Conv autoencoder, 1 epoch — SYNTHETIC data" in result.stdout
+    assert "a collapsed model scores test MSE" in result.stdout and "(the mean image)" in result.stdout
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
@@ -94,47 +96,63 @@ def test_deterministic_flag(runner, app, tmp_path):
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
-    assert json.loads((tmp_path / "d" / "config.json").read_text())["config"]["deterministic"] is True
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["options"]["deterministic"] is True
     plain = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", "7", "--out", "p", "-q"])
     assert plain.exit_code == 0
     # on CPU the kernels are deterministic already: the same bytes either way
     assert (tmp_path / "d" / "metrics_d3.csv").read_bytes() == (tmp_path / "p" / "metrics_d3.csv").read_bytes()
 
 
-def test_default_init_can_be_born_dead_and_the_fix_revives_it(digits):
-    """The mechanism: with PyTorch's init, d=10 seed 0 draws a final bias of about -0.18, larger
-    than anything the weights add, so every pre-activation is negative: the output is all black
-    and no parameter gets a gradient. The same seed with the fix has live pixels and gradients."""
-    x = as_float(digits.train_x[:128])
-    dead = build_autoencoder(10, 0, CPU, live_init=False)
-    assert dead.decoder[-2].bias.item() < -0.1
-    out = dead(x)
-    assert out.abs().max().item() == 0.0
-    torch.nn.functional.mse_loss(out, x).backward()
-    assert all(p.grad is None or p.grad.abs().max().item() == 0.0 for p in dead.parameters())
-
-    live = build_autoencoder(10, 0, CPU, live_init=True)
-    assert live.decoder[-2].bias.item() == pytest.approx(autoencoders.FINAL_BIAS_INIT)
-    out = live(x)
-    assert (out > 0).float().mean().item() > 0.5
-    torch.nn.functional.mse_loss(out, x).backward()
-    assert all(p.grad.abs().max().item() > 0 for p in live.parameters())
-
-
-def test_collapse_detector(digits):
-    test = Split(digits.test_x)
-    trivial = trivial_mse(test)
-    assert trivial == pytest.approx(float((digits.test_x.double() / 255).pow(2).mean()), rel=1e-12)
-    model = build_autoencoder(3, 0, CPU)
+def test_the_fix_starts_the_output_at_the_mean_intensity(digits):
+    """PyTorch's init starts every output pixel near sigmoid(0) = 0.5 while most targets are 0, so
+    the gradient pushes every pixel darker at once; the fix starts them at the mean intensity,
+    the best constant, where the last bias's gradient (the common direction) is zero."""
+    x = as_float(digits.train_x)
+    mean = mean_intensity(digits.train_x)
+    assert mean == pytest.approx(x.double().mean().item(), rel=1e-12)
+    plain = build_autoencoder(10, 0, CPU)
+    fixed = build_autoencoder(10, 0, CPU, mean_pixel=mean)
+    same = [k for k in plain.state_dict() if k != "decoder.7.bias"]
+    assert all(torch.equal(plain.state_dict()[k], fixed.state_dict()[k]) for k in same)  # no layer changed
+    assert fixed.decoder[7].bias.item() == pytest.approx(math.log(mean / (1 - mean)), rel=1e-6)
     with torch.no_grad():
-        model.decoder[-2].bias.fill_(-10.0)  # forced dead
-    check = check_collapse(model, test, trivial, trivial)
-    assert check.collapsed and check.reason.startswith("constant output")
-    healthy = build_autoencoder(3, 0, CPU)
+        assert plain(x).mean().item() > 0.4  # about 0.5 everywhere
+        assert fixed(x).mean().item() == pytest.approx(mean, abs=0.02)
+    grads = []
+    for model in (plain, fixed):
+        model.zero_grad()
+        torch.nn.functional.mse_loss(model(x), x).backward()
+        grads.append(abs(model.decoder[7].bias.grad.item()))
+    assert grads[1] < 0.05 * grads[0]  # no common "darker" push left
+
+
+def test_collapse_detector_catches_both_collapsed_states(digits):
+    test = Split(digits.test_x)
+    levels = collapse_levels(digits.train_x, digits.test_x)
+    x = as_float(digits.test_x).double()
+    assert levels.all_black == pytest.approx(x.pow(2).mean().item(), rel=1e-12)  # numpy-free oracle: mean(x²)
+    mean_image = as_float(digits.train_x).double().mean(0)
+    assert levels.mean_image == pytest.approx((x - mean_image).pow(2).mean().item(), rel=1e-12)
+
+    black = build_autoencoder(3, 0, CPU)  # forced into the all-black state: a saturated sigmoid
+    with torch.no_grad():
+        black.decoder[7].bias.fill_(-100.0)
+    check = check_collapse(black, test, levels.all_black, levels)
+    assert check.collapsed and check.reason.startswith("constant output (std 0")
+
+    class MeanImage(torch.nn.Module):  # the other collapsed state: the latent is ignored
+        def forward(self, batch):
+            return mean_image.float().expand(len(batch), -1, -1, -1)
+
+    check = check_collapse(MeanImage(), test, levels.mean_image, levels)
+    assert check.collapsed and check.reason.startswith("the output ignores the input")
+    assert check.output_std > 0.1 and check.sample_std == 0.0
+
+    healthy = build_autoencoder(3, 0, CPU, mean_pixel=mean_intensity(digits.train_x))
     mse = torch.nn.functional.mse_loss(healthy(as_float(digits.test_x)), as_float(digits.test_x)).item()
-    assert not check_collapse(healthy, test, mse, trivial).collapsed
+    assert not check_collapse(healthy, test, mse, levels).collapsed
     # a model stuck at the all-black loss is collapsed even if its output varies
-    stuck = check_collapse(healthy, test, 0.99 * trivial, trivial)
+    stuck = check_collapse(healthy, test, 0.99 * levels.all_black, levels)
     assert stuck.collapsed and "stuck at the all-black level" in stuck.reason
 
 
@@ -143,11 +161,11 @@ def dead_first_try(monkeypatch):
     """Every first attempt (seed < the restart stride) builds a model that is dead from the start."""
     original = autoencoders.build_autoencoder
 
-    def build(latent_dim, seed, device, live_init=True):
-        model = original(latent_dim, seed, device, live_init)
+    def build(latent_dim, seed, device, mean_pixel=None):
+        model = original(latent_dim, seed, device, mean_pixel)
         if seed < autoencoders.RETRY_SEED_STRIDE:
             with torch.no_grad():
-                model.decoder[-2].bias.fill_(-10.0)
+                model.decoder[7].bias.fill_(-100.0)  # a saturated sigmoid: black, no gradient
         return model
 
     monkeypatch.setattr(autoencoders, "build_autoencoder", build)
@@ -158,7 +176,7 @@ def test_collapsed_run_is_restarted_with_a_derived_seed(runner, app, tmp_path, d
     result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", "5", "--out", "r", "--json"])
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)["runs"][0]
-    assert run["retries"] == 1 and run["collapsed"] is False and run["seed"] == 1005
+    assert run["retries"] == 1 and run["collapsed"] is False and run["train_seed"] == 1005 and run["seed"] == 5
     assert "Note: d=3 collapsed with seed 5 (constant output" in result.stderr
     attempts = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"][0]["attempts"]
     assert [a["status"] for a in attempts] == ["collapsed", "completed"]
@@ -171,7 +189,8 @@ def test_collapse_that_survives_the_retries_fails_loudly(runner, app, tmp_path, 
     result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--retries", "0", "--out", "r", "--json"])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith(
-        "Error: d=3 is still collapsed after 0 restart(s) (constant output (std 0)) — marked so in r/summary.json"
+        "Error: d=3 is still collapsed after 0 restart(s) (constant output (std 0), test MSE 0.1314) — marked so in "
+        "r/summary.json"
     )
     doc = json.loads(result.stdout)  # the JSON document is still there, and says so
     assert doc["status"] == "failed" and doc["runs"][0]["collapsed"] is True
@@ -187,8 +206,8 @@ def test_collapse_that_survives_the_retries_fails_loudly(runner, app, tmp_path, 
 def test_a_diverged_dim_is_recorded_the_others_go_on(runner, app, tmp_path, monkeypatch):
     original = autoencoders.build_autoencoder
 
-    def build(latent_dim, seed, device, live_init=True):
-        model = original(latent_dim, seed, device, live_init)
+    def build(latent_dim, seed, device, mean_pixel=None):
+        model = original(latent_dim, seed, device, mean_pixel)
         if latent_dim == 2:
             with torch.no_grad():
                 model.decoder[0].weight[0, 0] = float("nan")  # the first loss is NaN
@@ -283,10 +302,8 @@ def test_sigint_mid_run_then_resume_gives_identical_metrics(tmp_path):
     cut = tmp_path / "cut"
     code, stderr = _interrupt(cut, signal.SIGINT)
     assert code == 130, stderr
-    assert (
-        stderr.splitlines()[-1]
-        == f"Error: interrupted; the run is saved, continue it with: mle6 train-ae --resume {cut}"
-    )
+    assert stderr.splitlines()[-1].startswith("Error: interrupted ")
+    assert stderr.splitlines()[-1].endswith(f"Continue with: mle6 train-ae --resume {cut}")
     assert (cut / "resume.pt").exists() and not (cut / "summary.json").exists()
     assert reference.wait(timeout=120) == 0, reference.stderr.read()
 
@@ -295,7 +312,7 @@ def test_sigint_mid_run_then_resume_gives_identical_metrics(tmp_path):
     assert not (cut / "resume.pt").exists() and (cut / "summary.json").exists()
     for d in (3, 4):
         assert (cut / f"metrics_d{d}.csv").read_bytes() == (tmp_path / "ref" / f"metrics_d{d}.csv").read_bytes()
-    ours, theirs = (torch.load(p / "ae_d4.pt", weights_only=False)["state_dict"] for p in (cut, tmp_path / "ref"))
+    ours, theirs = (load_torch(p / "ae_d4.pt")["state_dict"] for p in (cut, tmp_path / "ref"))
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
@@ -304,8 +321,9 @@ def test_sigterm_saves_and_exits_143(tmp_path):
     code, stderr = _interrupt(tmp_path / "t", signal.SIGTERM)
     assert code == 143, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
-    state = torch.load(tmp_path / "t" / "resume.pt", weights_only=False)
-    assert state["command"] == "train-ae" and state["dim_index"] == 0 and state["loop"]["epoch"] >= 1
+    state = load_torch(tmp_path / "t" / "resume.pt")
+    assert state["command"] == "train-ae" and [m["key"]["latent_dim"] for m in state["members"]] == [3, 4]
+    assert all(m["state"]["epoch"] >= 1 for m in state["members"])
 
 
 @pytest.mark.realdata

@@ -12,14 +12,17 @@ import pytest
 import torch
 from torch import nn
 
-from mle6cli import classifier, runs
-from mle6cli.classifier import TrainConfig, load_classifier, read_resume, train_cnn
 from mle6cli.data.signs import load_signs
-from mle6cli.errors import Mle6Error
-from mle6cli.interrupt import Interrupted
-from mle6cli.train import CLASSIFY, Split, evaluate, train_model
+from mle6cli.data.splits import Split
+from mle6cli.engine import runs
+from mle6cli.engine.interrupt import Interrupted
+from mle6cli.engine.loop import MemberState, fit
+from mle6cli.engine.members import CLASSIFY, ModuleMembers
+from mle6cli.errors import ConfigError, Mle6Error
+from mle6cli.files import load_torch, save_torch
+from mle6cli.tasks.classifier import ClassifierConfig, load_classifier, train_cnn
 from tests.conftest import StopAfter, shared_path, subprocess_env
-from tests.signs_helpers import train_args, write_layout
+from tests.signs_helpers import signs_options, train_args, write_layout
 
 CPU = torch.device("cpu")
 
@@ -45,19 +48,17 @@ def test_epoch_metrics_are_means_over_every_sample():
     logits = [[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0], [0.0, 2.0, 1.0]]
     labels = [0, 2, 2, 1, 1]  # argmax right for samples 0, 2, 4
     split = Split(torch.tensor(logits), torch.tensor(labels))
-    model = FixedLogits()
-    result = train_model(
-        model, torch.optim.Adam(model.parameters(), lr=0.0), CLASSIFY, split, {"val": split},
-        epochs=2, batch_size=2, seed=0,
-    )  # fmt: skip
+    members = ModuleMembers([FixedLogits()], [0.0], CLASSIFY)
+    state = MemberState(seed=0)
+    assert fit(members, [state], split, {"val": split}, epochs=2, batch_size=2) is False
 
     def nll(row, label):  # by hand: -log softmax
         return -(row[label] - math.log(sum(math.exp(v) for v in row)))
 
     losses = [nll(r, y) for r, y in zip(logits, labels)]
     expected_loss = sum(losses) / 5  # every sample counts once, in batches of 2, 2 and 1
-    assert [row["epoch"] for row in result.history] == [1, 2]
-    for row in result.history:
+    assert [row["epoch"] for row in state.history] == [1, 2] and state.status == "completed"
+    for row in state.history:
         assert row["train_loss"] == pytest.approx(expected_loss, rel=1e-6)
         assert row["train_acc"] == 0.6
         assert row["val_loss"] == pytest.approx(expected_loss, rel=1e-6) and row["val_acc"] == 0.6
@@ -65,7 +66,8 @@ def test_epoch_metrics_are_means_over_every_sample():
     batch_means = [(losses[0] + losses[1]) / 2, (losses[2] + losses[3]) / 2, losses[4]]
     assert abs(sum(batch_means) / 3 - expected_loss) > 0.05
     assert all(abs(loss - expected_loss) > 0.05 for loss in losses)
-    assert evaluate(model, CLASSIFY, split) == {"loss": pytest.approx(expected_loss, rel=1e-6), "acc": 0.6}
+    losses, accs = members.evaluate(split)
+    assert losses == [pytest.approx(expected_loss, rel=1e-6)] and accs == [0.6]
 
 
 # ---------------------------------------------------------------- the command
@@ -86,7 +88,8 @@ def test_train_cnn_on_synthetic_data_through_the_cli(runner, app, tmp_path):
     ]  # fmt: skip
     assert json.loads((run_dir / "summary.json").read_text()) == summary
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["synthetic"] is True and config["options"]["seed"] == 42 and config["device"] == "cpu"
+    assert config["options"]["synthetic"] is True and config["data"]["synthetic"] is True
+    assert config["options"]["seeds"] == [42] and config["device"] == "cpu"
     assert {"python", "torch", "numpy", "mle6cli"} <= set(config["packages"])
     lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert lines[0] == "epoch,train_loss,train_acc,val_loss,val_acc" and lines[1].startswith("1,")
@@ -100,11 +103,14 @@ def test_run_folder_model_and_human_output(runner, app, small, tmp_path):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["synthetic"] is False and summary["data"] == str(small.resolve())
     model, config = load_classifier(tmp_path / "r")
-    assert not model.training and config["lr"] == 1e-3 and config["epochs"] == 2
-    test = evaluate(model, CLASSIFY, load_signs(small, CPU).test)
-    assert test["acc"] == summary["test_acc"] and test["loss"] == pytest.approx(summary["test_loss"], rel=1e-6)
+    assert not model.training and config["lr"] == 1e-3 and config["epochs"] == 2 and config["seed"] == 42
+    test = load_signs(small, CPU).test
+    with torch.no_grad():  # an independent evaluation: the plain torch model
+        out = model(test.x)
+    assert (out.argmax(1) == test.y).float().mean().item() == pytest.approx(summary["test_acc"], abs=1e-12)
+    assert torch.nn.functional.nll_loss(out, test.y).item() == pytest.approx(summary["test_loss"], rel=1e-6)
+    save_torch(tmp_path / "other.pt", {"weights": 1})
     with pytest.raises(runs.RunDirError, match="is not a classifier saved by mle6"):
-        runs.save_torch(tmp_path / "other.pt", {"weights": 1})
         load_classifier(tmp_path / "other.pt")
 
 
@@ -154,11 +160,11 @@ def test_bad_options_are_one_line(runner, app, args, code, message):
 
 
 def test_config_validation_in_the_library():
-    for bad in ({"lr": -1.0}, {"lr": float("inf")}, {"epochs": 0}, {"batch_size": 0}):
-        with pytest.raises(classifier.ConfigError):
-            TrainConfig(**bad)
-    with pytest.raises(classifier.ConfigError, match="learning rate 0.001 is listed twice"):
-        classifier.check_lrs([1e-3, 1e-3])
+    for bad in ({"lr": -1.0}, {"lr": float("inf")}, {"epochs": 0}, {"batch_size": 0}, {"seeds": [-1]}):
+        with pytest.raises(ConfigError):
+            ClassifierConfig.from_options(bad)
+    with pytest.raises(ConfigError, match="learning rate 0.001 is listed twice"):
+        ClassifierConfig.from_options({"lrs": [1e-3, 1e-3]})
 
 
 def test_a_non_empty_run_folder_is_refused_without_overwrite(runner, app, small, tmp_path):
@@ -186,22 +192,18 @@ def test_divergence_exits_1_naming_the_epoch(runner, app, small, tmp_path):
 
 @pytest.mark.parametrize("stop_at", [2, 4, 9])  # mid-epoch 1, after epoch 1, mid-epoch 3
 def test_resume_after_a_stop_is_byte_identical(tmp_path, small, stop_at):
-    config = TrainConfig(epochs=3, batch_size=16, seed=3, device="cpu", data_dir=str(small))
-    data = load_signs(small, CPU)
-    reference = runs.prepare_run_dir(tmp_path / "ref", "train-cnn")
-    expected = train_cnn(config, data, CPU, reference)
+    options = signs_options(small, epochs=3, seeds=[3])
+    expected = train_cnn(options, out=tmp_path / "ref")
 
-    run_dir = runs.prepare_run_dir(tmp_path / "cut", "train-cnn")
+    run_dir = tmp_path / "cut"
     with pytest.raises(Interrupted) as err:
-        train_cnn(config, data, CPU, run_dir, stop=StopAfter(stop_at))
+        train_cnn(options, out=run_dir, stop=StopAfter(stop_at))
     assert err.value.exit_code == 130
     assert f"Continue with: mle6 train-cnn --resume {run_dir}" in str(err.value)
     assert (run_dir / "resume.pt").is_file() and not (run_dir / "summary.json").exists()
 
-    saved, checkpoint, _ = read_resume(run_dir, "train-cnn")
-    assert saved == config
-    summary = train_cnn(saved, data, CPU, run_dir, resume=checkpoint)
-    assert (run_dir / "metrics.csv").read_bytes() == (reference / "metrics.csv").read_bytes()
+    summary = train_cnn({}, resume=run_dir)  # the saved options, not these
+    assert (run_dir / "metrics.csv").read_bytes() == (tmp_path / "ref" / "metrics.csv").read_bytes()
     assert summary["test_acc"] == expected["test_acc"] and summary["resumed"] == 1
     assert not (run_dir / "resume.pt").exists()
 
@@ -268,19 +270,17 @@ def test_sigterm_exits_143_with_a_checkpoint(small, tmp_path):
     _, err = _signal_after_first_epoch(proc, signal.SIGTERM)
     assert proc.returncode == 143, err
     assert (tmp_path / "cut" / "resume.pt").is_file() and not (tmp_path / "cut" / "summary.json").exists()
-    config, checkpoint, _ = read_resume(tmp_path / "cut", "train-cnn")
-    assert config.epochs == 40 and checkpoint["loop"]["epoch"] >= 1
+    config, checkpoint = runs.load_resume(tmp_path / "cut", "train-cnn")
+    assert config["options"]["epochs"] == 40 and checkpoint["members"][0]["state"]["epoch"] >= 1
 
 
 def test_resume_refuses_changed_data(small, tmp_path):
-    config = TrainConfig(epochs=2, batch_size=16, device="cpu", data_dir=str(small))
-    run_dir = runs.prepare_run_dir(tmp_path / "cut", "train-cnn")
+    options = signs_options(small)
     with pytest.raises(Interrupted):
-        train_cnn(config, load_signs(small, CPU), CPU, run_dir, stop=StopAfter(2))
-    other = load_signs(write_layout(tmp_path / "other", _shrunk(small)), CPU)
-    _, checkpoint, _ = read_resume(run_dir, "train-cnn")
+        train_cnn(options, out=tmp_path / "cut", stop=StopAfter(2))
+    write_layout(small, _shrunk(small))  # the same folder, other arrays
     with pytest.raises(Mle6Error, match="--resume: the data changed since the run"):
-        train_cnn(config, other, CPU, run_dir, resume=checkpoint)
+        train_cnn({}, resume=tmp_path / "cut")
 
 
 def _shrunk(folder):
@@ -307,12 +307,10 @@ def test_real_data_beats_chance(runner, app):
 
 
 def test_an_overwritten_folder_does_not_look_finished_until_it_is(small, tmp_path):
-    config = TrainConfig(epochs=1, batch_size=16, device="cpu", data_dir=str(small))
-    data = load_signs(small, CPU)
-    run_dir = runs.prepare_run_dir(tmp_path / "r", "train-cnn")
-    train_cnn(config, data, CPU, run_dir)
-    assert (run_dir / "summary.json").is_file()
-    run_dir = runs.prepare_run_dir(run_dir, "train-cnn", overwrite=True)
+    options = signs_options(small, epochs=1)
+    train_cnn(options, out=tmp_path / "r")
+    assert (tmp_path / "r" / "summary.json").is_file()
     with pytest.raises(Interrupted):
-        train_cnn(config, data, CPU, run_dir, stop=StopAfter(1))
-    assert not (run_dir / "summary.json").exists() and (run_dir / "resume.pt").is_file()
+        train_cnn(options, out=tmp_path / "r", overwrite=True, stop=StopAfter(1))
+    assert not (tmp_path / "r" / "summary.json").exists() and (tmp_path / "r" / "resume.pt").is_file()
+    assert load_torch(tmp_path / "r" / "resume.pt")["command"] == "train-cnn"

@@ -56,6 +56,17 @@ def positive_number(value: float) -> float:
     return value
 
 
+def whole_in_range(low: int, high: int):
+    """Option callback: a whole number in low..high, the message naming both bounds and the value."""
+
+    def check(value: int) -> int:
+        if value is not None and not low <= value <= high:
+            raise typer.BadParameter(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return check
+
+
 def positive_lr(value: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise typer.BadParameter(f"the learning rate must be a positive number, got {value:g}")
@@ -89,8 +100,8 @@ NoDownloadOpt = Annotated[
 
 
 def data_dir_option(data_dir: Path | None, synthetic: bool) -> str | None:
-    """The data folder as a run records it: absolute (so --resume works from anywhere), or None."""
-    return None if synthetic or data_dir is None else str(Path(data_dir).resolve())
+    """The data folder as given (a run records it absolute, so --resume works from anywhere), or None."""
+    return None if synthetic or data_dir is None else str(data_dir)
 
 
 def check_resume_alone(resume: Path | None, out: Path | None) -> None:

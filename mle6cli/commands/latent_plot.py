@@ -5,8 +5,9 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._options import DeviceOpt, JsonOpt, NoDownloadOpt, QuietOpt, SyntheticOpt
+from mle6cli.commands._options import DeviceOpt, JsonOpt, NoDownloadOpt, QuietOpt, SyntheticOpt, whole_in_range
 from mle6cli.commands._output import Printer
+from mle6cli.tasks.limits import MIN_POINTS
 
 
 def latent_plot(
@@ -20,7 +21,12 @@ def latent_plot(
     ] = None,
     synthetic: SyntheticOpt = False,
     n: Annotated[
-        int, typer.Option("--n", min=20, max=1_000_000, help="Test images to encode (the first n; the sheet's 2048).")
+        int,
+        typer.Option(
+            "--n",
+            callback=whole_in_range(MIN_POINTS, 1_000_000),
+            help=f"Test images to encode: the first n ({MIN_POINTS}..1000000; the sheet's 2048).",
+        ),
     ] = 2048,
     out: Annotated[Path, typer.Option("--out", help="Where to write the PNG.")] = Path("latent.png"),
     device: DeviceOpt = "auto",

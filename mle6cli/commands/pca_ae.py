@@ -22,14 +22,21 @@ from mle6cli.commands._options import (
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
+    whole_in_range,
 )
 from mle6cli.commands._output import Printer
+from mle6cli.fmt import plural
 from mle6cli.tasks.limits import MNIST_PIXELS
 
 
 def pca_ae(
     latent_dim: Annotated[
-        int, typer.Option("--latent-dim", min=1, max=MNIST_PIXELS, help="k of the linear autoencoder 784→k→784.")
+        int,
+        typer.Option(
+            "--latent-dim",
+            callback=whole_in_range(1, MNIST_PIXELS),
+            help=f"k of the linear autoencoder 784→k→784 (1..{MNIST_PIXELS}).",
+        ),
     ] = 10,
     epochs: EpochsOpt = 10,
     batch_size: BatchSizeOpt = 128,
@@ -66,7 +73,7 @@ def pca_ae(
         "batch_size": batch_size,
         "lr": lr,
         "seeds": [seed],
-        "compare": None if compare is None else str(compare.resolve()),
+        "compare": None if compare is None else str(compare),
         "device": device,
         "deterministic": deterministic,
         "download": not no_download,
@@ -78,7 +85,7 @@ def pca_ae(
         return
     k = result.config.latent_dim
     tag = " — SYNTHETIC data" if result.data["synthetic"] else ""
-    printer.line(f"linear autoencoder 784→{k}→784, {result.config.epochs} epochs{tag}")
+    printer.line(f"linear autoencoder 784→{k}→784, {plural(result.config.epochs, 'epoch')}{tag}")
     printer.line(f"  linear AE test MSE       {result.linear_ae_test_mse:.6f}")
     printer.line(f"  exact optimum (SVD) test {result.pca_test_mse:.6f}  (train {result.pca_train_mse:.6f})")
     printer.line(f"  ratio linear AE / optimum {result.ratio:.4f}")
@@ -89,7 +96,7 @@ def pca_ae(
     )
     if result.compare is not None:
         printer.table(
-            f"Conv AE ({compare}, {result.compare[0]['epochs']} epochs) vs exact PCA on the same test images",
+            f"Conv AE ({compare}, {plural(result.compare[0]['epochs'], 'epoch')}) vs exact PCA on the same test images",
             ["d", "conv AE test MSE", "PCA test MSE", "conv / PCA", "better"],
             [
                 [

@@ -23,7 +23,7 @@ from mle6cli.commands._options import (
     positive_list,
 )
 from mle6cli.commands._output import Printer
-from mle6cli.fmt import lr_label
+from mle6cli.fmt import lr_label, plural
 
 
 def parse_lrs(text: str) -> list[float]:
@@ -89,7 +89,7 @@ def sweep_lr(
             ]
         )
     printer.table(
-        f"Learning-rate sweep, {summary['epochs']} epochs (final epoch)",
+        f"Learning-rate sweep, {plural(summary['epochs'], 'epoch')} (final epoch)",
         ["lr", "status", "train loss", "train acc", "val loss", "val acc", "test acc"],
         rows,
     )

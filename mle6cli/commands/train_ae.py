@@ -25,6 +25,7 @@ from mle6cli.commands._options import (
     positive_list,
 )
 from mle6cli.commands._output import Printer
+from mle6cli.fmt import plural
 
 
 def parse_dims(value: str) -> list[int]:
@@ -104,7 +105,7 @@ def train_ae(
         printer.json(result.to_json())
     else:
         printer.table(
-            f"Conv autoencoder, {result.config.epochs} epochs"
+            f"Conv autoencoder, {plural(result.config.epochs, 'epoch')}"
             + (" — SYNTHETIC data" if result.data["synthetic"] else ""),
             ["d", "seed", "train MSE", "test MSE", "status", "restarts"],
             [

@@ -67,11 +67,13 @@ class Adam:
             self.step_count += 1
         else:
             self.step_count += active.to(self.step_count.dtype)
-        # float64 scalars, as torch.optim.Adam computes its bias corrections in Python floats
-        step_size = self.lrs / (1 - beta1**self.step_count)  # (M,)
-        bias_correction2_sqrt = (1 - beta2**self.step_count).sqrt()  # (M,)
+        # float64 scalars, as torch.optim.Adam computes its bias corrections in Python floats; a member
+        # that never stepped keeps step 0, so its corrections use 1 (finite; its step size is 0 anyway)
+        steps = self.step_count.clamp_min(1)
+        step_size = self.lrs / (1 - beta1**steps)  # (M,)
+        bias_correction2_sqrt = (1 - beta2**steps).sqrt()  # (M,)
         if active is not None:
-            step_size = step_size * active
+            step_size = torch.where(active, step_size, 0.0)
         for p, j, exp_avg, exp_avg_sq in zip(self.params, self.member_of, self.exp_avg, self.exp_avg_sq, strict=True):
             grad = p.grad
             if grad is None:

@@ -158,6 +158,13 @@ class Run:
             raise RunDirError(f"--resume: {path / CONFIG} lacks the run's options")
         return cls(command, path, saved_options, saved, document)
 
+    def record_paths(self, *keys: str) -> None:
+        """Record these options' paths absolute (a fresh run), so --resume works from any folder."""
+        if not self.resumed:
+            for key in keys:
+                if self.options.get(key) is not None:
+                    self.options[key] = str(Path(self.options[key]).resolve())
+
     def begin(self, *, device: str, data: dict, **extra) -> None:
         """Create the folder and write config.json (a fresh run), or check that a resumed run's data
         are the data it started on. The training clock starts here."""

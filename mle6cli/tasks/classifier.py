@@ -23,7 +23,7 @@ from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
 from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.runs import Member, Run, RunDirError
 from mle6cli.errors import ConfigError, Mle6Error
-from mle6cli.fmt import lr_label
+from mle6cli.fmt import lr_label, plural
 
 METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
@@ -225,6 +225,7 @@ def _classify(command, options, *, out, overwrite, resume, events, stop) -> dict
         events.note(data.synthetic_note())
     if run.resumed:
         events.note(f"Resuming the run in {run.path} with its saved options.")
+    run.record_paths("data_dir")
     run.begin(device=describe_device(device), data=data.source)
 
     several_seeds = len(config.seeds) > 1
@@ -247,10 +248,10 @@ def _classify(command, options, *, out, overwrite, resume, events, stop) -> dict
             i = members.index(member)
             run.write_csv(dirs[i] / "metrics.csv", METRICS_HEADER, member.state.history)
             done["epochs"] += 1
-            label = f"lr {lr_label(member.key['lr'])}" if sweep else "epoch"
+            label = f"lr {lr_label(member.key['lr'])} " if sweep else ""
             if several_seeds:
-                label += f" seed {member.key['seed']}"
-            events.epoch(f"{label} {row['epoch']}/{config.epochs}", done["epochs"], _shown(row))
+                label += f"seed {member.key['seed']} "
+            events.epoch(f"{label}epoch {row['epoch']}/{config.epochs}", done["epochs"], _shown(row))
 
     def build(group: list[Member]):
         from mle6cli.engine.fused import FusedCNNMembers
@@ -373,7 +374,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
     plots.sweep_curves_figure(
         [(lr_label(m.key["lr"]), m.state.history) for m in members],
         run.path / "sweep_curves.png",
-        f"Learning-rate sweep, {config.epochs} epochs{synthetic_tag}",
+        f"Learning-rate sweep, {plural(config.epochs, 'epoch')}{synthetic_tag}",
     )
     best = best_member(records)
     if best is None:

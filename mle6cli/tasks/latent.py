@@ -15,32 +15,39 @@ import torch
 from mle6cli.data.splits import as_float
 from mle6cli.engine.runs import RunDirError
 from mle6cli.errors import Mle6Error
+from mle6cli.tasks.limits import MIN_POINTS
 
 LATENT_DIM = 3
 KNN_K = 5
-MIN_POINTS = 20
 
 
-def finished_ae_runs(run_dir: Path, option: str) -> list[dict]:
-    """The members a finished train-ae run lists in its summary.json (readers trust nothing else)."""
+def finished_ae_summary(run_dir: Path, option: str) -> dict:
+    """summary.json of a finished train-ae run; RunDirError naming `option` otherwise."""
     from mle6cli.files import FileError, read_json
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunDirError(f"{option}: {run_dir} is not a folder")
+        raise RunDirError(f"{option}: {run_dir} is not a finished train-ae run (no such folder)")
+    if not (run_dir / "summary.json").is_file():
+        raise RunDirError(f"{option}: {run_dir} is not a finished train-ae run (no summary.json)")
     try:
         summary = read_json(run_dir / "summary.json")
-    except FileError:
-        raise RunDirError(f"{option}: {run_dir} is not a finished train-ae run (no readable summary.json)") from None
+    except FileError as exc:
+        raise RunDirError(f"{option}: {exc}") from None
     if not isinstance(summary, dict) or summary.get("command") != "train-ae":
         what = summary.get("command") if isinstance(summary, dict) else None
-        raise RunDirError(
-            f"{option}: {run_dir} is not a finished train-ae run" + (f" (it holds a {what} run)" if what else "")
-        )
+        held = f" (it holds a {what} run)" if what else ""
+        raise RunDirError(f"{option}: {run_dir} is not a finished train-ae run{held}")
+    return summary
+
+
+def finished_ae_runs(run_dir: Path, option: str, summary: dict | None = None) -> list[dict]:
+    """The members a finished train-ae run lists in its summary.json (readers trust nothing else)."""
+    summary = summary if summary is not None else finished_ae_summary(run_dir, option)
     runs = [r for r in summary.get("runs", []) if isinstance(r, dict) and r.get("checkpoint")]
     if not runs:
         raise RunDirError(f"{option}: {run_dir} holds no train-ae checkpoints")
-    missing = [r["checkpoint"] for r in runs if not (run_dir / r["checkpoint"]).is_file()]
+    missing = [r["checkpoint"] for r in runs if not (Path(run_dir) / r["checkpoint"]).is_file()]
     if missing:
         raise RunDirError(f"{option}: {run_dir} lacks {', '.join(missing)}, listed in its summary.json")
     return runs

@@ -21,6 +21,7 @@ from mle6cli.data.splits import Split, as_float
 from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.runs import Member, Run
 from mle6cli.errors import ConfigError, Mle6Error
+from mle6cli.fmt import plural
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
 from mle6cli.tasks.classifier import check_distinct, check_number
 
@@ -184,12 +185,10 @@ def check_compare_run(run_dir: Path, data) -> list[dict]:
 
     Called before pca-ae creates its run folder, so a bad --compare leaves nothing behind.
     """
-    from mle6cli.files import read_json
-    from mle6cli.tasks.latent import finished_ae_runs
+    from mle6cli.tasks.latent import finished_ae_runs, finished_ae_summary
 
     run_dir = Path(run_dir)
-    entries = finished_ae_runs(run_dir, "--compare")
-    summary = read_json(run_dir / "summary.json")
+    summary = finished_ae_summary(run_dir, "--compare")
     trained_on = summary.get("data", {})
     here = data.describe()
     if bool(trained_on.get("synthetic")) != here["synthetic"] or trained_on.get("n_test") != here["n_test"]:
@@ -199,7 +198,7 @@ def check_compare_run(run_dir: Path, data) -> list[dict]:
             f"this run uses {'synthetic' if here['synthetic'] else 'real'} data with {here['n_test']}"
         )
     epochs = summary.get("epochs")
-    return [dict(r, epochs=epochs) for r in entries]
+    return [dict(r, epochs=epochs) for r in finished_ae_runs(run_dir, "--compare", summary)]
 
 
 def compare_with_run(run_dir: Path, data, basis: np.ndarray, device) -> list[dict]:
@@ -258,7 +257,7 @@ def compare_verdict(rows: list[dict], epochs: int | None, quick: bool = False) -
     from undertrained models or from gaps within the seeds' spread (95% Student t interval)."""
     if not rows:
         return ""
-    basis = f"after {epochs} epochs of the conv AE" if epochs else "for this run"
+    basis = f"after {plural(epochs, 'epoch')} of the conv AE" if epochs else "for this run"
     if quick or (epochs is not None and epochs < VERDICT_EPOCHS):
         return (
             f"Indicative only ({basis}, fewer than the exercise's {VERDICT_EPOCHS}): the conv AE is still far from "
@@ -321,6 +320,7 @@ def pca_ae(
         events.note(data.synthetic_note())
     if run.resumed:
         events.note(f"Resuming the run in {run.path} with its saved options.")
+    run.record_paths("data_dir", "compare")
     run.begin(device=describe_device(device), data=data.describe())
 
     k = config.latent_dim

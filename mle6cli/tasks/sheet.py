@@ -42,6 +42,7 @@ class Plan:
     pca_epochs: int = 10
     latent_n: int = 2048
     gauss_samples: int = 100_000
+    synthetic_signs_per_class: tuple[int, int, int] = (160, 20, 20)  # train/val/test, as the real split
 
 
 FULL = Plan()
@@ -108,6 +109,8 @@ def run_all(
         "synthetic": config.synthetic,
         **config.seed_options(),
     }
+    if config.synthetic:
+        signs_options["synthetic_per_class"] = list(plan.synthetic_signs_per_class)
     signs = load_data(ClassifierConfig.from_options(signs_options), device)
     mnist_options = {
         "data_dir": None if config.synthetic else str(Path(config.mnist_dir).resolve()),
@@ -121,6 +124,7 @@ def run_all(
     mnist = open_mnist(AeConfig.from_options(mnist_options).spec(), device)
     if run.resumed:
         events.note(f"Resuming the run in {run.path}: finished steps are kept.")
+    run.record_paths("data_dir", "mnist_dir")
     run.begin(device=describe_device(device), data={"signs": signs.source, "mnist": mnist.describe()})
 
     events.start(total_epochs(plan), "run-all")
@@ -209,7 +213,7 @@ def _job(run: Run, command: str, options: dict, counter: _Counter, stop, *, data
 
     sub = run.path / command
     counter.events.section(f"{command}")
-    if (sub / "summary.json").is_file():
+    if run.resumed and (sub / "summary.json").is_file():
         done = read_json(sub / "summary.json")
         counter.offset += _epochs_of(done)
         return done
@@ -217,7 +221,7 @@ def _job(run: Run, command: str, options: dict, counter: _Counter, stop, *, data
     kwargs = {"events": counter.for_step(), "stop": stop, **extra}
     if data is not None:
         kwargs["data"] = data
-    if (sub / "resume.pt").is_file():
+    if run.resumed and (sub / "resume.pt").is_file():
         functions[command](options, resume=sub, **kwargs)
     else:  # a new or --overwrite'd run-all folder: its step folders are ours to reuse
         functions[command](options, out=sub, overwrite=True, **kwargs)
@@ -225,10 +229,11 @@ def _job(run: Run, command: str, options: dict, counter: _Counter, stop, *, data
 
 
 def _epochs_of(summary: dict) -> int:
+    """The epochs a finished step trained, for the running count."""
     runs = summary.get("runs")
     if isinstance(runs, list):
-        return sum(len(r.get("history") or r.get("test_loss") or []) or r.get("epochs_done", 0) for r in runs)
-    return len(summary.get("test_loss") or [])
+        return sum(len(r.get("history") or []) or int(r.get("epochs_done") or 0) for r in runs)
+    return len(summary.get("history") or [])
 
 
 def _maths(run: Run, config: RunAllConfig, results: dict, figures: dict, events: Events) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from mle6cli.fmt import cell, lr_label
+from mle6cli.fmt import cell, lr_label, plural
 from mle6cli.report import Section, Table, write_report
 
 # What the exercise sheet itself prints or says (../shared/seed), set beside our numbers.
@@ -163,7 +163,7 @@ def _sweep_section(s: dict, figures: dict, plan, synthetic: bool) -> Section:
     epochs_note = (
         ""
         if plan.sweep_epochs == EXERCISE["epochs"]
-        else f" This run used {plan.sweep_epochs} epochs, not the exercise's {EXERCISE['epochs']} (--quick)."
+        else f" This run used {plural(plan.sweep_epochs, 'epoch')}, not the exercise's {EXERCISE['epochs']} (--quick)."
     )
     return Section(
         "SIGNS classifier: learning-rate sweep",
@@ -214,7 +214,11 @@ def _ae_section(ae: dict, figures: dict, plan, synthetic: bool) -> Section:
             f"The exercise's ConvolutionalAutoencoder at latent sizes {', '.join(map(str, plan.ae_dims))}, {epochs} "
             "epochs each, Adam 1e-3 + MSE, batch 128, with the test loss measured every epoch (the sheet measures it "
             "once, after training)."
-            + (f" Indicative only: {epochs} epochs, not the exercise's {EXERCISE['ae_epochs']}." if indicative else ""),
+            + (
+                f" Indicative only: {plural(epochs, 'epoch')}, not the exercise's {EXERCISE['ae_epochs']}."
+                if indicative
+                else ""
+            ),
             "Ours, not the sheet's: with PyTorch's default initialisation this model often collapses to an all-black "
             f"output, whose test MSE is mean(x²) = {cell(ae['trivial_test_mse'])} on this test set (predicting the "
             f"mean training image scores {cell(ae.get('mean_image_test_mse'))}). mle6 starts the last layer's bias "
@@ -222,7 +226,11 @@ def _ae_section(ae: dict, figures: dict, plan, synthetic: bool) -> Section:
             "restarts any run that still collapses." + (" The digits are synthetic." if synthetic else ""),
         ],
         [
-            Table(["claim", "exercise", f"mle6 ({epochs} epochs)"], claims, "The sheet's statements beside this run"),
+            Table(
+                ["claim", "exercise", f"mle6 ({plural(epochs, 'epoch')})"],
+                claims,
+                "The sheet's statements beside this run",
+            ),
             Table(["d", "train MSE", "test MSE", "collapsed", "restarts"], rows, "Final losses per latent size"),
         ],
         [figures["ae_losses"], figures["reconstructions"]],
@@ -257,7 +265,7 @@ def _pca_section(p: dict, figures: dict) -> Section:
         Table(
             ["k", "linear AE test MSE", "exact optimum test MSE", "ratio"],
             rows,
-            f"The bias-free linear autoencoder after {p.get('epochs', '?')} epochs against its exact optimum",
+            f"The bias-free linear autoencoder after {plural(p.get('epochs', 0), 'epoch')} against its exact optimum",
         )
     ]
     paragraphs = [
@@ -280,7 +288,7 @@ def _pca_section(p: dict, figures: dict) -> Section:
                     ]
                     for r in compare
                 ],
-                f"Conv autoencoder after {epochs} epochs vs exact PCA",
+                f"Conv autoencoder after {plural(epochs, 'epoch')} vs exact PCA",
             )
         )
         paragraphs.append(
