@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from mle6cli.cli import BoundaryGroup
 from mle6cli.engine.device import configure_threads, resolve_device, set_seed
-from mle6cli.errors import DataError, DeviceError
 from mle6cli.engine.interrupt import Interrupted, graceful_stop
+from mle6cli.errors import DataError, DeviceError
 
 
 def test_cpu_and_auto():

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from mle6cli.data.splits import Split
 from mle6cli.engine import fused as fz
 from mle6cli.engine.loop import MemberState, fit, position_groups
-from mle6cli.engine.members import CLASSIFY, RECONSTRUCT, ModuleMembers
+from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
 from mle6cli.engine.optim import Adam
 from mle6cli.models import CNNClassifier, ConvAutoencoder
 

@@ -9,7 +9,7 @@ from mle6cli.data.splits import Split
 from mle6cli.engine import fused as fz
 from mle6cli.engine import graphs
 from mle6cli.engine.loop import MemberState, fit
-from mle6cli.engine.members import CLASSIFY, RECONSTRUCT, ModuleMembers
+from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
 from mle6cli.models import CNNClassifier, ConvAutoencoder
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

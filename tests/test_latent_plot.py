@@ -77,8 +77,8 @@ def test_cli_on_a_run(runner, app, tmp_path, ae_run):
     assert (tmp_path / "l.png").read_bytes()[:4] == b"\x89PNG"
 
     # the same numbers, recomputed from the checkpoint's codes with the sklearn oracle
-    from mle6cli.tasks.autoencoders import load_autoencoder
     from mle6cli.data.mnist import SYNTHETIC_SEED, synthetic_mnist
+    from mle6cli.tasks.autoencoders import load_autoencoder
     from mle6cli.tasks.latent import encode
 
     model, _ = load_autoencoder(tmp_path / "r" / "ae_d3.pt")
