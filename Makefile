@@ -30,8 +30,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check mle6cli tests
-	$(BIN)/ruff format --check mle6cli tests
+	$(BIN)/ruff check mle6cli tests benchmarks
+	$(BIN)/ruff format --check mle6cli tests benchmarks
 
 # The whole exercise sheet in under 3 minutes: real data when both datasets are here, else synthetic.
 demo: install

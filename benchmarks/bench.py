@@ -295,7 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     best = f", best of {args.repeat} alternating runs" if args.repeat > 1 else ""
     print(f"{report['device']}, SIGNS {report['signs']}, times in seconds{best}, ratio = seed / ours")
     for r in table:
-        print("  ".join(c.ljust(w) if i in (0, 7, 8) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print(
+            "  ".join(
+                c.ljust(w) if i in (0, 7, 8) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     report["goals"] = goals(report, on_gpu)
     if report["goals"]:
         print()

@@ -74,7 +74,7 @@ def main(argv=None) -> None:
 
     def plain(k: int):
         def run() -> None:
-            for model, lr in zip(models(k), LRS):
+            for model, lr in zip(models(k), LRS, strict=True):
                 opt = torch.optim.Adam(model.parameters(), lr=lr)
                 train_model(model, opt, CLASSIFY, train, evals, epochs=1, batch_size=64, seed=0, use_graphs=False)
 

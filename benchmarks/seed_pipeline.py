@@ -70,10 +70,10 @@ def synthetic_signs_arrays(seed: int = 0) -> dict[str, np.ndarray]:
             return signs.synthetic_arrays(seed)
     rng = np.random.default_rng(seed)
     arrays = {}
-    for split, n in zip(SPLITS, (960, 120, 120)):
+    for split, n in zip(SPLITS, (960, 120, 120), strict=True):
         labels = rng.integers(0, 6, n)
         images = rng.integers(0, 60, (n, 64, 64, 3)).astype(np.uint8)
-        for image, label in zip(images, labels):  # `label` bright bars: learnable in a few epochs
+        for image, label in zip(images, labels, strict=True):  # `label` bright bars: learnable in a few epochs
             for bar in range(label):
                 image[8:56, 6 + 10 * bar : 12 + 10 * bar] = 220
         arrays[f"X_{split}"], arrays[f"Y_{split}"] = images, labels.astype(np.int64)

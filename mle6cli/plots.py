@@ -110,7 +110,7 @@ def sweep_curves_figure(members: list[tuple[str, list[dict]]], path: Path, title
         ("train_acc", "train accuracy"),
         ("val_acc", "val accuracy"),
     )
-    for ax, (key, name) in zip(axes.flat, panels):
+    for ax, (key, name) in zip(axes.flat, panels, strict=True):
         for label, history in members:
             ax.plot([row["epoch"] for row in history], [row[key] for row in history], label=f"lr {label}")
         ax.set_title(name)

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny convolutions: a
 def tiny_signs(folder: Path, n=(12, 6, 6)) -> Path:
     rng = np.random.default_rng(0)
     folder.mkdir()
-    for split, k in zip(("train", "val", "test"), n):
+    for split, k in zip(("train", "val", "test"), n, strict=True):
         np.save(folder / f"X_{split}.npy", rng.integers(0, 256, (k, 64, 64, 3), dtype=np.uint8))
         np.save(folder / f"Y_{split}.npy", np.arange(k, dtype=np.int64) % 6)
     return folder

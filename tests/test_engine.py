@@ -288,13 +288,13 @@ def test_interrupt_and_resume_continue_exactly(data, stop_at_call):
 
     calls = {"n": 0}
 
-    def should_stop() -> bool:
+    def stop() -> bool:
         calls["n"] += 1
         return calls["n"] >= stop_at_call
 
     first = fused_members(states, lrs)
     cut = [MemberState(seed=SEED) for _ in lrs]
-    assert fit(first, cut, *data, epochs=EPOCHS, batch_size=BATCH, should_stop=should_stop) is True
+    assert fit(first, cut, *data, epochs=EPOCHS, batch_size=BATCH, stop=stop) is True
     saved = [(first.export(j), s.to_dict()) for j, s in enumerate(cut)]  # what resume.pt holds, member by member
     again = fused_members(initial_states(3, seed=99), [0.0] * 3)  # other weights and lrs: all overwritten
     again.optimizer.lrs.copy_(torch.tensor(lrs, dtype=torch.float64))
@@ -309,7 +309,7 @@ def test_interrupt_and_resume_continue_exactly(data, stop_at_call):
 def test_members_at_different_points_are_fitted_apart(data):
     states = initial_states(2)
     a, b = MemberState(seed=SEED), MemberState(seed=SEED)
-    assert fit(fused_members(states[:1], [1e-3]), [a], *data, epochs=2, batch_size=BATCH, should_stop=lambda: True)
+    assert fit(fused_members(states[:1], [1e-3]), [a], *data, epochs=2, batch_size=BATCH, stop=lambda: True)
     assert a.position == (0, 1, BATCH) and position_groups([a, b]) == [[0], [1]]
     with pytest.raises(ValueError, match="different points"):
         fit(fused_members(states, [1e-3, 1e-3]), [a, b], *data, epochs=2, batch_size=BATCH)

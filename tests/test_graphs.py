@@ -84,7 +84,7 @@ def test_warm_up_steps_are_undone_exactly():
     assert float(accumulator) == 0.0
     assert all(
         torch.equal(a, b)
-        for a, b in zip(members.export(0)["weights"].values(), reference.export(0)["weights"].values())
+        for a, b in zip(members.export(0)["weights"].values(), reference.export(0)["weights"].values(), strict=True)
     )
     assert float(members.optimizer.step_count[0]) == 0 and float(members.optimizer.exp_avg[0].abs().max()) == 0.0
     scratch = torch.zeros(1, dtype=torch.float64)
@@ -93,7 +93,7 @@ def test_warm_up_steps_are_undone_exactly():
         step(reference, scratch)
     assert all(
         torch.equal(a, b)
-        for a, b in zip(members.export(0)["weights"].values(), reference.export(0)["weights"].values())
+        for a, b in zip(members.export(0)["weights"].values(), reference.export(0)["weights"].values(), strict=True)
     )
 
 

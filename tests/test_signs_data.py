@@ -165,9 +165,9 @@ def test_prepare_signs_from_h5_splits_by_class(runner, app, tmp_path):
     # train + val is exactly the original training set, each image once, with its label
     merged = np.concatenate([loaded["X_train"], loaded["X_val"]])
     labels = np.concatenate([loaded["Y_train"], loaded["Y_val"]])
-    original = {a.tobytes(): int(b) for a, b in zip(arrays["X_train"], arrays["Y_train"])}
+    original = {a.tobytes(): int(b) for a, b in zip(arrays["X_train"], arrays["Y_train"], strict=True)}
     assert len(merged) == len(original) == len({a.tobytes() for a in merged})
-    assert all(original[a.tobytes()] == b for a, b in zip(merged, labels))
+    assert all(original[a.tobytes()] == b for a, b in zip(merged, labels, strict=True))
     np.testing.assert_array_equal(loaded["X_test"], arrays["X_val"])
     data = load_signs(out, torch.device("cpu"))  # the result passes the loader's checks
     assert data.sizes() == {"train": 30, "val": 12, "test": 12}
@@ -200,7 +200,7 @@ def test_prepare_signs_from_jpg_folders(runner, app, tmp_path):
     for split, key in (("train", "train"), ("test", "val")):
         folder = tmp_path / split
         folder.mkdir()
-        for i, (img, label) in enumerate(zip(arrays[f"X_{key}"], arrays[f"Y_{key}"])):
+        for i, (img, label) in enumerate(zip(arrays[f"X_{key}"], arrays[f"Y_{key}"], strict=True)):
             Image.fromarray(img).save(folder / f"{label}_{i:03d}.jpg", quality=95)
         (folder / "notes.txt").write_text("not an image: ignored")
     result = runner.invoke(

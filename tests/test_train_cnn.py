@@ -55,7 +55,7 @@ def test_epoch_metrics_are_means_over_every_sample():
     def nll(row, label):  # by hand: -log softmax
         return -(row[label] - math.log(sum(math.exp(v) for v in row)))
 
-    losses = [nll(r, y) for r, y in zip(logits, labels)]
+    losses = [nll(r, y) for r, y in zip(logits, labels, strict=True)]
     expected_loss = sum(losses) / 5  # every sample counts once, in batches of 2, 2 and 1
     assert [row["epoch"] for row in state.history] == [1, 2] and state.status == "completed"
     for row in state.history:

@@ -59,7 +59,7 @@ class Printer:
             if title:
                 self.line(title)
             for r in cells:
-                first, *rest = zip(r, widths)
+                first, *rest = zip(r, widths, strict=True)
                 self.line("  ".join([first[0].ljust(first[1])] + [c.rjust(w) for c, w in rest]).rstrip())
             return
         from rich.table import Table

@@ -169,7 +169,7 @@ def synthetic_arrays(seed: int = 0, per_class: tuple[int, int, int] = STANDARD_P
     """
     rng = np.random.default_rng(seed)
     arrays = {}
-    for split, n in zip(SPLITS, per_class):
+    for split, n in zip(SPLITS, per_class, strict=True):
         labels = np.repeat(np.arange(CLASSES), n)
         labels = labels[rng.permutation(len(labels))]
         images = np.empty((len(labels), SIDE, SIDE, 3), dtype=np.uint8)

@@ -3,7 +3,7 @@
 The run protocol (`engine.runs.Run.train`) is the one user:
 
     with graceful_stop() as stop:
-        interrupted = fit(..., should_stop=stop)
+        interrupted = fit(..., stop=stop)
     if interrupted:
         run.save(members)
         raise run.interrupted(stop.signal_number, where)
@@ -24,7 +24,7 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class StopRequest:
-    """Callable flag handed to the training loop as `should_stop`."""
+    """Callable flag handed to the training loop as `stop`."""
 
     def __init__(self) -> None:
         self.signal_number: int | None = None
@@ -46,7 +46,7 @@ class Interrupted(Mle6Error):
 
 
 def any_of(*stops: Callable[[], bool] | None) -> Callable[[], bool]:
-    """One `should_stop` that is true when any given one is (None entries are ignored)."""
+    """One `stop` that is true when any given one is (None entries are ignored)."""
     active = [s for s in stops if s is not None]
     return lambda: any(s() for s in active)
 

@@ -79,7 +79,7 @@ def fit(
     epochs: int,
     batch_size: int,
     on_epoch: Callable[[list[dict | None]], Sequence[int] | None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    stop: Callable[[], bool] | None = None,
     use_graphs: bool | None = None,
 ) -> bool:
     """Train every member whose state is `training` up to `epochs`; return True when interrupted.
@@ -89,7 +89,7 @@ def fit(
     over every training sample of the epoch), `train_acc` for classifiers, `<split>_loss` and
     `<split>_acc` for each split in `evals`, in eval mode — and `on_epoch(rows)` is called with
     one row per member (None for members not trained this epoch); it may return members to
-    retire (status `stopped`). `should_stop()` is asked after every step: on True the states
+    retire (status `stopped`). `stop()` is asked after every step: on True the states
     are left resumable and fit returns True.
     """
     if len(states) != members.count:
@@ -174,7 +174,7 @@ def fit(
             run_step(index)
             position["batch"] += 1
             position["seen"] += index.shape[1]
-            if should_stop is not None and should_stop() and position["batch"] < steps_per_epoch:
+            if stop is not None and stop() and position["batch"] < steps_per_epoch:
                 interrupted = True
                 break
         sync()
@@ -211,7 +211,7 @@ def fit(
         if live != before:  # fewer members to train: skip the retired ones (and recapture)
             alive.copy_(torch.tensor(live, device=device))
             run_step = bind()
-        if should_stop is not None and should_stop() and position["epoch"] < epochs:
+        if stop is not None and stop() and position["epoch"] < epochs:
             return True
     for j, s in enumerate(states):
         if live[j]:

@@ -36,6 +36,11 @@ class Task:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     has_accuracy: bool
 
+    def header(self, evals: Sequence[str]) -> list[str]:
+        """The keys of a history row, the columns of metrics.csv: epoch, then loss (and accuracy) per split."""
+        metrics = ("loss", "acc") if self.has_accuracy else ("loss",)
+        return ["epoch", *(f"{split}_{m}" for split in ("train", *evals) for m in metrics)]
+
 
 CLASSIFY = Task("classify", F.nll_loss, True)  # the models end in LogSoftmax
 RECONSTRUCT = Task("reconstruct", F.mse_loss, False)

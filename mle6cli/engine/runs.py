@@ -277,7 +277,7 @@ class Run:
         from mle6cli.engine.loop import fit, position_groups
 
         with graceful_stop() as signal_stop:
-            should_stop = any_of(signal_stop, stop)
+            stop = any_of(signal_stop, stop)
             for indices in position_groups([m.state for m in members]):
                 group = [members[i] for i in indices]
                 backend = build(group)
@@ -296,7 +296,7 @@ class Run:
                     epochs=epochs,
                     batch_size=batch_size,
                     on_epoch=rows_done,
-                    should_stop=should_stop,
+                    stop=stop,
                 )
                 for j, member in enumerate(group):
                     exported = backend.export(j)

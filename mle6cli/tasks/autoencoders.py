@@ -52,6 +52,7 @@ from torch import nn
 
 from mle6cli.data.splits import Split, as_float
 from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.members import RECONSTRUCT
 from mle6cli.engine.runs import Member, Run, RunDirError
 from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.models import ConvAutoencoder
@@ -69,7 +70,7 @@ DEFAULT_DIMS = (3, 10, 100, 250)
 INITS = ("mean", "pytorch")  # the fix (output bias at the mean intensity), or PyTorch's default
 # Checkpoints of the exercise's model carry this; those of the earlier, different model do not.
 ARCHITECTURE = "exercise-conv-ae"
-METRICS_HEADER = ["epoch", "train_loss", "test_loss"]
+METRICS_HEADER = RECONSTRUCT.header(["test"])  # epoch, train_loss, test_loss
 
 
 class TrainingFailed(Mle6Error):
@@ -416,7 +417,7 @@ def train_ae(
             if check.collapsed and m.extra["attempt"] < config.retries:
                 retire.append(j)
             metrics_file, _ = member_files(m.key["latent_dim"], m.key["seed"], several)
-            run.write_csv(metrics_file, METRICS_HEADER, _rows(m.state.history))
+            run.write_csv(metrics_file, METRICS_HEADER, m.state.history)
             events.epoch(
                 f"{label(m)} epoch {row['epoch']}/{config.epochs}",
                 progress["epochs"],
@@ -425,7 +426,7 @@ def train_ae(
         return retire
 
     def build(group: list[Member]):
-        from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
+        from mle6cli.engine.members import ModuleMembers
 
         models = [build_autoencoder(m.key["latent_dim"], m.state.seed, device, mean_pixel) for m in group]
         return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
@@ -462,10 +463,6 @@ def _new_member(latent_dim: int, seed: int) -> Member:
     )
 
 
-def _rows(history: list[dict]) -> list[dict]:
-    return [{k: row[k] for k in METRICS_HEADER} for row in history]
-
-
 def _attempt_record(m: Member, status: str, reason: str | None) -> dict:
     history = m.state.history
     return {
@@ -496,7 +493,7 @@ def _restart_if_collapsed(m: Member, config: AeConfig, events, label) -> bool:
 def _finish_member(run: Run, m: Member, several: bool, data_info: dict) -> DimResult:
     s = m.state
     metrics_file, checkpoint_file = member_files(m.key["latent_dim"], m.key["seed"], several)
-    history = _rows(s.history)
+    history = s.history
     run.write_csv(metrics_file, METRICS_HEADER, history)
     if s.status == "diverged":
         status, collapsed, reason = "diverged", False, f"non-finite loss in epoch {s.diverged_epoch}"

@@ -21,11 +21,12 @@ from pathlib import Path
 
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
 from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.members import CLASSIFY
 from mle6cli.engine.runs import Member, Run, RunDirError
 from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.fmt import lr_label, plural
 
-METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_loss, val_acc
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
 SYNTHETIC_SEED = 0  # the synthetic dataset is one fixed dataset, whatever the training seed
 DEFAULT_SEED = 42

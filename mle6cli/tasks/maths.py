@@ -112,7 +112,7 @@ def conv_output(geom: ConvGeometry) -> ConvResult:
         if max(geom.stride) > 1:
             raise ConvSizeError(f"padding 'same' needs stride 1 (as in torch), got stride {_fmt(geom.stride)}")
         # torch pads d(K-1) in total, the smaller half first when it is odd
-        padding = tuple(d * (k - 1) // 2 for k, d in zip(geom.kernel, geom.dilation))
+        padding = tuple(d * (k - 1) // 2 for k, d in zip(geom.kernel, geom.dilation, strict=True))
     elif mode == "valid":
         padding = (0, 0)
     else:
@@ -155,7 +155,7 @@ def _name_cases(result: ConvResult) -> list[str]:
     g = result.geometry
     cases = []
     if g.transposed:
-        if any(o > i for o, i in zip(result.output, g.input)):
+        if any(o > i for o, i in zip(result.output, g.input, strict=True)):
             cases.append("up-sampling: a transposed convolution with stride s grows the input about s times")
         return cases
     if g.padding == "valid" or result.padding == (0, 0):

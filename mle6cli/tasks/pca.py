@@ -23,6 +23,7 @@ from mle6cli.engine.runs import Member, Run
 from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.fmt import plural
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
+from mle6cli.tasks.autoencoders import METRICS_HEADER
 from mle6cli.tasks.classifier import check_distinct, check_number
 
 
@@ -175,9 +176,6 @@ class PcaAeResult:
             "history": self.history,
             "figures": self.figures,
         }
-
-
-METRICS_HEADER = ["epoch", "train_loss", "test_loss"]
 
 
 def check_compare_run(run_dir: Path, data) -> list[dict]:
@@ -378,7 +376,7 @@ def pca_ae(
 
     seed_results = []
     for m in members:
-        history = [{key: row[key] for key in METRICS_HEADER} for row in m.state.history]
+        history = m.state.history
         run.write_csv(metrics_file(m), METRICS_HEADER, history)
         folder = metrics_file(m).parent
         run.save_torch(folder / f"linear_ae_k{k}.pt", {"model": "linear-ae", "latent_dim": k, "state_dict": m.weights})
@@ -391,7 +389,7 @@ def pca_ae(
             }
         )
     first = members[0]
-    history = [{key: row[key] for key in METRICS_HEADER} for row in first.state.history]
+    history = first.state.history
     model = LinearAutoencoder(k)
     model.load_state_dict(first.weights)
     model = model.to(device).eval()

@@ -8,6 +8,7 @@ rest on, and a --quick run draws no verdict from its undertrained models.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from pathlib import Path
 
 from mle6cli.fmt import cell, lr_label, plural
@@ -195,7 +196,7 @@ def _ae_section(ae: dict, figures: dict, plan, synthetic: bool) -> Section:
         for r in ae["runs"]
     ]
     finals = [(r["latent_dim"], r["final_test_mse"]) for r in ae["runs"] if r["final_test_mse"] is not None]
-    monotone = all(a[1] >= b[1] for a, b in zip(finals, finals[1:]))
+    monotone = all(a[1] >= b[1] for a, b in pairwise(finals))
     epochs = ae.get("epochs", plan.ae_epochs)
     at_100 = next((v for d, v in finals if d == 100), None)
     claims = [
