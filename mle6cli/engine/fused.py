@@ -13,7 +13,9 @@ On the CPU (by default) the members run one after another on views of the same s
 weights: the very kernels a separate model runs, so the numbers are bit-for-bit those of
 separate runs, with a max-pooling faster than ATen's (`per_member=False` takes the grouped
 layout on the CPU too: faster, equal only up to float rounding). train-cnn is a one-member run
-of this same path. Every parameter carries the model index as its leading dimension, `(M, ...)`.
+of this same path. Each block pools before its ReLU: max and ReLU commute exactly, values and
+gradients alike (a window whose maximum is not positive sends back zeros either way), and the
+ReLU then runs on a quarter of the values. Every parameter carries the model index as its leading dimension, `(M, ...)`.
 """
 
 from __future__ import annotations
@@ -57,32 +59,35 @@ class MaxPool2x2(torch.autograd.Function):
     """F.max_pool2d(x, 2) on CPU, same numbers, faster.
 
     ATen's CPU max_pool2d forward walks each window in scalar code; here the window's four
-    corners are strided views combined by elementwise maxima, and the winner's flat index is
-    handed to ATen's own max_pool2d backward. Ties go to the first corner in row-major order,
-    as max_pool2d's `val > maxval` scan does, so values AND gradients are bit-identical
-    (windows holding a NaN aside: a diverged model's gradients do not matter).
+    corners (a b / c d) are strided views combined by elementwise maxima, and two boolean maps
+    remember the winner: `lower` (c or d) and `right` (b or d); the backward turns them into
+    the winner's flat index for ATen's own max_pool2d backward. Ties go to the first corner in
+    row-major order, as max_pool2d's `val > maxval` scan does, so values AND gradients are
+    bit-identical to max_pool2d's (windows holding a NaN aside: a diverged model's gradients
+    do not matter).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H/2, W/2)
         a, b, c, d = x[..., ::2, ::2], x[..., ::2, 1::2], x[..., 1::2, ::2], x[..., 1::2, 1::2]
         top, bottom = torch.maximum(a, b), torch.maximum(c, d)
-        out = torch.maximum(top, bottom)
         if ctx.needs_input_grad[0]:
-            h, w = x.shape[-2:]
-            rows = torch.arange(0, h, 2, device=x.device).mul_(w).view(-1, 1)  # (H/2, 1)
-            corner = rows + torch.arange(0, w, 2, device=x.device)  # (H/2, W/2): top-left's flat index
             lower = bottom > top  # (B, C, H/2, W/2)
             right = torch.where(lower, d > c, b > a)
-            index = corner + lower * w + right  # int64 flat index into each (H, W) plane
-            ctx.save_for_backward(x, index)
-        return out
+            ctx.save_for_backward(lower, right)
+            ctx.shape = x.shape
+        return torch.maximum(top, bottom)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        x, index = ctx.saved_tensors
+        lower, right = ctx.saved_tensors
+        h, w = ctx.shape[-2:]
+        rows = torch.arange(0, h, 2, device=grad.device).mul_(w).view(-1, 1)  # (H/2, 1)
+        corner = rows + torch.arange(0, w, 2, device=grad.device)  # (H/2, W/2): the top-left's flat index
+        index = corner + lower * w + right  # int64 flat index of each window's winner in its (H, W) plane
+        empty = grad.new_empty(ctx.shape)  # max_pool2d's backward reads only the shape of its input
         return torch.ops.aten.max_pool2d_with_indices_backward(
-            grad.contiguous(), x, [2, 2], [2, 2], [0, 0], [1, 1], False, index
+            grad.contiguous(), empty, [2, 2], [2, 2], [0, 0], [1, 1], False, index
         )
 
 
@@ -168,12 +173,12 @@ class FusedCNN(nn.Module):
             h = self._batch_norm(
                 h, stats["bn1_running_mean"][j], stats["bn1_running_var"][j], p["bn1_weight"][j], p["bn1_bias"][j]
             )
-            h = max_pool2x2(F.relu(h))  # (B, 4, 32, 32)
+            h = F.relu(max_pool2x2(h))  # (B, 4, 32, 32): relu∘pool = pool∘relu, on 1/4 of the values
             h = F.conv2d(h, p["conv2_weight"][j], p["conv2_bias"][j], padding="same")  # (B, 8, 32, 32)
             h = self._batch_norm(
                 h, stats["bn2_running_mean"][j], stats["bn2_running_var"][j], p["bn2_weight"][j], p["bn2_bias"][j]
             )
-            h = max_pool2x2(F.relu(h))  # (B, 8, 16, 16)
+            h = F.relu(max_pool2x2(h))  # (B, 8, 16, 16)
             h = F.relu(F.linear(h.flatten(1), p["fc1_weight"][j], p["fc1_bias"][j]))  # (B, 64)
             outs.append(F.log_softmax(F.linear(h, p["fc2_weight"][j], p["fc2_bias"][j]), dim=1))  # (B, classes)
         return torch.stack(outs)  # (M, B, classes)
@@ -198,9 +203,9 @@ class FusedCNN(nn.Module):
             xm = xm.transpose(0, 1).reshape(xm.shape[1], -1, *xm.shape[3:])
             x = F.conv2d(xm, w1.view(-1, *w1.shape[2:]), self.conv1_bias.view(-1), padding="same", groups=m)
         batch = x.shape[0]
-        x = max_pool2x2(F.relu(bn(x, "bn1")))  # (B, 4M, 32, 32)
+        x = F.relu(max_pool2x2(bn(x, "bn1")))  # (B, 4M, 32, 32)
         x = F.conv2d(x, w2.view(-1, *w2.shape[2:]), self.conv2_bias.view(-1), padding="same", groups=m)
-        x = max_pool2x2(F.relu(bn(x, "bn2")))  # (B, 8M, 16, 16)
+        x = F.relu(max_pool2x2(bn(x, "bn2")))  # (B, 8M, 16, 16)
         x = x.reshape(batch, m, -1).transpose(0, 1)  # (M, B, 2048): member j's own 8 channels, as nn.Flatten
         x = F.relu(torch.baddbmm(self.fc1_bias.unsqueeze(1), x, self.fc1_weight.transpose(1, 2)))  # (M, B, 64)
         x = torch.baddbmm(self.fc2_bias.unsqueeze(1), x, self.fc2_weight.transpose(1, 2))  # (M, B, classes)

@@ -74,23 +74,27 @@ class Adam:
         bias_correction2_sqrt = (1 - beta2**steps).sqrt()  # (M,)
         if active is not None:
             step_size = torch.where(active, step_size, 0.0)
+        scalars = {}  # per dtype: the (M,) step sizes and corrections, cast once per step
         for p, j, exp_avg, exp_avg_sq in zip(self.params, self.member_of, self.exp_avg, self.exp_avg_sq, strict=True):
             grad = p.grad
             if grad is None:
                 continue
+            if p.dtype not in scalars:
+                scalars[p.dtype] = (step_size.to(p.dtype), bias_correction2_sqrt.to(p.dtype))
+            sizes, bc2s = scalars[p.dtype]
             if j is None:  # stacked members: per-member scalars broadcast over (M, 1, ...)
                 shape = (-1,) + (1,) * (p.dim() - 1)
-                size, bc2 = step_size.view(shape), bias_correction2_sqrt.view(shape)
+                size, bc2 = sizes.view(shape), bc2s.view(shape)
                 if active is not None:
                     grad = torch.where(active.view(shape), grad, 0.0)
             else:
-                size, bc2 = step_size[j], bias_correction2_sqrt[j]
+                size, bc2 = sizes[j], bc2s[j]
                 if active is not None:
                     grad = torch.where(active[j], grad, 0.0)
             exp_avg.lerp_(grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / bc2.to(p.dtype)).add_(self.eps)
-            p.sub_(size.to(p.dtype) * exp_avg / denom)
+            denom = (exp_avg_sq.sqrt() / bc2).add_(self.eps)
+            p.sub_(size * exp_avg / denom)
 
     # ---- one member's state, in plain tensors (checkpoints hold members, so a run can be re-sharded)
 
