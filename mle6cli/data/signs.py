@@ -42,6 +42,10 @@ class SignsData:
     def sizes(self) -> dict:
         return {name: len(getattr(self, name)) for name in SPLITS}
 
+    def describe(self) -> dict:
+        """Where the data came from and the split sizes, as config.json records them."""
+        return self.source
+
     def synthetic_note(self) -> str:
         from mle6cli.data.splits import synthetic_note
 

@@ -233,6 +233,20 @@ class Run:
         }
         return save_torch(self.path / RESUME, payload)
 
+    def members(self, keys: list[dict], extra: dict | None = None) -> list[Member]:
+        """One member per key (each with its `seed`): fresh, or those the resumed run saved (which must be
+        the same members)."""
+        from mle6cli.engine.loop import MemberState
+
+        saved = self.saved_members()
+        if saved is None:
+            return [Member(dict(key), MemberState(seed=key["seed"]), extra=dict(extra or {})) for key in keys]
+        if [m.key for m in saved] != keys:
+            raise RunDirError(
+                f"--resume: the checkpoint in {self.path} does not hold the members its config.json names"
+            )
+        return saved
+
     def saved_members(self) -> list[Member] | None:
         if self.saved is None:
             return None

@@ -375,54 +375,47 @@ def train_ae(
     """train-ae: one ConvAutoencoder per latent size and seed (Adam, MSE), with collapse detection and
     restarts; writes the run folder and returns an AeResult. `data` may pass MNIST already open."""
     from mle6cli.data.mnist import open_mnist
-    from mle6cli.engine.device import describe_device, resolve_device, set_seed
+    from mle6cli.tasks.jobs import EpochLog, open_job
 
-    run = Run.open("train-ae", options, out=out, overwrite=overwrite, resume=resume)
-    config = AeConfig.from_options(run.options)
-    device = resolve_device(config.device)
-    set_seed(config.seeds[0], config.deterministic)
-    data = data if data is not None else open_mnist(config.spec(), device)
-    if data.synthetic:
-        events.note(data.synthetic_note())
-    if run.resumed:
-        events.note(f"Resuming the run in {run.path} with its saved options.")
-    run.record_paths("data_dir")
-    run.begin(device=describe_device(device), data=data.describe())
-
+    job = open_job(
+        "train-ae",
+        options,
+        AeConfig,
+        lambda config, device: open_mnist(config.spec(), device),
+        out=out,
+        overwrite=overwrite,
+        resume=resume,
+        events=events,
+        data=data,
+    )
+    run, config, device, data = job.run, job.config, job.device, job.data
     train_split, test_split = data.train_split(), data.test_split()
     levels = collapse_levels(data.train_x, data.test_x)
     mean_pixel = mean_intensity(data.train_x) if config.init == "mean" else None
     several = len(config.seeds) > 1
-    members = run.saved_members()
-    if members is None:
-        members = [_new_member(d, s) for d in config.latent_dims for s in config.seeds]
-    run.restore_rng()
-    events.start(len(members) * config.epochs, "train-ae")
-    progress = {"epochs": sum(m.extra.get("epochs_run", 0) for m in members)}
+    keys = [{"latent_dim": d, "seed": s} for d in config.latent_dims for s in config.seeds]
+    members = run.members(keys, extra={"attempt": 0, "attempts": [], "epochs_before": 0})
 
     def label(m: Member) -> str:
-        text = f"d={m.key['latent_dim']}" + (f" seed {m.key['seed']}" if several else "")
-        return text + (f" retry {m.extra['attempt']}" if m.extra["attempt"] else "")
+        text = f"d={m.key['latent_dim']} " + (f"seed {m.key['seed']} " if several else "")
+        return text + (f"retry {m.extra['attempt']} " if m.extra["attempt"] else "")
+
+    def metrics_file(m: Member) -> Path:
+        return member_files(m.key["latent_dim"], m.key["seed"], several)[0]
+
+    log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
     def on_epoch(group: list[Member], rows: list[dict | None], backend) -> list[int]:
         retire = []
         for j, (m, row) in enumerate(zip(group, rows, strict=True)):
             if row is None:
                 continue
-            m.extra["epochs_run"] = m.extra.get("epochs_run", 0) + 1
-            progress["epochs"] += 1
             check = check_collapse(backend.models[j], test_split, row["test_loss"], levels)
             m.extra["collapse"] = check.reason  # None: healthy
             # a saturated sigmoid does not recover: give up at once while a restart is left
             if check.collapsed and m.extra["attempt"] < config.retries:
                 retire.append(j)
-            metrics_file, _ = member_files(m.key["latent_dim"], m.key["seed"], several)
-            run.write_csv(metrics_file, METRICS_HEADER, m.state.history)
-            events.epoch(
-                f"{label(m)} epoch {row['epoch']}/{config.epochs}",
-                progress["epochs"],
-                {"train_loss": row["train_loss"], "test_loss": row["test_loss"]},
-            )
+            log(m, row)
         return retire
 
     def build(group: list[Member]):
@@ -455,14 +448,6 @@ def train_ae(
     return result
 
 
-def _new_member(latent_dim: int, seed: int) -> Member:
-    from mle6cli.engine.loop import MemberState
-
-    return Member(
-        {"latent_dim": latent_dim, "seed": seed}, MemberState(seed=seed), extra={"attempt": 0, "attempts": []}
-    )
-
-
 def _attempt_record(m: Member, status: str, reason: str | None) -> dict:
     history = m.state.history
     return {
@@ -481,8 +466,9 @@ def _restart_if_collapsed(m: Member, config: AeConfig, events, label) -> bool:
     if m.state.status != "stopped":
         return False
     reason = m.extra.get("collapse") or "collapsed"
-    events.note(f"Note: {label(m)} collapsed with seed {m.state.seed} ({reason}); restarted.")
+    events.note(f"Note: {label(m).strip()} collapsed with seed {m.state.seed} ({reason}); restarted.")
     m.extra["attempts"].append(_attempt_record(m, "collapsed", reason))
+    m.extra["epochs_before"] += len(m.state.history)
     m.extra["attempt"] += 1
     m.state = MemberState(seed=attempt_seed(m.key["seed"], m.extra["attempt"]))
     m.weights = m.optimizer = None

@@ -22,7 +22,7 @@ from pathlib import Path
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
 from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.members import CLASSIFY
-from mle6cli.engine.runs import Member, Run, RunDirError
+from mle6cli.engine.runs import Member, RunDirError
 from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.fmt import lr_label, plural
 
@@ -214,74 +214,45 @@ def sweep_lr(
 
 
 def _classify(command, options, *, out, overwrite, resume, events, stop) -> dict:
-    from mle6cli.engine.device import describe_device, resolve_device, set_seed
+    from mle6cli.engine.fused import FusedCNNMembers
+    from mle6cli.tasks.jobs import EpochLog, open_job
 
     sweep = command == "sweep-lr"
-    run = Run.open(command, options, out=out, overwrite=overwrite, resume=resume)
-    config = ClassifierConfig.from_options(run.options)
-    device = resolve_device(config.device)
-    set_seed(config.seeds[0], config.deterministic)
-    data = load_data(config, device)
-    if data.synthetic:
-        events.note(data.synthetic_note())
-    if run.resumed:
-        events.note(f"Resuming the run in {run.path} with its saved options.")
-    run.record_paths("data_dir")
-    run.begin(device=describe_device(device), data=data.source)
-
+    job = open_job(
+        command, options, ClassifierConfig, load_data, out=out, overwrite=overwrite, resume=resume, events=events
+    )
+    config, run = job.config, job.run
+    members = run.members([{"lr": lr, "seed": seed} for lr in config.lrs for seed in config.seeds])
     several_seeds = len(config.seeds) > 1
-    members = run.saved_members()
-    if members is None:
-        members = [_new_member(lr, seed) for lr in config.lrs for seed in config.seeds]
-    elif [(m.key["lr"], m.key["seed"]) for m in members] != [(lr, s) for lr in config.lrs for s in config.seeds]:
-        raise RunDirError(f"--resume: the checkpoint in {run.path} does not match the run's learning rates and seeds")
-    run.restore_rng()
-    dirs = [member_dir(m.key["lr"], m.key["seed"], sweep=sweep, several_seeds=several_seeds) for m in members]
 
-    total = len(members) * config.epochs
-    events.start(total, "sweep" if sweep else "training")
-    done = {"epochs": sum(len(m.state.history) for m in members)}
+    def folder(m: Member) -> Path:
+        return member_dir(m.key["lr"], m.key["seed"], sweep=sweep, several_seeds=several_seeds)
+
+    def label(m: Member) -> str:
+        return (f"lr {lr_label(m.key['lr'])} " if sweep else "") + (f"seed {m.key['seed']} " if several_seeds else "")
+
+    log = EpochLog(job, events, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:])
 
     def on_epoch(group: list[Member], rows: list[dict | None], backend) -> None:
         for member, row in zip(group, rows, strict=True):
-            if row is None:
-                continue
-            i = members.index(member)
-            run.write_csv(dirs[i] / "metrics.csv", METRICS_HEADER, member.state.history)
-            done["epochs"] += 1
-            label = f"lr {lr_label(member.key['lr'])} " if sweep else ""
-            if several_seeds:
-                label += f"seed {member.key['seed']} "
-            events.epoch(f"{label}epoch {row['epoch']}/{config.epochs}", done["epochs"], _shown(row))
+            if row is not None:
+                log(member, row)
 
     def build(group: list[Member]):
-        from mle6cli.engine.fused import FusedCNNMembers
-
-        models = [initial_model(m.key["seed"], device) for m in group]
-        return FusedCNNMembers(models, [m.key["lr"] for m in group])
+        return FusedCNNMembers([initial_model(m.key["seed"], job.device) for m in group], [m.key["lr"] for m in group])
 
     run.train(
         members,
         build,
-        data.train,
-        {"val": data.val},
+        job.data.train,
+        {"val": job.data.val},
         epochs=config.epochs,
         batch_size=config.batch_size,
         on_epoch=on_epoch,
         stop=stop,
     )
-    train_seconds = run.clock.seconds()
-    return _finish(run, config, data, device, members, dirs, sweep, train_seconds)
-
-
-def _new_member(lr: float, seed: int) -> Member:
-    from mle6cli.engine.loop import MemberState
-
-    return Member({"lr": lr, "seed": seed}, MemberState(seed=seed))
-
-
-def _shown(row: dict) -> dict:
-    return {k: row[k] for k in METRICS_HEADER[1:] if k in row}
+    dirs = [folder(m) for m in members]
+    return _finish(run, config, job.data, job.device, members, dirs, sweep, run.clock.seconds())
 
 
 def _test_members(members: list[Member], data: SignsData, device) -> list[dict | None]:

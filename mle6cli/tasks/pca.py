@@ -19,7 +19,7 @@ import torch
 
 from mle6cli.data.splits import Split, as_float
 from mle6cli.engine.events import QUIET, Events
-from mle6cli.engine.runs import Member, Run
+from mle6cli.engine.runs import Member
 from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.fmt import plural
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
@@ -302,49 +302,44 @@ def pca_ae(
     optionally set a train-ae run's conv AEs beside exact PCA at their latent sizes."""
     from mle6cli import plots
     from mle6cli.data.mnist import open_mnist
-    from mle6cli.engine.device import describe_device, resolve_device, set_seed
-    from mle6cli.engine.loop import MemberState
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
     from mle6cli.tasks.autoencoders import example_indices
+    from mle6cli.tasks.jobs import EpochLog, open_job
 
-    run = Run.open("pca-ae", options, out=out, overwrite=overwrite, resume=resume)
-    config = PcaAeConfig.from_options(run.options)
-    device = resolve_device(config.device)
-    set_seed(config.seeds[0], config.deterministic)
-    data = data if data is not None else open_mnist(config.spec(), device)
-    if config.compare is not None:  # before the run folder exists: a bad --compare leaves nothing behind
-        check_compare_run(config.compare, data)
-    if data.synthetic:
-        events.note(data.synthetic_note())
-    if run.resumed:
-        events.note(f"Resuming the run in {run.path} with its saved options.")
-    run.record_paths("data_dir", "compare")
-    run.begin(device=describe_device(device), data=data.describe())
+    def check(config: PcaAeConfig, data) -> None:  # before the run folder exists: a bad --compare leaves nothing
+        if config.compare is not None:
+            check_compare_run(config.compare, data)
 
+    job = open_job(
+        "pca-ae",
+        options,
+        PcaAeConfig,
+        lambda config, device: open_mnist(config.spec(), device),
+        out=out,
+        overwrite=overwrite,
+        resume=resume,
+        events=events,
+        data=data,
+        paths=("data_dir", "compare"),
+        check=check,
+    )
+    run, config, device, data = job.run, job.config, job.device, job.data
     k = config.latent_dim
     several = len(config.seeds) > 1
-    members = run.saved_members()
-    if members is None:
-        members = [Member({"latent_dim": k, "seed": s}, MemberState(seed=s)) for s in config.seeds]
-    run.restore_rng()
-    events.start(len(members) * config.epochs, "pca-ae")
-    done = {"epochs": sum(len(m.state.history) for m in members)}
+    members = run.members([{"latent_dim": k, "seed": s} for s in config.seeds])
 
     def metrics_file(m: Member) -> Path:
         return Path(f"seed_{m.key['seed']}") / "metrics.csv" if several else Path("metrics.csv")
 
+    def label(m: Member) -> str:
+        return f"linear AE k={k} " + (f"seed {m.key['seed']} " if several else "")
+
+    log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
+
     def on_epoch(group, rows, backend):
         for m, row in zip(group, rows, strict=True):
-            if row is None:
-                continue
-            done["epochs"] += 1
-            run.write_csv(metrics_file(m), METRICS_HEADER, m.state.history)
-            seed = f" seed {m.key['seed']}" if several else ""
-            events.epoch(
-                f"linear AE k={k}{seed} epoch {row['epoch']}/{config.epochs}",
-                done["epochs"],
-                {"train_loss": row["train_loss"], "test_loss": row["test_loss"]},
-            )
+            if row is not None:
+                log(m, row)
 
     def build(group):
         models = []

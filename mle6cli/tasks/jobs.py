@@ -1,0 +1,85 @@
+"""What every training task does around its own model: open the run, resolve the device, seed, load
+and check the data, say so, begin; then write each member's metrics and report each epoch.
+
+A task (classifier, autoencoders, pca) adds only its config, its data loader, its members'
+`build`, and what it makes of the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mle6cli.engine.events import Events
+from mle6cli.engine.runs import Member, Run
+
+
+@dataclass
+class Job:
+    run: Run
+    config: object
+    device: object
+    data: object
+
+
+def open_job(
+    command: str,
+    options: dict,
+    config_type,
+    load: Callable,
+    *,
+    out,
+    overwrite: bool,
+    resume,
+    events: Events,
+    data=None,
+    paths: Sequence[str] = ("data_dir",),
+    check: Callable | None = None,
+) -> Job:
+    """Open `command`'s run (fresh in `out`, or the interrupted one in `resume` with its saved options),
+    then device, seed and data (`load(config, device)` unless `data` is given, then `check(config,
+    data)`): all before the folder exists, so a bad input leaves nothing behind."""
+    from mle6cli.engine.device import describe_device, resolve_device, set_seed
+
+    run = Run.open(command, options, out=out, overwrite=overwrite, resume=resume)
+    config = config_type.from_options(run.options)
+    device = resolve_device(config.device)
+    set_seed(config.seeds[0], config.deterministic)
+    data = data if data is not None else load(config, device)
+    if check is not None:
+        check(config, data)
+    if data.synthetic:
+        events.note(data.synthetic_note())
+    if run.resumed:
+        events.note(f"Resuming the run in {run.path} with its saved options.")
+    run.record_paths(*paths)
+    run.begin(device=describe_device(device), data=data.describe())
+    run.restore_rng()
+    return Job(run, config, device, data)
+
+
+class EpochLog:
+    """After each epoch of a member: rewrite its metrics file and report one line of progress."""
+
+    def __init__(
+        self,
+        job: Job,
+        events: Events,
+        members: list[Member],
+        header: list[str],
+        file_of: Callable[[Member], Path],
+        label_of: Callable[[Member], str],
+        shown: Sequence[str],
+    ):
+        self.run, self.events, self.header = job.run, events, header
+        self.file_of, self.label_of, self.shown = file_of, label_of, list(shown)
+        self.epochs = job.config.epochs
+        self.done = sum(len(m.state.history) + m.extra.get("epochs_before", 0) for m in members)
+        events.start(len(members) * self.epochs, job.run.command)
+
+    def __call__(self, member: Member, row: dict) -> None:
+        self.run.write_csv(self.file_of(member), self.header, member.state.history)
+        self.done += 1
+        metrics = {k: row[k] for k in self.shown if k in row}
+        self.events.epoch(f"{self.label_of(member)}epoch {row['epoch']}/{self.epochs}", self.done, metrics)
