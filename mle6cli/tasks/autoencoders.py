@@ -56,7 +56,7 @@ from mle6cli.engine.members import RECONSTRUCT
 from mle6cli.engine.runs import Member, Run, RunDirError
 from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.models import ConvAutoencoder
-from mle6cli.tasks.classifier import check_distinct, check_number
+from mle6cli.tasks.config import OptionsConfig, check_distinct, check_loop, check_number, check_seeds
 from mle6cli.tasks.limits import MAX_LATENT_DIM
 
 # A run is collapsed when its test MSE is at least 90% of mean(x²), the all-black score (collapsed
@@ -78,7 +78,7 @@ class TrainingFailed(Mle6Error):
 
 
 @dataclass(frozen=True)
-class AeConfig:
+class AeConfig(OptionsConfig):
     """Everything that determines a train-ae run (config.json's options, resolved)."""
 
     latent_dims: tuple[int, ...] = DEFAULT_DIMS
@@ -100,28 +100,11 @@ class AeConfig:
             if d > MAX_LATENT_DIM:
                 raise ConfigError(f"latent size {d} is larger than {MAX_LATENT_DIM}")
         check_distinct("latent size", self.latent_dims)
-        for seed in self.seeds:
-            check_number("seed", seed, whole=True, minimum=0)
-        check_distinct("seed", self.seeds)
-        check_number("epochs", self.epochs, whole=True, minimum=1)
-        check_number("batch size", self.batch_size, whole=True, minimum=1)
-        check_number("learning rate", self.lr, whole=False, positive=True)
+        check_seeds(self.seeds)
+        check_loop(self.epochs, self.batch_size, self.lr)
         check_number("retries", self.retries, whole=True, minimum=0)
         if self.init not in INITS:
             raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
-
-    @classmethod
-    def from_options(cls, options: dict) -> AeConfig:
-        values = dict(options)
-        if "seed" in values:
-            values["seeds"] = [values.pop("seed")]
-        if "no_download" in values:
-            values["download"] = not values.pop("no_download")
-        values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        for key in ("latent_dims", "seeds"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
 
     def spec(self) -> dict:
         from mle6cli.data.mnist import mnist_spec

@@ -15,7 +15,7 @@ summary.json.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from mle6cli.engine.members import CLASSIFY
 from mle6cli.engine.runs import Member, RunDirError
 from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.fmt import lr_label, plural
+from mle6cli.tasks.config import ALIASES, OptionsConfig, check_distinct, check_loop, check_number, check_seeds
 
 METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_loss, val_acc
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
@@ -36,34 +37,11 @@ class TrainingDiverged(Mle6Error):
     """The training loss became NaN or infinite."""
 
 
-def check_number(name: str, value, *, whole: bool, minimum: float | None = None, positive: bool = False):
-    """One rule for every numeric option read from a config: ConfigError naming it."""
-    ok_type = (isinstance(value, int) if whole else isinstance(value, (int, float))) and not isinstance(value, bool)
-    if not ok_type or (isinstance(value, float) and not math.isfinite(value)):
-        kind = "a whole number" if whole else "a finite number"
-        raise ConfigError(f"{name} must be {kind}, got {value!r}")
-    if positive and not value > 0:
-        raise ConfigError(f"{name} must be positive, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}, got {value!r}")
-    return value
-
-
-def check_distinct(name: str, values: Sequence) -> tuple:
-    values = tuple(values)
-    if not values:
-        raise ConfigError(f"give at least one {name}")
-    seen = set()
-    for v in values:
-        if v in seen:
-            raise ConfigError(f"{name} {v:g} is listed twice")
-        seen.add(v)
-    return values
-
-
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(OptionsConfig):
     """Everything that determines a classifier run (config.json's options, resolved)."""
+
+    aliases = ALIASES | {"lr": ("lrs", lambda v: [v])}  # train-cnn's one --lr is a one-member sweep
 
     lrs: tuple[float, ...] = (1e-3,)
     seeds: tuple[int, ...] = (DEFAULT_SEED,)
@@ -79,34 +57,12 @@ class ClassifierConfig:
         for lr in self.lrs:
             check_number("learning rate", lr, whole=False, positive=True)
         check_distinct("learning rate", self.lrs)
-        for seed in self.seeds:
-            check_number("seed", seed, whole=True, minimum=0)
-        check_distinct("seed", self.seeds)
-        check_number("epochs", self.epochs, whole=True, minimum=1)
-        check_number("batch size", self.batch_size, whole=True, minimum=1)
+        check_seeds(self.seeds)
+        check_loop(self.epochs, self.batch_size)
         if len(self.synthetic_per_class) != 3 or min(self.synthetic_per_class) < 1:
             raise ConfigError(f"synthetic_per_class must be three positive counts, got {self.synthetic_per_class!r}")
         if not self.synthetic and not self.data_dir:
             raise ConfigError("give a data folder or use synthetic data")
-
-    @classmethod
-    def from_options(cls, options: dict) -> ClassifierConfig:
-        """From a command's options: `lr` (train-cnn) or `lrs` (sweep-lr), `seed` or `seeds`, …"""
-        values = dict(options)
-        if "lr" in values:
-            values["lrs"] = [values.pop("lr")]
-        if "seed" in values:
-            values["seeds"] = [values.pop("seed")]
-        known = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in values.items() if k in known}
-        for key in ("lrs", "seeds", "synthetic_per_class"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
-
-    @property
-    def data_source(self) -> dict:
-        return {"synthetic": True} if self.synthetic else {"synthetic": False, "data_dir": self.data_dir}
 
 
 def load_data(config: ClassifierConfig, device) -> SignsData:

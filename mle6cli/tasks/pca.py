@@ -24,7 +24,7 @@ from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.fmt import plural
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
 from mle6cli.tasks.autoencoders import METRICS_HEADER
-from mle6cli.tasks.classifier import check_distinct, check_number
+from mle6cli.tasks.config import OptionsConfig, check_loop, check_number, check_seeds
 
 
 def _as_double(x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +81,7 @@ def principal_angles_deg(a: np.ndarray, b: np.ndarray) -> list[float]:
 
 
 @dataclass(frozen=True)
-class PcaAeConfig:
+class PcaAeConfig(OptionsConfig):
     """Everything that determines a pca-ae run (config.json's options, resolved)."""
 
     latent_dim: int = 10
@@ -100,26 +100,8 @@ class PcaAeConfig:
         check_number("latent dim", self.latent_dim, whole=True, minimum=1)
         if self.latent_dim > MNIST_PIXELS:
             raise ConfigError(f"latent dim must be between 1 and {MNIST_PIXELS}, got {self.latent_dim}")
-        for seed in self.seeds:
-            check_number("seed", seed, whole=True, minimum=0)
-        check_distinct("seed", self.seeds)
-        check_number("epochs", self.epochs, whole=True, minimum=1)
-        check_number("batch size", self.batch_size, whole=True, minimum=1)
-        check_number("learning rate", self.lr, whole=False, positive=True)
-
-    @classmethod
-    def from_options(cls, options: dict) -> PcaAeConfig:
-        values = dict(options)
-        if "seed" in values:
-            values["seeds"] = [values.pop("seed")]
-        if "no_download" in values:
-            values["download"] = not values.pop("no_download")
-        values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        if "seeds" in values:
-            values["seeds"] = tuple(values["seeds"])
-        if values.get("compare") is not None:
-            values["compare"] = str(values["compare"])
-        return cls(**values)
+        check_seeds(self.seeds)
+        check_loop(self.epochs, self.batch_size, self.lr)
 
     def spec(self) -> dict:
         from mle6cli.data.mnist import mnist_spec

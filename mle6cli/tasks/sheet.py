@@ -19,6 +19,7 @@ from pathlib import Path
 from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.interrupt import Interrupted
 from mle6cli.engine.runs import Run
+from mle6cli.tasks.config import OptionsConfig
 from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, gauss_conv_check
 
 CONV_CASES = [
@@ -51,7 +52,7 @@ QUICK = Plan(sweep_epochs=8, ae_epochs=2, pca_epochs=3, latent_n=1000, gauss_sam
 
 
 @dataclass(frozen=True)
-class RunAllConfig:
+class RunAllConfig(OptionsConfig):
     data_dir: str = "sign_data"
     mnist_dir: str = "data"
     synthetic: bool = False
@@ -59,13 +60,6 @@ class RunAllConfig:
     device: str = "auto"
     seed: int | None = None  # None: each command's own default seed (train-cnn 42, train-ae 0, …)
     download: bool = True
-
-    @classmethod
-    def from_options(cls, options: dict) -> RunAllConfig:
-        values = dict(options)
-        if "no_download" in values:
-            values["download"] = not values.pop("no_download")
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
     @property
     def plan(self) -> Plan:
