@@ -4,11 +4,10 @@
 
 Rows (each one epoch of 960 images at batch 64, val evaluation included, after a warm-up epoch):
 - seed:            the seed pipeline's epoch (float64 arrays, per-item ToTensor, DataLoader), 1 model
-- train_model:     mle6cli.train.train_model, 1 model (data on the device, index-sliced batches)
-- fused x1:        mle6cli.fused.fit_fused with one member (train-cnn through the fused code)
-- sequential x4:   train_model for each of 4 learning rates, one after another
-- fused x4:        mle6cli.fused.fit_fused, 4 learning rates as one model (per-member layout)
-- fused-grouped x4: the same with the CUDA layout (grouped conv2, batched matmuls)
+- mle6 x1:         engine.loop.fit with one fused member (train-cnn's path)
+- mle6 x4:         4 learning rates as one fused model (sweep-lr's CPU path: per-member layout)
+- mle6 grouped x4: the same with the CUDA layout (grouped conv2, batched matmuls)
+- mle6 seeds 4x5:  4 learning rates x 5 seeds (each seed its own batch order)
 Repeats are interleaved (A B C A B C ...) so a machine that gets busier hurts every row alike;
 the median is reported, with the process CPU time per epoch beside it.
 """
@@ -28,9 +27,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import seed_pipeline  # noqa: E402
-from mle6cli.train import CLASSIFY, Split, train_model  # noqa: E402
 
-from mle6cli import fused as fz  # noqa: E402
+from mle6cli.data.splits import Split  # noqa: E402
+from mle6cli.engine.fused import FusedCNNMembers  # noqa: E402
+from mle6cli.engine.loop import MemberState, fit  # noqa: E402
 from mle6cli.models import CNNClassifier  # noqa: E402
 
 LRS = [1e-1, 1e-3, 1e-4, 1e-5]
@@ -66,36 +66,26 @@ def main(argv=None) -> None:
 
     def models(k: int):
         out = []
-        for state in states[:k]:
+        for state in (states * 5)[:k]:
             m = CNNClassifier().to(device)
             m.load_state_dict(state)
             out.append(m)
         return out
 
-    def plain(k: int):
+    def mle6(lrs: list[float], seeds: list[int], per_member: bool | None = None):
         def run() -> None:
-            for model, lr in zip(models(k), LRS, strict=True):
-                opt = torch.optim.Adam(model.parameters(), lr=lr)
-                train_model(model, opt, CLASSIFY, train, evals, epochs=1, batch_size=64, seed=0, use_graphs=False)
-
-        return run
-
-    def fused(per_member: bool, k: int = 4):
-        def run() -> None:
-            f = fz.pack(models(k))
-            f.per_member = per_member
-            optimizer = fz.FusedAdam(list(f.parameters()), LRS[:k])
-            fz.fit_fused(f, optimizer, train, evals, epochs=1, batch_size=64, seed=0)
+            members = FusedCNNMembers(models(len(lrs) * len(seeds)), [lr for lr in lrs for _ in seeds], per_member)
+            states = [MemberState(seed=s) for _ in lrs for s in seeds]
+            fit(members, states, train, evals, epochs=1, batch_size=64)
 
         return run
 
     rows = {
         "seed": seed_epoch,
-        "train_model": plain(1),
-        "fused x1": fused(True, 1),
-        "sequential x4": plain(4),
-        "fused x4": fused(True),
-        "fused-grouped x4": fused(False),
+        "mle6 x1": mle6([1e-3], [0]),
+        "mle6 x4": mle6(LRS, [0]),
+        "mle6 grouped x4": mle6(LRS, [0], per_member=False),
+        "mle6 seeds 4x5": mle6(LRS, [0, 1, 2, 3, 4]),
     }
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
