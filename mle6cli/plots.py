@@ -92,7 +92,7 @@ def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
     acc_ax.set_ylabel("accuracy")
     acc_ax.set_ylim(0, 1.02)
     for ax in (loss_ax, acc_ax):
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax)
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
@@ -100,10 +100,41 @@ def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
     return save(fig, path)
 
 
-def sweep_curves_figure(members: list[tuple[str, list[dict]]], path: Path, title: str = "") -> Path:
-    """The exercise's 2×2 figure: train loss, val loss, train acc, val acc; one line per learning rate."""
+def _epoch_axis(ax) -> None:
+    """Whole epochs on the x axis (1, 2, 3, not 1.0, 1.5, …)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+
+
+def _plain_log_axis(ax) -> None:
+    """A log-scale y axis with plain tick labels (1.8, 0.05), not 1.8×10⁰."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def mean_and_band(ax, histories: list[list[dict]], key: str, label: str, color, style: str = "-") -> None:
+    """One configuration: its mean curve over seeds, with the min–max band when there are several."""
+    epochs = sorted({row["epoch"] for h in histories for row in h})
+    values = [[row[key] for h in histories for row in h if row["epoch"] == e] for e in epochs]
+    means = [sum(v) / len(v) for v in values]
+    if len(histories) > 1:
+        label = f"{label} (mean of {len(histories)} seeds; band: min–max)"
+        ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], color=color, alpha=0.2, lw=0)
+    ax.plot(epochs, means, style, color=color, label=label)
+
+
+def sweep_curves_figure(groups: list[tuple[str, list[list[dict]]]], path: Path, title: str = "") -> Path:
+    """The exercise's 2×2 figure: train loss, val loss, train acc, val acc; one curve per learning rate
+    (with several seeds, their mean and a min–max band)."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    colors = plt.get_cmap("tab10")
     panels = (
         ("train_loss", "train loss"),
         ("val_loss", "val loss"),
@@ -111,15 +142,16 @@ def sweep_curves_figure(members: list[tuple[str, list[dict]]], path: Path, title
         ("val_acc", "val accuracy"),
     )
     for ax, (key, name) in zip(axes.flat, panels, strict=True):
-        for label, history in members:
-            ax.plot([row["epoch"] for row in history], [row[key] for row in history], label=f"lr {label}")
+        for i, (label, histories) in enumerate(groups):
+            if histories:
+                mean_and_band(ax, histories, key, label, colors(i % 10))
         ax.set_title(name)
         ax.grid(alpha=0.3)
         if key.endswith("loss"):
-            ax.set_yscale("log")  # a failing lr's loss would flatten the others
+            _plain_log_axis(ax)  # a failing lr's loss would flatten the others
         if key.endswith("acc"):
             ax.set_ylim(0, 1.02)
-            ax.set_xlabel("epoch")
+            _epoch_axis(ax)
     axes[0, 0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
@@ -132,26 +164,24 @@ def _synthetic_tag(synthetic: bool) -> str:
 
 def ae_losses_figure(results, levels, path: Path, synthetic: bool = False) -> Path:
     """Train (solid) and test (dashed) MSE per epoch for every latent size, log scale, with the two
-    collapsed levels (`levels.all_black`, `levels.mean_image`)."""
+    collapsed levels (`levels.all_black`, `levels.mean_image`); several seeds: mean and min–max band."""
     plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = plt.get_cmap("tab10")
-    for i, r in enumerate(results):
-        epochs = [row["epoch"] for row in r.history]
-        tag = (
-            f"d={r.latent_dim}"
-            + (" (COLLAPSED)" if r.collapsed else "")
-            + (" (diverged)" if r.status == "diverged" else "")
-        )
-        ax.plot(epochs, [row["train_loss"] for row in r.history], "-o", ms=3, color=colors(i), label=f"{tag} train")
-        ax.plot(epochs, [row["test_loss"] for row in r.history], "--s", ms=3, color=colors(i), label=f"{tag} test")
+    dims = list(dict.fromkeys(r.latent_dim for r in results))
+    for i, d in enumerate(dims):
+        mine = [r for r in results if r.latent_dim == d and r.history]
+        if not mine:
+            continue
+        bad = sum(r.collapsed for r in mine) + sum(r.status == "diverged" for r in mine)
+        tag = f"d={d}" + (f" ({bad} of {len(mine)} COLLAPSED or diverged)" if bad else "")
+        histories = [r.history for r in mine]
+        mean_and_band(ax, histories, "train_loss", f"{tag} train", colors(i % 10), "-o")
+        mean_and_band(ax, histories, "test_loss", f"{tag} test", colors(i % 10), "--s")
     ax.axhline(levels.all_black, color="black", lw=1, ls=":", label=f"all-black output (test) {levels.all_black:.4f}")
     ax.axhline(levels.mean_image, color="grey", lw=1, ls="-.", label=f"mean image (test) {levels.mean_image:.4f}")
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    _plain_log_axis(ax)
+    _epoch_axis(ax)
     ax.set_ylabel("MSE")
     ax.set_title("Convolutional autoencoder: train and test loss" + _synthetic_tag(synthetic))
     ax.legend(fontsize=7, ncol=2)
@@ -215,8 +245,6 @@ def latent_figure(codes, labels, path: Path, title: str) -> Path:
 def pca_losses_figure(history, pca_test_mse: float, path: Path, latent_dim: int, synthetic: bool = False) -> Path:
     """The linear autoencoder's train and test MSE per epoch against the exact PCA optimum."""
     plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
     fig, ax = plt.subplots(figsize=(7, 4.5))
     epochs = [row["epoch"] for row in history]
     ax.plot(epochs, [row["train_loss"] for row in history], "-o", ms=3, label="linear AE train")
@@ -224,9 +252,8 @@ def pca_losses_figure(history, pca_test_mse: float, path: Path, latent_dim: int,
     ax.axhline(
         pca_test_mse, color="black", lw=1.2, ls=":", label=f"exact rank-{latent_dim} optimum (test) {pca_test_mse:.4f}"
     )
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    _plain_log_axis(ax)
+    _epoch_axis(ax)
     ax.set_ylabel("MSE")
     ax.set_title(f"Linear autoencoder k={latent_dim} vs the SVD optimum" + _synthetic_tag(synthetic))
     ax.legend(fontsize=8)

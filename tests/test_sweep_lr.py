@@ -14,7 +14,7 @@ import torch
 from mle6cli.engine import runs
 from mle6cli.engine.interrupt import Interrupted
 from mle6cli.fmt import lr_label
-from mle6cli.tasks.classifier import best_member, sweep_lr
+from mle6cli.tasks.classifier import config_stats, rank_configs, sweep_lr
 from tests.conftest import StopAfter, subprocess_env
 from tests.signs_helpers import signs_options, train_args
 
@@ -47,6 +47,7 @@ def test_sweep_through_the_cli(runner, app, small, tmp_path):
         "summary.json",
         "sweep.csv",
         "sweep_curves.png",
+        "sweep_stats.csv",
     ]
     for label in ("1e-02", "1e-03", "2.5e-04"):
         lines = (s / f"lr_{label}" / "metrics.csv").read_text().splitlines()
@@ -111,14 +112,21 @@ def test_bad_learning_rate_lists_are_usage_errors(runner, app, lrs, message):
     assert result.stdout == ""
 
 
-def test_best_member_ties_go_to_the_lower_val_loss():
-    def run(lr, acc, loss, status="completed"):
-        return {"lr": lr, "status": status, "final": {"val_acc": acc, "val_loss": loss}}
+def test_the_best_lr_is_the_best_mean_val_accuracy_ties_to_the_lower_val_loss():
+    def run(lr, seed, acc, loss, status="completed"):
+        final = {"val_acc": acc, "val_loss": loss, "train_loss": 1.0}
+        return {"lr": lr, "seed": seed, "status": status, "final": final, "test_acc": acc, "test_loss": loss}
 
-    assert best_member([run(1, 0.9, 0.5), run(2, 0.9, 0.3), run(3, 0.8, 0.1)])["lr"] == 2
-    assert best_member([run(1, 0.9, 0.3), run(2, 0.9, 0.3)])["lr"] == 1  # full tie: the first listed
-    assert best_member([run(1, 1.0, 0.1, "diverged"), run(2, 0.5, 0.9)])["lr"] == 2
-    assert best_member([run(1, float("nan"), 0.1)]) is None
+    def best(records, lrs):
+        return rank_configs(config_stats(records, lrs))[0]["lr"]
+
+    assert best([run(1, 0, 0.9, 0.5), run(2, 0, 0.9, 0.3), run(3, 0, 0.8, 0.1)], [1, 2, 3]) == 2
+    assert best([run(1, 0, 0.9, 0.3), run(2, 0, 0.9, 0.3)], [1, 2]) == 1  # full tie: the first listed
+    assert best([run(1, 0, 1.0, 0.1, "diverged"), run(2, 0, 0.5, 0.9)], [1, 2]) == 2
+    # over seeds: the mean decides, not the best single seed
+    records = [run(1, 0, 0.99, 0.1), run(1, 1, 0.5, 0.1), run(2, 0, 0.8, 0.1), run(2, 1, 0.8, 0.1)]
+    assert best(records, [1, 2]) == 2
+    assert rank_configs(config_stats([run(1, 0, float("nan"), 0.1)], [1])) == []  # no usable accuracy
 
 
 def test_lr_labels_are_exact_and_distinct():

@@ -11,6 +11,7 @@ run folders.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -27,9 +28,60 @@ DeviceOpt = Annotated[
     ),
 ]
 SEED_RANGE = {"min": 0, "max": SEED_MAX}
-SeedOpt = Annotated[
-    int, typer.Option("--seed", **SEED_RANGE, help="Random seed; the same seed gives the same metrics on CPU.")
+
+
+def seed_opt(default: int):
+    """The --seed option of a command whose default seed is `default` (shown in its help)."""
+    return Annotated[
+        int | None,
+        typer.Option(
+            "--seed", **SEED_RANGE, help=f"Random seed (default {default}); the same seed gives the same metrics."
+        ),
+    ]
+
+
+SeedsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--seeds",
+        help="Several seeds, a list or a range (0,1,2 or 0-4), instead of --seed: each is one more fused "
+        "member, and the results get means and 95% confidence intervals.",
+    ),
 ]
+MAX_SEEDS = 1000
+
+
+def seeds_option(seed: int | None, seeds: str | None, default: int) -> list[int]:
+    """--seed K or --seeds 0-4 (not both) as a list of seeds; neither: [default]."""
+    if seed is not None and seeds is not None:
+        raise typer.BadParameter("give --seed or --seeds, not both", param_hint="'--seeds'")
+    if seeds is None:
+        return [default if seed is None else seed]
+    return parse_seeds(seeds)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-4' -> [0, 1, 2, 3, 4]; '0,2,7-8' -> [0, 2, 7, 8]; a usage error names the first bad part."""
+    hint = "'--seeds'"
+    values: list[int] = []
+    for part in [p.strip() for p in str(text).split(",")]:
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise typer.BadParameter(f"{part!r} is not a seed or a range; give e.g. 0,1,2 or 0-4", param_hint=hint)
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if high < low:
+            raise typer.BadParameter(f"the range {part} runs backwards", param_hint=hint)
+        if high > SEED_MAX:
+            raise typer.BadParameter(f"seeds go up to {SEED_MAX}, got {high}", param_hint=hint)
+        if len(values) + high - low + 1 > MAX_SEEDS:
+            raise typer.BadParameter(f"at most {MAX_SEEDS} seeds", param_hint=hint)
+        for value in range(low, high + 1):
+            if value in values:
+                raise typer.BadParameter(f"seed {value} is listed twice", param_hint=hint)
+            values.append(value)
+    return values
+
+
 OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Run folder to create (default: runs/<command>/<timestamp>). Must be new or empty."),

@@ -18,13 +18,15 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
-    SeedOpt,
+    SeedsOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
+    seed_opt,
+    seeds_option,
     whole_in_range,
 )
-from mle6cli.commands._output import Printer
+from mle6cli.commands._output import Printer, mean_ci
 from mle6cli.fmt import plural
 from mle6cli.tasks.limits import MNIST_PIXELS
 
@@ -47,7 +49,8 @@ def pca_ae(
         Path | None,
         typer.Option("--compare", help="A train-ae run: compare its conv AEs with exact PCA at each of its dims."),
     ] = None,
-    seed: SeedOpt = 0,
+    seed: seed_opt(0) = None,
+    seeds: SeedsOpt = None,
     device: DeviceOpt = "auto",
     deterministic: DeterministicOpt = False,
     out: OutOpt = None,
@@ -72,7 +75,7 @@ def pca_ae(
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
-        "seeds": [seed],
+        "seeds": seeds_option(seed, seeds, 0),
         "compare": None if compare is None else str(compare),
         "device": device,
         "deterministic": deterministic,
@@ -86,7 +89,11 @@ def pca_ae(
     k = result.config.latent_dim
     tag = " — SYNTHETIC data" if result.data["synthetic"] else ""
     printer.line(f"linear autoencoder 784→{k}→784, {plural(result.config.epochs, 'epoch')}{tag}")
-    printer.line(f"  linear AE test MSE       {result.linear_ae_test_mse:.6f}")
+    if len(result.seed_results) > 1:
+        doc = result.to_json()
+        printer.line(f"  linear AE test MSE       {mean_ci(doc['stats']['linear_ae_test_mse'], 6)} (mean ± 95% CI)")
+    else:
+        printer.line(f"  linear AE test MSE       {result.linear_ae_test_mse:.6f}")
     printer.line(f"  exact optimum (SVD) test {result.pca_test_mse:.6f}  (train {result.pca_train_mse:.6f})")
     printer.line(f"  ratio linear AE / optimum {result.ratio:.4f}")
     angles = result.principal_angles_deg

@@ -15,15 +15,17 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
-    SeedOpt,
+    SeedsOpt,
     SignsDirOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
     positive_list,
+    seed_opt,
+    seeds_option,
 )
 from mle6cli.commands._output import Printer
-from mle6cli.fmt import lr_label, plural
+from mle6cli.commands._render import render_sweep
 
 
 def parse_lrs(text: str) -> list[float]:
@@ -41,7 +43,8 @@ def sweep_lr(
     synthetic: SyntheticOpt = False,
     epochs: EpochsOpt = 50,
     batch_size: BatchSizeOpt = 64,
-    seed: SeedOpt = 42,
+    seed: seed_opt(42) = None,
+    seeds: SeedsOpt = None,
     device: DeviceOpt = "auto",
     deterministic: DeterministicOpt = False,
     out: OutOpt = None,
@@ -64,7 +67,7 @@ def sweep_lr(
         "lrs": parse_lrs(lrs),
         "epochs": epochs,
         "batch_size": batch_size,
-        "seeds": [seed],
+        "seeds": seeds_option(seed, seeds, 42),
         "device": device,
         "deterministic": deterministic,
     }
@@ -73,28 +76,4 @@ def sweep_lr(
     if json_out:
         printer.json(summary)
         return
-    rows = []
-    for run in summary["runs"]:
-        final = run["final"] or {}
-        status = f"diverged at epoch {run['diverged_epoch']}" if run["diverged"] else run["status"]
-        rows.append(
-            [
-                lr_label(run["lr"]),
-                status,
-                final.get("train_loss", "-"),
-                final.get("train_acc", "-"),
-                final.get("val_loss", "-"),
-                final.get("val_acc", "-"),
-                "-" if run["test_acc"] is None else run["test_acc"],
-            ]
-        )
-    printer.table(
-        f"Learning-rate sweep, {plural(summary['epochs'], 'epoch')} (final epoch)",
-        ["lr", "status", "train loss", "train acc", "val loss", "val acc", "test acc"],
-        rows,
-    )
-    printer.line(
-        f"best lr {lr_label(summary['best_lr'])}: val acc {summary['best_val_acc']:.4f}, "
-        f"test acc {summary['test_acc']:.4f}, |val - test| = {summary['val_test_gap']:.4f}"
-    )
-    printer.line(f"trained in {summary['train_seconds']:.1f} s on {summary['device']}; run folder {summary['run_dir']}")
+    render_sweep(printer, summary)

@@ -18,14 +18,16 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
-    SeedOpt,
+    SeedsOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
     positive_list,
+    seed_opt,
+    seeds_option,
 )
 from mle6cli.commands._output import Printer
-from mle6cli.fmt import plural
+from mle6cli.commands._render import render_ae
 
 
 def parse_dims(value: str) -> list[int]:
@@ -53,7 +55,8 @@ def train_ae(
     epochs: EpochsOpt = 10,
     batch_size: BatchSizeOpt = 128,
     lr: LrOpt = 1e-3,
-    seed: SeedOpt = 0,
+    seed: seed_opt(0) = None,
+    seeds: SeedsOpt = None,
     retries: Annotated[
         int, typer.Option("--retries", min=0, max=100, help="Restarts (with a derived seed) allowed per collapsed run.")
     ] = 2,
@@ -91,7 +94,7 @@ def train_ae(
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
-        "seeds": [seed],
+        "seeds": seeds_option(seed, seeds, 0),
         "retries": retries,
         "init": init,
         "device": device,
@@ -104,27 +107,7 @@ def train_ae(
     if json_out:
         printer.json(result.to_json())
     else:
-        printer.table(
-            f"Conv autoencoder, {plural(result.config.epochs, 'epoch')}"
-            + (" — SYNTHETIC data" if result.data["synthetic"] else ""),
-            ["d", "seed", "train MSE", "test MSE", "status", "restarts"],
-            [
-                [
-                    r.latent_dim,
-                    r.train_seed,
-                    r.history[-1]["train_loss"] if r.history else float("nan"),
-                    r.final_test_mse if r.final_test_mse is not None else float("nan"),
-                    r.status.upper() if r.status != "completed" else "ok",
-                    r.retries,
-                ]
-                for r in result.runs
-            ],
-        )
-        printer.line(
-            f"a collapsed model scores test MSE {result.levels.all_black:.4f} (all black) "
-            f"or {result.levels.mean_image:.4f} (the mean image)"
-        )
-        printer.line(f"run folder {result.run_dir} (metrics_d<D>.csv, ae_d<D>.pt, ae_losses.png, reconstructions.png)")
+        render_ae(printer, result)
     if result.failed:
         problems = []
         for r in result.failed:

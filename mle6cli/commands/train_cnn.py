@@ -13,13 +13,16 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
-    SeedOpt,
+    SeedsOpt,
     SignsDirOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
+    seed_opt,
+    seeds_option,
 )
 from mle6cli.commands._output import Printer
+from mle6cli.commands._render import render_sweep
 
 
 def train_cnn(
@@ -28,7 +31,8 @@ def train_cnn(
     lr: LrOpt = 1e-3,
     epochs: EpochsOpt = 50,
     batch_size: BatchSizeOpt = 64,
-    seed: SeedOpt = 42,
+    seed: seed_opt(42) = None,
+    seeds: SeedsOpt = None,
     device: DeviceOpt = "auto",
     deterministic: DeterministicOpt = False,
     out: OutOpt = None,
@@ -51,7 +55,7 @@ def train_cnn(
         "lr": lr,
         "epochs": epochs,
         "batch_size": batch_size,
-        "seeds": [seed],
+        "seeds": seeds_option(seed, seeds, 42),
         "device": device,
         "deterministic": deterministic,
     }
@@ -59,6 +63,9 @@ def train_cnn(
         summary = classifier.train_cnn(options, out=out, overwrite=overwrite, resume=resume, events=events)
     if json_out:
         printer.json(summary)
+        return
+    if "stats" in summary:  # several seeds: the sweep's table, one learning rate
+        render_sweep(printer, summary)
         return
     final = summary["final"]
     printer.line(

@@ -299,6 +299,27 @@ class AeResult:
     def trivial_test_mse(self) -> float:
         return self.levels.all_black
 
+    def stats(self) -> list[dict]:
+        """Per latent size over its seeds: the final test MSE of the runs that trained (mean, std, 95%
+        CI) and how many collapsed or diverged."""
+        from mle6cli.tasks.stats import estimate
+
+        out = []
+        for d in self.config.latent_dims:
+            mine = [r for r in self.runs if r.latent_dim == d]
+            done = [r.final_test_mse for r in mine if r.status == "completed"]
+            out.append(
+                {
+                    "latent_dim": d,
+                    "seeds": len(mine),
+                    "collapsed": sum(r.collapsed for r in mine),
+                    "diverged": sum(r.status == "diverged" for r in mine),
+                    "restarts": sum(r.retries for r in mine),
+                    "test_mse": estimate(done).to_dict(),
+                }
+            )
+        return out
+
     def to_json(self) -> dict:
         """The `--json` document of train-ae."""
         return {
@@ -315,6 +336,8 @@ class AeResult:
             "trivial_test_mse": self.levels.all_black,
             "mean_image_test_mse": self.levels.mean_image,
             "epochs": self.config.epochs,
+            "seeds": list(self.config.seeds),
+            "stats": self.stats(),
             "train_seconds": self.train_seconds,
             "status": "failed" if self.failed else "completed",
         }
@@ -326,9 +349,11 @@ class AeResult:
             "data": self.data,
             "synthetic": self.data["synthetic"],
             "epochs": self.config.epochs,
+            "seeds": list(self.config.seeds),
             "trivial_test_mse": self.levels.all_black,
             "mean_image_test_mse": self.levels.mean_image,
             "runs": [r.to_dict() for r in self.runs],
+            "stats": self.stats(),
             "figures": self.figures,
             "train_seconds": self.train_seconds,
             "resumed": self.resumed,

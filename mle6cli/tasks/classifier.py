@@ -15,10 +15,11 @@ summary.json.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mle6cli import plots
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
 from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.members import CLASSIFY
@@ -120,21 +121,6 @@ def member_dir(lr: float, seed: int, *, sweep: bool, several_seeds: bool) -> Pat
     return path / f"seed_{seed}" if several_seeds else path
 
 
-def best_member(members: list[dict]) -> dict | None:
-    """Highest final val accuracy; ties go to the lower val loss, then to the earlier lr in the list."""
-    candidates = [
-        r for r in members if r["status"] == "completed" and r["final"] and math.isfinite(r["final"]["val_acc"])
-    ]
-    if not candidates:
-        return None
-
-    def key(r):
-        loss = r["final"]["val_loss"]
-        return (-r["final"]["val_acc"], loss if math.isfinite(loss) else math.inf)
-
-    return min(candidates, key=key)  # min is stable: the first of equals wins
-
-
 def train_cnn(
     options: dict,
     *,
@@ -228,9 +214,68 @@ def _test_members(members: list[Member], data: SignsData, device) -> list[dict |
     return results
 
 
-def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> dict:
-    from mle6cli import plots
+STATS_METRICS = ("val_acc", "test_acc", "val_loss", "test_loss", "train_loss")
+STATS_HEADER = ["lr", "seeds", "diverged"] + [
+    f"{metric}_{part}" for metric in STATS_METRICS for part in ("mean", "std", "ci_low", "ci_high")
+]
 
+
+def config_stats(records: list[dict], lrs: Sequence[float]) -> list[dict]:
+    """Per learning rate: how many seeds completed, and mean, std and 95% CI of each final metric."""
+    from mle6cli.tasks.stats import estimate
+
+    out = []
+    for lr in lrs:
+        mine = [r for r in records if r["lr"] == lr]
+        done = [r for r in mine if r["status"] == "completed"]
+        row = {"lr": lr, "seeds": len(done), "diverged": sum(r["status"] == "diverged" for r in mine)}
+        for metric in STATS_METRICS:
+            values = [r[metric] if metric.startswith("test") else r["final"][metric] for r in done]
+            row[metric] = estimate(values).to_dict()
+        out.append(row)
+    return out
+
+
+def rank_configs(stats: list[dict]) -> list[dict]:
+    """The learning rates by mean final val accuracy (as the sheet picks, over seeds), ties to the lower
+    mean val loss, then to the earlier lr in the list."""
+
+    def key(row):
+        loss = row["val_loss"]["mean"]
+        return (-row["val_acc"]["mean"], loss if loss is not None and math.isfinite(loss) else math.inf)
+
+    usable = [r for r in stats if r["seeds"] and r["val_acc"]["mean"] is not None]
+    return sorted(usable, key=key)  # stable: the first of equals wins
+
+
+def compare_best(records: list[dict], ranked: list[dict]):
+    """The best lr against the runner-up, paired by seed on final val accuracy (None with one lr)."""
+    from mle6cli.tasks.stats import paired
+
+    if len(ranked) < 2:
+        return None
+    best, second = ranked[0]["lr"], ranked[1]["lr"]
+
+    def by_seed(lr):
+        return {r["seed"]: r["final"]["val_acc"] for r in records if r["lr"] == lr and r["status"] == "completed"}
+
+    return paired(by_seed(best), by_seed(second), f"lr {lr_label(best)}", f"lr {lr_label(second)}", "val accuracy")
+
+
+def stats_rows(stats: list[dict]) -> list[dict]:
+    """sweep_stats.csv: one flat row per learning rate."""
+    rows = []
+    for row in stats:
+        flat = {"lr": row["lr"], "seeds": row["seeds"], "diverged": row["diverged"]}
+        for metric in STATS_METRICS:
+            for part in ("mean", "std", "ci_low", "ci_high"):
+                value = row[metric][part]
+                flat[f"{metric}_{part}"] = "" if value is None else value
+        rows.append(flat)
+    return rows
+
+
+def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> dict:
     tests = _test_members(members, data, device)
     records = []
     for member, folder, test in zip(members, dirs, tests, strict=True):
@@ -264,12 +309,13 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
         "command": run.command,
         "epochs": config.epochs,
         "batch_size": config.batch_size,
+        "seeds": list(config.seeds),
         "device": str(device),
         "synthetic": data.synthetic,
         "data": data.source.get("path", "synthetic"),
         "train_seconds": train_seconds,
     }
-    if not sweep and len(records) == 1:
+    if not sweep and len(records) == 1:  # train-cnn, one seed: the exercise's single run
         (record,) = records
         if record["status"] == "diverged":
             (run.path / "resume.pt").unlink(missing_ok=True)  # nothing left to resume
@@ -278,9 +324,8 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
                 f"training diverged at epoch {record['diverged_epoch']}: the training loss became {loss}; "
                 f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
             )
-        plots.curves_figure(
-            members[0].state.history, run.path / "curves.png", f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
-        )
+        title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
+        plots.curves_figure(members[0].state.history, run.path / "curves.png", title)
         summary = {
             **base,
             "lr": config.lrs[0],
@@ -299,30 +344,44 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
         for r in records
     ]
     run.write_csv("sweep.csv", SWEEP_HEADER, [{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
-    plots.sweep_curves_figure(
-        [(lr_label(m.key["lr"]), m.state.history) for m in members],
-        run.path / "sweep_curves.png",
-        f"Learning-rate sweep, {plural(config.epochs, 'epoch')}{synthetic_tag}",
+    stats = config_stats(records, config.lrs)
+    run.write_csv("sweep_stats.csv", STATS_HEADER, stats_rows(stats))
+    groups = [
+        (f"lr {lr_label(lr)}", [m.state.history for m in members if m.key["lr"] == lr and m.state.history])
+        for lr in config.lrs
+    ]
+    title = ("Learning-rate sweep" if sweep else f"SIGNS CNN, lr {lr_label(config.lrs[0])}") + (
+        f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
     )
-    best = best_member(records)
-    if best is None:
+    figure = "sweep_curves.png" if sweep else "curves.png"
+    plots.sweep_curves_figure(groups, run.path / figure, title)
+    ranked = rank_configs(stats)
+    if not ranked:
         (run.path / "resume.pt").unlink(missing_ok=True)
         raise TrainingDiverged(
             "every learning rate diverged ("
             + ", ".join(f"{lr_label(r['lr'])} at epoch {r['diverged_epoch']}" for r in records)
             + f"); see {run.path / 'sweep.csv'}"
         )
+    best = ranked[0]
+    comparison = compare_best(records, ranked)
     summary = {
         **base,
         "lrs": list(config.lrs),
-        "seeds": list(config.seeds),
         "seed": config.seeds[0],
         "runs": records,
         "best_lr": best["lr"],
-        "best_val_acc": best["final"]["val_acc"],
-        "best_val_loss": best["final"]["val_loss"],
-        "test_acc": best["test_acc"],
-        "test_loss": best["test_loss"],
-        "val_test_gap": abs(best["final"]["val_acc"] - best["test_acc"]),
+        "best_val_acc": best["val_acc"]["mean"],
+        "best_val_loss": best["val_loss"]["mean"],
+        "test_acc": best["test_acc"]["mean"],
+        "test_loss": best["test_loss"]["mean"],
+        "val_test_gap": abs(best["val_acc"]["mean"] - best["test_acc"]["mean"]),
+        "stats": {
+            "level": 0.95,
+            "configs": stats,
+            "best_lr": best["lr"],
+            "runner_up_lr": ranked[1]["lr"] if len(ranked) > 1 else None,
+            "comparison": comparison.to_dict() if comparison is not None else None,
+        },
     }
     return run.finish(summary)

@@ -142,7 +142,12 @@ class PcaAeResult:
             "synthetic": self.data["synthetic"],
         }
         if len(self.seed_results) > 1:
+            from mle6cli.tasks.stats import estimate
+
             doc["seeds"] = self.seed_results
+            doc["stats"] = {
+                "linear_ae_test_mse": estimate([r["linear_ae_test_mse"] for r in self.seed_results]).to_dict()
+            }
         if self.compare is not None:
             doc["compare"] = self.compare
             doc["verdict"] = self.verdict
