@@ -152,7 +152,8 @@ def sweep_curves_figure(groups: list[tuple[str, list[list[dict]]]], path: Path, 
         if key.endswith("acc"):
             ax.set_ylim(0, 1.02)
             _epoch_axis(ax)
-    axes[0, 0].legend(fontsize=8)
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return save(fig, path)
