@@ -26,6 +26,15 @@ def cell(value, missing: str = "—") -> str:
     return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
 
 
+def mean_ci(estimate: dict | None, digits: int = 4) -> str:
+    """'0.9083 ± 0.0121' (a 95% CI's half-width), '0.9083' for one seed, '-' for none (`tasks.stats`)."""
+    if not estimate or estimate.get("mean") is None:
+        return "-"
+    if estimate.get("ci_high") is None:
+        return f"{estimate['mean']:.{digits}f}"
+    return f"{estimate['mean']:.{digits}f} ± {(estimate['ci_high'] - estimate['ci_low']) / 2:.{digits}f}"
+
+
 def lr_label(lr: float) -> str:
     """The shortest exact scientific form: 1e-3 -> '1e-03', 2.5e-4 -> '2.5e-04' (folders, tables, legends)."""
     for digits in range(17):

@@ -156,3 +156,17 @@ def test_missing_data_fails_fast_and_leaves_nothing(runner, app, tmp_path):
 def test_seed_for_each_step():
     assert run_all_module.RunAllConfig().seed_options() == {}  # each command's own default
     assert run_all_module.RunAllConfig(seed=7).seed_options() == {"seed": 7}
+
+
+def test_seeds_carry_bands_and_intervals_into_the_report(tmp_path):
+    out = tmp_path / "seeded"
+    result = tiny_run_all("--out", str(out), "--seeds", "0-1", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["results"]["sweep_lr"]["seeds"] == [0, 1] and len(doc["results"]["sweep_lr"]["runs"]) == 4
+    assert [r["seeds"] for r in doc["results"]["train_ae"]["stats"]] == [2, 2]
+    assert {r["seeds"] for r in doc["results"]["pca_ae"]["compare"]} == {2}
+    text = (out / "report.html").read_text()
+    assert "mean ± 95% CI" in text and "Best against runner-up, paired by seed:" in text
+    assert "131,958" in text and "0.9083" in text  # the exercise's single-run figures stay beside them
+    assert (out / "sweep-lr" / "lr_1e-01" / "seed_1" / "metrics.csv").is_file()

@@ -115,15 +115,6 @@ class Printer:
             )
 
 
-def mean_ci(estimate: dict | None, digits: int = 4) -> str:
-    """'0.9083 ± 0.0121' (95% CI half-width), '0.9083' for one seed, '-' for none."""
-    if not estimate or estimate.get("mean") is None:
-        return "-"
-    if estimate.get("ci_high") is None:
-        return f"{estimate['mean']:.{digits}f}"
-    return f"{estimate['mean']:.{digits}f} ± {(estimate['ci_high'] - estimate['ci_low']) / 2:.{digits}f}"
-
-
 def _cell(value) -> str:
     return cell(value, missing="-")
 

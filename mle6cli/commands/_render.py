@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mle6cli.commands._output import Printer, mean_ci
-from mle6cli.fmt import lr_label, plural
+from mle6cli.commands._output import Printer
+from mle6cli.fmt import lr_label, mean_ci, plural
 
 
 def render_sweep(printer: Printer, summary: dict) -> None:

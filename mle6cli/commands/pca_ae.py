@@ -26,8 +26,8 @@ from mle6cli.commands._options import (
     seeds_option,
     whole_in_range,
 )
-from mle6cli.commands._output import Printer, mean_ci
-from mle6cli.fmt import plural
+from mle6cli.commands._output import Printer
+from mle6cli.fmt import mean_ci, plural
 from mle6cli.tasks.limits import MNIST_PIXELS
 
 

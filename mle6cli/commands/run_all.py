@@ -14,9 +14,11 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
+    SeedsOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
+    seeds_option,
 )
 from mle6cli.commands._output import Printer
 from mle6cli.fmt import lr_label
@@ -37,6 +39,7 @@ def run_all(
         int | None,
         typer.Option("--seed", **SEED_RANGE, help="One seed for every step (default: each command's own default)."),
     ] = None,
+    seeds: SeedsOpt = None,
     no_download: NoDownloadOpt = False,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
@@ -59,6 +62,7 @@ def run_all(
         "quick": quick,
         "device": device,
         "seed": seed,
+        "seeds": None if seeds is None else seeds_option(seed, seeds, 0),
         "download": not no_download,
     }
     if synthetic and resume is None:

@@ -59,6 +59,7 @@ class RunAllConfig(OptionsConfig):
     quick: bool = False
     device: str = "auto"
     seed: int | None = None  # None: each command's own default seed (train-cnn 42, train-ae 0, …)
+    seeds: tuple[int, ...] | None = None  # several seeds for every step (means, CIs and bands)
     download: bool = True
 
     @property
@@ -66,6 +67,8 @@ class RunAllConfig(OptionsConfig):
         return QUICK if self.quick else FULL
 
     def seed_options(self) -> dict:
+        if self.seeds:
+            return {"seeds": list(self.seeds)}
         return {} if self.seed is None else {"seed": self.seed}
 
 

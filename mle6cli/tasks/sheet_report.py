@@ -11,7 +11,7 @@ import math
 from itertools import pairwise
 from pathlib import Path
 
-from mle6cli.fmt import cell, lr_label, plural
+from mle6cli.fmt import cell, lr_label, mean_ci, plural
 from mle6cli.report import Section, Table, write_report
 
 # What the exercise sheet itself prints or says (../shared/seed), set beside our numbers.
@@ -150,17 +150,36 @@ def _sweep_section(s: dict, figures: dict, plan, synthetic: bool) -> Section:
                 "diverged" if bad["diverged"] else cell(loss),
             ]
         )
-    members = [
-        [
-            lr_label(r["lr"]),
-            r["status"],
-            cell((r.get("final") or {}).get("train_loss")),
-            cell((r.get("final") or {}).get("val_loss")),
-            cell((r.get("final") or {}).get("val_acc")),
-            cell(r.get("test_acc")),
+    seeds = s.get("seeds") or [s.get("seed")]
+    if len(seeds) > 1:
+        members = [
+            [
+                lr_label(c["lr"]),
+                f"{c['seeds']} of {len(seeds)}" + (f", {c['diverged']} diverged" if c["diverged"] else ""),
+                mean_ci(c["train_loss"]),
+                mean_ci(c["val_loss"]),
+                mean_ci(c["val_acc"]),
+                mean_ci(c["test_acc"]),
+            ]
+            for c in s["stats"]["configs"]
         ]
-        for r in s["runs"]
-    ]
+        member_columns = ["lr", "seeds trained", "train loss", "val loss", "val acc", "test acc"]
+        member_caption = f"Every learning rate over seeds {', '.join(map(str, seeds))}: mean ± 95% CI (Student t)"
+    else:
+        members = [
+            [
+                lr_label(r["lr"]),
+                r["status"],
+                cell((r.get("final") or {}).get("train_loss")),
+                cell((r.get("final") or {}).get("val_loss")),
+                cell((r.get("final") or {}).get("val_acc")),
+                cell(r.get("test_acc")),
+            ]
+            for r in s["runs"]
+        ]
+        member_columns = ["lr", "status", "train loss", "val loss", "val acc", "test acc"]
+        member_caption = "Every learning rate"
+    comparison = (s.get("stats") or {}).get("comparison")
     epochs_note = (
         ""
         if plan.sweep_epochs == EXERCISE["epochs"]
@@ -175,10 +194,17 @@ def _sweep_section(s: dict, figures: dict, plan, synthetic: bool) -> Section:
             f"sheet does (ties, which 120 validation images make common, go to the lower validation loss), then "
             f"tested once.{epochs_note}"
             + (" The data are synthetic, so the exercise's numbers are not expected." if synthetic else "")
+            + (
+                f" With {len(seeds)} seeds the mle6 column holds means (the best lr by mean validation accuracy), "
+                "and the curves are means with a min–max band."
+                if len(seeds) > 1
+                else ""
+            ),
+            *([f"Best against runner-up, paired by seed: {comparison['sentence']}."] if comparison else []),
         ],
         [
             Table(["quantity", "exercise", "mle6"], rows, "The exercise's numbers beside ours"),
-            Table(["lr", "status", "train loss", "val loss", "val acc", "test acc"], members, "Every learning rate"),
+            Table(member_columns, members, member_caption),
         ],
         [figures["sweep"]],
     )
@@ -188,6 +214,7 @@ def _ae_section(ae: dict, figures: dict, plan, synthetic: bool) -> Section:
     rows = [
         [
             r["latent_dim"],
+            r.get("seed", ""),
             cell(r["train_loss"][-1] if r["train_loss"] else None),
             cell(r["final_test_mse"]),
             "yes" if r["collapsed"] else "no",
@@ -195,30 +222,48 @@ def _ae_section(ae: dict, figures: dict, plan, synthetic: bool) -> Section:
         ]
         for r in ae["runs"]
     ]
-    finals = [(r["latent_dim"], r["final_test_mse"]) for r in ae["runs"] if r["final_test_mse"] is not None]
+    seeds = ae.get("seeds") or [None]
+    # one value per latent size: the run's, or the mean over the seeds that trained
+    finals = [(r["latent_dim"], r["test_mse"]["mean"]) for r in ae["stats"] if r["test_mse"]["mean"] is not None]
     monotone = all(a[1] >= b[1] for a, b in pairwise(finals))
     epochs = ae.get("epochs", plan.ae_epochs)
     at_100 = next((v for d, v in finals if d == 100), None)
+    mean = "mean " if len(seeds) > 1 else ""
     claims = [
         [
             "a larger latent size reconstructs better",
             '"The decrease in MSE loss with larger latent dimensions"',
-            ("holds" if monotone else "does not hold") + " here: " + ", ".join(f"d={d} {cell(v)}" for d, v in finals),
+            ("holds" if monotone else "does not hold")
+            + f" here ({mean}test MSE): "
+            + ", ".join(f"d={d} {cell(v)}" for d, v in finals),
         ],
     ]
     if at_100 is not None:
         claims.append(["test MSE around d = 100", f"MSE {EXERCISE['ae_mse_at_100']}", cell(at_100)])
+    tables = [
+        Table(["claim", "exercise", f"mle6 ({plural(epochs, 'epoch')})"], claims, "The sheet beside this run"),
+        Table(["d", "seed", "train MSE", "test MSE", "collapsed", "restarts"], rows, "Final losses of every run"),
+    ]
+    if len(seeds) > 1:
+        tables.append(
+            Table(
+                ["d", "seeds", "test MSE (mean ± 95% CI)", "collapsed", "restarts"],
+                [
+                    [r["latent_dim"], r["seeds"], mean_ci(r["test_mse"]), r["collapsed"], r["restarts"]]
+                    for r in ae["stats"]
+                ],
+                f"Per latent size over seeds {', '.join(map(str, seeds))}",
+            )
+        )
     indicative = epochs < EXERCISE["ae_epochs"]
     return Section(
         "MNIST convolutional autoencoders",
         [
-            f"The exercise's ConvolutionalAutoencoder at latent sizes {', '.join(map(str, plan.ae_dims))}, {epochs} "
-            "epochs each, Adam 1e-3 + MSE, batch 128, with the test loss measured every epoch (the sheet measures it "
-            "once, after training)."
+            f"The exercise's ConvolutionalAutoencoder at latent sizes {', '.join(map(str, plan.ae_dims))}, "
+            f"{plural(epochs, 'epoch')} each, Adam 1e-3 + MSE, batch 128, with the test loss measured every epoch "
+            "(the sheet measures it once, after training)."
             + (
-                f" Indicative only: {plural(epochs, 'epoch')}, not the exercise's {EXERCISE['ae_epochs']}."
-                if indicative
-                else ""
+                f" Indicative only: {plural(epochs, 'epoch')}, not the exercise's {EXERCISE['ae_epochs']}." * indicative
             ),
             "Ours, not the sheet's: with PyTorch's default initialisation this model often collapses to an all-black "
             f"output, whose test MSE is mean(x²) = {cell(ae['trivial_test_mse'])} on this test set (predicting the "
@@ -226,14 +271,7 @@ def _ae_section(ae: dict, figures: dict, plan, synthetic: bool) -> Section:
             "at the logit of the mean pixel intensity, so the sigmoid does not saturate in the first steps, and "
             "restarts any run that still collapses." + (" The digits are synthetic." if synthetic else ""),
         ],
-        [
-            Table(
-                ["claim", "exercise", f"mle6 ({plural(epochs, 'epoch')})"],
-                claims,
-                "The sheet's statements beside this run",
-            ),
-            Table(["d", "train MSE", "test MSE", "collapsed", "restarts"], rows, "Final losses per latent size"),
-        ],
+        tables,
         [figures["ae_losses"], figures["reconstructions"]],
     )
 
