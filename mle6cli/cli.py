@@ -68,6 +68,9 @@ class BoundaryGroup(TyperGroup):
         except Mle6Error as exc:
             if _state["debug"]:
                 raise
+            if getattr(exc, "note", False):  # not a failure: say so and exit with its code (0)
+                sys.stderr.write(f"Note: {exc}\n")
+                raise typer.Exit(exc.exit_code) from None
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             sys.stderr.write("Interrupted.\n")

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,8 @@ from mle6cli.files import FileError, atomic_write_bytes, load_torch, read_json, 
 SUMMARY = "summary.json"
 CONFIG = "config.json"
 RESUME = "resume.pt"
+PROGRESS = "progress.json"
+LOCK = ".lock"
 
 
 class RunDirError(Mle6Error):
@@ -118,15 +121,33 @@ class Member:
         return cls(data["key"], MemberState.from_dict(data["state"]), data["weights"], data["optimizer"], data["extra"])
 
 
+class RunFinished(Mle6Error):
+    """`--resume` of a run that already finished: nothing to do (exit 0, a note, not an error)."""
+
+    exit_code = 0
+    note = True
+
+
 class Run:
     """One run folder, from opening to summary (see the module docstring)."""
 
-    def __init__(self, command: str, path: Path, options: dict, saved: dict | None, document: dict | None):
+    def __init__(
+        self,
+        command: str,
+        path: Path,
+        options: dict,
+        saved: dict | None,
+        document: dict | None,
+        outputs: Sequence[str] = (),
+    ):
         self.command = command
         self.path = path
         self.options = options
         self.saved = saved  # the resume checkpoint of an interrupted run
         self.document = document  # config.json of a resumed run
+        self.outputs = tuple(outputs)  # globs of the files this command writes (an --overwrite clears them)
+        self.lock: RunLock | None = None
+        self.epochs: int | None = None
         self.clock = TrainClock()
         if saved is not None:
             self.clock = TrainClock(float(saved.get("train_seconds", 0.0)), int(saved.get("resumes", 0)) + 1)
@@ -146,17 +167,32 @@ class Run:
         out: Path | str | None = None,
         overwrite: bool = False,
         resume: Path | str | None = None,
+        outputs: Sequence[str] = (),
+        overrides: dict | None = None,
     ) -> Run:
-        """A fresh run in `out` (checked, not yet created), or the interrupted run in `resume`
-        with its saved options. Nothing is written until `begin`."""
+        """A fresh run in `out` (checked, not yet created), or the interrupted run in `resume` with its
+        saved options (and `overrides`, the options a resumed run may change: the device). Nothing is
+        written until `begin`; a resumed run is locked at once."""
         if resume is None:
-            return cls(command, check_new_run_dir(out, command, overwrite), dict(options), None, None)
+            path = check_new_run_dir(out, command, overwrite)
+            check_writable(path)
+            return cls(command, path, dict(options), None, None, outputs)
         path = Path(resume)
-        document, saved = load_resume(path, command)
-        saved_options = document.get("options")
-        if not isinstance(saved_options, dict):
-            raise RunDirError(f"--resume: {path / CONFIG} lacks the run's options")
-        return cls(command, path, saved_options, saved, document)
+        if (path / SUMMARY).is_file() and not (path / RESUME).exists() and (path / CONFIG).is_file():
+            raise RunFinished(f"the run in {path} already finished; nothing to resume (see {path / SUMMARY})")
+        lock = RunLock.take(path) if path.is_dir() else None
+        try:
+            document, saved = load_resume(path, command)
+            saved_options = document.get("options")
+            if not isinstance(saved_options, dict):
+                raise RunDirError(f"--resume: {path / CONFIG} lacks the run's options")
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        run = cls(command, path, dict(saved_options, **(overrides or {})), saved, document, outputs)
+        run.lock = lock
+        return run
 
     def record_paths(self, *keys: str) -> None:
         """Record these options' paths absolute (a fresh run), so --resume works from any folder."""
@@ -166,23 +202,19 @@ class Run:
                     self.options[key] = str(Path(self.options[key]).resolve())
 
     def begin(self, *, device: str, data: dict, **extra) -> None:
-        """Create the folder and write config.json (a fresh run), or check that a resumed run's data
-        are the data it started on. The training clock starts here."""
+        """Create and lock the folder, clear an --overwrite'd folder of this command's own outputs and
+        write config.json (a fresh run); or check that a resumed run's data are the data it started on.
+        The training clock starts here."""
         self.clock.started = time.perf_counter()
         if self.resumed:
-            saved = (self.document.get("data") or {}).get("sizes")
-            if saved is not None and saved != data.get("sizes"):
-                raise RunDirError(
-                    f"--resume: the data changed since the run in {self.path} started "
-                    f"(sizes {saved} then, {data.get('sizes')} now)"
-                )
+            self._check_same_data(data)
             return
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunDirError(f"cannot create run folder {self.path}: {exc.strerror or exc}") from None
-        (self.path / SUMMARY).unlink(missing_ok=True)
-        (self.path / RESUME).unlink(missing_ok=True)
+        self.lock = RunLock.take(self.path)
+        clear_outputs(self.path, (SUMMARY, RESUME, PROGRESS, CONFIG, *self.outputs))
         torch = sys.modules.get("torch")  # the thread count can change CPU results in the last bits
         write_json(
             self.path / CONFIG,
@@ -197,6 +229,13 @@ class Run:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )
+
+    def _check_same_data(self, data: dict) -> None:
+        before = self.document.get("data") or {}
+        for key in ("sizes", "fingerprint"):
+            if before.get(key) is not None and before.get(key) != data.get(key):
+                what = f"sizes {before['sizes']} then, {data.get('sizes')} now" if key == "sizes" else "other contents"
+                raise RunDirError(f"--resume: the data changed since the run in {self.path} started ({what})")
 
     # ---- files
 
@@ -215,13 +254,28 @@ class Run:
         summary.setdefault("resumed", self.clock.resumes)
         summary.setdefault("run_dir", str(self.path))
         write_json(self.path / SUMMARY, summary)
-        (self.path / RESUME).unlink(missing_ok=True)
+        for name in (RESUME, PROGRESS):
+            (self.path / name).unlink(missing_ok=True)
+        self.release()
         return summary
+
+    def release(self) -> None:
+        """Drop the folder's lock (at the end, or when the run fails: a library caller may go on)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     # ---- saving, resuming, interrupting
 
-    def save(self, members: Sequence[Member], **extra) -> Path:
-        """resume.pt: every member, the clock, the torch RNG and the job's `extra` entries."""
+    def save(self, members: Sequence[Member], status: str = "running", **extra) -> Path:
+        """resume.pt (every member, the clock, the torch RNG, the job's `extra` entries), then
+        progress.json: how far the run got, readable without torch (`run_status`)."""
         import torch
 
         payload = {
@@ -231,7 +285,23 @@ class Run:
             **self.clock.to_state(),
             "torch_rng": torch.get_rng_state(),
         }
-        return save_torch(self.path / RESUME, payload)
+        path = save_torch(self.path / RESUME, payload)
+        done = [len(m.state.history) for m in members]
+        write_json(
+            self.path / PROGRESS,
+            {
+                "command": self.command,
+                "status": status,
+                "epochs_done": min(done) if done else 0,
+                "epochs": self.epochs,
+                "members": len(members),
+                "member_epochs": done,
+                "pid": os.getpid(),
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **{k: v for k, v in extra.items() if isinstance(v, (str, int, float))},
+            },
+        )
+        return path
 
     def members(self, keys: list[dict], extra: dict | None = None) -> list[Member]:
         """One member per key (each with its `seed`): fresh, or those the resumed run saved (which must be
@@ -262,6 +332,7 @@ class Run:
             torch.set_rng_state(self.saved["torch_rng"])
 
     def interrupted(self, signal_number: int | None, where: str) -> Interrupted:
+        self.release()
         return Interrupted(
             signal_number,
             f"interrupted {where}; progress saved in {self.path / RESUME}. "
@@ -279,17 +350,21 @@ class Run:
         batch_size: int,
         on_epoch: Callable[[list[Member], list[dict | None], object], Sequence[int] | None] | None = None,
         stop: Callable[[], bool] | None = None,
-        save_extra: Callable[[], dict] | None = None,
+        save_every: int = 1,
     ) -> None:
         """Train every member still `training` to `epochs`, in place.
 
         `build(members)` makes the `engine.members.Members` for a group of members standing at
         the same point, from their weights (None: fresh) and optimizer states. After each epoch
-        `on_epoch(group, rows, backend)` may retire members (their index in the group). On SIGINT/SIGTERM
-        (or `stop()`) every member is saved in resume.pt and `Interrupted` is raised.
+        `on_epoch(group, rows, backend)` may retire members (their index in the group). Every
+        `save_every` epochs (0: never) every member is saved in resume.pt, so a crash (SIGKILL, a
+        node failure) loses at most that many epochs; on SIGINT/SIGTERM (or `stop()`) they are
+        saved at once and `Interrupted` is raised.
         """
         from mle6cli.engine.loop import fit, position_groups
 
+        self.epochs = epochs
+        self.save(members)  # from here on the folder is resumable, even before a first epoch ends
         with graceful_stop() as signal_stop:
             stop = any_of(signal_stop, stop)
             for indices in position_groups([m.state for m in members]):
@@ -300,7 +375,14 @@ class Run:
                         backend.load(j, {"weights": member.weights, "optimizer": member.optimizer})
 
                 def rows_done(rows, group=group, backend=backend):
-                    return on_epoch(group, rows, backend) if on_epoch is not None else None
+                    retire = (on_epoch(group, rows, backend) if on_epoch is not None else None) or []
+                    epoch = next((row["epoch"] for row in rows if row is not None), 0)
+                    if save_every and epoch % save_every == 0:
+                        for j in retire:  # as fit is about to mark them: the saved state is the true one
+                            group[j].state.status = "stopped"
+                        self._export(group, backend)
+                        self.save(members)
+                    return retire
 
                 interrupted = fit(
                     backend,
@@ -312,12 +394,157 @@ class Run:
                     on_epoch=rows_done,
                     stop=stop,
                 )
-                for j, member in enumerate(group):
-                    exported = backend.export(j)
-                    member.weights, member.optimizer = exported["weights"], exported["optimizer"]
+                self._export(group, backend)
                 if interrupted:
-                    self.save(members, **(save_extra() if save_extra else {}))
+                    self.save(members, status="interrupted")
                     raise self.interrupted(signal_stop.signal_number, _where(members, epochs))
+
+    @staticmethod
+    def _export(group: list[Member], backend) -> None:
+        for j, member in enumerate(group):
+            exported = backend.export(j)
+            member.weights, member.optimizer = exported["weights"], exported["optimizer"]
+
+
+class RunLock:
+    """One writer per run folder: an exclusive `flock` on `.lock` in it, held while the run runs.
+
+    The kernel drops the lock when its process dies, however it dies, so a stale `.lock` left by a
+    killed run blocks nobody; the file holds the holder's pid for the message of the one refused.
+    """
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self.fd = path, fd
+
+    @classmethod
+    def take(cls, folder: Path) -> RunLock:
+        import fcntl
+
+        path = Path(folder) / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"cannot lock run folder {folder}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"process {holder}" if holder else "another process"
+            raise RunDirError(
+                f"run folder {folder} is in use by {who}; wait for it, or choose another folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return cls(path, fd)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+    @staticmethod
+    def held(folder: Path) -> int | None:
+        """The pid holding `folder`'s lock, or None (no lock file, or a stale one)."""
+        import fcntl
+
+        path = Path(folder) / LOCK
+        if not path.exists():
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            return holder or -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        return None
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+        return int(text) if text.isdigit() else None
+    except (OSError, ValueError):
+        return None
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any work, a run folder that cannot be created or written."""
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise RunDirError(f"cannot create run folder {path}: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RunDirError(f"cannot write run folder {path}: permission denied on {probe}")
+
+
+def clear_outputs(folder: Path, patterns: Sequence[str]) -> None:
+    """Delete what an earlier run of the command left in `folder` (its own outputs: `patterns`, globs
+    relative to the folder), then the folders that leaves empty; nothing else is touched."""
+    folder = Path(folder)
+    touched = set()
+    for pattern in patterns:
+        for path in sorted(folder.glob(pattern), reverse=True):
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                touched.add(path.parent)
+    for parent in sorted(touched, key=lambda p: len(p.parts), reverse=True):
+        while parent != folder and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+
+def run_status(folder: Path) -> dict:
+    """What a folder is, without torch: `finished`, `failed`, `running`, `interrupted`, `crashed`, or
+    `started` (config.json, nothing trained yet); how far it got; RunDirError if it was never a run."""
+    folder = Path(folder)
+    if not (folder / CONFIG).is_file():
+        raise RunDirError(f"{folder} is not a run folder (no {CONFIG})")
+    try:
+        config = read_json(folder / CONFIG)
+    except FileError as exc:
+        raise RunDirError(str(exc)) from None
+    progress = {}
+    if (folder / PROGRESS).is_file():
+        try:
+            progress = read_json(folder / PROGRESS)
+        except FileError:
+            progress = {}
+    holder = RunLock.held(folder)
+    out = {
+        "run_dir": str(folder),
+        "command": config.get("command") if isinstance(config, dict) else None,
+        "created": config.get("created") if isinstance(config, dict) else None,
+        "epochs_done": progress.get("epochs_done"),
+        "epochs": progress.get("epochs"),
+        "updated": progress.get("updated"),
+    }
+    if (folder / SUMMARY).is_file():
+        try:
+            summary = read_json(folder / SUMMARY)
+        except FileError:
+            summary = {}
+        out["status"] = "failed" if summary.get("status") == "failed" else "finished"
+        out["summary"] = summary
+        return out
+    if holder is not None:
+        out.update(status="running", pid=holder)
+    elif progress.get("status") == "interrupted":
+        out["status"] = "interrupted"
+    elif (folder / RESUME).is_file() or progress:
+        out["status"] = "crashed"  # resumable: it stopped without saying so (SIGKILL, a node failure)
+    else:
+        out["status"] = "started"
+    return out
 
 
 def _where(members: list[Member], epochs: int) -> str:

@@ -71,6 +71,10 @@ INITS = ("mean", "pytorch")  # the fix (output bias at the mean intensity), or P
 # Checkpoints of the exercise's model carry this; those of the earlier, different model do not.
 ARCHITECTURE = "exercise-conv-ae"
 METRICS_HEADER = RECONSTRUCT.header(["test"])  # epoch, train_loss, test_loss
+# what a train-ae run writes (an --overwrite clears these, and nothing else)
+OUTPUTS = (
+    "metrics_d*.csv", "ae_d*.pt", "ae_losses.png", "reconstructions.png", "seed_*/metrics_d*.csv", "seed_*/ae_d*.pt",
+)  # fmt: skip
 
 
 class TrainingFailed(Mle6Error):
@@ -376,6 +380,7 @@ def train_ae(
     out: Path | str | None = None,
     overwrite: bool = False,
     resume: Path | str | None = None,
+    overrides: dict | None = None,
     data=None,
     events: Events = QUIET,
     stop: Callable[[], bool] | None = None,
@@ -383,7 +388,7 @@ def train_ae(
     """train-ae: one ConvAutoencoder per latent size and seed (Adam, MSE), with collapse detection and
     restarts; writes the run folder and returns an AeResult. `data` may pass MNIST already open."""
     from mle6cli.data.mnist import open_mnist
-    from mle6cli.tasks.jobs import EpochLog, open_job
+    from mle6cli.tasks.jobs import EpochLog, open_job, save_every
 
     job = open_job(
         "train-ae",
@@ -395,65 +400,69 @@ def train_ae(
         resume=resume,
         events=events,
         data=data,
+        outputs=OUTPUTS,
+        overrides=overrides,
     )
-    run, config, device, data = job.run, job.config, job.device, job.data
-    train_split, test_split = data.train_split(), data.test_split()
-    levels = collapse_levels(data.train_x, data.test_x)
-    mean_pixel = mean_intensity(data.train_x) if config.init == "mean" else None
-    several = len(config.seeds) > 1
-    keys = [{"latent_dim": d, "seed": s} for d in config.latent_dims for s in config.seeds]
-    members = run.members(keys, extra={"attempt": 0, "attempts": [], "epochs_before": 0})
+    with job.run:
+        run, config, device, data = job.run, job.config, job.device, job.data
+        train_split, test_split = data.train_split(), data.test_split()
+        levels = collapse_levels(data.train_x, data.test_x)
+        mean_pixel = mean_intensity(data.train_x) if config.init == "mean" else None
+        several = len(config.seeds) > 1
+        keys = [{"latent_dim": d, "seed": s} for d in config.latent_dims for s in config.seeds]
+        members = run.members(keys, extra={"attempt": 0, "attempts": [], "epochs_before": 0})
 
-    def label(m: Member) -> str:
-        text = f"d={m.key['latent_dim']} " + (f"seed {m.key['seed']} " if several else "")
-        return text + (f"retry {m.extra['attempt']} " if m.extra["attempt"] else "")
+        def label(m: Member) -> str:
+            text = f"d={m.key['latent_dim']} " + (f"seed {m.key['seed']} " if several else "")
+            return text + (f"retry {m.extra['attempt']} " if m.extra["attempt"] else "")
 
-    def metrics_file(m: Member) -> Path:
-        return member_files(m.key["latent_dim"], m.key["seed"], several)[0]
+        def metrics_file(m: Member) -> Path:
+            return member_files(m.key["latent_dim"], m.key["seed"], several)[0]
 
-    log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
+        log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
-    def on_epoch(group: list[Member], rows: list[dict | None], backend) -> list[int]:
-        retire = []
-        for j, (m, row) in enumerate(zip(group, rows, strict=True)):
-            if row is None:
-                continue
-            check = check_collapse(backend.models[j], test_split, row["test_loss"], levels)
-            m.extra["collapse"] = check.reason  # None: healthy
-            # a saturated sigmoid does not recover: give up at once while a restart is left
-            if check.collapsed and m.extra["attempt"] < config.retries:
-                retire.append(j)
-            log(m, row)
-        return retire
+        def on_epoch(group: list[Member], rows: list[dict | None], backend) -> list[int]:
+            retire = []
+            for j, (m, row) in enumerate(zip(group, rows, strict=True)):
+                if row is None:
+                    continue
+                check = check_collapse(backend.models[j], test_split, row["test_loss"], levels)
+                m.extra["collapse"] = check.reason  # None: healthy
+                # a saturated sigmoid does not recover: give up at once while a restart is left
+                if check.collapsed and m.extra["attempt"] < config.retries:
+                    retire.append(j)
+                log(m, row)
+            return retire
 
-    def build(group: list[Member]):
-        from mle6cli.engine.members import ModuleMembers
+        def build(group: list[Member]):
+            from mle6cli.engine.members import ModuleMembers
 
-        models = [build_autoencoder(m.key["latent_dim"], m.state.seed, device, mean_pixel) for m in group]
-        return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
+            models = [build_autoencoder(m.key["latent_dim"], m.state.seed, device, mean_pixel) for m in group]
+            return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
 
-    while True:
-        run.train(
-            members,
-            build,
-            train_split,
-            {"test": test_split},
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            on_epoch=on_epoch,
-            stop=stop,
+        while True:
+            run.train(
+                members,
+                build,
+                train_split,
+                {"test": test_split},
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                on_epoch=on_epoch,
+                stop=stop,
+                save_every=save_every(run),
+            )
+            restarted = [m for m in members if _restart_if_collapsed(m, config, events, label)]
+            if not restarted:
+                break
+
+        results = [_finish_member(run, m, several, data.describe()) for m in members]
+        figures = _figures(results, run, data, levels, device)
+        result = AeResult(
+            config, results, run.path, data.describe(), levels, figures, run.clock.seconds(), run.clock.resumes
         )
-        restarted = [m for m in members if _restart_if_collapsed(m, config, events, label)]
-        if not restarted:
-            break
-
-    results = [_finish_member(run, m, several, data.describe()) for m in members]
-    figures = _figures(results, run, data, levels, device)
-    result = AeResult(
-        config, results, run.path, data.describe(), levels, figures, run.clock.seconds(), run.clock.resumes
-    )
-    run.finish(result.summary())
-    return result
+        run.finish(result.summary())
+        return result
 
 
 def _attempt_record(m: Member, status: str, reason: str | None) -> dict:

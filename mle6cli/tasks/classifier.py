@@ -30,6 +30,12 @@ from mle6cli.tasks.config import ALIASES, OptionsConfig, check_distinct, check_l
 
 METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_loss, val_acc
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
+# what a classifier run writes (an --overwrite clears these, and nothing else)
+OUTPUTS = (
+    "metrics.csv", "model.pt", "curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png",
+    "lr_*/metrics.csv", "lr_*/model.pt", "lr_*/seed_*/metrics.csv", "lr_*/seed_*/model.pt",
+    "seed_*/metrics.csv", "seed_*/model.pt",
+)  # fmt: skip
 SYNTHETIC_SEED = 0  # the synthetic dataset is one fixed dataset, whatever the training seed
 DEFAULT_SEED = 42
 
@@ -127,6 +133,7 @@ def train_cnn(
     out: Path | str | None = None,
     overwrite: bool = False,
     resume: Path | str | None = None,
+    overrides: dict | None = None,
     events: Events = QUIET,
     stop: Callable[[], bool] | None = None,
 ) -> dict:
@@ -136,7 +143,7 @@ def train_cnn(
     `data_dir`, `synthetic`); with `resume` the saved ones are used instead. SIGINT/SIGTERM (or
     `stop()`) save resume.pt and raise `Interrupted`; a NaN/infinite loss raises `TrainingDiverged`.
     """
-    return _classify("train-cnn", options, out=out, overwrite=overwrite, resume=resume, events=events, stop=stop)
+    return _classify("train-cnn", options, out, overwrite, resume, overrides, events, stop)
 
 
 def sweep_lr(
@@ -145,6 +152,7 @@ def sweep_lr(
     out: Path | str | None = None,
     overwrite: bool = False,
     resume: Path | str | None = None,
+    overrides: dict | None = None,
     events: Events = QUIET,
     stop: Callable[[], bool] | None = None,
 ) -> dict:
@@ -152,49 +160,66 @@ def sweep_lr(
 
     A member that diverges is marked and the others go on. Returns the summary.
     """
-    return _classify("sweep-lr", options, out=out, overwrite=overwrite, resume=resume, events=events, stop=stop)
+    return _classify("sweep-lr", options, out, overwrite, resume, overrides, events, stop)
 
 
-def _classify(command, options, *, out, overwrite, resume, events, stop) -> dict:
+def _classify(command, options, out, overwrite, resume, overrides, events, stop) -> dict:
     from mle6cli.engine.fused import FusedCNNMembers
-    from mle6cli.tasks.jobs import EpochLog, open_job
+    from mle6cli.tasks.jobs import EpochLog, open_job, save_every
 
     sweep = command == "sweep-lr"
     job = open_job(
-        command, options, ClassifierConfig, load_data, out=out, overwrite=overwrite, resume=resume, events=events
+        command,
+        options,
+        ClassifierConfig,
+        load_data,
+        out=out,
+        overwrite=overwrite,
+        resume=resume,
+        events=events,
+        outputs=OUTPUTS,
+        overrides=overrides,
     )
-    config, run = job.config, job.run
-    members = run.members([{"lr": lr, "seed": seed} for lr in config.lrs for seed in config.seeds])
-    several_seeds = len(config.seeds) > 1
+    with job.run:
+        config, run = job.config, job.run
+        members = run.members([{"lr": lr, "seed": seed} for lr in config.lrs for seed in config.seeds])
+        several_seeds = len(config.seeds) > 1
 
-    def folder(m: Member) -> Path:
-        return member_dir(m.key["lr"], m.key["seed"], sweep=sweep, several_seeds=several_seeds)
+        def folder(m: Member) -> Path:
+            return member_dir(m.key["lr"], m.key["seed"], sweep=sweep, several_seeds=several_seeds)
 
-    def label(m: Member) -> str:
-        return (f"lr {lr_label(m.key['lr'])} " if sweep else "") + (f"seed {m.key['seed']} " if several_seeds else "")
+        def label(m: Member) -> str:
+            return (f"lr {lr_label(m.key['lr'])} " if sweep else "") + (
+                f"seed {m.key['seed']} " if several_seeds else ""
+            )
 
-    log = EpochLog(job, events, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:])
+        log = EpochLog(
+            job, events, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:]
+        )
 
-    def on_epoch(group: list[Member], rows: list[dict | None], backend) -> None:
-        for member, row in zip(group, rows, strict=True):
-            if row is not None:
-                log(member, row)
+        def on_epoch(group: list[Member], rows: list[dict | None], backend) -> None:
+            for member, row in zip(group, rows, strict=True):
+                if row is not None:
+                    log(member, row)
 
-    def build(group: list[Member]):
-        return FusedCNNMembers([initial_model(m.key["seed"], job.device) for m in group], [m.key["lr"] for m in group])
+        def build(group: list[Member]):
+            return FusedCNNMembers(
+                [initial_model(m.key["seed"], job.device) for m in group], [m.key["lr"] for m in group]
+            )
 
-    run.train(
-        members,
-        build,
-        job.data.train,
-        {"val": job.data.val},
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        on_epoch=on_epoch,
-        stop=stop,
-    )
-    dirs = [folder(m) for m in members]
-    return _finish(run, config, job.data, job.device, members, dirs, sweep, run.clock.seconds())
+        run.train(
+            members,
+            build,
+            job.data.train,
+            {"val": job.data.val},
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            on_epoch=on_epoch,
+            stop=stop,
+            save_every=save_every(run),
+        )
+        dirs = [folder(m) for m in members]
+        return _finish(run, config, job.data, job.device, members, dirs, sweep, run.clock.seconds())
 
 
 def _test_members(members: list[Member], data: SignsData, device) -> list[dict | None]:

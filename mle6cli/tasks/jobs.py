@@ -36,27 +36,57 @@ def open_job(
     data=None,
     paths: Sequence[str] = ("data_dir",),
     check: Callable | None = None,
+    outputs: Sequence[str] = (),
+    overrides: dict | None = None,
 ) -> Job:
     """Open `command`'s run (fresh in `out`, or the interrupted one in `resume` with its saved options),
     then device, seed and data (`load(config, device)` unless `data` is given, then `check(config,
     data)`): all before the folder exists, so a bad input leaves nothing behind."""
     from mle6cli.engine.device import describe_device, resolve_device, set_seed
 
-    run = Run.open(command, options, out=out, overwrite=overwrite, resume=resume)
-    config = config_type.from_options(run.options)
-    device = resolve_device(config.device)
-    set_seed(config.seeds[0], config.deterministic)
-    data = data if data is not None else load(config, device)
-    if check is not None:
-        check(config, data)
-    if data.synthetic:
-        events.note(data.synthetic_note())
-    if run.resumed:
-        events.note(f"Resuming the run in {run.path} with its saved options.")
-    run.record_paths(*paths)
-    run.begin(device=describe_device(device), data=data.describe())
-    run.restore_rng()
+    run = Run.open(command, options, out=out, overwrite=overwrite, resume=resume, outputs=outputs, overrides=overrides)
+    try:
+        config = config_type.from_options(run.options)
+        device = resolve_device(config.device)
+        set_seed(config.seeds[0], config.deterministic)
+        data = data if data is not None else load(config, device)
+        if check is not None:
+            check(config, data)
+        if data.synthetic:
+            events.note(data.synthetic_note())
+        if run.resumed:
+            events.note(f"Resuming the run in {run.path} with its saved options.")
+        run.record_paths(*paths)
+        run.begin(device=describe_device(device), data=dict(data.describe(), fingerprint=fingerprint(data)))
+        run.restore_rng()
+    except BaseException:
+        run.release()  # a resumed run holds its lock from the start
+        raise
     return Job(run, config, device, data)
+
+
+def fingerprint(data) -> str:
+    """A hash of every array the run trains and tests on (config.json records it: a resume on other
+    data is refused)."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for tensor in _tensors(data):
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def _tensors(data) -> list:
+    if hasattr(data, "train_x"):  # MNIST
+        return [data.train_x, data.train_y, data.test_x, data.test_y]
+    return [t for split in (data.train, data.val, data.test) for t in (split.x, split.y)]  # SIGNS
+
+
+def save_every(run: Run) -> int:
+    """How often (in epochs) the run saves its resumable state: --save-every, 1 by default."""
+    return int(run.options.get("save_every", 1))
 
 
 class EpochLog:

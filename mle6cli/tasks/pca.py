@@ -233,6 +233,12 @@ def _std(values: list[float]) -> float | None:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+# what a pca-ae run writes (an --overwrite clears these, and nothing else)
+OUTPUTS = (
+    "metrics.csv", "linear_ae_k*.pt", "pca_ae_losses.png", "pca_ae_reconstructions.png",
+    "seed_*/metrics.csv", "seed_*/linear_ae_k*.pt",
+)  # fmt: skip
+
 # Under this many epochs a comparison is indicative only (the exercise trains 10).
 VERDICT_EPOCHS = 10
 
@@ -280,6 +286,7 @@ def pca_ae(
     out: Path | str | None = None,
     overwrite: bool = False,
     resume: Path | str | None = None,
+    overrides: dict | None = None,
     data=None,
     quick: bool = False,
     events: Events = QUIET,
@@ -291,7 +298,7 @@ def pca_ae(
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
     from mle6cli.tasks.autoencoders import example_indices
-    from mle6cli.tasks.jobs import EpochLog, open_job
+    from mle6cli.tasks.jobs import EpochLog, open_job, save_every
 
     def check(config: PcaAeConfig, data) -> None:  # before the run folder exists: a bad --compare leaves nothing
         if config.compare is not None:
@@ -309,101 +316,109 @@ def pca_ae(
         data=data,
         paths=("data_dir", "compare"),
         check=check,
+        outputs=OUTPUTS,
+        overrides=overrides,
     )
-    run, config, device, data = job.run, job.config, job.device, job.data
-    k = config.latent_dim
-    several = len(config.seeds) > 1
-    members = run.members([{"latent_dim": k, "seed": s} for s in config.seeds])
+    with job.run:
+        run, config, device, data = job.run, job.config, job.device, job.data
+        k = config.latent_dim
+        several = len(config.seeds) > 1
+        members = run.members([{"latent_dim": k, "seed": s} for s in config.seeds])
 
-    def metrics_file(m: Member) -> Path:
-        return Path(f"seed_{m.key['seed']}") / "metrics.csv" if several else Path("metrics.csv")
+        def metrics_file(m: Member) -> Path:
+            return Path(f"seed_{m.key['seed']}") / "metrics.csv" if several else Path("metrics.csv")
 
-    def label(m: Member) -> str:
-        return f"linear AE k={k} " + (f"seed {m.key['seed']} " if several else "")
+        def label(m: Member) -> str:
+            return f"linear AE k={k} " + (f"seed {m.key['seed']} " if several else "")
 
-    log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
+        log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
-    def on_epoch(group, rows, backend):
-        for m, row in zip(group, rows, strict=True):
-            if row is not None:
-                log(m, row)
+        def on_epoch(group, rows, backend):
+            for m, row in zip(group, rows, strict=True):
+                if row is not None:
+                    log(m, row)
 
-    def build(group):
-        models = []
-        for m in group:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(m.state.seed)
-                models.append(LinearAutoencoder(k))
-        return ModuleMembers([model.to(device) for model in models], [config.lr] * len(group), RECONSTRUCT)
+        def build(group):
+            models = []
+            for m in group:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(m.state.seed)
+                    models.append(LinearAutoencoder(k))
+            return ModuleMembers([model.to(device) for model in models], [config.lr] * len(group), RECONSTRUCT)
 
-    run.train(
-        members,
-        build,
-        data.train_split(),
-        {"test": data.test_split()},
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        on_epoch=on_epoch,
-        stop=stop,
-    )
-    for m in members:
-        if m.state.status == "diverged":
-            raise Mle6Error(f"the linear autoencoder diverged (non-finite loss in epoch {m.state.diverged_epoch})")
-
-    basis, _ = singular_basis(data.train_x)
-    basis_k = basis[:, :k]
-    pca_test = projection_mse(data.test_x, basis, [k])[k]
-    pca_train = projection_mse(data.train_x, basis, [k])[k]
-    compare = compare_with_run(config.compare, data, basis, device) if config.compare is not None else None
-
-    seed_results = []
-    for m in members:
-        history = m.state.history
-        run.write_csv(metrics_file(m), METRICS_HEADER, history)
-        folder = metrics_file(m).parent
-        run.save_torch(folder / f"linear_ae_k{k}.pt", {"model": "linear-ae", "latent_dim": k, "state_dict": m.weights})
-        decoder_columns = m.weights["decoder.weight"].double().numpy()  # (784, k)
-        seed_results.append(
-            {
-                "seed": m.key["seed"],
-                "linear_ae_test_mse": history[-1]["test_loss"],
-                "principal_angles_deg": principal_angles_deg(decoder_columns, basis_k),
-            }
+        run.train(
+            members,
+            build,
+            data.train_split(),
+            {"test": data.test_split()},
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            on_epoch=on_epoch,
+            stop=stop,
+            save_every=save_every(run),
         )
-    first = members[0]
-    history = first.state.history
-    model = LinearAutoencoder(k)
-    model.load_state_dict(first.weights)
-    model = model.to(device).eval()
-    index = example_indices(data.test_y)
-    originals = data.test_x[index]
-    with torch.no_grad():
-        linear = model(as_float(originals)).cpu().numpy().reshape(-1, 28, 28)
-    figures = {
-        "losses": plots.pca_losses_figure(history, pca_test, run.path / "pca_ae_losses.png", k, data.synthetic).name,
-        "reconstructions": plots.pca_reconstructions_figure(
-            as_float(originals).cpu().numpy().reshape(-1, 28, 28),
-            linear,
-            projection_images(originals, basis_k).reshape(-1, 28, 28),
-            run.path / "pca_ae_reconstructions.png",
-            k,
-            data.synthetic,
-        ).name,
-    }
-    mean_mse = sum(r["linear_ae_test_mse"] for r in seed_results) / len(seed_results)
-    result = PcaAeResult(
-        config=config,
-        history=history,
-        seed_results=seed_results,
-        linear_ae_test_mse=mean_mse,
-        pca_test_mse=pca_test,
-        pca_train_mse=pca_train,
-        principal_angles_deg=seed_results[0]["principal_angles_deg"],
-        run_dir=run.path,
-        data=data.describe(),
-        compare=compare,
-        verdict=compare_verdict(compare, compare[0]["epochs"] if compare else None, quick) if compare else None,
-        figures=figures,
-    )
-    run.finish(result.summary())
-    return result
+        for m in members:
+            if m.state.status == "diverged":
+                raise Mle6Error(f"the linear autoencoder diverged (non-finite loss in epoch {m.state.diverged_epoch})")
+
+        basis, _ = singular_basis(data.train_x)
+        basis_k = basis[:, :k]
+        pca_test = projection_mse(data.test_x, basis, [k])[k]
+        pca_train = projection_mse(data.train_x, basis, [k])[k]
+        compare = compare_with_run(config.compare, data, basis, device) if config.compare is not None else None
+
+        seed_results = []
+        for m in members:
+            history = m.state.history
+            run.write_csv(metrics_file(m), METRICS_HEADER, history)
+            folder = metrics_file(m).parent
+            run.save_torch(
+                folder / f"linear_ae_k{k}.pt", {"model": "linear-ae", "latent_dim": k, "state_dict": m.weights}
+            )
+            decoder_columns = m.weights["decoder.weight"].double().numpy()  # (784, k)
+            seed_results.append(
+                {
+                    "seed": m.key["seed"],
+                    "linear_ae_test_mse": history[-1]["test_loss"],
+                    "principal_angles_deg": principal_angles_deg(decoder_columns, basis_k),
+                }
+            )
+        first = members[0]
+        history = first.state.history
+        model = LinearAutoencoder(k)
+        model.load_state_dict(first.weights)
+        model = model.to(device).eval()
+        index = example_indices(data.test_y)
+        originals = data.test_x[index]
+        with torch.no_grad():
+            linear = model(as_float(originals)).cpu().numpy().reshape(-1, 28, 28)
+        figures = {
+            "losses": plots.pca_losses_figure(
+                history, pca_test, run.path / "pca_ae_losses.png", k, data.synthetic
+            ).name,
+            "reconstructions": plots.pca_reconstructions_figure(
+                as_float(originals).cpu().numpy().reshape(-1, 28, 28),
+                linear,
+                projection_images(originals, basis_k).reshape(-1, 28, 28),
+                run.path / "pca_ae_reconstructions.png",
+                k,
+                data.synthetic,
+            ).name,
+        }
+        mean_mse = sum(r["linear_ae_test_mse"] for r in seed_results) / len(seed_results)
+        result = PcaAeResult(
+            config=config,
+            history=history,
+            seed_results=seed_results,
+            linear_ae_test_mse=mean_mse,
+            pca_test_mse=pca_test,
+            pca_train_mse=pca_train,
+            principal_angles_deg=seed_results[0]["principal_angles_deg"],
+            run_dir=run.path,
+            data=data.describe(),
+            compare=compare,
+            verdict=compare_verdict(compare, compare[0]["epochs"] if compare else None, quick) if compare else None,
+            figures=figures,
+        )
+        run.finish(result.summary())
+        return result

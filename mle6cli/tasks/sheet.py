@@ -76,12 +76,25 @@ def total_epochs(plan: Plan) -> int:
     return len(plan.lrs) * plan.sweep_epochs + len(plan.ae_dims) * plan.ae_epochs + plan.pca_epochs
 
 
+def outputs() -> tuple[str, ...]:
+    """What run-all writes: its report and figures, and each step's run folder (an --overwrite clears these)."""
+    from mle6cli.engine.runs import CONFIG, PROGRESS, RESUME, SUMMARY
+    from mle6cli.tasks import autoencoders, classifier, pca
+
+    steps = {"sweep-lr": classifier.OUTPUTS, "train-ae": autoencoders.OUTPUTS, "pca-ae": pca.OUTPUTS}
+    own = ("report.html", "report.md", "gauss_conv.png", "latent.png", "summary_cnn.txt")
+    return own + tuple(
+        f"{step}/{pattern}" for step, files in steps.items() for pattern in (CONFIG, SUMMARY, RESUME, PROGRESS, *files)
+    )
+
+
 def run_all(
     options: dict,
     *,
     out: Path | str | None = None,
     overwrite: bool = False,
     resume: Path | str | None = None,
+    overrides: dict | None = None,
     events: Events = QUIET,
     stop: Callable[[], bool] | None = None,
 ) -> dict:
@@ -90,97 +103,101 @@ def run_all(
     from mle6cli.engine.device import describe_device, resolve_device
     from mle6cli.tasks.classifier import ClassifierConfig, load_data
 
-    run = Run.open("run-all", options, out=out, overwrite=overwrite, resume=resume)
-    config = RunAllConfig.from_options(run.options)
-    plan = config.plan
-    device = resolve_device(config.device)
-    started = time.perf_counter()
+    run = Run.open(
+        "run-all", options, out=out, overwrite=overwrite, resume=resume, outputs=outputs(), overrides=overrides
+    )
+    with run:  # a resumed run holds its lock from the start: let it go on any failure
+        config = RunAllConfig.from_options(run.options)
+        plan = config.plan
+        device = resolve_device(config.device)
+        started = time.perf_counter()
 
-    # Open both datasets before the run folder exists: a missing one fails now, and leaves nothing behind.
-    signs_options = {
-        "lrs": list(plan.lrs),
-        "epochs": plan.sweep_epochs,
-        "batch_size": plan.batch_size,
-        "device": config.device,
-        "data_dir": None if config.synthetic else str(Path(config.data_dir).resolve()),
-        "synthetic": config.synthetic,
-        **config.seed_options(),
-    }
-    if config.synthetic:
-        signs_options["synthetic_per_class"] = list(plan.synthetic_signs_per_class)
-    signs = load_data(ClassifierConfig.from_options(signs_options), device)
-    mnist_options = {
-        "data_dir": None if config.synthetic else str(Path(config.mnist_dir).resolve()),
-        "synthetic": config.synthetic,
-        "download": config.download,
-        "device": config.device,
-        **config.seed_options(),
-    }
-    from mle6cli.tasks.autoencoders import AeConfig
+        # Open both datasets before the run folder exists: a missing one fails now, and leaves nothing behind.
+        signs_options = {
+            "lrs": list(plan.lrs),
+            "epochs": plan.sweep_epochs,
+            "batch_size": plan.batch_size,
+            "device": config.device,
+            "data_dir": None if config.synthetic else str(Path(config.data_dir).resolve()),
+            "synthetic": config.synthetic,
+            **config.seed_options(),
+        }
+        if config.synthetic:
+            signs_options["synthetic_per_class"] = list(plan.synthetic_signs_per_class)
+        signs = load_data(ClassifierConfig.from_options(signs_options), device)
+        mnist_options = {
+            "data_dir": None if config.synthetic else str(Path(config.mnist_dir).resolve()),
+            "synthetic": config.synthetic,
+            "download": config.download,
+            "device": config.device,
+            **config.seed_options(),
+        }
+        from mle6cli.tasks.autoencoders import AeConfig
 
-    mnist = open_mnist(AeConfig.from_options(mnist_options).spec(), device)
-    if run.resumed:
-        events.note(f"Resuming the run in {run.path}: finished steps are kept.")
-    run.record_paths("data_dir", "mnist_dir")
-    run.begin(device=describe_device(device), data={"signs": signs.source, "mnist": mnist.describe()})
+        mnist = open_mnist(AeConfig.from_options(mnist_options).spec(), device)
+        if run.resumed:
+            events.note(f"Resuming the run in {run.path}: finished steps are kept.")
+        run.record_paths("data_dir", "mnist_dir")
+        run.begin(device=describe_device(device), data={"signs": signs.source, "mnist": mnist.describe()})
+        run.save([], step="the maths")  # resumable from here on, even after a crash
 
-    events.start(total_epochs(plan), "run-all")
-    counter = _Counter(events)
-    results, figures = {}, {}
-    step = "the maths"
-    try:
-        _maths(run, config, results, figures, events)
-        step = "sweep-lr"
-        results["sweep_lr"] = _job(run, "sweep-lr", signs_options, counter, stop, data=None)
-        figures["sweep"] = run.path / "sweep-lr" / "sweep_curves.png"
-        step = "train-ae"
-        ae_options = dict(
-            mnist_options, latent_dims=list(plan.ae_dims), epochs=plan.ae_epochs, batch_size=plan.ae_batch_size
-        )
-        ae = _job(run, "train-ae", ae_options, counter, stop, data=mnist)
-        results["train_ae"] = ae
-        figures["ae_losses"] = run.path / "train-ae" / ae["figures"]["losses"]
-        figures["reconstructions"] = run.path / "train-ae" / ae["figures"]["reconstructions"]
-        step = "latent-plot"
-        _latent(run, plan, mnist, device, results, figures, events)
-        step = "pca-ae"
-        pca_options = dict(
-            mnist_options,
-            latent_dim=plan.pca_dim,
-            epochs=plan.pca_epochs,
-            batch_size=plan.ae_batch_size,
-            compare=str(run.path / "train-ae"),
-        )
-        pca = _job(run, "pca-ae", pca_options, counter, stop, data=mnist, quick=config.quick)
-        results["pca_ae"] = pca
-        figures["pca_losses"] = run.path / "pca-ae" / pca["figures"]["losses"]
-        figures["pca_reconstructions"] = run.path / "pca-ae" / pca["figures"]["reconstructions"]
-    except Interrupted as exc:
-        run.save([], step=step)
-        raise run.interrupted(exc.signal_number, f"in {step}") from None
+        events.start(total_epochs(plan), "run-all")
+        counter = _Counter(events)
+        results, figures = {}, {}
+        step = "the maths"
+        try:
+            _maths(run, config, results, figures, events)
+            step = "sweep-lr"
+            results["sweep_lr"] = _job(run, "sweep-lr", signs_options, counter, stop, data=None)
+            figures["sweep"] = run.path / "sweep-lr" / "sweep_curves.png"
+            step = "train-ae"
+            ae_options = dict(
+                mnist_options, latent_dims=list(plan.ae_dims), epochs=plan.ae_epochs, batch_size=plan.ae_batch_size
+            )
+            ae = _job(run, "train-ae", ae_options, counter, stop, data=mnist)
+            results["train_ae"] = ae
+            figures["ae_losses"] = run.path / "train-ae" / ae["figures"]["losses"]
+            figures["reconstructions"] = run.path / "train-ae" / ae["figures"]["reconstructions"]
+            step = "latent-plot"
+            _latent(run, plan, mnist, device, results, figures, events)
+            step = "pca-ae"
+            pca_options = dict(
+                mnist_options,
+                latent_dim=plan.pca_dim,
+                epochs=plan.pca_epochs,
+                batch_size=plan.ae_batch_size,
+                compare=str(run.path / "train-ae"),
+            )
+            pca = _job(run, "pca-ae", pca_options, counter, stop, data=mnist, quick=config.quick)
+            results["pca_ae"] = pca
+            figures["pca_losses"] = run.path / "pca-ae" / pca["figures"]["losses"]
+            figures["pca_reconstructions"] = run.path / "pca-ae" / pca["figures"]["reconstructions"]
+        except Interrupted as exc:
+            run.save([], status="interrupted", step=step)
+            raise run.interrupted(exc.signal_number, f"in {step}") from None
 
-    from mle6cli.tasks.sheet_report import write_sheet_report
+        from mle6cli.tasks.sheet_report import write_sheet_report
 
-    synthetic = {"signs": signs.synthetic, "mnist": mnist.synthetic}
-    provenance = {
-        "signs": signs.source.get("path", "synthetic"),
-        "mnist": mnist.source,
-        "device": describe_device(device),
-        "mode": "quick (--quick: fewer epochs)" if config.quick else "full (the exercise's epochs)",
-    }
-    html_path, md_path = write_sheet_report(run.path, results, figures, plan, synthetic, provenance)
-    summary = {
-        "command": "run-all",
-        "quick": config.quick,
-        "device": str(device),
-        "synthetic": synthetic,
-        "data": {"signs": provenance["signs"], "mnist": mnist.source},
-        "seconds": time.perf_counter() - started,
-        "results": results,
-        "report_html": str(html_path),
-        "report_md": str(md_path),
-    }
-    return run.finish(summary)
+        synthetic = {"signs": signs.synthetic, "mnist": mnist.synthetic}
+        provenance = {
+            "signs": signs.source.get("path", "synthetic"),
+            "mnist": mnist.source,
+            "device": describe_device(device),
+            "mode": "quick (--quick: fewer epochs)" if config.quick else "full (the exercise's epochs)",
+        }
+        html_path, md_path = write_sheet_report(run.path, results, figures, plan, synthetic, provenance)
+        summary = {
+            "command": "run-all",
+            "quick": config.quick,
+            "device": str(device),
+            "synthetic": synthetic,
+            "data": {"signs": provenance["signs"], "mnist": mnist.source},
+            "seconds": time.perf_counter() - started,
+            "results": results,
+            "report_html": str(html_path),
+            "report_md": str(md_path),
+        }
+        return run.finish(summary)
 
 
 class _Counter:
