@@ -154,8 +154,8 @@ def test_missing_data_fails_fast_and_leaves_nothing(runner, app, tmp_path):
 
 
 def test_seed_for_each_step():
-    assert run_all_module.RunAllConfig().seed_options() == {}  # each command's own default
-    assert run_all_module.RunAllConfig(seed=7).seed_options() == {"seed": 7}
+    assert run_all_module.RunAllConfig().seed_options() == {"save_every": 1}  # each command's own default seed
+    assert run_all_module.RunAllConfig(seed=7).seed_options() == {"seed": 7, "save_every": 1}
 
 
 def test_seeds_carry_bands_and_intervals_into_the_report(tmp_path):

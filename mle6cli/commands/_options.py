@@ -82,9 +82,28 @@ def parse_seeds(text: str) -> list[int]:
     return values
 
 
+def _out_folder(value: str | None) -> Path | None:
+    if value is not None and not str(value).strip():
+        raise typer.BadParameter("is empty; name a folder (or leave --out out for runs/<command>/<timestamp>)")
+    return None if value is None else Path(value)
+
+
 OutOpt = Annotated[
-    Path | None,
-    typer.Option("--out", help="Run folder to create (default: runs/<command>/<timestamp>). Must be new or empty."),
+    str | None,
+    typer.Option(
+        "--out",
+        callback=_out_folder,
+        help="Run folder to create (default: runs/<command>/<timestamp>). Must be new or empty.",
+    ),
+]
+SaveEveryOpt = Annotated[
+    int,
+    typer.Option(
+        "--save-every",
+        min=0,
+        max=1_000_000,
+        help="Save the resumable state every N epochs (0: only when stopped); a crash loses at most N epochs.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but the result (and errors).")]
@@ -154,6 +173,48 @@ NoDownloadOpt = Annotated[
 def data_dir_option(data_dir: Path | None, synthetic: bool) -> str | None:
     """The data folder as given (a run records it absolute, so --resume works from anywhere), or None."""
     return None if synthetic or data_dir is None else str(data_dir)
+
+
+# option key in a run's config.json -> the command-line parameters that set it
+SOURCES = {"seeds": ("seed", "seeds"), "download": ("no_download",)}
+# what a resumed run may change: where it computes and how often it saves, not what it computes
+RESUMABLE = ("device", "save_every")
+
+
+def resume_overrides(ctx: typer.Context, resume: Path | None, options: dict) -> dict | None:
+    """With --resume: the options given on the command line that a resumed run may change (--device,
+    --save-every); a usage error naming every other given option whose value differs from the run's."""
+    if resume is None:
+        return None
+    from mle6cli.files import FileError, read_json
+
+    try:
+        saved = read_json(Path(resume) / "config.json").get("options", {})
+    except (FileError, AttributeError):
+        return None  # the run protocol says what is wrong with the folder
+    given = {name for name in ctx.params if ctx.get_parameter_source(name).name in ("COMMANDLINE", "ENVIRONMENT")}
+    changed, overrides = [], {}
+    for key, value in options.items():
+        params = SOURCES.get(key, (key,))
+        if not given.intersection(params):
+            continue
+        if key in RESUMABLE:
+            overrides[key] = value
+        elif _normal(key, value) != _normal(key, saved.get(key)):
+            changed.extend("--" + p.replace("_", "-") for p in params if p in given)
+    if changed:
+        raise typer.BadParameter(
+            f"{', '.join(changed)} would change the run being resumed; a resumed run keeps its options "
+            f"(only {', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} may change)",
+            param_hint="'--resume'",
+        )
+    return overrides
+
+
+def _normal(key: str, value):
+    if key.endswith("_dir") or key == "compare":
+        return None if value is None else str(Path(value).resolve())
+    return list(value) if isinstance(value, tuple) else value
 
 
 def check_resume_alone(resume: Path | None, out: Path | None) -> None:

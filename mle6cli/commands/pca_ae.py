@@ -18,10 +18,12 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
+    SaveEveryOpt,
     SeedsOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
+    resume_overrides,
     seed_opt,
     seeds_option,
     whole_in_range,
@@ -32,6 +34,7 @@ from mle6cli.tasks.limits import MNIST_PIXELS
 
 
 def pca_ae(
+    ctx: typer.Context,
     latent_dim: Annotated[
         int,
         typer.Option(
@@ -56,6 +59,7 @@ def pca_ae(
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
+    save_every: SaveEveryOpt = 1,
     no_download: NoDownloadOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -78,11 +82,13 @@ def pca_ae(
         "seeds": seeds_option(seed, seeds, 0),
         "compare": None if compare is None else str(compare),
         "device": device,
+        "save_every": save_every,
         "deterministic": deterministic,
         "download": not no_download,
     }
+    overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
-        result = run_pca_ae(options, out=out, overwrite=overwrite, resume=resume, events=events)
+        result = run_pca_ae(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)
     if json_out:
         printer.json(result.to_json())
         return

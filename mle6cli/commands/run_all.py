@@ -14,10 +14,12 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
+    SaveEveryOpt,
     SeedsOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
+    resume_overrides,
     seeds_option,
 )
 from mle6cli.commands._output import Printer
@@ -25,6 +27,7 @@ from mle6cli.fmt import lr_label
 
 
 def run_all(
+    ctx: typer.Context,
     data_dir: Annotated[Path, typer.Option("--data-dir", help="SIGNS arrays (X_/Y_train|val|test.npy).")] = Path(
         "sign_data"
     ),
@@ -44,6 +47,7 @@ def run_all(
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
+    save_every: SaveEveryOpt = 1,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -61,14 +65,16 @@ def run_all(
         "synthetic": synthetic,
         "quick": quick,
         "device": device,
+        "save_every": save_every,
         "seed": seed,
         "seeds": None if seeds is None else seeds_option(seed, seeds, 0),
         "download": not no_download,
     }
     if synthetic and resume is None:
         printer.note("Note: run-all uses SYNTHETIC data (drawn hands, font digits), not SIGNS and MNIST.")
+    overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
-        summary = run_sheet(options, out=out, overwrite=overwrite, resume=resume, events=events)
+        summary = run_sheet(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)
     if json_out:
         printer.json(summary)
         return

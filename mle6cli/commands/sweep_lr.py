@@ -15,12 +15,14 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
+    SaveEveryOpt,
     SeedsOpt,
     SignsDirOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
     positive_list,
+    resume_overrides,
     seed_opt,
     seeds_option,
 )
@@ -36,6 +38,7 @@ def parse_lrs(text: str) -> list[float]:
 
 
 def sweep_lr(
+    ctx: typer.Context,
     lrs: Annotated[
         str, typer.Option("--lrs", help="Comma-separated learning rates, one model each.")
     ] = "1e-1,1e-3,1e-4,1e-5",
@@ -50,6 +53,7 @@ def sweep_lr(
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
+    save_every: SaveEveryOpt = 1,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -69,10 +73,14 @@ def sweep_lr(
         "batch_size": batch_size,
         "seeds": seeds_option(seed, seeds, 42),
         "device": device,
+        "save_every": save_every,
         "deterministic": deterministic,
     }
+    overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
-        summary = classifier.sweep_lr(options, out=out, overwrite=overwrite, resume=resume, events=events)
+        summary = classifier.sweep_lr(
+            options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events
+        )
     if json_out:
         printer.json(summary)
         return

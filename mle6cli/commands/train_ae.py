@@ -18,11 +18,13 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
+    SaveEveryOpt,
     SeedsOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
     positive_list,
+    resume_overrides,
     seed_opt,
     seeds_option,
 )
@@ -47,6 +49,7 @@ def parse_dims(value: str) -> list[int]:
 
 
 def train_ae(
+    ctx: typer.Context,
     data_dir: MnistDirOpt = Path("data"),
     synthetic: SyntheticOpt = False,
     latent_dims: Annotated[
@@ -73,6 +76,7 @@ def train_ae(
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
+    save_every: SaveEveryOpt = 1,
     no_download: NoDownloadOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -98,11 +102,13 @@ def train_ae(
         "retries": retries,
         "init": init,
         "device": device,
+        "save_every": save_every,
         "deterministic": deterministic,
         "download": not no_download,
     }
+    overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
-        result = train_ae(options, out=out, overwrite=overwrite, resume=resume, events=events)
+        result = train_ae(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)
 
     if json_out:
         printer.json(result.to_json())

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -13,11 +15,13 @@ from mle6cli.commands._options import (
     OverwriteOpt,
     QuietOpt,
     ResumeOpt,
+    SaveEveryOpt,
     SeedsOpt,
     SignsDirOpt,
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
+    resume_overrides,
     seed_opt,
     seeds_option,
 )
@@ -26,6 +30,7 @@ from mle6cli.commands._render import render_sweep
 
 
 def train_cnn(
+    ctx: typer.Context,
     data_dir: SignsDirOpt = Path("sign_data"),
     synthetic: SyntheticOpt = False,
     lr: LrOpt = 1e-3,
@@ -38,6 +43,7 @@ def train_cnn(
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
+    save_every: SaveEveryOpt = 1,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -57,10 +63,14 @@ def train_cnn(
         "batch_size": batch_size,
         "seeds": seeds_option(seed, seeds, 42),
         "device": device,
+        "save_every": save_every,
         "deterministic": deterministic,
     }
+    overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
-        summary = classifier.train_cnn(options, out=out, overwrite=overwrite, resume=resume, events=events)
+        summary = classifier.train_cnn(
+            options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events
+        )
     if json_out:
         printer.json(summary)
         return

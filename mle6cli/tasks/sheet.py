@@ -61,15 +61,16 @@ class RunAllConfig(OptionsConfig):
     seed: int | None = None  # None: each command's own default seed (train-cnn 42, train-ae 0, …)
     seeds: tuple[int, ...] | None = None  # several seeds for every step (means, CIs and bands)
     download: bool = True
+    save_every: int = 1
 
     @property
     def plan(self) -> Plan:
         return QUICK if self.quick else FULL
 
     def seed_options(self) -> dict:
-        if self.seeds:
-            return {"seeds": list(self.seeds)}
-        return {} if self.seed is None else {"seed": self.seed}
+        """What every step shares: the seeds, and how often to save."""
+        seeds = {"seeds": list(self.seeds)} if self.seeds else ({} if self.seed is None else {"seed": self.seed})
+        return {**seeds, "save_every": self.save_every}
 
 
 def total_epochs(plan: Plan) -> int:
