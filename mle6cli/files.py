@@ -123,6 +123,10 @@ def save_torch(path: Path, obj) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+# torch's legacy (pre-zip) format opens with its magic number, pickled with protocol 2 as a LONG1
+_LEGACY_TORCH = b"\x80\x02\x8a\x0a"
+
+
 def load_torch(path: Path, what: str = "checkpoint"):
     """A torch file as data: `weights_only=True` on every torch version (≥ 2.4 defaulted to False),
     so a crafted file cannot run code. Anything else is refused with one line naming the file:
@@ -145,7 +149,9 @@ def load_torch(path: Path, what: str = "checkpoint"):
     if head.startswith(b"PK"):  # torch's zip format (torch >= 1.6)
         if not zipfile.is_zipfile(path):
             raise FileError(f"{what} {path} cannot be read: truncated (a torch zip archive without its end)")
-    elif not head.startswith(b"\x80"):  # nor the legacy format, a pickle protocol >= 2 stream
+    elif head.startswith(b"\x80") and not head.startswith(_LEGACY_TORCH):
+        raise FileError(f"{what} {path} cannot be read: not a torch file (a plain Python pickle)")
+    elif not head.startswith(_LEGACY_TORCH):
         raise FileError(f"{what} {path} cannot be read: not a torch file (it starts with {head[:4]!r})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

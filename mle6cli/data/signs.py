@@ -89,13 +89,13 @@ def check_labels(y: np.ndarray, yn: str, notes: list[str] | None = None) -> np.n
             raise DataError(f"{yn} contains inf (sample {_first(np.isinf(y))})")
         if not np.all(y == np.round(y)):
             bad = int(np.flatnonzero(y != np.round(y))[0])
-            raise DataError(f"{yn} holds a non-integer label {y[bad]!r} (sample {bad}); labels must be 0..5")
+            raise DataError(f"{yn} holds a non-integer label {y[bad].item()!r} (sample {bad}); labels must be 0..5")
     bad = np.flatnonzero((y < 0) | (y >= CLASSES))
     if len(bad):
         i = int(bad[0])
         raise DataError(f"{yn} has {len(bad)} label(s) outside 0..5, e.g. {y[i].item()!r} at sample {i}")
     if np.issubdtype(y.dtype, np.floating) and notes is not None:
-        notes.append(f"Note: {yn} holds labels as {y.dtype} floats; read as the whole numbers 0..5 they are.")
+        notes.append(f"Note: {yn} holds {y.dtype} labels; read as the whole numbers 0..5 they are.")
     return y.astype(np.int64)
 
 
@@ -356,8 +356,16 @@ def read_h5(path: Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
     except DataError:
         raise
     except Exception as exc:  # not HDF5, truncated, …
-        raise DataError(f"cannot read {path} as HDF5: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        raise DataError(f"cannot read {path} as HDF5: {_h5_reason(exc)}") from None
     return x, y
+
+
+def _h5_reason(exc: BaseException) -> str:
+    """h5py's reason in a few words: 'truncated file: eof = …', 'not an HDF5 file (file signature not found)'."""
+    reason = (str(exc).splitlines() or [""])[0].strip().strip("'\"") or type(exc).__name__
+    opened = re.match(r"^Unable to (?:synchronously )?open file \((.*)\)$", reason)
+    reason = opened.group(1) if opened else reason
+    return f"not an HDF5 file ({reason})" if "signature not found" in reason else reason
 
 
 def read_image_folder(folder: Path | str, notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -401,6 +409,8 @@ def read_image_folder(folder: Path | str, notes: list[str] | None = None) -> tup
             raise
         except Exception as exc:  # not an image, truncated, ...
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if reason.startswith("cannot identify image file"):
+                reason = "not a JPEG or PNG image"
             raise DataError(f"cannot read image {path}: {reason}") from None
         if pixels.shape != (SIDE, SIDE, 3):
             raise DataError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels; expected 64x64 (resize it first)")
