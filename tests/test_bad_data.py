@@ -1076,8 +1076,8 @@ def test_resume_refused(runner, app, tmp_path, case):
     assert snapshot(folder) == before
 
 
-def test_resume_config_json_is_read_as_json_only(tmp_path):
-    """config.json is parsed by json (never evaluated); a valid one with a valid checkpoint loads."""
+def test_the_undamaged_resume_folder_loads(tmp_path):
+    """The control for the rows above: before its damage, the folder they start from is accepted."""
     small = write_layout(tmp_path / "small", signs_arrays())
     folder = resume_folder(tmp_path, small)
     config, state = runs.load_resume(
