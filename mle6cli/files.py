@@ -123,10 +123,16 @@ def save_torch(path: Path, obj) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+# torch's legacy (pre-zip) format opens with its magic number, pickled with protocol 2 as a LONG1
+_LEGACY_TORCH = b"\x80\x02\x8a\x0a"
+
+
 def load_torch(path: Path, what: str = "checkpoint"):
     """A torch file as data: `weights_only=True` on every torch version (≥ 2.4 defaulted to False),
-    so a crafted file cannot run code. Anything else is refused with one line naming the file."""
+    so a crafted file cannot run code. Anything else is refused with one line naming the file:
+    an empty file, one that is not a torch file at all, a truncated one, or one holding objects."""
     import pickle
+    import zipfile
 
     import torch
 
@@ -134,11 +140,46 @@ def load_torch(path: Path, what: str = "checkpoint"):
     if not path.is_file():
         raise FileError(f"{what} {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise FileError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    if not head:
+        raise FileError(f"{what} {path} cannot be read: the file is empty")
+    if head.startswith(b"PK"):  # torch's zip format (torch >= 1.6)
+        if not zipfile.is_zipfile(path):
+            raise FileError(f"{what} {path} cannot be read: truncated (a torch zip archive without its end)")
+    elif head.startswith(b"\x80") and not head.startswith(_LEGACY_TORCH):
+        raise FileError(f"{what} {path} cannot be read: not a torch file (a plain Python pickle)")
+    elif not head.startswith(_LEGACY_TORCH):
+        raise FileError(f"{what} {path} cannot be read: not a torch file (it starts with {head[:4]!r})")
+    try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()
         detail = next((line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else "")
-        raise FileError(f"{what} {path} holds more than tensors and plain values; refused ({detail.strip()})") from None
-    except Exception as exc:  # truncated, not a torch file
+        detail = detail.split(" was not an allowed global")[0].replace("WeightsUnpickler error: ", "").strip()
+        raise FileError(f"{what} {path} holds more than tensors and plain values; refused ({detail})") from None
+    except Exception as exc:  # truncated inside, a damaged archive
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = reason.split(". This is an internal")[0]  # torch's long advice after the cause
         raise FileError(f"{what} {path} cannot be read: {reason}") from None
+
+
+def state_dict_problem(exc: BaseException) -> str:
+    """One line saying why `load_state_dict` refused a checkpoint's weights (torch's first detail)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    line = lines[1] if lines[0].startswith("Error(s) in loading state_dict") and len(lines) > 1 else lines[0]
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def non_finite_entry(state_dict) -> str | None:
+    """The name of the first floating tensor of a state dict holding NaN or inf, or None."""
+    import torch
+
+    for name, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            return str(name)
+    return None

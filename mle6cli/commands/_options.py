@@ -177,8 +177,6 @@ def data_dir_option(data_dir: Path | None, synthetic: bool) -> str | None:
 
 # option key in a run's config.json -> the command-line parameters that set it
 SOURCES = {"seeds": ("seed", "seeds"), "download": ("no_download",)}
-# what a resumed run may change: where it computes and how often it saves, not what it computes
-RESUMABLE = ("device", "save_every")
 
 
 def resume_overrides(ctx: typer.Context, resume: Path | None, options: dict) -> dict | None:
@@ -186,6 +184,7 @@ def resume_overrides(ctx: typer.Context, resume: Path | None, options: dict) -> 
     --save-every); a usage error naming every other given option whose value differs from the run's."""
     if resume is None:
         return None
+    from mle6cli.engine.runs import RESUMABLE
     from mle6cli.files import FileError, read_json
 
     try:

@@ -50,6 +50,8 @@ def prepare_signs(
         overwrite=overwrite,
     )
     printer = Printer(json_mode=json_out, quiet=quiet)
+    for note in report["notes"]:  # what the sources held that was accepted only after a second look
+        printer.note(note)
     if json_out:
         printer.json(report)
         return

@@ -1,8 +1,10 @@
 """MNIST, held once on the device as uint8, and built-in synthetic stand-in digits.
 
-Real data are read by `torchvision.datasets.MNIST` from `<data_dir>/MNIST/raw/`. Nothing is
-converted sample by sample: the whole (N, 28, 28) uint8 tensor moves to the device once, and
-`data.splits.Split` scales each batch to [0, 1].
+Real data are the four IDX files in `<data_dir>/MNIST/raw/` (plain or .gz, unpacked in
+memory), read and checked here: a truncated file, a wrong type or shape, out-of-range pixels or
+labels fail in one line naming the file. `torchvision.datasets.MNIST` only downloads them.
+Nothing is converted sample by sample: the whole (N, 28, 28) uint8 tensor moves to the device
+once, and `data.splits.Split` scales each batch to [0, 1].
 
 Missing files never make a command hang: they are looked for first, a download (when allowed)
 runs under a short socket timeout, and failure is one `DataError` naming the four files and
@@ -14,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import gzip
-import shutil
+import math
 import socket
+import struct
 import sys
-import tempfile
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +50,7 @@ class MnistData:
     test_y: torch.Tensor
     synthetic: bool
     source: str  # the raw folder, or "synthetic (seed S)"
+    notes: list[str] = field(default_factory=list)  # what was accepted only after a second look, for the user
 
     def train_split(self) -> Split:
         return Split(self.train_x)  # y None: an autoencoder reconstructs its input
@@ -104,56 +108,134 @@ def _try_download(data_dir: Path) -> str | None:
     return None
 
 
-def _readable_root(data_dir: Path, scratch: Path) -> Path:
-    """A root whose MNIST/raw/ holds all four files uncompressed (torchvision reads only those).
+# IDX type codes (the third byte of the magic number) and their big-endian numpy types
+_IDX_TYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
-    Files present only as .gz are unpacked into `scratch`, never into the user's data folder
-    (which may be read-only).
+
+def _file_bytes(raw: Path, name: str) -> tuple[bytes, Path]:
+    """The bytes of `name` in `raw`, plain or unpacked in memory from its .gz (the folder is never written)."""
+    plain = raw / name
+    if plain.is_file():
+        try:
+            return plain.read_bytes(), plain
+        except OSError as exc:
+            raise DataError(f"cannot read {plain}: {exc.strerror or exc}") from None
+    packed = raw / f"{name}.gz"
+    try:
+        with gzip.open(packed, "rb") as fh:
+            return fh.read(), packed
+    except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated, damaged
+        raise DataError(f"{packed} is not a readable gzip file: {exc}") from None
+
+
+def read_idx(data: bytes, path: Path) -> np.ndarray:
+    """The array an IDX file holds (any IDX type), its header checked against its size.
+
+    `path` names the file in messages (the .gz the user has, where the bytes were unpacked).
     """
-    raw = raw_folder(data_dir)
-    if all((raw / name).is_file() for name in FILES):
-        return data_dir
-    target = raw_folder(scratch)
-    target.mkdir(parents=True)
-    for name in FILES:
-        if (raw / name).is_file():
-            (target / name).symlink_to((raw / name).resolve())
-        else:
-            _gunzip(raw / f"{name}.gz", target / name)
-    return scratch
+    if not data:
+        raise DataError(f"{path} is empty")
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+        raise DataError(f"{path} is not an IDX file (it starts with {data[:4]!r}, not 00 00 08 ..)")
+    dtype, ndim = _IDX_TYPES[data[2]], data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path} is truncated: its header is cut short")
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    count = math.prod(dims)
+    shape = "×".join(map(str, dims))
+    expected, got = count * dtype.itemsize, len(data) - header
+    if got < expected:
+        raise DataError(f"{path} is truncated: its header announces {shape} values ({expected} bytes), it holds {got}")
+    if got > expected:
+        raise DataError(f"{path} has {got - expected} bytes after the {shape} values its header announces")
+    return np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(dims)
 
 
-def _gunzip(source: Path, target: Path) -> None:
-    try:
-        with gzip.open(source, "rb") as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{source} is not a readable gzip file: {exc}") from None
+def _type_name(x: np.ndarray) -> str:
+    return x.dtype.newbyteorder("=").name
 
 
-def _read(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST
-
-    prefix = "train" if train else "t10k"
-    try:
-        dataset = MNIST(str(root), train=train, download=False)
-    except (AssertionError, RuntimeError, TypeError, ValueError, IndexError, OSError) as exc:
-        detail = str(exc).strip() or "not an IDX file"
-        raise DataError(
-            f"MNIST files {prefix}-images-idx3-ubyte / {prefix}-labels-idx1-ubyte in {raw_folder(root)}/ "
-            f"are corrupt or not MNIST IDX files ({detail})"
-        ) from None
-    x, y = dataset.data, dataset.targets
-    where = f"{raw_folder(root)}/{prefix}-images-idx3-ubyte"
-    if x.ndim != 3 or tuple(x.shape[1:]) != (MNIST_SIDE, MNIST_SIDE):
-        raise DataError(f"{where} holds images of shape {tuple(x.shape[1:])}, expected 28x28")
-    if len(y) != len(x):
-        raise DataError(f"{where} holds {len(x)} images but its labels file {len(y)} labels")
+def _check_images(x: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
+    """(N, 28, 28) pixels 0..255 as uint8; float pixels in [0, 1] or whole 0..255 are accepted with a note."""
+    if x.ndim != 3:
+        raise DataError(f"{path} holds an array of shape {tuple(x.shape)}; MNIST images are N×28×28 (one grey channel)")
+    if tuple(x.shape[1:]) != (MNIST_SIDE, MNIST_SIDE):
+        raise DataError(f"{path} holds images of shape {tuple(x.shape[1:])}, expected 28x28")
     if len(x) == 0:
-        raise DataError(f"{where} holds no images")
-    if int(y.min()) < 0 or int(y.max()) >= NUM_CLASSES:
-        raise DataError(f"MNIST labels in {raw_folder(root)}/ must be 0..9, found {int(y.min())}..{int(y.max())}")
-    return x, y
+        raise DataError(f"{path} holds no images")
+    is_float = np.issubdtype(x.dtype, np.floating)
+    if is_float:
+        if np.isnan(x).any():
+            raise DataError(f"{path} contains NaN (image {int(np.flatnonzero(np.isnan(x).any(axis=(1, 2)))[0])})")
+        if np.isinf(x).any():
+            raise DataError(f"{path} contains inf (image {int(np.flatnonzero(np.isinf(x).any(axis=(1, 2)))[0])})")
+    lo, hi = (float(x.min()), float(x.max())) if is_float else (int(x.min()), int(x.max()))
+    if lo < 0 or hi > 255:
+        raise DataError(f"{path} has pixel values from {lo:g} to {hi:g}; expected 0..255")
+    if is_float:
+        whole = bool(np.all(x == np.round(x)))
+        if hi > 1 and not whole:
+            raise DataError(
+                f"{path} has fractional pixel values above 1 (up to {hi:g}); "
+                "expected whole numbers 0..255 or floats in [0, 1]"
+            )
+        what = "in [0, 1]; stored as bytes 0..255 (×255, rounded)" if hi <= 1 else "with whole values 0..255"
+        notes.append(f"Note: {path} holds {_type_name(x)} pixels {what} like MNIST's.")
+        return np.rint(x.astype(np.float64) * (255.0 if hi <= 1 else 1.0)).astype(np.uint8)
+    if hi <= 1:
+        raise DataError(
+            f"{path} has pixel values only {lo}..{hi}; MNIST pixels run 0..255 "
+            "(were images scaled to [0, 1] and then saved as integers?)"
+        )
+    if x.dtype != np.uint8:
+        notes.append(f"Note: {path} holds {_type_name(x)} pixels; read as the bytes 0..255 they are.")
+    return x.astype(np.uint8)
+
+
+def _check_labels(y: np.ndarray, path: Path, n_images: int, images: Path, notes: list[str]) -> np.ndarray:
+    """(N,) digits 0..9 as int64, as many as there are images; float labels that are whole numbers pass, noted."""
+    if y.ndim != 1:
+        raise DataError(f"{path} holds an array of shape {tuple(y.shape)}; MNIST labels are one digit per image")
+    if len(y) != n_images:
+        raise DataError(f"{images} holds {n_images} images but its labels file {len(y)} labels")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all():
+            raise DataError(f"{path} contains NaN or inf (label {int(np.flatnonzero(~np.isfinite(y))[0])})")
+        fractional = np.flatnonzero(y != np.round(y))
+        if len(fractional):
+            i = int(fractional[0])
+            raise DataError(f"{path} holds a non-integer label {y[i].item()!r} (label {i}); labels are digits 0..9")
+    if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
+        raise DataError(f"MNIST labels in {path} must be 0..9, found {y.min().item():g}..{y.max().item():g}")
+    if np.issubdtype(y.dtype, np.floating):
+        notes.append(f"Note: {path} holds {_type_name(y)} labels; read as the whole digits 0..9 they are.")
+    absent = [d for d in range(NUM_CLASSES) if not np.any(y == d)]
+    if absent:
+        names = ", ".join(map(str, absent))
+        notes.append(
+            f"Note: {path} has no image of digit {names}; the autoencoders do not use labels, "
+            "and latent-plot shows only the digits present."
+        )
+    return y.astype(np.int64)
+
+
+def _read(raw: Path, train: bool, notes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split's images (N, 28, 28) uint8 and labels (N,) int64, every file checked."""
+    prefix = "train" if train else "t10k"
+    data, images_path = _file_bytes(raw, f"{prefix}-images-idx3-ubyte")
+    x = _check_images(read_idx(data, images_path), images_path, notes)
+    del data
+    data, labels_path = _file_bytes(raw, f"{prefix}-labels-idx1-ubyte")
+    y = _check_labels(read_idx(data, labels_path), labels_path, len(x), images_path, notes)
+    return torch.from_numpy(x), torch.from_numpy(y)
 
 
 def load_mnist(data_dir: Path | str, device: torch.device, download: bool = True) -> MnistData:
@@ -168,10 +250,9 @@ def load_mnist(data_dir: Path | str, device: torch.device, download: bool = True
         missing = _missing(raw)
         if missing:
             raise DataError(missing_message(raw, missing, f"the download failed: {reason or 'no files'}"))
-    with tempfile.TemporaryDirectory(prefix="mle6-mnist-") as scratch:
-        root = _readable_root(data_dir, Path(scratch))
-        train_x, train_y = _read(root, train=True)
-        test_x, test_y = _read(root, train=False)
+    notes: list[str] = []
+    train_x, train_y = _read(raw, True, notes)
+    test_x, test_y = _read(raw, False, notes)
     return MnistData(
         train_x=train_x.unsqueeze(1).contiguous().to(device),  # (N, 1, 28, 28) uint8
         train_y=train_y.to(device),
@@ -179,6 +260,7 @@ def load_mnist(data_dir: Path | str, device: torch.device, download: bool = True
         test_y=test_y.to(device),
         synthetic=False,
         source=str(raw),
+        notes=notes,
     )
 
 

@@ -35,6 +35,8 @@ CONFIG = "config.json"
 RESUME = "resume.pt"
 PROGRESS = "progress.json"
 LOCK = ".lock"
+# what a resumed run may change: where it computes and how often it saves, not what it computes
+RESUMABLE = ("device", "save_every")
 
 
 class RunDirError(Mle6Error):
@@ -182,7 +184,7 @@ class Run:
             raise RunFinished(f"the run in {path} already finished; nothing to resume (see {path / SUMMARY})")
         lock = RunLock.take(path) if path.is_dir() else None
         try:
-            document, saved = load_resume(path, command)
+            document, saved = load_resume(path, command, keys=[k for k in options if k not in RESUMABLE])
             saved_options = document.get("options")
             if not isinstance(saved_options, dict):
                 raise RunDirError(f"--resume: {path / CONFIG} lacks the run's options")
@@ -555,10 +557,13 @@ def _where(members: list[Member], epochs: int) -> str:
     return f"after epoch {s.epoch}/{epochs}" if s.perm is None else f"in epoch {s.epoch + 1}/{epochs} (batch {s.batch})"
 
 
-def load_resume(run_dir: Path, command: str | None = None) -> tuple[dict, dict]:
+def load_resume(run_dir: Path, command: str | None = None, keys=()) -> tuple[dict, dict]:
     """(config.json, resume.pt) of an interrupted run; RunDirError naming what is missing otherwise.
 
     With `command`, a run of another command is refused with the command line that resumes it.
+    config.json must be a JSON object with `command` and `options` (holding every option in
+    `keys`: a run's config.json lists them all) and, where present, a `data` object; resume.pt
+    a checkpoint of that command with its `members`.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -574,11 +579,33 @@ def load_resume(run_dir: Path, command: str | None = None) -> tuple[dict, dict]:
         state = load_torch(run_dir / RESUME)
     except FileError as exc:
         raise RunDirError(f"--resume: {exc}") from None
-    if command is not None:
-        saved = config.get("command") if isinstance(config, dict) else None
-        if saved != command or not isinstance(state, dict) or state.get("command") != command:
-            other = (
-                f" holds a {saved} run; use mle6 {saved} --resume {run_dir}" if saved else f" is not a run of {command}"
-            )
-            raise RunDirError(f"--resume: {run_dir}{other}")
+    if not isinstance(config, dict):
+        raise RunDirError(f"--resume: {run_dir / CONFIG} holds a JSON {_json_kind(config)}, not a run's config")
+    saved = config.get("command")
+    if not isinstance(saved, str) or not saved:
+        raise RunDirError(f"--resume: {run_dir / CONFIG} lacks the key 'command'")
+    if command is not None and saved != command:
+        raise RunDirError(f"--resume: {run_dir} holds a {saved} run; use mle6 {saved} --resume {run_dir}")
+    options = config.get("options")
+    if not isinstance(options, dict):
+        raise RunDirError(f"--resume: {run_dir / CONFIG} lacks the run's options")
+    missing = [key for key in keys if key not in options]
+    if missing:
+        raise RunDirError(f"--resume: {run_dir / CONFIG} lacks the option(s) {', '.join(missing)}")
+    if not isinstance(config.get("data", {}), dict):
+        kind = _json_kind(config["data"])
+        raise RunDirError(f"--resume: {run_dir / CONFIG} has a 'data' entry that is a JSON {kind}, not an object")
+    members = state.get("members") if isinstance(state, dict) else None
+    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+        held = type(state).__name__ if not isinstance(state, dict) else "no list of members"
+        raise RunDirError(f"--resume: {run_dir / RESUME} is not a resume checkpoint of mle6 (it holds {held})")
+    if state.get("command") != saved:
+        raise RunDirError(
+            f"--resume: {run_dir / RESUME} belongs to a {state.get('command')!r} run, {CONFIG} to a {saved} run"
+        )
     return config, state
+
+
+def _json_kind(value) -> str:
+    kinds = {list: "list", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
+    return kinds.get(type(value), "value") if not isinstance(value, dict) else "object"

@@ -224,22 +224,31 @@ def save_checkpoint(run: Run, relative: Path, weights: dict, meta: dict) -> Path
 
 def load_autoencoder(path: Path, device=None) -> tuple[ConvAutoencoder, dict]:
     """A ConvAutoencoder from an `ae_d{D}.pt` checkpoint, with the checkpoint's metadata."""
-    from mle6cli.files import load_torch
+    from mle6cli.files import load_torch, non_finite_entry, state_dict_problem
 
     path = Path(path)
     payload = load_torch(path)
-    if not isinstance(payload, dict) or payload.get("model") != "ae" or "state_dict" not in payload:
+    weights = payload.get("state_dict") if isinstance(payload, dict) else None
+    if not isinstance(weights, dict) or payload.get("model") != "ae":
         raise RunDirError(f"{path} is not a train-ae checkpoint")
     if payload.get("architecture") != ARCHITECTURE:
         raise RunDirError(
             f"{path} was made by an earlier, different architecture of the conv autoencoder (not the "
             "exercise's); train it again with mle6 train-ae"
         )
+    dim = payload.get("latent_dim")
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise RunDirError(f"{path} is not a train-ae checkpoint (its latent_dim is {dim!r}, not a whole number >= 1)")
+    if not isinstance(payload.get("data", {}), dict):
+        raise RunDirError(f"{path} is not a train-ae checkpoint (its 'data' entry is not a mapping)")
     try:
-        model = ConvAutoencoder(int(payload["latent_dim"]))
+        model = ConvAutoencoder(dim)
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise RunDirError(f"{path} does not fit the exercise's autoencoder: {str(exc).splitlines()[0]}") from None
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunDirError(f"{path} does not fit the exercise's autoencoder: {state_dict_problem(exc)}") from None
+    bad = non_finite_entry(payload["state_dict"])
+    if bad is not None:
+        raise RunDirError(f"{path} holds NaN or infinite weights ({bad}); the model diverged or the file is damaged")
     return model.to(device or torch.device("cpu")).eval(), payload
 
 

@@ -101,21 +101,29 @@ def load_classifier(path: Path | str, device="cpu"):
     (`lr`, `epochs`, `seed`, …). The model maps (B, 3, 64, 64) floats in [0, 1] to
     log-probabilities of the six classes.
     """
-    from mle6cli.files import load_torch
+    from mle6cli.files import load_torch, non_finite_entry, state_dict_problem
     from mle6cli.models import SIGNS_CLASSES, CNNClassifier
 
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
     payload = load_torch(path)
-    if not isinstance(payload, dict) or payload.get("model") != "cnn" or "state_dict" not in payload:
+    weights = payload.get("state_dict") if isinstance(payload, dict) else None
+    if not isinstance(weights, dict) or payload.get("model") != "cnn":
         raise RunDirError(f"{path} is not a classifier saved by mle6 train-cnn or sweep-lr")
-    model = CNNClassifier(payload.get("classes", SIGNS_CLASSES))
+    classes = payload.get("classes", SIGNS_CLASSES)
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
+        raise RunDirError(f"{path} does not fit the exercise's CNN: its class count is {classes!r}")
+    model = CNNClassifier(classes)
     try:
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError) as exc:
-        raise RunDirError(f"{path} does not fit the exercise's CNN: {str(exc).splitlines()[0]}") from None
-    return model.to(device).eval(), payload.get("config", {})
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunDirError(f"{path} does not fit the exercise's CNN: {state_dict_problem(exc)}") from None
+    bad = non_finite_entry(payload["state_dict"])
+    if bad is not None:
+        raise RunDirError(f"{path} holds NaN or infinite weights ({bad}); the model diverged or the file is damaged")
+    config = payload.get("config", {})
+    return model.to(device).eval(), config if isinstance(config, dict) else {}
 
 
 # ---------------------------------------------------------------- the job

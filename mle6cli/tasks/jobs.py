@@ -54,6 +54,8 @@ def open_job(
             check(config, data)
         if data.synthetic:
             events.note(data.synthetic_note())
+        for note in getattr(data, "notes", ()):  # what the data layer accepted only after a second look
+            events.note(note)
         if run.resumed:
             events.note(f"Resuming the run in {run.path} with its saved options.")
         run.record_paths(*paths)

@@ -231,6 +231,8 @@ def latent_plot(
     data = open_mnist(spec, torch_device)
     if data.synthetic:
         events.note(data.synthetic_note())
+    for note in data.notes:  # what the data layer accepted only after a second look
+        events.note(note)
     if meta.get("collapsed", False):
         events.note(f"WARNING: the d=3 model in {path} is marked COLLAPSED; its codes say little.")
     if n > len(data.test_x):
