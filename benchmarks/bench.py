@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mle6cli.commands import COMMANDS
     from mle6cli.engine.device import describe_device, resolve_device
+    from mle6cli.fmt import plural
 
     device = resolve_device(args.device)
     on_gpu = device.type == "cuda"
@@ -223,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         "signs": str(args.data_dir) if real_signs else "synthetic",
         "rows": [],
     }
-    print(f"bench on {report['device']}: SIGNS {report['signs']}, {epochs} epochs; AE {ae_epochs} epochs", flush=True)
+    print(
+        f"bench on {report['device']}: SIGNS {report['signs']}, {plural(epochs, 'epoch')}; "
+        f"AE {plural(ae_epochs, 'epoch')}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="mle6-bench-") as tmp:
         tmp = Path(tmp)
         jobs = {}

@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mle6cli.data.mnist import load_mnist  # noqa: E402
+from mle6cli.fmt import plural  # noqa: E402
 from mle6cli.tasks.autoencoders import AeConfig, train_ae  # noqa: E402
 from mle6cli.tasks.pca import projection_mse, singular_basis  # noqa: E402
 
@@ -125,7 +126,7 @@ def main() -> None:
     for d in dims:
         values = [r["final_test_mse"] for r in fixed if r["latent_dim"] == d]
         print(
-            f"  d={d}: test MSE after {args.epochs} epochs, seeds {seeds}: "
+            f"  d={d}: test MSE after {plural(args.epochs, 'epoch')}, seeds {seeds}: "
             f"median {np.median(values):.4f} max {max(values):.4f} mean {np.mean(values):.4f}"
         )
     pca_all = projection_mse(data.test_x, singular_basis(data.train_x)[0], dims)

@@ -24,6 +24,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _epochs(count: int) -> str:
+    """'1 epoch', '50 epochs' (mle6cli.fmt.plural, without importing the package here)."""
+    return f"{count} epoch" + ("s" if count != 1 else "")
+
+
 def run(args: list[str], env: dict) -> tuple[dict, float]:
     started = time.perf_counter()
     done = subprocess.run(
@@ -60,7 +65,7 @@ def main() -> None:
             "wall_seconds": wall,
         }
         print(
-            f"train-cnn lr 1e-3, {opts.epochs} epochs: test acc {train['test_acc']:.4f} "
+            f"train-cnn lr 1e-03, {_epochs(opts.epochs)}: test acc {train['test_acc']:.4f} "
             f"(target >= 0.89), val acc {train['final']['val_acc']:.4f}, "
             f"train {train['train_seconds']:.1f} s, wall {wall:.1f} s"
         )
@@ -78,7 +83,7 @@ def main() -> None:
                 "train_seconds": sweep["train_seconds"],
                 "wall_seconds": wall,
             }
-            print(f"sweep-lr, {opts.epochs} epochs: train {sweep['train_seconds']:.1f} s, wall {wall:.1f} s")
+            print(f"sweep-lr, {_epochs(opts.epochs)}: train {sweep['train_seconds']:.1f} s, wall {wall:.1f} s")
             for r in ranking:
                 final = r["final"] or {}
                 print(

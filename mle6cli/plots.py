@@ -1,4 +1,9 @@
-"""Every figure, drawn with matplotlib's Agg backend and saved as PNG. Functions return the path."""
+"""Every figure, drawn with matplotlib's Agg backend and saved in the format its file name asks for
+(PNG, PDF, SVG or JPEG). Functions return the path.
+
+Axes read the way people write numbers: whole epochs (`_epoch_axis`), plain numbers on log
+axes (`_plain_log_axis`: 1.8 and 0.05, never 1.8×10⁰), learning rates as `fmt.lr_label`.
+"""
 
 from __future__ import annotations
 
@@ -86,6 +91,7 @@ def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
     epochs = [row["epoch"] for row in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     for split, style in (("train", "-"), ("val", "--")):
+        style += "o" if len(epochs) == 1 else ""  # one epoch is one point: a line alone would draw nothing
         loss_ax.plot(epochs, [row[f"{split}_loss"] for row in history], style, label=split)
         acc_ax.plot(epochs, [row[f"{split}_acc"] for row in history], style, label=split)
     loss_ax.set_ylabel("mean NLL loss")
@@ -101,21 +107,47 @@ def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
 
 
 def _epoch_axis(ax) -> None:
-    """Whole epochs on the x axis (1, 2, 3, not 1.0, 1.5, …)."""
+    """Whole epochs on the x axis (1, 2, 3, not 1.0, 1.5, …), also for a run of one epoch."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_xlabel("epoch")
 
 
+def _plain_number(value: float, _pos=None) -> str:
+    """A tick label as people write it: 2, 0.05, 1.76 (float noise rounded away)."""
+    return f"{value:.6g}"
+
+
+def _plain_log_locator():
+    """Major ticks of a log axis: 1, 2 and 5 per decade; where fewer than two of those fall inside the
+    view (a loss between 1.75 and 1.85), evenly spaced plain ticks instead, so the axis keeps its labels."""
+    import numpy as np
+    from matplotlib.ticker import LogLocator, MaxNLocator
+
+    class PlainLogLocator(LogLocator):
+        def __init__(self):
+            super().__init__(base=10, subs=(1.0, 2.0, 5.0))
+            self._linear = MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10])
+
+        def tick_values(self, vmin, vmax):
+            ticks = super().tick_values(vmin, vmax)
+            lo, hi = sorted((vmin, vmax))
+            if lo <= 0 or sum(lo <= t <= hi for t in ticks) >= 2:
+                return ticks
+            return np.asarray([t for t in self._linear.tick_values(lo, hi) if t > 0])
+
+    return PlainLogLocator()
+
+
 def _plain_log_axis(ax) -> None:
-    """A log-scale y axis with plain tick labels (1.8, 0.05), not 1.8×10⁰."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    """A log-scale y axis with plain tick labels (1.8, 0.05), not 1.8×10⁰; minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.yaxis.set_major_locator(_plain_log_locator())
+    ax.yaxis.set_major_formatter(FuncFormatter(_plain_number))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def mean_and_band(ax, histories: list[list[dict]], key: str, label: str, color, style: str = "-") -> None:
@@ -123,6 +155,8 @@ def mean_and_band(ax, histories: list[list[dict]], key: str, label: str, color, 
     epochs = sorted({row["epoch"] for h in histories for row in h})
     values = [[row[key] for h in histories for row in h if row["epoch"] == e] for e in epochs]
     means = [sum(v) / len(v) for v in values]
+    if len(epochs) == 1 and style in ("-", "--", ":", "-."):
+        style += "o"  # one epoch is one point: a line alone would draw nothing
     if len(histories) > 1:
         label = f"{label} (mean of {len(histories)} seeds; band: min–max)"
         ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], color=color, alpha=0.2, lw=0)
@@ -147,11 +181,12 @@ def sweep_curves_figure(groups: list[tuple[str, list[list[dict]]]], path: Path, 
                 mean_and_band(ax, histories, key, label, colors(i % 10))
         ax.set_title(name)
         ax.grid(alpha=0.3)
+        _epoch_axis(ax)
         if key.endswith("loss"):
             _plain_log_axis(ax)  # a failing lr's loss would flatten the others
+            ax.set_xlabel("")  # the top row shares its epoch axis with the bottom row's
         if key.endswith("acc"):
             ax.set_ylim(0, 1.02)
-            _epoch_axis(ax)
     if axes[0, 0].get_legend_handles_labels()[0]:
         axes[0, 0].legend(fontsize=8)
     if title:
@@ -217,7 +252,11 @@ def reconstructions_figure(originals, rows, path: Path, synthetic: bool = False)
 
 
 def latent_figure(codes, labels, path: Path, title: str) -> Path:
-    """3-D scatter of (n, 3) codes coloured by digit, with a legend, plus the three 2-D projections."""
+    """3-D scatter of (n, 3) codes coloured by digit, plus the three 2-D projections, with one legend
+    for all four beside them (large markers) and a few small ticks on the 3-D axes, so labels do not collide."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig = plt.figure(figsize=(13, 10))
     colors = plt.get_cmap("tab10")
@@ -225,21 +264,33 @@ def latent_figure(codes, labels, path: Path, title: str) -> Path:
     ax3 = fig.add_subplot(2, 2, 1, projection="3d")
     for digit in digits:
         pts = codes[labels == digit]
-        ax3.scatter(pts[:, 0], pts[:, 1], pts[:, 2], s=4, color=colors(digit), label=str(digit), depthshade=False)
-    ax3.set_xlabel("z1")
-    ax3.set_ylabel("z2")
-    ax3.set_zlabel("z3")
-    ax3.legend(title="digit", fontsize=7, markerscale=3, loc="upper left")
+        ax3.scatter(pts[:, 0], pts[:, 1], pts[:, 2], s=4, color=colors(digit), depthshade=False)
+    for axis, name in ((ax3.xaxis, "z1"), (ax3.yaxis, "z2"), (ax3.zaxis, "z3")):
+        axis.set_major_locator(MaxNLocator(nbins=4))
+        axis.set_label_text(name)
+        axis.labelpad = 2
+    ax3.tick_params(axis="both", labelsize=7, pad=0)
+    ax3.tick_params(axis="z", labelsize=7, pad=1)
     for slot, (i, j) in enumerate([(0, 1), (0, 2), (1, 2)], start=2):
         ax = fig.add_subplot(2, 2, slot)
         for digit in digits:
             pts = codes[labels == digit]
-            ax.scatter(pts[:, i], pts[:, j], s=3, color=colors(digit), label=str(digit), alpha=0.7)
+            ax.scatter(pts[:, i], pts[:, j], s=3, color=colors(digit), alpha=0.7)
         ax.set_xlabel(f"z{i + 1}")
         ax.set_ylabel(f"z{j + 1}")
         ax.set_aspect("auto")
     fig.suptitle(title)
     fig.tight_layout()
+    handles = [Line2D([], [], ls="", marker="o", ms=10, color=colors(d), label=str(d)) for d in digits]
+    fig.legend(
+        handles=handles,
+        title="digit",
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=12,
+        title_fontsize=12,
+        frameon=False,
+    )
     return save(fig, path)
 
 

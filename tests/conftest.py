@@ -92,3 +92,18 @@ class StopAfter:
     def __call__(self) -> bool:
         self.calls += 1
         return self.calls >= self.n
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """One headless Chromium for every real-browser test (tests.browser). Skipped, with the reason,
+    where none is installed; where MLE6_REQUIRE_BROWSER is set (.ci/run, after installing it) a
+    missing browser fails instead, so CI cannot pass by skipping these tests."""
+    from tests.browser import BROWSER, NO_BROWSER, Chromium
+
+    if BROWSER is None:
+        if os.environ.get("MLE6_REQUIRE_BROWSER"):
+            pytest.fail(f"MLE6_REQUIRE_BROWSER is set but {NO_BROWSER}")
+        pytest.skip(NO_BROWSER)
+    with Chromium(tmp_path_factory.mktemp("chromium")) as chromium:
+        yield chromium

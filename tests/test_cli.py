@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,28 @@ def test_every_command_has_help_with_an_example(runner, app, name):
     function = dict(COMMANDS)[name]
     summary, _, rest = function.__doc__.strip().partition("\n")
     assert summary and rest.strip().startswith("Example: mle6 " + name)
+
+
+def _plain(text: str) -> str:
+    """Help as words: rich's panel borders removed and its line wrapping undone."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+@pytest.mark.parametrize("name", [None, *COMMAND_NAMES])
+def test_help_speaks_of_the_exercise_and_counts_in_words(runner, app, name):
+    """No "the seed's CNN" (the code people run is the exercise's) and no "1 epochs" (fmt.plural)."""
+    result = runner.invoke(app, [name, "--help"] if name else ["--help"])
+    assert result.exit_code == 0
+    text = _plain(result.stdout)
+    assert not re.search(r"seed['’]s", text, re.IGNORECASE), text
+    assert not re.search(r"\b1 epochs\b", text), text
+
+
+def test_the_traced_cnn_is_the_exercises(runner, app):
+    result = runner.invoke(app, ["conv-size", "--model", "cnn"])
+    assert result.exit_code == 0
+    text = _plain(result.stdout)
+    assert "The exercise's CNN on a 64x64 RGB image" in text and "seed's" not in text
 
 
 def test_version(runner, app):

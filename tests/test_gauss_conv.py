@@ -128,3 +128,26 @@ def test_cli_bad_input(runner, app, args, code, message):
     assert result.exit_code == code
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"), [("g.svg", b"<svg"), ("g.pdf", b"%PDF"), ("g.jpg", b"\xff\xd8\xff"), ("G.JPEG", b"\xff\xd8\xff")]
+)
+def test_cli_plot_writes_the_format_its_suffix_names(runner, app, tmp_path, name, magic):
+    result = runner.invoke(app, ["gauss-conv", "--samples", "2000", "--plot", name])
+    assert result.exit_code == 0, result.output
+    assert magic in (tmp_path / name).read_bytes()[:400]
+    assert f"Plot: {name}" in result.stdout
+
+
+def test_cli_plot_with_an_unknown_suffix_is_refused_before_any_work(runner, app, tmp_path, monkeypatch):
+    from mle6cli.tasks import maths
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("gauss-conv computed before refusing the plot's suffix")
+
+    monkeypatch.setattr(maths, "gauss_conv_check", no_work)
+    result = runner.invoke(app, ["gauss-conv", "--plot", "g.gif"])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: cannot write a figure as 'g.gif': use .png, .pdf, .svg or .jpg\n"
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []

@@ -114,13 +114,16 @@ def test_run_without_d3_names_its_dims(runner, app, tmp_path, ae_run):
         (["--run", "a", "--n", "3"], 2, "Invalid value for '--n': must be between 20 and 1000000, got 3"),
         (["--run", "nowhere"], 1, "Error: --run: nowhere is not a finished train-ae run (no such folder)"),
         (["--checkpoint", "none.pt"], 1, "Error: checkpoint none.pt does not exist"),
+        # the figure's format is checked first: the missing checkpoint is not even looked for
+        (["--checkpoint", "none.pt", "--out", "l.gif"], 1, "Error: cannot write a figure as 'l.gif': use .png, .pdf"),
     ],
 )
-def test_refusals(runner, app, args, code, message):
+def test_refusals(runner, app, tmp_path, args, code, message):
     result = runner.invoke(app, ["latent-plot", *args])
     assert result.exit_code == code
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_not_a_checkpoint(runner, app, tmp_path):

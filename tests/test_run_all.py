@@ -9,8 +9,10 @@ from html.parser import HTMLParser
 import pytest
 
 from mle6cli.data import mnist
+from mle6cli.fmt import lr_label
 from mle6cli.tasks import sheet as run_all_module
-from tests.test_report import BROWSER, rendered_dom
+from tests.test_plots import LR_NUMBER, assert_reads_plainly, recording_figures
+from tests.test_report import assert_markdown_rows_whole, assert_not_blank, check_page, markdown_tables
 
 TINY = run_all_module.Plan(
     lrs=(1e-1, 1e-3),
@@ -62,12 +64,18 @@ def tiny_run_all(*args: str):
         mp.undo()
 
 
+SEEN: dict[str, dict] = {}  # what each figure of the `sheet` run shows (tests.test_plots.figure_facts)
+
+
 @pytest.fixture(scope="module")
 def sheet(tmp_path_factory):
-    """One tiny run-all, shared by the tests below."""
+    """One tiny run-all, shared by the tests below (and what each of its figures shows: `figures`)."""
     out = tmp_path_factory.mktemp("sheet") / "run"
-    result = tiny_run_all("--out", str(out), "--json")
+    with pytest.MonkeyPatch.context() as mp, recording_figures(mp) as recorded:
+        result = tiny_run_all("--out", str(out), "--json")
     assert result.exit_code == 0, result.output
+    SEEN.clear()
+    SEEN.update(recorded)
     return out, json.loads(result.stdout), result
 
 
@@ -127,10 +135,107 @@ def test_report_sections_images_and_no_network(sheet):
     assert md.count("![") == FIGURES and "(sweep-lr/sweep_curves.png)" in md
 
 
-@pytest.mark.skipif(BROWSER is None, reason="no headless browser installed")
-def test_report_images_load_in_a_browser(sheet, tmp_path):
+def test_report_reads_in_a_browser_on_a_phone_and_a_desktop(sheet, browser):
+    """The report as a reader sees it (tests.test_report.check_page): at 375 px and at 1280 px every
+    figure decodes at its file's own size and is drawn, no console errors, no sideways scrolling of
+    the text; the wide conv-size table scrolls inside its wrapper on the phone, with its formulas on one
+    line; the provenance table shows."""
+    from tests.browser import DESKTOP, PHONE
+
     out, _, _ = sheet
-    assert f'data-images-loaded="{FIGURES}/{FIGURES}"' in rendered_dom(out / "report.html", tmp_path / "p")
+    page = browser.open((out / "report.html").as_uri(), PHONE)
+    try:
+        phone = check_page(page, phone=True)
+        assert len(phone["images"]) == FIGURES
+        for image in phone["images"]:
+            (png,) = out.rglob(image["alt"])
+            assert (image["naturalWidth"], image["naturalHeight"]) == _png_size(png), image
+        assert any(t["scrollWidth"] > t["clientWidth"] for t in phone["tables"])  # the conv-size table
+        assert len(phone["codeLines"]) == 4  # its four formulas, each on one line
+        assert phone["provenance"] == ["signs", "mnist", "device", "mode", "date", "versions"]
+        page.resize(DESKTOP)
+        check_page(page, phone=False)
+    finally:
+        page.close()
+
+
+def test_report_screenshot_is_not_blank(sheet, browser):
+    """A PNG of the whole page at desktop width: nothing compared pixel for pixel, but most of it
+    must carry text or figures."""
+    out, _, _ = sheet
+    page = browser.open((out / "report.html").as_uri())
+    try:
+        assert_not_blank(page.screenshot())
+    finally:
+        page.close()
+
+
+def _png_size(path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_report_md_tables_keep_their_columns(sheet):
+    """Cells such as "max |error|" and "|val − test|" are escaped, so no row gains a column."""
+    out, _, _ = sheet
+    md = (out / "report.md").read_text()
+    assert "max \\|error\\|" in md and "\\|val − test\\|" in md
+    assert assert_markdown_rows_whole(md) >= 12
+
+
+def test_learning_rates_read_as_lr_label_in_report_and_figures(sheet):
+    out, _, _ = sheet
+    for text in ((out / "report.md").read_text(), (out / "report.html").read_text()):
+        for lr in LR_NUMBER.findall(text):
+            assert lr == lr_label(float(lr)), lr
+    columns = [rows for rows in markdown_tables((out / "report.md").read_text()) if rows[0][0] == "lr"]
+    assert columns and all(row[0] == lr_label(float(row[0])) for rows in columns for row in rows[2:])
+    legend = SEEN["sweep_curves.png"]["axes"][0]["legend"]
+    assert legend == ["lr 1e-01", "lr 1e-03"]
+
+
+def test_every_figure_reads_plainly(sheet):
+    """Whole epochs on every epoch axis (the run is one epoch long: matplotlib alone would draw
+    0.96, 0.98, …), log axes in plain numbers, learning rates as lr_label (tests.test_plots)."""
+    assert set(SEEN) == {
+        "gauss_conv.png",
+        "sweep_curves.png",
+        "ae_losses.png",
+        "reconstructions.png",
+        "latent.png",
+        "pca_ae_losses.png",
+        "pca_ae_reconstructions.png",
+    }
+    for name, facts in SEEN.items():
+        assert_reads_plainly(name, facts)
+    for name in ("sweep_curves.png", "ae_losses.png", "pca_ae_losses.png"):
+        assert any(ax["epoch_axis"] for ax in SEEN[name]["axes"]), name
+
+
+def test_no_1_epochs_anywhere(sheet):
+    """Every step ran one epoch: the report and the log say "1 epoch"."""
+    out, _, result = sheet
+    for where, text in (
+        ("report.html", (out / "report.html").read_text()),
+        ("report.md", (out / "report.md").read_text()),
+        ("log", result.stderr),
+        ("stdout", result.stdout),
+    ):
+        assert not re.search(r"\b1 epochs\b", text), where
+    assert "1 epoch" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(("suffix", "magic"), [(".pdf", b"%PDF"), (".svg", b"<svg")])
+def test_latent_plot_writes_the_format_its_out_names(sheet, runner, app, tmp_path, suffix, magic):
+    out, _, _ = sheet
+    checkpoint = out / "train-ae" / "ae_d3.pt"
+    result = runner.invoke(
+        app,
+        ["latent-plot", "--checkpoint", str(checkpoint), "--n", "40", "--device", "cpu", "--out", f"x{suffix}", "-q"],
+    )
+    assert result.exit_code == 0, result.output
+    assert magic in (tmp_path / f"x{suffix}").read_bytes()[:400]
 
 
 def test_a_finished_folder_is_refused_then_overwritten(sheet):

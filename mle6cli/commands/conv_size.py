@@ -109,7 +109,7 @@ def _trace_model(printer: Printer, model: str, size, verify: bool) -> None:
         printer.json(document)
         return
     printer.table(
-        f"The seed's CNN on a {size[0]}x{size[1]} RGB image",
+        f"The exercise's CNN on a {size[0]}x{size[1]} RGB image",
         ["layer", "shape (C, H, W)"],
         [[r["layer"], " x ".join(map(str, r["shape"]))] for r in rows],
     )

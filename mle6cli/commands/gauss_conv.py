@@ -21,7 +21,8 @@ def gauss_conv(
     samples: Annotated[int, typer.Option("--samples", min=2, help="Monte-Carlo pairs to draw.")] = 100_000,
     seed: Annotated[int, typer.Option("--seed", **SEED_RANGE, help="Seed of the Monte-Carlo draws.")] = 0,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write a PNG of the pdfs, the sum and the samples.")
+        Path | None,
+        typer.Option("--plot", help="Write a figure of the pdfs, the sum and the samples (.png, .pdf, .svg or .jpg)."),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -31,6 +32,10 @@ def gauss_conv(
     """
     from mle6cli.tasks.maths import gauss_conv_check
 
+    if plot is not None:
+        from mle6cli.plots import figure_format
+
+        figure_format(plot)  # a suffix we cannot write fails before any work
     printer = Printer(json_mode=json_out)
     report, data = gauss_conv_check(mu1, sigma1, mu2, sigma2, samples=samples, seed=seed)
     document = report.to_dict()

@@ -28,7 +28,7 @@ def latent_plot(
             help=f"Test images to encode: the first n ({MIN_POINTS}..1000000; the sheet's 2048).",
         ),
     ] = 2048,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the PNG.")] = Path("latent.png"),
+    out: Annotated[Path, typer.Option("--out", help="The figure: .png, .pdf, .svg or .jpg.")] = Path("latent.png"),
     device: DeviceOpt = "auto",
     no_download: NoDownloadOpt = False,
     json_out: JsonOpt = False,

@@ -175,13 +175,13 @@ def pool_output(size: int, kernel: int, stride: int | None = None) -> int:
     return (size - kernel) // stride + 1
 
 
-# The seed's CNN, layer by layer: what conv-size --model cnn traces.
+# The exercise's CNN, layer by layer: what conv-size --model cnn traces.
 CNN_IN_CHANNELS = 3
 CNN_FEATURES = 2048  # what the first Linear layer expects
 
 
 def cnn_trace(input_size: Pair = (64, 64)) -> list[dict]:
-    """Trace the seed's CNN with plain integers: 3×64×64 → … → 2048 features → 6 classes."""
+    """Trace the exercise's CNN with plain integers: 3×64×64 → … → 2048 features → 6 classes."""
     _check_positive(input_size, "input size")
     rows = [{"layer": "input", "shape": [CNN_IN_CHANNELS, *input_size]}]
     channels, size = CNN_IN_CHANNELS, input_size

@@ -84,7 +84,7 @@ def _conv_section(conv: dict) -> Section:
         ],
         [
             Table(
-                ["case", "input", "kernel", "padding", "stride", "output", "formula (H)"],
+                ["case", "input", "kernel", "padding", "stride", "output", "H_out ="],
                 [
                     [
                         c["case"],
@@ -93,11 +93,12 @@ def _conv_section(conv: dict) -> Section:
                         c["padding_mode"] if c["padding_mode"] != "explicit" else _hw(c["padding"]),
                         _hw(c["stride"]),
                         _hw(c["output"]),
-                        c["formulas"][0],
+                        c["formulas"][0].removeprefix("H_out = "),
                     ]
                     for c in conv["cases"]
                 ],
-                "The exercise's special cases",
+                "The exercise's special cases (the formula along H, filled in)",
+                code=(6,),
             ),
             Table(
                 ["layer", "shape"],
@@ -145,7 +146,7 @@ def _sweep_section(s: dict, figures: dict, plan, synthetic: bool) -> Section:
         loss = (bad.get("final") or {}).get("train_loss")
         rows.append(
             [
-                f"lr 0.1: final train loss (ours: ln 6 = {LN6:.4f} is chance)",
+                f"lr {lr_label(1e-1)}: final train loss (ours: ln 6 = {LN6:.4f} is chance)",
                 f'{EXERCISE["lr_0.1_final_train_loss"]} ("too high, leading to poor performance")',
                 "diverged" if bad["diverged"] else cell(loss),
             ]
@@ -260,8 +261,8 @@ def _ae_section(ae: dict, figures: dict, plan, synthetic: bool) -> Section:
         "MNIST convolutional autoencoders",
         [
             f"The exercise's ConvolutionalAutoencoder at latent sizes {', '.join(map(str, plan.ae_dims))}, "
-            f"{plural(epochs, 'epoch')} each, Adam 1e-3 + MSE, batch 128, with the test loss measured every epoch "
-            "(the sheet measures it once, after training)."
+            f"{plural(epochs, 'epoch')} each, Adam lr {lr_label(1e-3)} + MSE, batch 128, with the test loss "
+            "measured every epoch (the sheet measures it once, after training)."
             + (
                 f" Indicative only: {plural(epochs, 'epoch')}, not the exercise's {EXERCISE['ae_epochs']}." * indicative
             ),

@@ -1,0 +1,243 @@
+"""Figures read the way people write numbers: whole epochs, plain numbers on log axes, learning
+rates as fmt.lr_label, a readable latent legend. Checked on the matplotlib objects, not on pixels."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mle6cli import plots
+from mle6cli.fmt import lr_label
+
+SCIENTIFIC = re.compile(r"×|\^|\\times|\$|\\mathdefault")  # 1.8×10⁰ as matplotlib writes it: $\mathdefault{…}$
+LR_NUMBER = re.compile(r"\blr[ =]+(\d[\d.e+-]*\d)")  # "lr 1e-03", "lr=0.1" in a legend or a text
+
+
+def _axes():
+    plt = plots._pyplot()
+    fig, ax = plt.subplots()
+    return plt, fig, ax
+
+
+def in_view(ticks, limits) -> list[float]:
+    lo, hi = sorted(limits)
+    span = hi - lo
+    return [t for t in ticks if lo - 1e-9 * span <= t <= hi + 1e-9 * span]
+
+
+def _labelsize(axis) -> float | None:
+    ticks = axis.get_major_ticks()
+    return ticks[0].label1.get_fontsize() if ticks else None
+
+
+def axis_facts(ax) -> dict:
+    """What a reader sees on one Axes (after a draw): labels, ticks in view, scales, legend texts."""
+    axes = [("x", ax.xaxis, ax.get_xlim()), ("y", ax.yaxis, ax.get_ylim())]
+    if hasattr(ax, "zaxis"):
+        axes.append(("z", ax.zaxis, ax.get_zlim()))
+    return {
+        "xlabel": ax.get_xlabel(),
+        "is3d": hasattr(ax, "zaxis"),
+        "yscale": ax.get_yscale(),
+        "ticks": {name: in_view(axis.get_majorticklocs(), lim) for name, axis, lim in axes},
+        "labels": {
+            name: [t.get_text() for t in axis.get_ticklabels(which="both") if t.get_text()] for name, axis, _ in axes
+        },
+        "labelsize": {name: _labelsize(axis) for name, axis, _ in axes},
+        "legend": [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [],
+    }
+
+
+def figure_facts(fig) -> dict:
+    """Every Axes' facts, which of them share an epoch axis, and the figure-level legends."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    facts = [axis_facts(ax) for ax in fig.axes]
+    epoch_axes = [ax for ax in fig.axes if ax.get_xlabel() == "epoch"]
+    for ax, f in zip(fig.axes, facts, strict=True):
+        f["epoch_axis"] = any(ax in e.get_shared_x_axes().get_siblings(e) for e in epoch_axes)
+        f["extent"] = ax.get_tightbbox(renderer).bounds if f["is3d"] else None
+    legends = []
+    for legend in fig.legends:
+        legends.append(
+            {
+                "texts": [t.get_text() for t in legend.get_texts()],
+                "fontsize": legend.get_texts()[0].get_fontsize(),
+                "markersize": min(h.get_markersize() for h in legend.legend_handles),
+                "extent": legend.get_window_extent(renderer).bounds,
+            }
+        )
+    return {"axes": facts, "legends": legends}
+
+
+@contextmanager
+def recording_figures(monkeypatch):
+    """plots.save, recording each figure's facts by file name before it writes the file."""
+    recorded: dict[str, dict] = {}
+    real_save = plots.save
+
+    def save(fig, path):
+        recorded[str(path).rsplit("/", 1)[-1]] = figure_facts(fig)
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "save", save)
+    yield recorded
+
+
+def assert_reads_plainly(name: str, facts: dict) -> None:
+    """Whole epochs on every epoch axis, no scientific tick labels, learning rates as lr_label."""
+    for ax in facts["axes"]:
+        if ax["epoch_axis"]:
+            assert ax["ticks"]["x"], f"{name}: an epoch axis without ticks"
+            assert all(float(t).is_integer() for t in ax["ticks"]["x"]), f"{name}: epoch ticks {ax['ticks']['x']}"
+        for axis, labels in ax["labels"].items():
+            bad = [t for t in labels if SCIENTIFIC.search(t)]
+            assert not bad, f"{name}: {axis} tick labels {bad}"
+        if ax["yscale"] == "log":
+            assert len(ax["ticks"]["y"]) >= 2, f"{name}: a log axis with {ax['ticks']['y']} labelled ticks"
+        for text in ax["legend"]:
+            for lr in LR_NUMBER.findall(text):
+                assert lr == lr_label(float(lr)), f"{name}: legend {text!r} writes lr {lr}, not {lr_label(float(lr))}"
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 50])
+def test_epoch_axis_ticks_are_whole_numbers(epochs):
+    plt, fig, ax = _axes()
+    ax.plot(range(1, epochs + 1), np.linspace(1, 2, epochs), "o-")
+    plots._epoch_axis(ax)
+    fig.canvas.draw()
+    ticks = in_view(ax.get_xticks(), ax.get_xlim())
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    plt.close(fig)
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert ax.get_xlabel() == "epoch" and all("." not in t for t in labels), labels
+
+
+@pytest.mark.parametrize(
+    "low, high",
+    [(1.75, 1.85), (0.1011, 0.1020), (0.0706, 0.1235), (0.3, 2.2), (0.01, 2.3), (1e-4, 500.0)],
+)
+def test_plain_log_axis_labels_read_as_numbers(low, high):
+    plt, fig, ax = _axes()
+    ax.plot([1, 2, 3], [low, (low * high) ** 0.5, high])
+    plots._plain_log_axis(ax)
+    fig.canvas.draw()
+    ticks = in_view(ax.yaxis.get_majorticklocs(), ax.get_ylim())
+    major = [t.get_text() for t in ax.yaxis.get_majorticklabels()]
+    minor = [t.get_text() for t in ax.yaxis.get_minorticklabels() if t.get_text()]
+    plt.close(fig)
+    assert ax.get_yscale() == "log"
+    assert len(ticks) >= 2, f"only {ticks} labelled between {low} and {high}"
+    assert not minor, minor  # minor ticks carry no labels, so none can read 2×10⁻¹
+    shown = [t for t in major if t]
+    assert shown and not any(SCIENTIFIC.search(t) for t in shown), shown
+    for text in shown:
+        float(text)  # a plain number
+
+
+def test_matplotlib_alone_would_write_scientific_labels():
+    """The control: without `_plain_log_axis` a narrow log axis reads 1.8×10⁰ (so the test above can fail)."""
+    plt, fig, ax = _axes()
+    ax.plot([1, 2], [1.75, 1.85])
+    ax.set_yscale("log")
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.yaxis.get_ticklabels(which="both") if t.get_text()]
+    plt.close(fig)
+    assert any(SCIENTIFIC.search(t) for t in labels), labels
+
+
+def _history(epochs: int, keys: tuple[str, ...], start: float = 1.8) -> list[dict]:
+    return [{"epoch": e, **{k: start / e if "loss" in k else 0.2 * e for k in keys}} for e in range(1, epochs + 1)]
+
+
+@pytest.mark.parametrize("epochs", [1, 4])
+def test_every_training_figure_reads_plainly(monkeypatch, tmp_path, epochs):
+    classifier = ("train_loss", "val_loss", "train_acc", "val_acc")
+    with recording_figures(monkeypatch) as recorded:
+        plots.curves_figure(_history(epochs, classifier), tmp_path / "curves.png")
+        groups = [(f"lr {lr_label(lr)}", [_history(epochs, classifier, 1.8 + i)]) for i, lr in enumerate((1e-1, 1e-3))]
+        plots.sweep_curves_figure(groups, tmp_path / "sweep.png", "sweep")
+        runs = [
+            SimpleNamespace(
+                latent_dim=d, history=_history(epochs, ("train_loss", "test_loss"), 0.1 / d), collapsed=False
+            )
+            for d in (3, 10)
+        ]
+        for r in runs:
+            r.status = "finished"
+        levels = SimpleNamespace(all_black=0.1235, mean_image=0.0706)
+        plots.ae_losses_figure(runs, levels, tmp_path / "ae.png")
+        plots.pca_losses_figure(_history(epochs, ("train_loss", "test_loss"), 0.05), 0.03, tmp_path / "pca.png", 4)
+    assert set(recorded) == {"curves.png", "sweep.png", "ae.png", "pca.png"}
+    for name, facts in recorded.items():
+        assert any(ax["epoch_axis"] for ax in facts["axes"]), name
+        assert_reads_plainly(name, facts)
+    sweep = recorded["sweep.png"]
+    assert sweep["axes"][0]["legend"] == ["lr 1e-01", "lr 1e-03"]
+    assert all(ax["epoch_axis"] for ax in sweep["axes"])  # the loss panels share the accuracy panels' epochs
+
+
+def test_the_check_catches_a_fractional_epoch_axis_and_an_unformatted_lr(monkeypatch, tmp_path):
+    """The controls for `assert_reads_plainly`: matplotlib's defaults and a bare float fail it."""
+    plt, fig, ax = _axes()
+    ax.plot([1], [0.5], "o", label="lr 0.001")
+    ax.set_xlabel("epoch")
+    ax.legend()
+    facts = figure_facts(fig)
+    plt.close(fig)
+    with pytest.raises(AssertionError, match="epoch ticks"):
+        assert_reads_plainly("default", facts)
+    facts["axes"][0]["ticks"]["x"] = [1.0]
+    with pytest.raises(AssertionError, match="not 1e-03"):
+        assert_reads_plainly("default", facts)
+
+
+def _latent_facts(monkeypatch, tmp_path, n=400):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, n)
+    codes = rng.normal(size=(10, 3))[labels] + 0.3 * rng.normal(size=(n, 3))
+    with recording_figures(monkeypatch) as recorded:
+        plots.latent_figure(codes, labels, tmp_path / "latent.png", "d=3 latent codes")
+    return recorded["latent.png"]
+
+
+def test_latent_legend_is_readable_and_beside_the_3d_axes(monkeypatch, tmp_path):
+    facts = _latent_facts(monkeypatch, tmp_path)
+    (legend,) = facts["legends"]
+    assert legend["texts"] == [str(d) for d in range(10)]
+    assert legend["fontsize"] >= 10 and legend["markersize"] >= 8
+    (ax3,) = [ax for ax in facts["axes"] if ax["is3d"]]
+    lx, ly, lw, lh = legend["extent"]
+    ax_x, ax_y, aw, ah = ax3["extent"]
+    overlaps = lx < ax_x + aw and ax_x < lx + lw and ly < ax_y + ah and ax_y < ly + lh
+    assert not overlaps, (legend["extent"], ax3["extent"])
+    assert_reads_plainly("latent.png", facts)
+
+
+def test_latent_3d_ticks_are_few_and_small(monkeypatch, tmp_path):
+    facts = _latent_facts(monkeypatch, tmp_path)
+    (ax3,) = [ax for ax in facts["axes"] if ax["is3d"]]
+    for axis in "xyz":
+        assert 2 <= len(ax3["ticks"][axis]) <= 5, (axis, ax3["ticks"][axis])
+        assert ax3["labelsize"][axis] <= 8
+    flat = [ax for ax in facts["axes"] if not ax["is3d"]]
+    assert len(flat) == 3 and all(ax["labelsize"]["x"] > ax3["labelsize"]["x"] for ax in flat)
+
+
+@pytest.mark.parametrize(
+    "suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"), (".svg", b"<svg"), (".jpg", b"\xff\xd8\xff")]
+)
+def test_save_writes_the_format_the_suffix_names(tmp_path, suffix, magic):
+    plt, fig, ax = _axes()
+    ax.plot([0, 1], [0, 1])
+    data = plots.save(fig, tmp_path / f"f{suffix}").read_bytes()
+    assert magic in data[:400]
+
+
+def test_an_unknown_suffix_is_refused(tmp_path):
+    with pytest.raises(plots.PlotError, match=r"cannot write a figure as 'f.gif': use .png, .pdf, .svg or .jpg"):
+        plots.figure_format(tmp_path / "f.gif")
