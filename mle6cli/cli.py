@@ -118,6 +118,9 @@ def _register() -> None:
 
     for name, function in COMMANDS:
         app.command(name)(function)
+    from mle6cli.commands.runs import runs_app
+
+    app.add_typer(runs_app, name="runs")
 
 
 _register()

@@ -12,11 +12,11 @@ from mle6cli.commands._output import Printer
 def gauss_conv(
     mu1: Annotated[float, typer.Option("--mu1", help="Mean of X1.", callback=finite_number)] = 0.0,
     sigma1: Annotated[
-        float, typer.Option("--sigma1", help="Standard deviation of X1 (> 0).", callback=positive_number)
+        float, typer.Option("--sigma1", help="Standard deviation of X1 (1e-100..1e100).", callback=positive_number)
     ] = 1.0,
     mu2: Annotated[float, typer.Option("--mu2", help="Mean of X2.", callback=finite_number)] = 0.0,
     sigma2: Annotated[
-        float, typer.Option("--sigma2", help="Standard deviation of X2 (> 0).", callback=positive_number)
+        float, typer.Option("--sigma2", help="Standard deviation of X2 (1e-100..1e100).", callback=positive_number)
     ] = 1.0,
     samples: Annotated[int, typer.Option("--samples", min=2, help="Monte-Carlo pairs to draw.")] = 100_000,
     seed: Annotated[int, typer.Option("--seed", **SEED_RANGE, help="Seed of the Monte-Carlo draws.")] = 0,
@@ -30,8 +30,12 @@ def gauss_conv(
 
     Example: mle6 gauss-conv --mu1 1 --sigma1 0.5 --mu2 -2 --sigma2 1.5 --plot gauss.png
     """
-    from mle6cli.tasks.maths import gauss_conv_check
+    from mle6cli.tasks.maths import GaussError, gauss_conv_check, gaussian_sum
 
+    try:
+        gaussian_sum(mu1, sigma1, mu2, sigma2)
+    except GaussError as exc:  # a bad value is a usage error naming the option
+        raise typer.BadParameter(exc.message, param_hint=f"'--{exc.name}'") from None
     if plot is not None:
         from mle6cli.plots import figure_format
 

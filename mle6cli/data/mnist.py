@@ -96,16 +96,28 @@ def _try_download(data_dir: Path) -> str | None:
 
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    raw = raw_folder(data_dir)
+    new = [p for p in (raw, *raw.parents) if not p.exists()]  # the folders a failed try must not leave
     try:
         # torchvision reports progress on stdout; keep stdout for results (--json)
         with contextlib.redirect_stdout(sys.stderr):
             MNIST(str(data_dir), train=True, download=True)
     except Exception as exc:  # offline, DNS, timeout, a bad mirror, a read-only folder
         first = str(exc).strip().splitlines()
+        _remove_partial(raw, new)
         return first[-1] if first else type(exc).__name__
     finally:
         socket.setdefaulttimeout(previous)
     return None
+
+
+def _remove_partial(raw: Path, created: list[Path]) -> None:
+    """After a failed download: the half-fetched archives, then the folders it made, if now empty."""
+    for leftover in raw.glob("*.gz.part") if raw.is_dir() else []:
+        leftover.unlink(missing_ok=True)
+    for folder in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 # IDX type codes (the third byte of the magic number) and their big-endian numpy types

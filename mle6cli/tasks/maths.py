@@ -252,11 +252,29 @@ class GaussianSum:
         return np.exp(-0.5 * (np.asarray(z) - self.mean) ** 2 / self.variance) / math.sqrt(2 * math.pi * self.variance)
 
 
-def _check_gaussian(name: str, value: float, *, scale: bool) -> None:
+# Bounds that keep every check meaningful in double precision: σ² and σ1²+σ2² stay normal
+# numbers, and a sample μ + σ·ε keeps about four significant digits of σ·ε.
+SIGMA_RANGE = (1e-100, 1e100)
+MAX_MU = 1e100
+MAX_MU_OVER_SIGMA = 1e12
+
+
+def check_gaussian(name: str, value: float, *, scale: bool) -> None:
+    """One parameter: finite, and for a standard deviation within SIGMA_RANGE; GaussError naming it."""
     if not math.isfinite(value):
-        raise Mle6Error(f"{name} must be a finite number, got {value}")
-    if scale and value <= 0:
-        raise Mle6Error(f"{name} must be positive, got {value}")
+        raise GaussError(name, f"must be a finite number, got {value}")
+    if scale and not SIGMA_RANGE[0] <= value <= SIGMA_RANGE[1]:
+        raise GaussError(name, f"must be between {SIGMA_RANGE[0]:g} and {SIGMA_RANGE[1]:g}, got {value:g}")
+    if not scale and abs(value) > MAX_MU:
+        raise GaussError(name, f"must be between {-MAX_MU:g} and {MAX_MU:g}, got {value:g}")
+
+
+class GaussError(Mle6Error, ValueError):
+    """A parameter of the Gaussian sum outside what double precision can check."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(f"--{name} {message}")
+        self.name, self.message = name, message
 
 
 def gaussian_sum(mu1: float, sigma1: float, mu2: float, sigma2: float) -> GaussianSum:
@@ -266,7 +284,14 @@ def gaussian_sum(mu1: float, sigma1: float, mu2: float, sigma2: float) -> Gaussi
         ("mu2", mu2, False),
         ("sigma2", sigma2, True),
     ):
-        _check_gaussian(name, value, scale=scale)
+        check_gaussian(name, value, scale=scale)
+    for name, mu in (("mu1", mu1), ("mu2", mu2)):
+        if abs(mu) > MAX_MU_OVER_SIGMA * min(sigma1, sigma2):
+            raise GaussError(
+                name,
+                f"is {abs(mu) / min(sigma1, sigma2):.3g} times the smaller standard deviation; at most "
+                f"{MAX_MU_OVER_SIGMA:g} keeps the samples' spread measurable in double precision",
+            )
     return GaussianSum(float(mu1), float(sigma1), float(mu2), float(sigma2))
 
 

@@ -32,7 +32,8 @@ def torch_conv_shape(geom: ConvGeometry) -> tuple[int, int]:
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # torch warns about even kernels with 'same'
-            out = torch_layer(geom)(torch.zeros(1, 1, *geom.input))
+            # the meta device: shapes only, no memory, whatever the size (a 10^6 x 10^6 input is fine)
+            out = torch_layer(geom).to("meta")(torch.zeros(1, 1, *geom.input, device="meta"))
     except (RuntimeError, ValueError, TypeError) as exc:
         raise Mle6Error(f"torch refuses this convolution: {exc}") from None
     return tuple(out.shape[-2:])
@@ -44,10 +45,10 @@ def torch_cnn_shapes(size: tuple[int, int]) -> list[list[int]]:
 
     from mle6cli.models import CNNClassifier
 
-    m = CNNClassifier().eval()
+    m = CNNClassifier().eval().to("meta")  # shapes only, no memory
     shapes = []
     with torch.no_grad():
-        x = torch.zeros(1, 3, *size)
+        x = torch.zeros(1, 3, *size, device="meta")
         shapes.append(list(x.shape[1:]))
         for conv, bn, relu, pool in ((m.conv1, m.bn1, m.relu1, m.pool1), (m.conv2, m.bn2, m.relu2, m.pool2)):
             x = conv(x)
