@@ -194,6 +194,7 @@ class Run:
             raise
         run = cls(command, path, dict(saved_options, **(overrides or {})), saved, document, outputs)
         run.lock = lock
+        remove_stale_temps(path)
         return run
 
     def record_paths(self, *keys: str) -> None:
@@ -216,6 +217,7 @@ class Run:
         except OSError as exc:
             raise RunDirError(f"cannot create run folder {self.path}: {exc.strerror or exc}") from None
         self.lock = RunLock.take(self.path)
+        remove_stale_temps(self.path)
         clear_outputs(self.path, (SUMMARY, RESUME, PROGRESS, CONFIG, *self.outputs))
         torch = sys.modules.get("torch")  # the thread count can change CPU results in the last bits
         write_json(
@@ -320,7 +322,7 @@ class Run:
         return saved
 
     def saved_members(self) -> list[Member] | None:
-        if self.saved is None:
+        if self.saved is None or self.saved.get("members") is None:
             return None
         try:
             return [Member.from_dict(m) for m in self.saved["members"]]
@@ -489,6 +491,14 @@ def check_writable(path: Path) -> None:
         raise RunDirError(f"cannot write run folder {path}: permission denied on {probe}")
 
 
+def remove_stale_temps(folder: Path) -> None:
+    """The half-written temp files (`.<name>.tmp-<pid>`) a killed writer left; called under the lock,
+    so no live writer of this folder can own one."""
+    for path in Path(folder).rglob(".*.tmp-*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def clear_outputs(folder: Path, patterns: Sequence[str]) -> None:
     """Delete what an earlier run of the command left in `folder` (its own outputs: `patterns`, globs
     relative to the folder), then the folders that leaves empty; nothing else is touched."""
@@ -568,17 +578,23 @@ def load_resume(run_dir: Path, command: str | None = None, keys=()) -> tuple[dic
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"--resume: {run_dir} is not a run folder")
+    fresh = None
     if not (run_dir / RESUME).exists():
         if (run_dir / SUMMARY).exists():
             raise RunDirError(f"--resume: the run in {run_dir} already finished")
-        raise RunDirError(
-            f"--resume: no checkpoint in {run_dir} ({RESUME} is missing); only an interrupted run can be resumed"
-        )
+        if not (run_dir / CONFIG).is_file():
+            raise RunDirError(
+                f"--resume: no checkpoint in {run_dir} ({RESUME} is missing); only an interrupted run can be resumed"
+            )
+        # killed before its first save: nothing trained to keep, so it starts again with its options
+        fresh = {"command": None, "members": None}
     try:
         config = read_json(run_dir / CONFIG)
-        state = load_torch(run_dir / RESUME)
+        state = load_torch(run_dir / RESUME) if fresh is None else fresh
     except FileError as exc:
         raise RunDirError(f"--resume: {exc}") from None
+    if fresh is not None and isinstance(config, dict):
+        fresh["command"] = config.get("command")
     if not isinstance(config, dict):
         raise RunDirError(f"--resume: {run_dir / CONFIG} holds a JSON {_json_kind(config)}, not a run's config")
     saved = config.get("command")
@@ -596,7 +612,7 @@ def load_resume(run_dir: Path, command: str | None = None, keys=()) -> tuple[dic
         kind = _json_kind(config["data"])
         raise RunDirError(f"--resume: {run_dir / CONFIG} has a 'data' entry that is a JSON {kind}, not an object")
     members = state.get("members") if isinstance(state, dict) else None
-    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+    if fresh is None and (not isinstance(members, list) or not all(isinstance(m, dict) for m in members)):
         held = type(state).__name__ if not isinstance(state, dict) else "no list of members"
         raise RunDirError(f"--resume: {run_dir / RESUME} is not a resume checkpoint of mle6 (it holds {held})")
     if state.get("command") != saved:
