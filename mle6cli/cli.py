@@ -11,7 +11,7 @@ import sys
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from mle6cli import __version__
 from mle6cli.errors import Mle6Error
@@ -52,8 +52,24 @@ def _options_of(group: TyperGroup, ctx) -> set[str]:
     return {opt for param in getattr(command, "params", []) for opt in param.opts}
 
 
+def _plain_flags(params: list) -> list:
+    """Flags take no value, so help shows none: no <bool> (typer's own --help and --install-completion too)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+
 class BoundaryGroup(TyperGroup):
     """Turns every failure into one line on stderr: exit 1 for errors, 2 for usage, 130 for Ctrl-C."""
+
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
 
     def invoke(self, ctx):
         try:
@@ -89,7 +105,7 @@ app = typer.Typer(
     cls=BoundaryGroup,
     help="mle6: the ML exercise sheet as commands — conv sizes, Gaussian sums, the SIGNS CNN and MNIST autoencoders.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -105,9 +121,11 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[
         bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+        typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", metavar="", help="Show full tracebacks instead of one-line errors.")
+    ] = False,
 ) -> None:
     """mle6: the ML exercise sheet as commands."""
     _state["debug"] = _state["debug"] or debug
@@ -117,7 +135,7 @@ def _register() -> None:
     from mle6cli.commands import COMMANDS
 
     for name, function in COMMANDS:
-        app.command(name)(function)
+        app.command(name, cls=Command)(function)
     from mle6cli.commands.runs import runs_app
 
     app.add_typer(runs_app, name="runs")
@@ -127,5 +145,5 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point (`mle6`, `python -m mle6cli`)."""
-    app()
+    """Console-script entry point (`mle6`, `python -m mle6cli`: the same name, in usage and completion)."""
+    app(prog_name="mle6")

@@ -19,12 +19,21 @@ import typer
 
 from mle6cli.tasks.limits import SEED_MAX
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def complete_device(incomplete: str) -> list[str]:
+    """Tab completion of --device: the closed choices (and cuda:N is typed by hand)."""
+    return [d for d in DEVICES if d.startswith(incomplete)]
+
+
 DeviceOpt = Annotated[
     str,
     typer.Option(
         "--device",
         help="Where to compute: auto, cpu, cuda, cuda:N or mps (CPU threads: torch's default, or MLE6_THREADS=N).",
         show_default=True,
+        autocompletion=complete_device,
     ),
 ]
 SEED_RANGE = {"min": 0, "max": SEED_MAX}
@@ -40,10 +49,15 @@ def seed_opt(default: int):
     ]
 
 
+def _seeds_callback(value):
+    return value if value is None or isinstance(value, list) else parse_seeds(value)
+
+
 SeedsOpt = Annotated[
     str | None,
     typer.Option(
         "--seeds",
+        callback=_seeds_callback,
         help="Several seeds, a list or a range (0,1,2 or 0-4), instead of --seed: each is one more fused "
         "member, and the results get means and 95% confidence intervals.",
     ),
@@ -57,7 +71,7 @@ def seeds_option(seed: int | None, seeds: str | None, default: int) -> list[int]
         raise typer.BadParameter("give --seed or --seeds, not both", param_hint="'--seeds'")
     if seeds is None:
         return [default if seed is None else seed]
-    return parse_seeds(seeds)
+    return seeds if isinstance(seeds, list) else parse_seeds(seeds)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -96,6 +110,15 @@ OutOpt = Annotated[
         help="Run folder to create (default: runs/<command>/<timestamp>). Must be new or empty.",
     ),
 ]
+TensorboardOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tensorboard",
+        metavar="",
+        help="Also write TensorBoard event files (run folder's tensorboard/, one run per member); "
+        "needs pip install 'mle6cli[tensorboard]'.",
+    ),
+]
 SaveEveryOpt = Annotated[
     int,
     typer.Option(
@@ -105,12 +128,12 @@ SaveEveryOpt = Annotated[
         help="Save the resumable state every N epochs (0: only when stopped); a crash loses at most N epochs.",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but the result (and errors).")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print exactly one JSON document on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print nothing but the result (and errors).")]
 SyntheticOpt = Annotated[
-    bool, typer.Option("--synthetic", help="Use the built-in synthetic data instead of a dataset on disk.")
+    bool, typer.Option("--synthetic", metavar="", help="Use the built-in synthetic data instead of a dataset on disk.")
 ]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Allow writing into a non-empty folder.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", metavar="", help="Allow writing into a non-empty folder.")]
 
 
 def finite_number(value: float) -> float:
@@ -145,13 +168,12 @@ def positive_lr(value: float) -> float:
 
 
 # the options of the training commands (train-cnn, sweep-lr, train-ae, pca-ae)
-EpochsOpt = Annotated[
-    int, typer.Option("--epochs", min=1, help="Epochs to train (per model, where there are several).")
-]
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs to train each model.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per training step.")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", callback=positive_lr)]
 DeterministicOpt = Annotated[
-    bool, typer.Option("--deterministic", help="Also force torch's deterministic algorithms (matters on CUDA).")
+    bool,
+    typer.Option("--deterministic", metavar="", help="Also force torch's deterministic algorithms (matters on CUDA)."),
 ]
 ResumeOpt = Annotated[
     Path | None,
@@ -166,7 +188,8 @@ MnistDirOpt = Annotated[
     Path, typer.Option("--data-dir", help="Folder holding MNIST/raw/ (the four IDX files, plain or .gz).")
 ]
 NoDownloadOpt = Annotated[
-    bool, typer.Option("--no-download", help="Never try to download MNIST; fail at once when it is missing.")
+    bool,
+    typer.Option("--no-download", metavar="", help="Never try to download MNIST; fail at once when it is missing."),
 ]
 
 

@@ -89,30 +89,65 @@ class Printer:
 
             yield Events(epoch=line, note=self.note, section=lambda name: self.note(f"== {name}"))
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        with live_progress(self._console()) as events:
+            yield events
 
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            console=self._console(),
-        ) as bar:
-            task = {"id": None}
 
-            def start(total: int, description: str) -> None:
-                if task["id"] is None:
-                    task["id"] = bar.add_task(description, total=total, info="")
+# The metrics a progress row has room for, in order of interest; the rest go to the log and the files.
+SHOWN_FIRST = ("val_acc", "test_loss", "val_loss", "train_loss", "train_acc")
 
-            def epoch(label: str, done: int, metrics: dict) -> None:
-                if task["id"] is None:
-                    start(done, "training")
-                bar.update(task["id"], completed=done, description=label, info=_metrics_text(metrics))
 
-            yield Events(
-                start=start, epoch=epoch, note=bar.console.print, section=lambda n: bar.console.print(f"== {n}")
-            )
+@contextmanager
+def live_progress(console):
+    """On a terminal: an overall bar, then one row per member (its epochs and latest metrics), each
+    row cut to fit the console (80 columns keep the bars)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}", table_column=_column(max_width=18)),
+        BarColumn(bar_width=12),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}", table_column=_column(ratio=1)),
+        TimeElapsedColumn(),
+        console=console,
+        expand=False,
+    ) as bar:
+        from mle6cli.engine.events import Events
+
+        tasks: dict[str, int] = {}
+        overall = {"id": None, "total": 0}
+
+        def start(total: int, description: str) -> None:
+            if overall["id"] is None:
+                overall["id"] = bar.add_task(description[:18], total=total, info="")
+            overall["total"] = total
+
+        def epoch(label: str, done: int, metrics: dict) -> None:
+            member, _, progress = label.rpartition("epoch ")  # "lr 1e-03 seed 4 epoch 3/50"
+            member = member.strip() or "training"
+            step, _, of = progress.partition("/")
+            if overall["id"] is None:
+                start(done, "training")
+            bar.update(overall["id"], completed=done)
+            if member not in tasks:
+                tasks[member] = bar.add_task(member[:18], total=int(of) if of.isdigit() else None, info="")
+            bar.update(tasks[member], completed=int(step) if step.isdigit() else 0, info=_short(metrics))
+
+        def section(name: str) -> None:
+            bar.console.print(f"== {name}")
+
+        yield Events(start=start, epoch=epoch, note=bar.console.print, section=section)
+
+
+def _column(max_width: int | None = None, ratio: int | None = None):
+    from rich.table import Column
+
+    return Column(no_wrap=True, overflow="ellipsis", max_width=max_width, ratio=ratio)
+
+
+def _short(metrics: dict) -> str:
+    keys = [k for k in SHOWN_FIRST if k in metrics][:2]
+    return " ".join(f"{k} {_cell(metrics[k])}" for k in keys)
 
 
 def _cell(value) -> str:

@@ -41,12 +41,14 @@ def conv_size(
     stride: Annotated[str, typer.Option("--stride", "-s", help="Stride S or SHxSW.")] = "1",
     dilation: Annotated[str, typer.Option("--dilation", "-d", help="Dilation D or DHxDW.")] = "1",
     transposed: Annotated[
-        bool, typer.Option("--transposed", help="A transposed convolution (ConvTranspose2d).")
+        bool, typer.Option("--transposed", metavar="", help="A transposed convolution (ConvTranspose2d).")
     ] = False,
     output_padding: Annotated[
         str, typer.Option("--output-padding", help="Extra size on one side of a transposed output.")
     ] = "0",
-    verify: Annotated[bool, typer.Option("--verify", help="Also build the torch layer and confirm the shape.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", metavar="", help="Also build the torch layer and confirm the shape.")
+    ] = False,
     model: Annotated[
         str | None, typer.Option("--model", help="Trace a whole model layer by layer instead: 'cnn'.")
     ] = None,

@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from mle6cli.commands._config import ConfigOpt, PrintConfigOpt
+from mle6cli.commands._config import print_config as print_config_doc
 from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -21,6 +23,7 @@ from mle6cli.commands._options import (
     SaveEveryOpt,
     SeedsOpt,
     SyntheticOpt,
+    TensorboardOpt,
     check_resume_alone,
     data_dir_option,
     resume_overrides,
@@ -35,6 +38,7 @@ from mle6cli.tasks.limits import MNIST_PIXELS
 
 def pca_ae(
     ctx: typer.Context,
+    config: ConfigOpt = None,
     latent_dim: Annotated[
         int,
         typer.Option(
@@ -60,7 +64,9 @@ def pca_ae(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
     save_every: SaveEveryOpt = 1,
+    tensorboard: TensorboardOpt = False,
     no_download: NoDownloadOpt = False,
+    print_config: PrintConfigOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -83,9 +89,13 @@ def pca_ae(
         "compare": None if compare is None else str(compare),
         "device": device,
         "save_every": save_every,
+        "tensorboard": tensorboard,
         "deterministic": deterministic,
         "download": not no_download,
     }
+    if print_config:
+        print_config_doc(ctx, options)
+        return
     overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
         result = run_pca_ae(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)

@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from mle6cli.commands._config import ConfigOpt, PrintConfigOpt
+from mle6cli.commands._config import print_config as print_config_doc
 from mle6cli.commands._options import (
     SEED_RANGE,
     DeviceOpt,
@@ -28,6 +30,7 @@ from mle6cli.fmt import lr_label
 
 def run_all(
     ctx: typer.Context,
+    config: ConfigOpt = None,
     data_dir: Annotated[Path, typer.Option("--data-dir", help="SIGNS arrays (X_/Y_train|val|test.npy).")] = Path(
         "sign_data"
     ),
@@ -35,7 +38,9 @@ def run_all(
     synthetic: SyntheticOpt = False,
     quick: Annotated[
         bool,
-        typer.Option("--quick", help="Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores."),
+        typer.Option(
+            "--quick", metavar="", help="Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores."
+        ),
     ] = False,
     device: DeviceOpt = "auto",
     seed: Annotated[
@@ -48,6 +53,7 @@ def run_all(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
     save_every: SaveEveryOpt = 1,
+    print_config: PrintConfigOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -72,6 +78,9 @@ def run_all(
     }
     if synthetic and resume is None:
         printer.note("Note: run-all uses SYNTHETIC data (drawn hands, font digits), not SIGNS and MNIST.")
+    if print_config:
+        print_config_doc(ctx, options)
+        return
     overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
         summary = run_sheet(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)

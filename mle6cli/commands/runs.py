@@ -13,10 +13,21 @@ from mle6cli.commands._output import Printer
 class _ListByDefault(TyperGroup):
     """`mle6 runs [DIR]` lists; `mle6 runs status DIR` and `mle6 runs compare A B` are subcommands."""
 
+    def get_params(self, ctx):
+        from mle6cli.cli import _plain_flags
+
+        return _plain_flags(super().get_params(ctx))
+
     def parse_args(self, ctx, args):
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
             args = ["list", *args]
         return super().parse_args(ctx, args)
+
+
+def _command():
+    from mle6cli.cli import Command
+
+    return Command
 
 
 runs_app = typer.Typer(
@@ -27,7 +38,7 @@ runs_app = typer.Typer(
 )
 
 
-@runs_app.command("list")
+@runs_app.command("list", cls=_command())
 def list_command(
     root: Annotated[Path, typer.Argument(help="Where to look for run folders.")] = Path("runs"),
     json_out: JsonOpt = False,
@@ -62,7 +73,7 @@ def list_command(
     )
 
 
-@runs_app.command("status")
+@runs_app.command("status", cls=_command())
 def status_command(
     run: Annotated[Path, typer.Argument(help="A run folder.")],
     json_out: JsonOpt = False,
@@ -87,7 +98,7 @@ def status_command(
         printer.line(f"continue with: mle6 {status['command']} --resume {run}")
 
 
-@runs_app.command("compare")
+@runs_app.command("compare", cls=_command())
 def compare_command(
     runs: Annotated[list[Path], typer.Argument(help="Two or more run folders.")],
     json_out: JsonOpt = False,

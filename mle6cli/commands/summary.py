@@ -17,7 +17,14 @@ def _model_name(value: str) -> str:
 
 
 def summary(
-    model: Annotated[str, typer.Argument(help="cnn, ae or linear-ae.", callback=_model_name)],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="cnn, ae or linear-ae.",
+            callback=_model_name,
+            autocompletion=lambda incomplete: [m for m in MODEL_NAMES if m.startswith(incomplete)],
+        ),
+    ],
     latent_dim: Annotated[
         int, typer.Option("--latent-dim", help="Latent size of ae / linear-ae.", min=1, max=784)
     ] = 10,

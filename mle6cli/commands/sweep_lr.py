@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from mle6cli.commands._config import ConfigOpt, PrintConfigOpt
+from mle6cli.commands._config import print_config as print_config_doc
 from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -19,6 +21,7 @@ from mle6cli.commands._options import (
     SeedsOpt,
     SignsDirOpt,
     SyntheticOpt,
+    TensorboardOpt,
     check_resume_alone,
     data_dir_option,
     positive_list,
@@ -39,8 +42,10 @@ def parse_lrs(text: str) -> list[float]:
 
 def sweep_lr(
     ctx: typer.Context,
+    config: ConfigOpt = None,
     lrs: Annotated[
-        str, typer.Option("--lrs", help="Comma-separated learning rates, one model each.")
+        str,
+        typer.Option("--lrs", callback=lambda v: parse_lrs(v), help="Comma-separated learning rates, one model each."),
     ] = "1e-1,1e-3,1e-4,1e-5",
     data_dir: SignsDirOpt = Path("sign_data"),
     synthetic: SyntheticOpt = False,
@@ -54,6 +59,8 @@ def sweep_lr(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
     save_every: SaveEveryOpt = 1,
+    tensorboard: TensorboardOpt = False,
+    print_config: PrintConfigOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -68,14 +75,18 @@ def sweep_lr(
     options = {
         "data_dir": data_dir_option(data_dir, synthetic),
         "synthetic": synthetic,
-        "lrs": parse_lrs(lrs),
+        "lrs": lrs,
         "epochs": epochs,
         "batch_size": batch_size,
         "seeds": seeds_option(seed, seeds, 42),
         "device": device,
         "save_every": save_every,
+        "tensorboard": tensorboard,
         "deterministic": deterministic,
     }
+    if print_config:
+        print_config_doc(ctx, options)
+        return
     overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
         summary = classifier.sweep_lr(

@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from mle6cli.commands._config import ConfigOpt, PrintConfigOpt
+from mle6cli.commands._config import print_config as print_config_doc
 from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -21,6 +23,7 @@ from mle6cli.commands._options import (
     SaveEveryOpt,
     SeedsOpt,
     SyntheticOpt,
+    TensorboardOpt,
     check_resume_alone,
     data_dir_option,
     positive_list,
@@ -50,10 +53,16 @@ def parse_dims(value: str) -> list[int]:
 
 def train_ae(
     ctx: typer.Context,
+    config: ConfigOpt = None,
     data_dir: MnistDirOpt = Path("data"),
     synthetic: SyntheticOpt = False,
     latent_dims: Annotated[
-        str, typer.Option("--latent-dims", help="Comma-separated latent sizes; one autoencoder each (1..4096).")
+        str,
+        typer.Option(
+            "--latent-dims",
+            callback=lambda v: parse_dims(v),
+            help="Comma-separated latent sizes; one autoencoder each (1..4096).",
+        ),
     ] = "3,10,100,250",
     epochs: EpochsOpt = 10,
     batch_size: BatchSizeOpt = 128,
@@ -67,6 +76,7 @@ def train_ae(
         str,
         typer.Option(
             "--init",
+            autocompletion=lambda incomplete: [i for i in ("mean", "pytorch") if i.startswith(incomplete)],
             help="Initialisation: 'mean' starts the output at the mean pixel (the collapse fix); "
             "'pytorch' is PyTorch's default, as in the exercise (collapses often).",
         ),
@@ -77,7 +87,9 @@ def train_ae(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
     save_every: SaveEveryOpt = 1,
+    tensorboard: TensorboardOpt = False,
     no_download: NoDownloadOpt = False,
+    print_config: PrintConfigOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -94,7 +106,7 @@ def train_ae(
     options = {
         "data_dir": data_dir_option(data_dir, synthetic),
         "synthetic": synthetic,
-        "latent_dims": parse_dims(latent_dims),
+        "latent_dims": latent_dims,
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
@@ -103,9 +115,13 @@ def train_ae(
         "init": init,
         "device": device,
         "save_every": save_every,
+        "tensorboard": tensorboard,
         "deterministic": deterministic,
         "download": not no_download,
     }
+    if print_config:
+        print_config_doc(ctx, options)
+        return
     overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
         result = train_ae(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)

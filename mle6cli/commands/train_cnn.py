@@ -4,6 +4,8 @@ from pathlib import Path
 
 import typer
 
+from mle6cli.commands._config import ConfigOpt, PrintConfigOpt
+from mle6cli.commands._config import print_config as print_config_doc
 from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -19,6 +21,7 @@ from mle6cli.commands._options import (
     SeedsOpt,
     SignsDirOpt,
     SyntheticOpt,
+    TensorboardOpt,
     check_resume_alone,
     data_dir_option,
     resume_overrides,
@@ -31,6 +34,7 @@ from mle6cli.commands._render import render_sweep
 
 def train_cnn(
     ctx: typer.Context,
+    config: ConfigOpt = None,
     data_dir: SignsDirOpt = Path("sign_data"),
     synthetic: SyntheticOpt = False,
     lr: LrOpt = 1e-3,
@@ -44,6 +48,8 @@ def train_cnn(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = None,
     save_every: SaveEveryOpt = 1,
+    tensorboard: TensorboardOpt = False,
+    print_config: PrintConfigOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -64,8 +70,12 @@ def train_cnn(
         "seeds": seeds_option(seed, seeds, 42),
         "device": device,
         "save_every": save_every,
+        "tensorboard": tensorboard,
         "deterministic": deterministic,
     }
+    if print_config:
+        print_config_doc(ctx, options)
+        return
     overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
         summary = classifier.train_cnn(

@@ -36,7 +36,7 @@ RESUME = "resume.pt"
 PROGRESS = "progress.json"
 LOCK = ".lock"
 # what a resumed run may change: where it computes and how often it saves, not what it computes
-RESUMABLE = ("device", "save_every")
+RESUMABLE = ("device", "save_every", "tensorboard")
 
 
 class RunDirError(Mle6Error):

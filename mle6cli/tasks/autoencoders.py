@@ -74,6 +74,7 @@ METRICS_HEADER = RECONSTRUCT.header(["test"])  # epoch, train_loss, test_loss
 # what a train-ae run writes (an --overwrite clears these, and nothing else)
 OUTPUTS = (
     "metrics_d*.csv", "ae_d*.pt", "ae_losses.png", "reconstructions.png", "seed_*/metrics_d*.csv", "seed_*/ae_d*.pt",
+    "tensorboard/*/events.out.tfevents.*",
 )  # fmt: skip
 
 
@@ -465,6 +466,7 @@ def train_ae(
             if not restarted:
                 break
 
+        log.close()
         results = [_finish_member(run, m, several, data.describe()) for m in members]
         figures = _figures(results, run, data, levels, device)
         result = AeResult(

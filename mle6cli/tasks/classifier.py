@@ -34,7 +34,7 @@ SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "tes
 OUTPUTS = (
     "metrics.csv", "model.pt", "curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png",
     "lr_*/metrics.csv", "lr_*/model.pt", "lr_*/seed_*/metrics.csv", "lr_*/seed_*/model.pt",
-    "seed_*/metrics.csv", "seed_*/model.pt",
+    "seed_*/metrics.csv", "seed_*/model.pt", "tensorboard/*/events.out.tfevents.*",
 )  # fmt: skip
 SYNTHETIC_SEED = 0  # the synthetic dataset is one fixed dataset, whatever the training seed
 DEFAULT_SEED = 42
@@ -226,6 +226,7 @@ def _classify(command, options, out, overwrite, resume, overrides, events, stop)
             stop=stop,
             save_every=save_every(run),
         )
+        log.close()
         dirs = [folder(m) for m in members]
         return _finish(run, config, job.data, job.device, members, dirs, sweep, run.clock.seconds())
 

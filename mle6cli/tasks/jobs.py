@@ -46,6 +46,7 @@ def open_job(
 
     run = Run.open(command, options, out=out, overwrite=overwrite, resume=resume, outputs=outputs, overrides=overrides)
     try:
+        check_tensorboard(run.options)
         config = config_type.from_options(run.options)
         device = resolve_device(config.device)
         set_seed(config.seeds[0], config.deterministic)
@@ -91,8 +92,23 @@ def save_every(run: Run) -> int:
     return int(run.options.get("save_every", 1))
 
 
+TENSORBOARD = "tensorboard"  # the run folder's sub-folder of TensorBoard event files
+
+
+def check_tensorboard(options: dict) -> None:
+    """--tensorboard needs the optional extra; say how to get it, before anything runs."""
+    if options.get("tensorboard"):
+        try:
+            import tensorboard  # noqa: F401
+        except ModuleNotFoundError:
+            from mle6cli.errors import Mle6Error
+
+            raise Mle6Error("--tensorboard needs the tensorboard package: pip install 'mle6cli[tensorboard]'") from None
+
+
 class EpochLog:
-    """After each epoch of a member: rewrite its metrics file and report one line of progress."""
+    """After each epoch of a member: rewrite its metrics file, report one line of progress and, with
+    --tensorboard, add the row's scalars to the member's TensorBoard run (tensorboard/<member>/)."""
 
     def __init__(
         self,
@@ -108,6 +124,7 @@ class EpochLog:
         self.file_of, self.label_of, self.shown = file_of, label_of, list(shown)
         self.epochs = job.config.epochs
         self.done = sum(len(m.state.history) + m.extra.get("epochs_before", 0) for m in members)
+        self.writers = {} if job.run.options.get("tensorboard") else None
         events.start(len(members) * self.epochs, job.run.command)
 
     def __call__(self, member: Member, row: dict) -> None:
@@ -115,3 +132,27 @@ class EpochLog:
         self.done += 1
         metrics = {k: row[k] for k in self.shown if k in row}
         self.events.epoch(f"{self.label_of(member)}epoch {row['epoch']}/{self.epochs}", self.done, metrics)
+        if self.writers is not None:
+            self._tensorboard(member, row)
+
+    def _tensorboard(self, member: Member, row: dict) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        name = "_".join(f"{k}_{_tag(v)}" for k, v in member.key.items())  # e.g. lr_1e-03_seed_42
+        if name not in self.writers:
+            self.writers[name] = SummaryWriter(log_dir=str(self.run.path / TENSORBOARD / name))
+        writer = self.writers[name]
+        for key in self.header[1:]:
+            if key in row:
+                writer.add_scalar(key, row[key], row["epoch"])
+        writer.flush()
+
+    def close(self) -> None:
+        for writer in (self.writers or {}).values():
+            writer.close()
+
+
+def _tag(value) -> str:
+    from mle6cli.fmt import lr_label
+
+    return lr_label(value) if isinstance(value, float) else str(value)

@@ -236,7 +236,7 @@ def _std(values: list[float]) -> float | None:
 # what a pca-ae run writes (an --overwrite clears these, and nothing else)
 OUTPUTS = (
     "metrics.csv", "linear_ae_k*.pt", "pca_ae_losses.png", "pca_ae_reconstructions.png",
-    "seed_*/metrics.csv", "seed_*/linear_ae_k*.pt",
+    "seed_*/metrics.csv", "seed_*/linear_ae_k*.pt", "tensorboard/*/events.out.tfevents.*",
 )  # fmt: skip
 
 # Under this many epochs a comparison is indicative only (the exercise trains 10).
@@ -357,6 +357,7 @@ def pca_ae(
             stop=stop,
             save_every=save_every(run),
         )
+        log.close()
         for m in members:
             if m.state.status == "diverged":
                 raise Mle6Error(f"the linear autoencoder diverged (non-finite loss in epoch {m.state.diverged_epoch})")
