@@ -25,3 +25,10 @@ class ConfigError(Mle6Error, ValueError):
     The CLI refuses such values as usage errors first; this guards the library's own callers
     and configs read back by --resume.
     """
+
+
+def debug_from_env() -> bool:
+    """MLE6_DEBUG=1 (or yes, true, on) shows tracebacks, like --debug; 0, no, false, off or empty do not."""
+    import os
+
+    return os.environ.get("MLE6_DEBUG", "").strip().lower() not in ("", "0", "no", "false", "off")

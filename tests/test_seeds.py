@@ -121,6 +121,8 @@ def test_sweep_stats_files_and_json(runner, app, small, tmp_path):
         rows = list(csv.DictReader(fh))
     assert [float(r["lr"]) for r in rows] == [1e-2, 1e-3] and rows[0]["seeds"] == "3"
     assert float(rows[1]["val_acc_mean"]) == configs[1]["val_acc"]["mean"]
+    for column in ("val_acc_ci_low", "val_acc_ci_high", "test_loss_ci_low"):  # plain numbers, not np.float64(…)
+        assert float(rows[1][column]) == configs[1][column.split("_ci_")[0]]["ci_" + column.split("_ci_")[1]]
     with open(tmp_path / "s" / "sweep.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 6
     assert (tmp_path / "s" / "sweep_curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -10,6 +10,8 @@ def render_sweep(printer: Printer, summary: dict) -> None:
     """The sweep's table (per lr; with several seeds, means and 95% CIs), the best lr and the comparison."""
     stats = summary["stats"]
     several = len(summary["seeds"]) > 1
+    sweep = summary.get("command") != "train-cnn"  # train-cnn --seeds: one lr, several seeds
+    what = "Learning-rate sweep" if sweep else f"SIGNS CNN, lr {lr_label(summary['best_lr'])}"
     if several:
         rows = [
             [
@@ -24,7 +26,7 @@ def render_sweep(printer: Printer, summary: dict) -> None:
             for row in stats["configs"]
         ]
         columns = ["lr", "seeds", "diverged", "train loss", "val loss", "val acc", "test acc"]
-        title = f"Learning-rate sweep, {plural(summary['epochs'], 'epoch')}, seeds {_seeds_text(summary['seeds'])}"
+        title = f"{what}, {plural(summary['epochs'], 'epoch')}, seeds {_seeds_text(summary['seeds'])}"
         printer.table(title + " (mean ± 95% CI)", columns, rows)
     else:
         rows = []
@@ -43,13 +45,13 @@ def render_sweep(printer: Printer, summary: dict) -> None:
                 ]
             )
         printer.table(
-            f"Learning-rate sweep, {plural(summary['epochs'], 'epoch')} (final epoch)",
+            f"{what}, {plural(summary['epochs'], 'epoch')} (final epoch)",
             ["lr", "status", "train loss", "train acc", "val loss", "val acc", "test acc"],
             rows,
         )
     mean = "mean " if several else ""
     printer.line(
-        f"best lr {lr_label(summary['best_lr'])}: {mean}val acc {summary['best_val_acc']:.4f}, "
+        f"{'best ' if sweep else ''}lr {lr_label(summary['best_lr'])}: {mean}val acc {summary['best_val_acc']:.4f}, "
         f"{mean}test acc {summary['test_acc']:.4f}, |val - test| = {summary['val_test_gap']:.4f}"
     )
     if stats.get("comparison"):
@@ -101,4 +103,7 @@ def render_ae(printer: Printer, result) -> None:
         f"a collapsed model scores test MSE {result.levels.all_black:.4f} (all black) "
         f"or {result.levels.mean_image:.4f} (the mean image)"
     )
-    printer.line(f"run folder {result.run_dir} (metrics_d<D>.csv, ae_d<D>.pt, ae_losses.png, reconstructions.png)")
+    each = "seed_<S>/" if len(result.config.seeds) > 1 else ""
+    printer.line(
+        f"run folder {result.run_dir} ({each}metrics_d<D>.csv, {each}ae_d<D>.pt, ae_losses.png, reconstructions.png)"
+    )

@@ -85,7 +85,7 @@ def pca_ae(
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
-        "seeds": seeds_option(seed, seeds, 0),
+        "seeds": seeds_option(seed, seeds, 0, ctx),
         "compare": None if compare is None else str(compare),
         "device": device,
         "save_every": save_every,
@@ -99,6 +99,8 @@ def pca_ae(
     overrides = resume_overrides(ctx, resume, options)
     with printer.events() as events:
         result = run_pca_ae(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     if json_out:
         printer.json(result.to_json())
         return
@@ -133,4 +135,5 @@ def pca_ae(
             ],
         )
         printer.line(result.verdict)
-    printer.line(f"run folder {result.run_dir} (metrics.csv, pca_ae_losses.png, pca_ae_reconstructions.png)")
+    each = "seed_<S>/" if len(result.seed_results) > 1 else ""
+    printer.line(f"run folder {result.run_dir} ({each}metrics.csv, pca_ae_losses.png, pca_ae_reconstructions.png)")

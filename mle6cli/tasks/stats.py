@@ -43,7 +43,7 @@ def estimate(values: Sequence[float]) -> Estimate:
     if n < 2:
         return Estimate(n, mean, None, None, None)
     std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    half = stats.t.ppf(0.5 + LEVEL / 2, n - 1) * std / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * std / math.sqrt(n)  # a plain float: CSVs print repr
     return Estimate(n, mean, std, mean - half, mean + half)
 
 
