@@ -14,19 +14,31 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from mle6cli import __version__
-from mle6cli.errors import Mle6Error
+from mle6cli.errors import Mle6Error, debug_from_env
 
 # click's UsageError, found through the public BadParameter so this works whether typer
 # vendors click (typer >= 0.29) or depends on it.
 UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
-_state = {"debug": bool(os.environ.get("MLE6_DEBUG"))}
+_state = {"debug": debug_from_env()}
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, exc: BaseException | None = None) -> None:
+    from mle6cli.engine.distributed import env_rank, fail_current, follower
+
+    if not getattr(exc, "shared", False):  # peers stop at once instead of waiting for this rank
+        fail_current(message)
+    if follower():  # under torchrun rank 0 reports what every rank hit; the others say only their own
+        if getattr(exc, "shared", False):
+            raise typer.Exit(code)
+        message = f"rank {env_rank()}: {message}"
     sys.stderr.write(f"Error: {message}\n")
     sys.stderr.flush()
     raise typer.Exit(code)
+
+
+# the commands that share their members across torchrun's processes; the others run as one process
+DISTRIBUTED = ("train-cnn", "sweep-lr", "train-ae", "pca-ae")
 
 
 def _silence_stdout() -> None:
@@ -85,9 +97,10 @@ class BoundaryGroup(TyperGroup):
             if _state["debug"]:
                 raise
             if getattr(exc, "note", False):  # not a failure: say so and exit with its code (0)
-                sys.stderr.write(f"Note: {exc}\n")
+                if not _follower():
+                    sys.stderr.write(f"Note: {exc}\n")
                 raise typer.Exit(exc.exit_code) from None
-            _fail(str(exc), exc.exit_code)
+            _fail(str(exc), exc.exit_code, exc)
         except KeyboardInterrupt:
             sys.stderr.write("Interrupted.\n")
             raise typer.Exit(130) from None
@@ -117,8 +130,15 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _follower() -> bool:
+    from mle6cli.engine.distributed import follower
+
+    return follower()
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool | None,
         typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit."),
@@ -128,7 +148,15 @@ def _root(
     ] = False,
 ) -> None:
     """mle6: the ML exercise sheet as commands."""
+    from mle6cli.engine.distributed import env_world, launched
+
     _state["debug"] = _state["debug"] or debug
+    if _state["debug"]:
+        os.environ["MLE6_DEBUG"] = "1"  # the printer of a torchrun rank other than 0 speaks too
+    if launched() and env_world() > 1 and ctx.invoked_subcommand not in DISTRIBUTED:
+        raise UsageError(
+            f"{ctx.invoked_subcommand} runs as one process; under torchrun use {', '.join(DISTRIBUTED)}", ctx
+        )
 
 
 def _register() -> None:

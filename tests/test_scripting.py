@@ -43,6 +43,22 @@ def test_toml_and_json_files_and_the_command_line_wins(runner, app, small, tmp_p
     doc = json.loads(result.stdout)
     assert doc["lrs"] == [0.1, 0.001] and doc["seeds"] == [7] and doc["epochs"] == 2 and doc["batch_size"] == 64
     assert not (tmp_path / "runs").exists()  # --print-config runs nothing
+    # seeds in the file, one --seed on the command line: the command line wins (and the other way round)
+    result = runner.invoke(app, ["train-cnn", "--config", "c.toml", "--seed", "9", "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert "seeds = [9]\n" in result.stdout
+    result = runner.invoke(app, ["sweep-lr", "--config", "c.json", "--seeds", "3-4", "--print-config"])
+    assert json.loads(result.stdout)["seeds"] == [3, 4]
+    both = runner.invoke(app, ["train-cnn", "--seed", "1", "--seeds", "2-3", "--print-config"])
+    assert both.exit_code == 2 and "give --seed or --seeds, not both" in both.output
+
+
+@pytest.mark.parametrize(("value", "on"), [("1", True), ("yes", True), ("0", False), ("off", False), ("", False)])
+def test_mle6_debug_reads_like_a_switch(monkeypatch, value, on):
+    from mle6cli.errors import debug_from_env
+
+    monkeypatch.setenv("MLE6_DEBUG", value)
+    assert debug_from_env() is on
 
 
 @pytest.mark.parametrize(

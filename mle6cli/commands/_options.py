@@ -65,13 +65,25 @@ SeedsOpt = Annotated[
 MAX_SEEDS = 1000
 
 
-def seeds_option(seed: int | None, seeds: str | None, default: int) -> list[int]:
-    """--seed K or --seeds 0-4 (not both) as a list of seeds; neither: [default]."""
+def seeds_option(seed: int | None, seeds: str | None, default: int, ctx: typer.Context | None = None) -> list[int]:
+    """--seed K or --seeds 0-4 (not both) as a list of seeds; neither: [default]. One from a --config
+    file and the other on the command line: the command line wins."""
     if seed is not None and seeds is not None:
-        raise typer.BadParameter("give --seed or --seeds, not both", param_hint="'--seeds'")
+        typed = {name for name in ("seed", "seeds") if ctx is not None and _from_command_line(ctx, name)}
+        if typed == {"seed"}:
+            seeds = None
+        elif typed == {"seeds"}:
+            seed = None
+        else:
+            raise typer.BadParameter("give --seed or --seeds, not both", param_hint="'--seeds'")
     if seeds is None:
         return [default if seed is None else seed]
     return seeds if isinstance(seeds, list) else parse_seeds(seeds)
+
+
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -116,7 +128,7 @@ TensorboardOpt = Annotated[
         "--tensorboard",
         metavar="",
         help="Also write TensorBoard event files (run folder's tensorboard/, one run per member); "
-        "needs pip install 'mle6cli[tensorboard]'.",
+        "needs pip install 'mle6cli\\[tensorboard]'.",
     ),
 ]
 SaveEveryOpt = Annotated[

@@ -22,6 +22,14 @@ class Printer:
 
     json_mode: bool = False
     quiet: bool = False
+    silent: bool = False  # a torchrun rank other than 0: rank 0 prints for the run
+
+    def __post_init__(self) -> None:
+        from mle6cli.engine.distributed import follower
+        from mle6cli.errors import debug_from_env
+
+        if follower() and not debug_from_env():
+            self.json_mode, self.quiet, self.silent = False, True, True
 
     @property
     def is_tty(self) -> bool:
@@ -37,6 +45,8 @@ class Printer:
         return Console(stderr=stderr, highlight=False, soft_wrap=not self.is_tty)
 
     def json(self, document) -> None:
+        if self.silent:
+            return
         sys.stdout.write(dumps(document) + "\n")
         sys.stdout.flush()
 

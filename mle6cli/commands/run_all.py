@@ -73,7 +73,7 @@ def run_all(
         "device": device,
         "save_every": save_every,
         "seed": seed,
-        "seeds": None if seeds is None else seeds_option(seed, seeds, 0),
+        "seeds": None if seeds is None else seeds_option(seed, seeds, 0, ctx),
         "download": not no_download,
     }
     if synthetic and resume is None:

@@ -78,7 +78,7 @@ def sweep_lr(
         "lrs": lrs,
         "epochs": epochs,
         "batch_size": batch_size,
-        "seeds": seeds_option(seed, seeds, 42),
+        "seeds": seeds_option(seed, seeds, 42, ctx),
         "device": device,
         "save_every": save_every,
         "tensorboard": tensorboard,
@@ -92,6 +92,8 @@ def sweep_lr(
         summary = classifier.sweep_lr(
             options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events
         )
+    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     if json_out:
         printer.json(summary)
         return

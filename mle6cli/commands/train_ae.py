@@ -82,6 +82,14 @@ def train_ae(
         ),
     ] = "mean",
     device: DeviceOpt = "auto",
+    ddp: Annotated[
+        bool,
+        typer.Option(
+            "--ddp",
+            help="Under torchrun: train each autoencoder data-parallel (DistributedDataParallel), every rank "
+            "holding its share of the data, instead of splitting the autoencoders over the ranks.",
+        ),
+    ] = False,
     deterministic: DeterministicOpt = False,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
@@ -110,7 +118,7 @@ def train_ae(
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
-        "seeds": seeds_option(seed, seeds, 0),
+        "seeds": seeds_option(seed, seeds, 0, ctx),
         "retries": retries,
         "init": init,
         "device": device,
@@ -118,6 +126,7 @@ def train_ae(
         "tensorboard": tensorboard,
         "deterministic": deterministic,
         "download": not no_download,
+        "ddp": ddp,
     }
     if print_config:
         print_config_doc(ctx, options)
@@ -126,6 +135,8 @@ def train_ae(
     with printer.events() as events:
         result = train_ae(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)
 
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     if json_out:
         printer.json(result.to_json())
     else:

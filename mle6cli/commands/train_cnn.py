@@ -67,7 +67,7 @@ def train_cnn(
         "lr": lr,
         "epochs": epochs,
         "batch_size": batch_size,
-        "seeds": seeds_option(seed, seeds, 42),
+        "seeds": seeds_option(seed, seeds, 42, ctx),
         "device": device,
         "save_every": save_every,
         "tensorboard": tensorboard,
@@ -81,6 +81,8 @@ def train_cnn(
         summary = classifier.train_cnn(
             options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events
         )
+    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     if json_out:
         printer.json(summary)
         return

@@ -23,6 +23,41 @@ class Split:
         return xb, (xb if self.y is None else self.y[index])
 
 
+class ShardedSplit:
+    """One data-parallel rank's share of a split: the samples i with i % world == rank, on its device.
+
+    It is indexed like the whole split (`len` is the whole split's size, batches come as global
+    indices of shape (1, B)) and gives back the samples of each batch that this rank holds, in
+    batch order: a rank's share of a step's batch has about B / world samples, the ranks' shares
+    together make the single-process batch.
+    """
+
+    def __init__(self, x_shard: torch.Tensor, total: int, rank: int, world: int):
+        expected = len(range(rank, total, world))
+        if x_shard.shape[0] != expected:
+            raise ValueError(
+                f"rank {rank} of {world} should hold {expected} of {total} samples, not {x_shard.shape[0]}"
+            )
+        self.x, self.y = x_shard, None
+        self.total, self.rank, self.world = total, rank, world
+
+    @classmethod
+    def of(cls, x: torch.Tensor, rank: int, world: int, device) -> ShardedSplit:
+        """This rank's share of the images `x` (wherever they are), moved to `device`."""
+        return cls(x[rank::world].to(device), x.shape[0], rank, world)
+
+    def __len__(self) -> int:
+        return self.total
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """index (1, B) of global sample numbers -> this rank's (1, b, C, H, W) images of them."""
+        if index.shape[0] != 1:
+            raise ValueError("a data-parallel batch is one seed group's: index of shape (1, B)")
+        mine = index[index.remainder(self.world) == self.rank]  # (b,): the batch's samples this rank holds
+        xb = as_float(self.x[mine.div(self.world, rounding_mode="floor")]).unsqueeze(0)  # (1, b, C, H, W)
+        return xb, xb
+
+
 def as_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 images are scaled to [0, 1] per batch (as x/255 in float32); float tensors pass through."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x

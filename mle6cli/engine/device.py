@@ -35,7 +35,7 @@ def _resolve(spec: str):
         raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps")
     if text == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
+            return _cuda(spec, None)
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -47,13 +47,35 @@ def _resolve(spec: str):
         return torch.device("mps")
     if not torch.cuda.is_available():
         raise DeviceError(f"device {spec!r} requested but CUDA is not available here; use --device cpu or auto")
-    index = int(match.group(2)) if match.group(2) is not None else torch.cuda.current_device()
+    return _cuda(spec, int(match.group(2)) if match.group(2) is not None else None)
+
+
+def _cuda(spec: str, index: int | None):
+    """cuda:index; without an index the current GPU, or under torchrun the GPU of LOCAL_RANK."""
+    import torch
+
     count = torch.cuda.device_count()
+    local = _launched_index()
+    if index is None and local is not None:
+        if local >= count:
+            raise DeviceError(
+                f"torchrun's LOCAL_RANK {local} has no GPU: this machine has {count} CUDA device(s); "
+                f"start at most {count} processes per node"
+            )
+        return torch.device("cuda", local)
+    index = torch.cuda.current_device() if index is None else index
     if index >= count:
         raise DeviceError(
             f"device {spec!r} does not exist: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
         )
     return torch.device("cuda", index)
+
+
+def _launched_index() -> int | None:
+    """Under torchrun, each process takes the GPU of its LOCAL_RANK (auto and cuda)."""
+    from mle6cli.engine.distributed import env_local_rank, launched
+
+    return env_local_rank() if launched() else None
 
 
 def configure_threads(device, threads: int | str | None = None) -> int:

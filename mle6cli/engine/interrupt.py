@@ -39,6 +39,8 @@ class StopRequest:
 class Interrupted(Mle6Error):
     """Training stopped on a signal after saving a resumable checkpoint."""
 
+    shared = True  # under torchrun every rank stops; rank 0 reports it
+
     def __init__(self, signal_number: int | None, message: str) -> None:
         super().__init__(message)
         self.signal_number = signal_number

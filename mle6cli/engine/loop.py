@@ -122,7 +122,7 @@ def fit(
 
     def step(index: torch.Tensor) -> None:  # index: (S, B)
         xb, yb = train.batch(index)  # (S, B, ...)
-        losses, hits = members.step(xb, yb, alive)
+        losses, hits = members.step(xb, yb, alive, index.shape[1])
         loss_sum.add_(losses.to(loss_sum.dtype) * index.shape[1])
         if hits is not None:
             correct.add_(hits)
@@ -138,7 +138,7 @@ def fit(
             modules=members.modules(),
             optimizers=[members.optimizer],
             extra=[alive, loss_sum, correct],
-            enabled=use_graphs,
+            enabled=use_graphs if members.graphable else False,
         )
 
     run_step = bind()
@@ -146,7 +146,9 @@ def fit(
 
     def sync(sums: bool = True) -> None:
         """Copy the loop's position (and the device sums) into the live members' states."""
-        values, counts = (loss_sum.tolist(), correct.tolist()) if sums else (None, None)
+        if sums:
+            run_loss, run_correct = members.run_sums(loss_sum, correct)
+            values, counts = run_loss.tolist(), run_correct.tolist()
         for j, s in enumerate(states):
             if live[j]:
                 if sums:
@@ -165,8 +167,9 @@ def fit(
                     s.loss_sum, s.correct = 0.0, 0
             sync(sums=False)
         index_all = torch.stack(perms).to(device)  # (S, N)
-        loss_sum.copy_(torch.tensor([s.loss_sum for s in states], dtype=torch.float64))
-        correct.copy_(torch.tensor([s.correct for s in states], dtype=torch.int64))
+        share = members.own_share([s.loss_sum for s in states], [s.correct for s in states])
+        loss_sum.copy_(torch.tensor(share[0], dtype=torch.float64))
+        correct.copy_(torch.tensor(share[1], dtype=torch.int64))
         interrupted = False
         while position["batch"] < steps_per_epoch:
             b = position["batch"]

@@ -17,6 +17,7 @@ depend on the layout and a run can be resumed on another device or another numbe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,11 +31,13 @@ from mle6cli.engine.optim import Adam, sum_dtype
 
 @dataclass(frozen=True)
 class Task:
-    """What is learned: the loss (a batch mean) and whether accuracy means anything."""
+    """What is learned: the loss (a batch mean), the same loss summed over the batch's samples (a
+    data-parallel rank's share), and whether accuracy means anything."""
 
     name: str
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     has_accuracy: bool
+    sample_sum: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     def header(self, evals: Sequence[str]) -> list[str]:
         """The keys of a history row, the columns of metrics.csv: epoch, then loss (and accuracy) per split."""
@@ -42,8 +45,18 @@ class Task:
         return ["epoch", *(f"{split}_{m}" for split in ("train", *evals) for m in metrics)]
 
 
-CLASSIFY = Task("classify", F.nll_loss, True)  # the models end in LogSoftmax
-RECONSTRUCT = Task("reconstruct", F.mse_loss, False)
+def _nll_sum(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.nll_loss(out, y, reduction="sum")
+
+
+def _mse_sum(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Σ over samples of each sample's mean squared error (a batch of 0 samples gives 0)."""
+    per_sample = math.prod(out.shape[1:])
+    return F.mse_loss(out, y, reduction="sum") / per_sample
+
+
+CLASSIFY = Task("classify", F.nll_loss, True, _nll_sum)  # the models end in LogSoftmax
+RECONSTRUCT = Task("reconstruct", F.mse_loss, False, _mse_sum)
 
 EVAL_BATCH = 1024
 
@@ -55,6 +68,7 @@ class Members:
     count: int
     optimizer: Adam
     device: torch.device
+    graphable = True  # a step can be captured in a CUDA graph (fixed shapes, no collectives)
 
     def __init__(self) -> None:
         self.groups: list[int] = [0] * self.count
@@ -75,16 +89,20 @@ class Members:
         for module in self.modules():
             module.train(mode)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One Adam step of every live member on its batch; returns (losses (M,), correct counts (M,) or None)."""
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, alive: torch.Tensor, batch_size: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One Adam step of every live member on its batch (of `batch_size` samples over every
+        process); returns (losses (M,), correct counts (M,) or None)."""
         outputs, losses = self._losses(x, y)  # (M,)
         alive.logical_and_(torch.isfinite(losses))
+        objective = self.objective(losses)
         self.optimizer.zero_grad()
         if alive.device.type == "cpu" and bool(alive.all()):  # no host sync to fear: skip the masks
-            losses.sum().backward()
+            objective.sum().backward()
             self.optimizer.step()
         else:
-            torch.where(alive, losses, 0.0).sum().backward()  # a frozen member's loss sends back zeros
+            torch.where(alive, objective, 0.0).sum().backward()  # a frozen member's loss sends back zeros
             self.optimizer.step(active=alive)
         correct = self._correct(outputs, y) if self.has_accuracy else None
         return losses.detach(), correct
@@ -106,6 +124,18 @@ class Members:
         self.train(True)
         losses = [v / len(split) for v in loss_sum.tolist()]
         return losses, ([c / len(split) for c in correct.tolist()] if self.has_accuracy else None)
+
+    def objective(self, losses: torch.Tensor) -> torch.Tensor:
+        """What is differentiated: the members' losses (a data-parallel rank scales its share)."""
+        return losses
+
+    def run_sums(self, loss_sum: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The run's epoch sums from this process's (data-parallel ranks add theirs up)."""
+        return loss_sum, correct
+
+    def own_share(self, loss_sums: list[float], corrects: list[int]) -> tuple[list[float], list[int]]:
+        """This process's share of the run's saved epoch sums (all of them, but on data-parallel ranks)."""
+        return loss_sums, corrects
 
     def _member_input(self, x: torch.Tensor, j: int) -> torch.Tensor:
         return x[self.groups[j]]

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mle6cli.engine.distributed import PeerFailed
 from mle6cli.engine.interrupt import Interrupted, any_of, graceful_stop
 from mle6cli.errors import Mle6Error
 from mle6cli.files import FileError, atomic_write_bytes, load_torch, read_json, save_torch, write_csv, write_json
@@ -33,6 +34,8 @@ from mle6cli.files import FileError, atomic_write_bytes, load_torch, read_json, 
 SUMMARY = "summary.json"
 CONFIG = "config.json"
 RESUME = "resume.pt"
+RESUME_SHARD = "resume.rank{}.pt"  # under torchrun: one rank's members, saved while it trains its shard
+RESUME_SHARDS = "resume.rank*.pt"
 PROGRESS = "progress.json"
 LOCK = ".lock"
 # what a resumed run may change: where it computes and how often it saves, not what it computes
@@ -149,6 +152,7 @@ class Run:
         self.document = document  # config.json of a resumed run
         self.outputs = tuple(outputs)  # globs of the files this command writes (an --overwrite clears them)
         self.lock: RunLock | None = None
+        self.peers = None  # engine.distributed.Peers under torchrun (rank 0 writes, every rank trains)
         self.epochs: int | None = None
         self.clock = TrainClock()
         if saved is not None:
@@ -157,6 +161,11 @@ class Run:
     @property
     def resumed(self) -> bool:
         return self.saved is not None
+
+    @property
+    def writer(self) -> bool:
+        """Whether this process writes the folder: always, but under torchrun only rank 0."""
+        return self.peers is None or self.peers.writer
 
     # ---- opening
 
@@ -171,10 +180,31 @@ class Run:
         resume: Path | str | None = None,
         outputs: Sequence[str] = (),
         overrides: dict | None = None,
+        peers=None,
     ) -> Run:
         """A fresh run in `out` (checked, not yet created), or the interrupted run in `resume` with its
         saved options (and `overrides`, the options a resumed run may change: the device). Nothing is
-        written until `begin`; a resumed run is locked at once."""
+        written until `begin`; a resumed run is locked at once. Under torchrun (`peers`) rank 0 opens
+        the folder and the other ranks get what it found (or its error)."""
+        if peers is None:
+            return cls._open(command, options, out, overwrite, resume, outputs, overrides)
+        opened = []
+
+        def lead() -> dict:
+            run = cls._open(command, options, out, overwrite, resume, outputs, overrides)
+            opened.append(run)
+            return {"path": str(run.path), "options": run.options, "saved": run.saved, "document": run.document}
+
+        shared = peers.agree("open the run folder", lead)
+        if opened:
+            run = opened[0]
+        else:
+            run = cls(command, Path(shared["path"]), shared["options"], shared["saved"], shared["document"], outputs)
+        run.peers = peers
+        return run
+
+    @classmethod
+    def _open(cls, command, options, out, overwrite, resume, outputs, overrides) -> Run:
         if resume is None:
             path = check_new_run_dir(out, command, overwrite)
             check_writable(path)
@@ -207,8 +237,26 @@ class Run:
     def begin(self, *, device: str, data: dict, **extra) -> None:
         """Create and lock the folder, clear an --overwrite'd folder of this command's own outputs and
         write config.json (a fresh run); or check that a resumed run's data are the data it started on.
+        Under torchrun rank 0 does it, after checking that every rank loaded the same data.
         The training clock starts here."""
         self.clock.started = time.perf_counter()
+        if self.peers is None:
+            self._begin(device, data, extra)
+            return
+        prints = self.peers.all_gather("compare data", data.get("fingerprint"))
+
+        def lead() -> None:
+            for rank, print_ in enumerate(prints):
+                if print_ != prints[0]:
+                    raise RunDirError(
+                        f"rank {rank} loaded other data than rank 0 (fingerprint {print_} against {prints[0]}); "
+                        "every rank must read the same files"
+                    )
+            self._begin(device, data, dict(extra, ranks=self.peers.world))
+
+        self.peers.agree("create the run folder", lead)
+
+    def _begin(self, device: str, data: dict, extra: dict) -> None:
         if self.resumed:
             self._check_same_data(data)
             return
@@ -218,7 +266,7 @@ class Run:
             raise RunDirError(f"cannot create run folder {self.path}: {exc.strerror or exc}") from None
         self.lock = RunLock.take(self.path)
         remove_stale_temps(self.path)
-        clear_outputs(self.path, (SUMMARY, RESUME, PROGRESS, CONFIG, *self.outputs))
+        clear_outputs(self.path, (SUMMARY, RESUME, RESUME_SHARDS, PROGRESS, CONFIG, *self.outputs))
         torch = sys.modules.get("torch")  # the thread count can change CPU results in the last bits
         write_json(
             self.path / CONFIG,
@@ -260,6 +308,7 @@ class Run:
         write_json(self.path / SUMMARY, summary)
         for name in (RESUME, PROGRESS):
             (self.path / name).unlink(missing_ok=True)
+        remove_shards(self.path)
         self.release()
         return summary
 
@@ -290,6 +339,23 @@ class Run:
             "torch_rng": torch.get_rng_state(),
         }
         path = save_torch(self.path / RESUME, payload)
+        self._progress(members, status, extra)
+        return path
+
+    def save_shard(self, members: Sequence[Member], status: str = "running") -> Path | None:
+        """Under torchrun: this rank's own members in resume.rank<r>.pt (a `--resume` merges them into
+        resume.pt), so a rank that dies loses at most `--save-every` epochs of the others. Skipped
+        where the folder cannot be seen (a node without the shared filesystem): those members are
+        then saved at the next exchange, through rank 0."""
+        if not self.path.is_dir():
+            return None
+        payload = {"command": self.command, "members": [m.to_dict() for m in members], **self.clock.to_state()}
+        path = save_torch(self.path / RESUME_SHARD.format(self.peers.rank), payload)
+        if self.peers.writer:
+            self._progress(members, status, {"ranks": self.peers.world})
+        return path
+
+    def _progress(self, members: Sequence[Member], status: str, extra: dict) -> None:
         done = [len(m.state.history) for m in members]
         write_json(
             self.path / PROGRESS,
@@ -305,7 +371,6 @@ class Run:
                 **{k: v for k, v in extra.items() if isinstance(v, (str, int, float))},
             },
         )
-        return path
 
     def members(self, keys: list[dict], extra: dict | None = None) -> list[Member]:
         """One member per key (each with its `seed`): fresh, or those the resumed run saved (which must be
@@ -355,6 +420,7 @@ class Run:
         on_epoch: Callable[[list[Member], list[dict | None], object], Sequence[int] | None] | None = None,
         stop: Callable[[], bool] | None = None,
         save_every: int = 1,
+        shard: bool = True,
     ) -> None:
         """Train every member still `training` to `epochs`, in place.
 
@@ -364,50 +430,165 @@ class Run:
         `save_every` epochs (0: never) every member is saved in resume.pt, so a crash (SIGKILL, a
         node failure) loses at most that many epochs; on SIGINT/SIGTERM (or `stop()`) they are
         saved at once and `Interrupted` is raised.
+
+        Under torchrun each rank trains its shard of the members (balanced by the epochs left; with
+        `shard=False` every rank trains every member, data-parallel), then every member's state is
+        exchanged: each rank returns with every member's history, rank 0 with their weights too.
         """
-        from mle6cli.engine.loop import fit, position_groups
+        from mle6cli.engine.distributed import shard as split
 
         self.epochs = epochs
-        self.save(members)  # from here on the folder is resumable, even before a first epoch ends
-        with graceful_stop() as signal_stop:
-            stop = any_of(signal_stop, stop)
-            for indices in position_groups([m.state for m in members]):
-                group = [members[i] for i in indices]
-                backend = build(group)
-                for j, member in enumerate(group):
-                    if member.weights is not None:
-                        backend.load(j, {"weights": member.weights, "optimizer": member.optimizer})
-
-                def rows_done(rows, group=group, backend=backend):
-                    retire = (on_epoch(group, rows, backend) if on_epoch is not None else None) or []
-                    epoch = next((row["epoch"] for row in rows if row is not None), 0)
-                    if save_every and epoch % save_every == 0:
-                        for j in retire:  # as fit is about to mark them: the saved state is the true one
-                            group[j].state.status = "stopped"
-                        self._export(group, backend)
-                        self.save(members)
-                    return retire
-
-                interrupted = fit(
-                    backend,
-                    [m.state for m in group],
+        peers = self.peers
+        if peers is None:
+            self.save(members)  # from here on the folder is resumable, even before a first epoch ends
+            with graceful_stop() as signal_stop:
+                interrupted = self._fit_groups(
+                    members,
+                    build,
                     train,
                     evals,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    on_epoch=rows_done,
-                    stop=stop,
+                    epochs,
+                    batch_size,
+                    on_epoch,
+                    any_of(signal_stop, stop),
+                    save_every,
+                    self.save,
                 )
-                self._export(group, backend)
                 if interrupted:
                     self.save(members, status="interrupted")
                     raise self.interrupted(signal_stop.signal_number, _where(members, epochs))
+            return
+
+        if shard:
+            costs = [epochs - m.state.epoch if m.state.status == "training" else 0 for m in members]
+            mine = split(costs, peers.world)[peers.rank]
+        else:
+            mine = list(range(len(members)))
+        own = [members[i] for i in mine]
+        # data-parallel ranks hold the same members: rank 0 saves them all, the others nothing
+        save_own = self.save_shard if shard else (self.save if peers.writer else _no_save)
+        if peers.writer:
+            self.save(members)
+            remove_shards(self.path)  # merged into the resume.pt just written
+        peers.arrive("start training")
+        with graceful_stop() as signal_stop:
+            stop = any_of(signal_stop, stop, peers.stop_asked)
+            if not shard:  # data-parallel ranks must leave the loop after the same step
+                from mle6cli.engine.ddp import collective_stop
+
+                stop = collective_stop(stop)
+            try:
+                interrupted = self._fit_groups(
+                    own,
+                    build,
+                    train,
+                    evals,
+                    epochs,
+                    batch_size,
+                    on_epoch,
+                    stop,
+                    save_every,
+                    save_own,
+                    by_seed=not shard,
+                )
+                if interrupted:
+                    peers.ask_stop(signal_stop.signal_number)
+                save_own(own, "interrupted" if interrupted else "running")
+                signal_number = self._exchange(members, mine if shard else [], interrupted, signal_stop.signal_number)
+            except Exception as exc:
+                failed = exc if isinstance(exc, PeerFailed) else peers.culprit()
+                if failed is None:  # this rank's own failure: the others stop and name it
+                    peers.fail(str(exc) if isinstance(exc, Mle6Error) else f"{type(exc).__name__}: {exc}")
+                    raise
+                save_own(own, "interrupted")
+                self.release()
+                raise PeerFailed(
+                    f"{failed}. This rank saved its members; continue with: mle6 {self.command} --resume {self.path}"
+                ) from None
+        if signal_number is not None:
+            if peers.writer:
+                self.save(members, status="interrupted")
+                remove_shards(self.path)
+            raise self.interrupted(signal_number, _where(members, epochs))
+
+    def _fit_groups(
+        self, members, build, train, evals, epochs, batch_size, on_epoch, stop, save_every, save, by_seed=False
+    ) -> bool:
+        """`fit` each group of `members` standing at the same point (`by_seed`: and drawing the same
+        batches), calling `save(members)` every `save_every` epochs; True when interrupted (saved by
+        the caller)."""
+        from mle6cli.engine.loop import fit, position_groups
+
+        groups = position_groups([m.state for m in members])
+        if by_seed:
+            groups = [[i for i in g if members[i].state.seed == seed] for g in groups for seed in _seeds(members, g)]
+        for indices in groups:
+            group = [members[i] for i in indices]
+            backend = build(group)
+            for j, member in enumerate(group):
+                if member.weights is not None:
+                    backend.load(j, {"weights": member.weights, "optimizer": member.optimizer})
+
+            def rows_done(rows, group=group, backend=backend):
+                retire = (on_epoch(group, rows, backend) if on_epoch is not None else None) or []
+                epoch = next((row["epoch"] for row in rows if row is not None), 0)
+                if save_every and epoch % save_every == 0:
+                    for j in retire:  # as fit is about to mark them: the saved state is the true one
+                        group[j].state.status = "stopped"
+                    self._export(group, backend)
+                    save(members)
+                return retire
+
+            interrupted = fit(
+                backend,
+                [m.state for m in group],
+                train,
+                evals,
+                epochs=epochs,
+                batch_size=batch_size,
+                on_epoch=rows_done,
+                stop=stop,
+            )
+            self._export(group, backend)
+            if interrupted:
+                return True
+        return False
+
+    def _exchange(self, members: list[Member], mine: list[int], interrupted: bool, signal_number) -> int | None:
+        """Every rank's members to every rank (their loop state and bookkeeping) and to rank 0 (their
+        weights); returns the signal that stopped the run (0 for a stop a peer asked), or None."""
+        peers = self.peers
+        light = {
+            "interrupted": interrupted,
+            "signal": signal_number if signal_number is not None else peers.stop_signal,
+            "members": {i: {"state": members[i].state, "extra": members[i].extra} for i in mine},
+        }
+        parts = peers.all_gather("exchange the members' progress", light)
+        for part in parts:
+            for i, member in part["members"].items():
+                members[i].state, members[i].extra = member["state"], member["extra"]
+        heavy = {i: (members[i].weights, members[i].optimizer) for i in mine}
+        for part in peers.gather("gather the members' weights", heavy) or ():
+            for i, (weights, optimizer) in part.items():
+                members[i].weights, members[i].optimizer = weights, optimizer
+        signals = [part["signal"] for part in parts if part["interrupted"]]
+        if not signals:
+            return None
+        return next((s for s in signals if s), 0)
 
     @staticmethod
     def _export(group: list[Member], backend) -> None:
         for j, member in enumerate(group):
             exported = backend.export(j)
             member.weights, member.optimizer = exported["weights"], exported["optimizer"]
+
+
+def _seeds(members: list[Member], indices: list[int]) -> list[int]:
+    return list(dict.fromkeys(members[i].state.seed for i in indices))
+
+
+def _no_save(members, status: str = "running") -> None:
+    return None
 
 
 class RunLock:
@@ -489,6 +670,12 @@ def check_writable(path: Path) -> None:
         raise RunDirError(f"cannot create run folder {path}: {probe} is a file")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise RunDirError(f"cannot write run folder {path}: permission denied on {probe}")
+
+
+def remove_shards(folder: Path) -> None:
+    """Drop the ranks' resume.rank<r>.pt files once resume.pt holds their members."""
+    for path in Path(folder).glob(RESUME_SHARDS):
+        path.unlink(missing_ok=True)
 
 
 def remove_stale_temps(folder: Path) -> None:
@@ -619,7 +806,29 @@ def load_resume(run_dir: Path, command: str | None = None, keys=()) -> tuple[dic
         raise RunDirError(
             f"--resume: {run_dir / RESUME} belongs to a {state.get('command')!r} run, {CONFIG} to a {saved} run"
         )
+    if fresh is None:
+        merge_shards(run_dir, state)
     return config, state
+
+
+def merge_shards(run_dir: Path, state: dict) -> None:
+    """Put into `state` (resume.pt's) the members that ranks saved in resume.rank<r>.pt after it was
+    written: a run under torchrun that crashed (a rank or node lost) resumes from where each rank got."""
+    by_key = {repr(m.get("key")): i for i, m in enumerate(state["members"])}
+    for path in sorted(run_dir.glob(RESUME_SHARDS)):
+        try:
+            shard = load_torch(path)
+        except FileError as exc:
+            raise RunDirError(f"--resume: {exc}") from None
+        members = shard.get("members") if isinstance(shard, dict) else None
+        if not isinstance(members, list) or shard.get("command") != state.get("command"):
+            raise RunDirError(f"--resume: {path} is not a rank's checkpoint of this run")
+        for member in members:
+            index = by_key.get(repr(member.get("key"))) if isinstance(member, dict) else None
+            if index is None:
+                raise RunDirError(f"--resume: {path} holds a member this run does not have")
+            state["members"][index] = member
+        state["train_seconds"] = max(float(state.get("train_seconds", 0.0)), float(shard.get("train_seconds", 0.0)))
 
 
 def _json_kind(value) -> str:

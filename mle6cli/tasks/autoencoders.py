@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mle6cli.data.splits import Split, as_float
+from mle6cli.data.splits import ShardedSplit, Split, as_float
 from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.members import RECONSTRUCT
 from mle6cli.engine.runs import Member, Run, RunDirError
@@ -98,6 +98,7 @@ class AeConfig(OptionsConfig):
     data_dir: str | None = "data"
     synthetic: bool = False
     download: bool = True
+    ddp: bool = False  # under torchrun: every member data-parallel over the ranks, not members split
 
     def __post_init__(self):
         for d in self.latent_dims:
@@ -394,17 +395,21 @@ def train_ae(
     data=None,
     events: Events = QUIET,
     stop: Callable[[], bool] | None = None,
-) -> AeResult:
+) -> AeResult | None:
     """train-ae: one ConvAutoencoder per latent size and seed (Adam, MSE), with collapse detection and
     restarts; writes the run folder and returns an AeResult. `data` may pass MNIST already open."""
     from mle6cli.data.mnist import open_mnist
+    from mle6cli.engine.distributed import launched
     from mle6cli.tasks.jobs import EpochLog, open_job, save_every
+
+    def load(config: AeConfig, device):  # data-parallel ranks keep only their share on the device
+        return open_mnist(config.spec(), "cpu" if config.ddp and launched() else device)
 
     job = open_job(
         "train-ae",
         options,
         AeConfig,
-        lambda config, device: open_mnist(config.spec(), device),
+        load,
         out=out,
         overwrite=overwrite,
         resume=resume,
@@ -412,12 +417,20 @@ def train_ae(
         data=data,
         outputs=OUTPUTS,
         overrides=overrides,
+        members=lambda config: None if config.ddp else len(config.latent_dims) * len(config.seeds),
     )
     with job.run:
         run, config, device, data = job.run, job.config, job.device, job.data
-        train_split, test_split = data.train_split(), data.test_split()
+        peers = run.peers if config.ddp else None
+        if config.ddp and peers is None:
+            events.note("Note: --ddp without torchrun: one process trains on all the data.")
         levels = collapse_levels(data.train_x, data.test_x)
         mean_pixel = mean_intensity(data.train_x) if config.init == "mean" else None
+        if peers is not None:
+            train_split = ShardedSplit.of(data.train_x, peers.rank, peers.world, device)
+            test_split = Split(data.test_x.to(device))  # every rank tests on all of it: the same numbers
+        else:
+            train_split, test_split = data.train_split(), data.test_split()
         several = len(config.seeds) > 1
         keys = [{"latent_dim": d, "seed": s} for d in config.latent_dims for s in config.seeds]
         members = run.members(keys, extra={"attempt": 0, "attempts": [], "epochs_before": 0})
@@ -448,6 +461,17 @@ def train_ae(
             from mle6cli.engine.members import ModuleMembers
 
             models = [build_autoencoder(m.key["latent_dim"], m.state.seed, device, mean_pixel) for m in group]
+            if peers is not None:
+                from mle6cli.engine.ddp import DataParallelMembers
+
+                return DataParallelMembers(
+                    models,
+                    [config.lr] * len(group),
+                    RECONSTRUCT,
+                    group=peers.device_group,
+                    world=peers.world,
+                    rank=peers.rank,
+                )
             return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
 
         while True:
@@ -461,12 +485,16 @@ def train_ae(
                 on_epoch=on_epoch,
                 stop=stop,
                 save_every=save_every(run),
+                shard=peers is None,
             )
+            log.catch_up(members)
             restarted = [m for m in members if _restart_if_collapsed(m, config, events, label)]
             if not restarted:
                 break
 
         log.close()
+        if not run.writer:  # under torchrun: rank 0 has every member and writes the folder
+            return None
         results = [_finish_member(run, m, several, data.describe()) for m in members]
         figures = _figures(results, run, data, levels, device)
         result = AeResult(
@@ -548,7 +576,7 @@ def _figures(results: list[DimResult], run: Run, data, levels: Levels, device) -
 
     figures = {"losses": plots.ae_losses_figure(results, levels, run.path / "ae_losses.png", data.synthetic).name}
     index = example_indices(data.test_y)
-    originals = as_float(data.test_x[index])  # (k, 1, 28, 28)
+    originals = as_float(data.test_x[index].to(device))  # (k, 1, 28, 28)
     rows = []
     for r in results:
         if r.checkpoint is None or r.seed != results[0].seed:

@@ -144,7 +144,7 @@ def train_cnn(
     overrides: dict | None = None,
     events: Events = QUIET,
     stop: Callable[[], bool] | None = None,
-) -> dict:
+) -> dict | None:
     """train-cnn: the CNN with Adam and NLL loss, tested once at the end; returns the summary.
 
     `options` are the command's (`lr`, `epochs`, `batch_size`, `seed`, `device`, `deterministic`,
@@ -163,7 +163,7 @@ def sweep_lr(
     overrides: dict | None = None,
     events: Events = QUIET,
     stop: Callable[[], bool] | None = None,
-) -> dict:
+) -> dict | None:
     """sweep-lr: one CNN per learning rate (same initial weights, same batches); the best by val accuracy.
 
     A member that diverges is marked and the others go on. Returns the summary.
@@ -171,7 +171,7 @@ def sweep_lr(
     return _classify("sweep-lr", options, out, overwrite, resume, overrides, events, stop)
 
 
-def _classify(command, options, out, overwrite, resume, overrides, events, stop) -> dict:
+def _classify(command, options, out, overwrite, resume, overrides, events, stop) -> dict | None:
     from mle6cli.engine.fused import FusedCNNMembers
     from mle6cli.tasks.jobs import EpochLog, open_job, save_every
 
@@ -187,6 +187,7 @@ def _classify(command, options, out, overwrite, resume, overrides, events, stop)
         events=events,
         outputs=OUTPUTS,
         overrides=overrides,
+        members=lambda config: len(config.lrs) * len(config.seeds),
     )
     with job.run:
         config, run = job.config, job.run
@@ -226,7 +227,10 @@ def _classify(command, options, out, overwrite, resume, overrides, events, stop)
             stop=stop,
             save_every=save_every(run),
         )
+        log.catch_up(members)
         log.close()
+        if not run.writer:  # under torchrun: rank 0 has every member and writes the folder
+            return None
         dirs = [folder(m) for m in members]
         return _finish(run, config, job.data, job.device, members, dirs, sweep, run.clock.seconds())
 

@@ -38,17 +38,38 @@ def open_job(
     check: Callable | None = None,
     outputs: Sequence[str] = (),
     overrides: dict | None = None,
+    members: Callable[[object], int | None] | None = None,
 ) -> Job:
     """Open `command`'s run (fresh in `out`, or the interrupted one in `resume` with its saved options),
     then device, seed and data (`load(config, device)` unless `data` is given, then `check(config,
-    data)`): all before the folder exists, so a bad input leaves nothing behind."""
-    from mle6cli.engine.device import describe_device, resolve_device, set_seed
+    data)`): all before the folder exists, so a bad input leaves nothing behind.
 
-    run = Run.open(command, options, out=out, overwrite=overwrite, resume=resume, outputs=outputs, overrides=overrides)
+    Under torchrun every rank joins the process group here; `members(config)` counts the run's
+    members, and a world larger than that is refused (a rank would have nothing to train)."""
+    from mle6cli.engine.device import describe_device, resolve_device, set_seed
+    from mle6cli.engine.distributed import join
+
+    peers = join()
+    _say_notes(peers, events)
+    run = Run.open(
+        command,
+        options,
+        out=out,
+        overwrite=overwrite,
+        resume=resume,
+        outputs=outputs,
+        overrides=overrides,
+        peers=peers,
+    )
     try:
         check_tensorboard(run.options)
         config = config_type.from_options(run.options)
+        if peers is not None and members is not None:
+            peers.agree("count the members", lambda: check_world(peers.world, members(config), command))
         device = resolve_device(config.device)
+        if peers is not None:
+            peers.use_device(device)
+            _say_notes(peers, events)
         set_seed(config.seeds[0], config.deterministic)
         data = data if data is not None else load(config, device)
         if check is not None:
@@ -66,6 +87,22 @@ def open_job(
         run.release()  # a resumed run holds its lock from the start
         raise
     return Job(run, config, device, data)
+
+
+def _say_notes(peers, events: Events) -> None:
+    while peers is not None and peers.notes:
+        events.note(peers.notes.pop(0))
+
+
+def check_world(world: int, count: int | None, command: str) -> None:
+    """More processes than members leaves a rank idle: refused (`count` None: every rank trains every member)."""
+    from mle6cli.engine.distributed import DistributedError
+
+    if count is not None and world > count:
+        raise DistributedError(
+            f"torchrun started {world} processes but this {command} run has {count} member"
+            f"{'s' if count != 1 else ''}; start at most {count} (each process trains whole members)"
+        )
 
 
 def fingerprint(data) -> str:
@@ -124,16 +161,34 @@ class EpochLog:
         self.file_of, self.label_of, self.shown = file_of, label_of, list(shown)
         self.epochs = job.config.epochs
         self.done = sum(len(m.state.history) + m.extra.get("epochs_before", 0) for m in members)
-        self.writers = {} if job.run.options.get("tensorboard") else None
+        self.logged = {_attempt(m): len(m.state.history) for m in members}
+        self.writers = {} if job.run.options.get("tensorboard") and job.run.writer else None
         events.start(len(members) * self.epochs, job.run.command)
 
     def __call__(self, member: Member, row: dict) -> None:
-        self.run.write_csv(self.file_of(member), self.header, member.state.history)
+        if self.run.writer:  # under torchrun rank 0 writes every member's file (`catch_up`)
+            self.run.write_csv(self.file_of(member), self.header, member.state.history)
+        self.logged[_attempt(member)] = len(member.state.history)
+        self._report(member, row)
+
+    def _report(self, member: Member, row: dict) -> None:
         self.done += 1
         metrics = {k: row[k] for k in self.shown if k in row}
         self.events.epoch(f"{self.label_of(member)}epoch {row['epoch']}/{self.epochs}", self.done, metrics)
         if self.writers is not None:
             self._tensorboard(member, row)
+
+    def catch_up(self, members: list[Member]) -> None:
+        """Under torchrun, after the ranks exchanged their members: log the epochs other ranks trained."""
+        for member in members:
+            history = member.state.history
+            if len(history) <= self.logged.get(_attempt(member), 0):
+                continue
+            for row in history[self.logged.get(_attempt(member), 0) :]:
+                self._report(member, row)
+            self.logged[_attempt(member)] = len(history)
+            if self.run.writer:
+                self.run.write_csv(self.file_of(member), self.header, history)
 
     def _tensorboard(self, member: Member, row: dict) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -150,6 +205,10 @@ class EpochLog:
     def close(self) -> None:
         for writer in (self.writers or {}).values():
             writer.close()
+
+
+def _attempt(member: Member) -> tuple:
+    return (repr(member.key), member.extra.get("attempt", 0))
 
 
 def _tag(value) -> str:

@@ -291,7 +291,7 @@ def pca_ae(
     quick: bool = False,
     events: Events = QUIET,
     stop: Callable[[], bool] | None = None,
-) -> PcaAeResult:
+) -> PcaAeResult | None:
     """pca-ae: train the linear AE (one per seed), compute its exact optimum, compare them, and
     optionally set a train-ae run's conv AEs beside exact PCA at their latent sizes."""
     from mle6cli import plots
@@ -318,6 +318,7 @@ def pca_ae(
         check=check,
         outputs=OUTPUTS,
         overrides=overrides,
+        members=lambda config: len(config.seeds),
     )
     with job.run:
         run, config, device, data = job.run, job.config, job.device, job.data
@@ -357,7 +358,10 @@ def pca_ae(
             stop=stop,
             save_every=save_every(run),
         )
+        log.catch_up(members)
         log.close()
+        if not run.writer:  # under torchrun: rank 0 has every member and writes the folder
+            return None
         for m in members:
             if m.state.status == "diverged":
                 raise Mle6Error(f"the linear autoencoder diverged (non-finite loss in epoch {m.state.diverged_epoch})")
