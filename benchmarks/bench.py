@@ -379,3 +379,7 @@ def goals(report: dict, on_gpu: bool) -> list[dict]:
                 f"{extra:+.2f} s",
             )
     return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
