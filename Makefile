@@ -15,7 +15,7 @@ AE_EPOCHS ?=
 THREADS ?=
 REPEAT ?=
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo lint bench gpu-data clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/bench.py --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 		$(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS)) $(if $(REPEAT),--repeat $(REPEAT))
+
+# The data gpu-check reads, copied into the repo (ignored; a device call carries it): see benchmarks/gpu_data.py.
+gpu-data:
+	$(PYTHON) benchmarks/gpu_data.py --dest gpu_data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
