@@ -165,11 +165,12 @@ say() { echo "$*" | tee -a "$LOG"; }
 # step NAME CAP RESERVE [LOGFILE]: run do_NAME in a child bash under `timeout` (which signals its whole
 # process group), limit = min(CAP, time left - RESERVE); record name, rc, seconds, limit
 step() {
-  local name=$1 cap=$2 reserve=$3 extra=() now left limit t0 rc secs
+  local name=$1 cap=$2 reserve=$(($3 * BUDGET / 455)) extra=() now left limit t0 rc secs
   [[ $# -ge 4 ]] && extra=("$4")
   now=$(date +%s)
   left=$((START + BUDGET - reserve - now))
   limit=$((cap < left ? cap : left))
+  [[ $name == summary ]] && ((limit < 10)) && limit=10 # the table always comes, even after a late step
   if ((limit < 5)); then
     say "== [$name] SKIPPED: ${left}s left after reserving ${reserve}s for the later steps"
     printf '%s\tskipped\t0\t0\n' "$name" >>"$STEPS"
@@ -179,6 +180,7 @@ step() {
   t0=$(date +%s.%N)
   timeout -k 10 "$limit" bash "$SELF" --step "$name" 2>&1 | tee -a "$LOG" "${extra[@]}"
   rc=${PIPESTATUS[0]}
+  ((rc == 124 || rc == 137)) && echo | tee -a "$LOG" "${extra[@]}" # a killed step may stop mid-line
   secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   if [[ $name == summary ]]; then # the table stays the last thing printed
     echo "== [$name] rc=$rc after ${secs}s" >>"$LOG"
@@ -193,7 +195,8 @@ step() {
 say "gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), OUT $OUT"
 [[ $DRY == 1 ]] && say "DRY RUN on the CPU: a rehearsal of the flow; nothing here is a GPU result"
 
-# caps and reserves (s): a reserve is the later steps' minimum share plus 10 s for a killed step to die
+# caps and reserves (s, for the 455 s budget; another GPU_CHECK_BUDGET scales the reserves): a reserve
+# is the later steps' minimum share plus 10 s for a killed step to die
 step setup 30 410
 step env 40 370
 step tests 180 200 "$OUT/pytest.log"
