@@ -10,7 +10,8 @@
 #   env      nvidia-smi -L; Python, torch, CUDA, cuDNN, NCCL versions
 #   tests    pytest -m cuda over tests/ (tests/test_cuda.py, tests/test_graphs.py): fused sweep ==
 #            separate runs, graphed == eager, CPU == CUDA on the real data, resume on CUDA, torchrun
-#            at world size 1 -> pytest.log, junit.xml, cuda_checks.json (what each test measured)
+#            at world size 1 -> pytest.log, junit.xml, cuda_checks.json (what each test measured).
+#            No -x: with one GPU call per session, a first failure must not hide the other results.
 #   bench    benchmarks/bench.py --device cuda at the sizes (50 SIGNS epochs; train-ae
 #            4 latent sizes x 10 epochs x 60k, the seed's AE timed for 1 epoch and scaled x 10)
 #            -> bench.json (rewritten after every row, so a cut run keeps what it measured)
@@ -32,6 +33,8 @@
 #         carry:   [".whl", "gpu_data"]
 #         timeout_s: 480
 #       The table is the last thing printed (the reply's output_tail); the files come back from $OUT.
+#   The device tool sends the checkout the session started in (a helper's worktree does not travel):
+#   that checkout needs this script, and (a) and (b) done in it.
 #
 # TIME (H100, estimated conservatively: torch import + CUDA init ~10 s per process, graph capture a
 # few s per shape; nothing here was timed on a GPU yet). Each step's limit is the smaller of its cap
