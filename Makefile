@@ -15,7 +15,7 @@ AE_EPOCHS ?=
 THREADS ?=
 REPEAT ?=
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo lint bench gpu-data gpu-check clean
 
 install: $(STAMP)
 
@@ -42,6 +42,16 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/bench.py --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 		$(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS)) $(if $(REPEAT),--repeat $(REPEAT))
+
+# The data gpu-check reads, copied into the repo (ignored; a device call carries it): see benchmarks/gpu_data.py.
+gpu-data:
+	$(PYTHON) benchmarks/gpu_data.py --dest gpu_data
+
+# One call on a one-GPU box (no venv, no internet there): CUDA tests, then the benchmark at the issue's
+# sizes, in under 8 minutes; everything lands in $(OUT) (default gpu_out). How to run it: README.md,
+# "Running the GPU check", and the header of benchmarks/gpu_check.sh. GPU_CHECK_DRY_RUN=1: a CPU rehearsal.
+gpu-check:
+	OUT="$(OUT)" bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

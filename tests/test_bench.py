@@ -112,3 +112,35 @@ def test_bench_end_to_end(tmp_path, bench, capsys):
         assert "not registered" in row["ours"]["skipped"]
     printed = capsys.readouterr().out
     assert "ratio = seed / ours" in printed and "train-cnn" in printed
+
+
+def test_the_seed_autoencoder_is_scaled_and_labelled(bench):
+    job = {"ok": True, "wall_seconds": 20.0, "doc": {"train_seconds": 12.0, "eval_seconds": 2.0}}
+    bench.scale_seed_side(job, 1, 10)
+    assert job["train_seconds"] == pytest.approx(10.0 * 10 + 2.0)  # the loops x 10, the one test pass once
+    assert job["wall_seconds"] == pytest.approx(20.0 + 102.0 - 12.0)
+    assert (job["train_seconds_measured"], job["wall_seconds_measured"]) == (12.0, 20.0)
+    assert job["scaled"]["label"] == "1 epoch x 10"
+    row = {
+        "task": "train-ae",
+        "seed": job | {"metric": "mse 3:0.1"},
+        "ours": {"ok": True, "wall_seconds": 15.0, "train_seconds": 6.0, "metric": "mse 3:0.05"},
+        "seed_scaled": "1 epoch x 10",
+        "ratio_wall_seconds": 1.0,
+        "ratio_train_seconds": 17.0,
+    }
+    lines = bench.render_table({"device": "cuda:0 (X)", "signs": "synthetic", "rows": [row]})
+    assert lines[2].startswith("train-ae (seed: 1 epoch x 10)") and "an estimate" in lines[-1]
+
+
+def test_bench_runs_as_a_script():
+    """`make bench` runs `python benchmarks/bench.py`: its __main__ guard must be there."""
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--help"], capture_output=True, text=True, env=cli_env()
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: bench.py"), proc.stderr

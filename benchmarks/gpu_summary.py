@@ -1,0 +1,312 @@
+"""The two Python ends of `make gpu-check` (benchmarks/gpu_check.sh).
+
+    python3 benchmarks/gpu_summary.py env --write ENV.json
+        GPU, Python, torch, CUDA and cuDNN versions: printed, and written for the summary.
+    python3 benchmarks/gpu_summary.py report --out OUT --steps STEPS.tsv --started EPOCH --budget S [--dry-run]
+        ONE table from what the steps left in OUT: each step's status and time, the test summary
+        line (and every failed test), the bench table (bench.json), and every GPU goal of the issue:
+        met, MISSED, or not measured with the reason. Prints it, and writes OUT/summary.txt and
+        OUT/gpu_check.json.
+
+It only reads what was measured: a goal is "met" or "MISSED" only from a number a step wrote,
+and on a CPU rehearsal (--dry-run, or no CUDA device in the bench) no GPU goal is judged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import re
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("mle6_bench", HERE / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- env
+
+
+def env_info() -> dict:
+    info = {"python": platform.python_version(), "executable": sys.executable}
+    try:
+        import torch
+    except ImportError as err:
+        return info | {"torch": None, "error": str(err)}
+    info |= {"torch": torch.__version__, "cuda_build": torch.version.cuda, "cuda_available": torch.cuda.is_available()}
+    if info["cuda_available"]:
+        info |= {
+            "device_count": torch.cuda.device_count(),
+            "device": torch.cuda.get_device_name(0),
+            "capability": ".".join(map(str, torch.cuda.get_device_capability(0))),
+            "memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
+            "cudnn": torch.backends.cudnn.version(),
+            "nccl": ".".join(map(str, torch.cuda.nccl.version())) if hasattr(torch.cuda, "nccl") else None,
+        }
+    from importlib import metadata
+
+    for name in ("torchvision", "numpy", "typer", "rich", "matplotlib", "scipy", "h5py", "pytest", "torch-summary"):
+        try:
+            info[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            info[name] = None
+    return info
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_summary(out: Path) -> dict:
+    """Counts and failures from junit.xml, and pytest's own last line from pytest.log."""
+    result = {"ran": False}
+    log = out / "pytest.log"
+    verdicts = {}  # test id -> PASSED/FAILED/SKIPPED/ERROR
+    if log.is_file():
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines()]
+        finals = [
+            ln for ln in lines if re.match(r"^=+ .*\b(passed|failed|skipped|error|errors|deselected)\b.* =+$", ln)
+        ]
+        if finals:
+            result["line"] = finals[-1].strip("= ")
+        for ln in lines:  # pytest -v: one line per test as it ends (junit.xml is written only at the end)
+            m = re.match(r"^(\S+::\S+) (PASSED|FAILED|SKIPPED|ERROR)\b", ln)
+            if m:
+                verdicts[m.group(1)] = m.group(2)
+    try:
+        root = ET.parse(out / "junit.xml").getroot()
+    except (OSError, ET.ParseError):
+        if not verdicts:
+            return result
+        values = list(verdicts.values())  # cut short: what the log says so far
+        failed = [
+            {"test": t, "kind": v.lower(), "message": ""} for t, v in verdicts.items() if v in ("FAILED", "ERROR")
+        ]
+        return result | {
+            "ran": True,
+            "partial": True,
+            "tests": len(values),
+            "passed": values.count("PASSED"),
+            "failures": values.count("FAILED"),
+            "errors": values.count("ERROR"),
+            "skipped": values.count("SKIPPED"),
+            "failed": failed,
+        }
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    counts = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    failed = []
+    for case in root.iter("testcase"):
+        for kind in ("failure", "error"):
+            node = case.find(kind)
+            if node is not None:
+                message = (node.get("message") or node.text or "").strip().splitlines()
+                name = f"{case.get('classname', '')}::{case.get('name', '')}"
+                failed.append({"test": name, "kind": kind, "message": (message[0] if message else "")[:160]})
+    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
+    return result | {"ran": True, **counts, "failed": failed}
+
+
+# ---------------------------------------------------------------- goals
+
+
+def gpu_goals(bench_module, report: dict | None, checks: dict | None, dry_run: bool) -> list[dict]:
+    """Every GPU goal of the issue, in its fixed order: met, MISSED or not measured (with why)."""
+    on_gpu = bool(report) and str(report.get("device", "")).startswith("cuda")
+    measured = {g["key"]: g for g in (report or {}).get("goals", []) if g.get("key")}
+    rows = {r["task"]: r for r in (report or {}).get("rows", [])}
+    out = []
+    for key, text in bench_module.GPU_GOALS.items():
+        entry = {"key": key, "goal": text}
+        if key == "torchrun_overhead":
+            record = (checks or {}).get("torchrun")
+            if record is None:
+                entry |= {"verdict": "not measured", "measured": "its test did not run or failed before timing"}
+            elif not str(record.get("device", "")).startswith("cuda"):
+                entry |= {
+                    "verdict": "not measured",
+                    "measured": f"no CUDA run ({record['overhead_seconds']:+.2f} s on {record.get('device')})",
+                }
+            else:
+                overhead = record["overhead_seconds"]
+                walls = f"{record['torchrun_wall_seconds']:.2f} vs {record['plain_wall_seconds']:.2f} s"
+                entry |= {"verdict": "met" if overhead <= 1.0 else "MISSED", "measured": f"{overhead:+.2f} s ({walls})"}
+        elif key in measured:
+            entry |= {"verdict": measured[key]["verdict"], "measured": measured[key]["measured"]}
+        else:
+            entry |= {"verdict": "not measured", "measured": _why_not(key, report, rows, on_gpu, dry_run)}
+        out.append(entry)
+    return out
+
+
+def _why_not(key: str, report: dict | None, rows: dict, on_gpu: bool, dry_run: bool) -> str:
+    if report is None:
+        return "no bench.json (the bench step did not run or was cut before its first row)"
+    task = {"ae_train": "train-ae", "seeds_train": "seeds"}.get(key, "sweep-lr")
+    row = rows.get(task)
+    if key != "accuracy" and not on_gpu:
+        return "rehearsal on the CPU" if dry_run else f"the bench ran on {report.get('device')}, not CUDA"
+    if row is None:
+        return f"no {task} row (not run, or the bench was cut before it)"
+    for side in ("seed", "ours"):
+        if not row[side].get("ok"):
+            return f"{task}: {side} side failed: {row[side].get('error') or row[side].get('skipped') or '?'}"
+    if key == "accuracy":
+        if report.get("signs") == "synthetic":
+            return "synthetic SIGNS (no gpu_data/sign_data)"
+        return f"bench ran {report.get('epochs')} epochs, the goal is set at 50"
+    if key == "ae_train":
+        return f"bench ran {report.get('ae_epochs')} epochs x {report.get('ae_images')} images, the goal is 10 x 60000"
+    return f"bench ran {report.get('epochs')} epochs, the goal is set at 50"
+
+
+# ---------------------------------------------------------------- the one table
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def read_steps(path: Path) -> list[dict]:
+    steps = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 4:
+                steps.append({"step": parts[0], "rc": parts[1], "seconds": float(parts[2]), "limit": int(parts[3])})
+    return steps
+
+
+def _status(rc: str) -> str:
+    if rc == "0":
+        return "ok"
+    if rc == "skipped":
+        return "SKIPPED (no time left)"
+    if rc in ("124", "137"):
+        return f"TIMED OUT (rc {rc})"
+    return f"FAILED (rc {rc})"
+
+
+def report_lines(args) -> tuple[list[str], dict]:
+    bench_module = _bench_module()
+    out = args.out
+    env = _read_json(args.env) if args.env else None
+    bench = _read_json(out / "bench.json")
+    checks = _read_json(out / "cuda_checks.json")
+    steps = read_steps(args.steps)
+    tests = test_summary(out)
+    goals = gpu_goals(bench_module, bench, checks, args.dry_run)
+    elapsed = time.time() - args.started if args.started else None
+
+    device = (env or {}).get("device") or ("no CUDA device" if env else "device unknown (env step failed)")
+    versions = f"torch {(env or {}).get('torch', '?')}, Python {(env or {}).get('python', '?')}"
+    took = f", {elapsed:.0f} s of the {args.budget} s budget" if elapsed is not None else ""
+    lines = [f"==== GPU check: {device}; {versions}{took} ===="]
+    if args.dry_run:
+        lines.append("DRY RUN on the CPU (GPU_CHECK_DRY_RUN=1): a rehearsal of the flow; nothing here is a GPU result.")
+    elif env is not None and not env.get("cuda_available"):
+        lines.append("NO CUDA DEVICE: the CUDA tests skipped and nothing here is a GPU result.")
+    if args.data is not None and not (args.data / "sign_data" / "X_train.npy").is_file():
+        lines.append(
+            f"NO REAL DATA in {args.data} (make gpu-data, carry gpu_data): real-data tests skip, SIGNS synthetic."
+        )
+
+    lines.append("")
+    step_rows = [["step", "status", "seconds", "limit"]]
+    for s in steps:
+        step_rows.append([s["step"], _status(s["rc"]), f"{s['seconds']:.1f}", str(s["limit"])])
+    lines += _table(step_rows)
+
+    lines.append("")
+    if tests.get("ran"):
+        counts = f"{tests['passed']} passed, {tests['failures']} failed, {tests['errors']} errors"
+        counts += f", {tests['skipped']} skipped"
+        cut = " (cut short: counted from the log)" if tests.get("partial") else ""
+        lines.append(f"tests (-m cuda): {counts}{cut}" + (f"  [pytest: {tests['line']}]" if tests.get("line") else ""))
+        for f in tests["failed"]:
+            lines.append(f"  {f['kind'].upper()} {f['test']}: {f['message']}")
+    else:
+        lines.append(
+            "tests (-m cuda): no junit.xml (the test step did not finish)"
+            + (f"  [pytest: {tests['line']}]" if tests.get("line") else "")
+        )
+
+    lines.append("")
+    if bench and bench.get("rows"):
+        lines += bench_module.render_table(bench)
+        if not bench.get("complete"):
+            lines.append("  (bench cut short: the rows above are what it finished)")
+    else:
+        lines.append("bench: no rows (see gpu_check.log)")
+
+    lines.append("")
+    goal_rows = [["GPU goal", "verdict", "measured"]]
+    goal_rows += [[g["goal"], g["verdict"], g["measured"]] for g in goals]
+    lines += _table(goal_rows)
+    others = [g for g in (bench or {}).get("goals", []) if not g.get("key")]
+    for g in others:
+        lines.append(f"other goal: {g['goal']}: {g['verdict']} ({g['measured']})")
+    met = sum(g["verdict"] == "met" for g in goals)
+    missed = sum(g["verdict"] == "MISSED" for g in goals)
+    lines.append(f"GPU goals: {met} met, {missed} MISSED, {len(goals) - met - missed} not measured (of {len(goals)})")
+    doc = {
+        "dry_run": args.dry_run,
+        "env": env,
+        "elapsed_seconds": elapsed,
+        "budget_seconds": args.budget,
+        "steps": steps,
+        "tests": tests,
+        "gpu_goals": goals,
+        "other_goals": others,
+        "bench_complete": bool(bench and bench.get("complete")),
+    }
+    return lines, doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    env = sub.add_parser("env")
+    env.add_argument("--write", type=Path)
+    rep = sub.add_parser("report")
+    rep.add_argument("--out", type=Path, required=True)
+    rep.add_argument("--steps", type=Path, required=True)
+    rep.add_argument("--env", type=Path)
+    rep.add_argument("--data", type=Path, help="the data folder the steps read (gpu_data/)")
+    rep.add_argument("--started", type=float)
+    rep.add_argument("--budget", type=int, default=455)
+    rep.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    if args.what == "env":
+        info = env_info()
+        for key, value in info.items():
+            print(f"{key}: {value}")
+        if args.write:
+            args.write.write_text(json.dumps(info, indent=2) + "\n")
+        return 0
+    lines, doc = report_lines(args)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    (args.out / "summary.txt").write_text(text)
+    (args.out / "gpu_check.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

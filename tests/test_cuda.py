@@ -1,0 +1,363 @@
+"""CUDA twins of the CPU equivalence tests: what `make gpu-check` runs on a GPU box.
+
+Every test here is marked `cuda` and runs on MLE6_TEST_DEVICE (default `cuda`); without CUDA they
+skip. The GPU check's CPU rehearsal (GPU_CHECK_DRY_RUN=1) sets MLE6_TEST_DEVICE=cpu so the code
+runs end to end on a CPU too: there the "GPU" side is the CPU and nothing is a GPU result.
+Real data come from MLE6_GPU_DATA (default gpu_data/, see benchmarks/gpu_data.py); the tests
+that need them skip without. With MLE6_CHECK_RECORD=<file.json> each test also writes what it
+measured (largest differences, times) there, so a passing run still says how close it was.
+MLE6_CHECK_QUICK=1 (the rehearsal) shrinks the two slowest tests: train-ae at 2 latent sizes for
+1 epoch, and torchrun on the small npy layout for 1 epoch.
+
+Tolerances, and why:
+
+- fused vs separate runs, one device: the per-member layout runs a separate model's kernels,
+  so it must agree to rel 1e-4 (cudnn.deterministic on; exact on the CPU). The grouped layout
+  (the CUDA default) sums in another order: last-bit differences, which Adam amplifies (it
+  divides each gradient by its own running RMS, so a near-zero gradient's rounding becomes a
+  step of up to lr): rel 2e-3 on losses after 2 epochs (the CPU twin in test_engine.py holds
+  1e-3 after one).
+- CPU vs CUDA on the real data, 2 epochs: other kernels (cuDNN vs oneDNN/ATen) and on CUDA the
+  grouped layout; the same Adam amplification over 30 (SIGNS) or 125 (MNIST) steps: rel 2e-2 on
+  losses, accuracies within ACC_SLACK images of the split. A learning rate of 1e-2 or more is
+  chaotic under Adam (epoch 1 of lr 1e-1 ends near loss 30): for those only the status and the
+  epochs done must agree; their differences are recorded, not asserted.
+- graph-captured vs eager steps: rel 1e-4 (as tests/test_graphs.py).
+- resume on CUDA: the resumed run recaptures the same graphs, but cuDNN's default algorithms may
+  accumulate with atomics: rel 1e-3 on losses. With --deterministic (cudnn.deterministic,
+  torch.use_deterministic_algorithms, CUBLAS_WORKSPACE_CONFIG set) metrics.csv must be
+  byte-identical.
+- torchrun (world size 1) vs a plain process, same device: the same kernels, atomics aside:
+  rel 1e-3 on losses (chaotic learning rates as above); its whole-process wall time at most
+  1 s more than the plain run's (asserted on CUDA; on a CPU rehearsal only recorded).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mle6cli.data.splits import Split
+from mle6cli.engine import fused as fz
+from mle6cli.engine.interrupt import Interrupted
+from mle6cli.engine.loop import MemberState, fit
+from mle6cli.models import CNNClassifier
+from tests.conftest import REPO, StopAfter, subprocess_env
+
+DEVICE = torch.device(os.environ.get("MLE6_TEST_DEVICE") or "cuda")
+GPU_DATA = Path(os.environ.get("MLE6_GPU_DATA") or REPO / "gpu_data")
+RECORD = os.environ.get("MLE6_CHECK_RECORD")
+QUICK = os.environ.get("MLE6_CHECK_QUICK") == "1"
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(
+        DEVICE.type == "cuda" and not torch.cuda.is_available(),
+        reason="needs a CUDA GPU (MLE6_TEST_DEVICE=cpu runs these on the CPU)",
+    ),
+]
+
+FUSED_REL, PER_MEMBER_REL = 2e-3, 1e-4
+DEVICES_REL, ACC_SLACK = 2e-2, 3  # CPU vs CUDA: losses, and accuracy within this many images
+GRAPH_REL, RESUME_REL, TORCHRUN_REL = 1e-4, 1e-3, 1e-3
+CHAOTIC_LR = 1e-2
+TORCHRUN_OVERHEAD = 1.0  # s
+
+
+@pytest.fixture(autouse=True)
+def _determinism_reset():
+    """A test may turn on deterministic algorithms (set_seed does, for the whole process): undo it."""
+    yield
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cudnn.benchmark = False
+
+
+def record(name: str, **values) -> None:
+    """Write what a test measured to MLE6_CHECK_RECORD (one JSON object, a key per test)."""
+    if not RECORD:
+        return
+    path = Path(RECORD)
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[name] = values
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- comparing metrics
+
+
+def _rel(a: float, b: float) -> float:
+    if a == b:
+        return 0.0
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf
+    return abs(a - b) / max(abs(a), abs(b), 1e-12)
+
+
+def row_differences(a: list[dict], b: list[dict]) -> dict:
+    """The largest relative loss difference and absolute accuracy difference between two histories."""
+    assert len(a) == len(b), f"{len(a)} vs {len(b)} epochs"
+    loss, acc = 0.0, 0.0
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.keys() == rb.keys()
+        for key in ra:
+            x, y = float(ra[key]), float(rb[key])
+            if key == "epoch":
+                assert x == y
+            elif key.endswith("_acc"):
+                acc = max(acc, abs(x - y))
+            else:
+                loss = max(loss, _rel(x, y))
+    return {"max_rel_loss": loss, "max_abs_acc": acc}
+
+
+def assert_close(diff: dict, rel: float, acc: float, what: str) -> None:
+    assert diff["max_rel_loss"] <= rel, f"{what}: losses differ by rel {diff['max_rel_loss']:.3g} > {rel:g}"
+    assert diff["max_abs_acc"] <= acc + 1e-12, f"{what}: accuracies differ by {diff['max_abs_acc']:.4g} > {acc:.4g}"
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def signs_like(n: int, seed: int = 1) -> Split:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 3, 64, 64), generator=g, dtype=torch.uint8)
+    return Split(x.to(DEVICE), torch.randint(0, 6, (n,), generator=g).to(DEVICE))
+
+
+# ---------------------------------------------------------------- the fused sweep, member by member
+
+
+@pytest.mark.parametrize("per_member", [False, True], ids=["grouped", "per-member"])
+def test_fused_sweep_equals_separate_runs(per_member):
+    """Four members (3 lrs, 2 seeds: two batch orders) in one fit vs each fitted alone, all on DEVICE."""
+    torch.backends.cudnn.deterministic = True
+    lrs, seeds = [1e-3, 1e-4, 1e-5, 1e-3], [5, 5, 5, 9]
+    data, evals = signs_like(40), {"val": signs_like(12, seed=2)}  # batches of 16, 16 and a ragged 8
+    torch.manual_seed(3)
+    starts = [CNNClassifier().state_dict() for _ in lrs]
+
+    def members(indices, layout):
+        models = []
+        for j in indices:
+            model = CNNClassifier()
+            model.load_state_dict(starts[j])
+            models.append(model.to(DEVICE))
+        return fz.FusedCNNMembers(models, [lrs[j] for j in indices], per_member=layout)
+
+    together = [MemberState(seed=s) for s in seeds]
+    fit(members(range(len(lrs)), per_member), together, data, evals, epochs=2, batch_size=16)
+    diffs = []
+    for j, seed in enumerate(seeds):
+        alone = MemberState(seed=seed)
+        fit(members([j], None), [alone], data, evals, epochs=2, batch_size=16)
+        assert together[j].status == alone.status == "completed"
+        diffs.append(row_differences(alone.history, together[j].history))
+    record(f"fused_sweep_{'per_member' if per_member else 'grouped'}", device=str(DEVICE), members=diffs)
+    for j, diff in enumerate(diffs):
+        assert_close(diff, PER_MEMBER_REL if per_member else FUSED_REL, 1 / 12, f"member {j} (lr {lrs[j]:g})")
+
+
+# ---------------------------------------------------------------- graphs, through the command
+
+
+def test_sweep_graphed_equals_eager(tmp_path, small, monkeypatch):
+    """sweep-lr with CUDA graphs (the default) vs MLE6_GRAPHS=0, same device (on a CPU both are eager)."""
+    from mle6cli.tasks.classifier import sweep_lr
+
+    torch.backends.cudnn.deterministic = True
+    options = {"data_dir": str(small), "lrs": [1e-3, 1e-4], "epochs": 2, "batch_size": 16, "device": str(DEVICE)}
+    sweep_lr(options, out=tmp_path / "graphed")
+    monkeypatch.setenv("MLE6_GRAPHS", "0")
+    sweep_lr(options, out=tmp_path / "eager")
+    diffs = {}
+    for lr in ("1e-03", "1e-04"):
+        eager = read_csv(tmp_path / "eager" / f"lr_{lr}" / "metrics.csv")
+        graphed = read_csv(tmp_path / "graphed" / f"lr_{lr}" / "metrics.csv")
+        diffs[lr] = row_differences(eager, graphed)
+    record("sweep_graphed_vs_eager", device=str(DEVICE), members=diffs)
+    for lr, diff in diffs.items():
+        assert_close(diff, GRAPH_REL, 1 / 12, f"lr {lr}")
+
+
+# ---------------------------------------------------------------- the CPU and DEVICE on the real data
+
+
+@pytest.fixture(scope="module")
+def real_signs() -> Path:
+    path = GPU_DATA / "sign_data"
+    if not (path / "X_train.npy").is_file():
+        pytest.skip(f"no SIGNS arrays in {path} (make gpu-data)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_mnist() -> Path:
+    raw = GPU_DATA / "mnist-mini" / "MNIST" / "raw"
+    if not raw.is_dir() or not any(raw.glob("train-images-idx3-ubyte*")):
+        pytest.skip(f"no MNIST files in {raw} (make gpu-data)")
+    return GPU_DATA / "mnist-mini"
+
+
+def _slack(count: int) -> float:
+    return ACC_SLACK / count
+
+
+def test_train_cnn_on_the_device_equals_the_cpu(tmp_path, real_signs):
+    from mle6cli.tasks.classifier import train_cnn
+
+    options = {"data_dir": str(real_signs), "lr": 1e-3, "epochs": 2, "batch_size": 64, "seeds": [42]}
+    cpu = train_cnn({**options, "device": "cpu"}, out=tmp_path / "cpu")
+    dev = train_cnn({**options, "device": str(DEVICE)}, out=tmp_path / "dev")
+    diff = row_differences(read_csv(tmp_path / "cpu" / "metrics.csv"), read_csv(tmp_path / "dev" / "metrics.csv"))
+    test = {"test_loss": _rel(cpu["test_loss"], dev["test_loss"]), "test_acc": abs(cpu["test_acc"] - dev["test_acc"])}
+    record("train_cnn_cpu_vs_device", device=str(DEVICE), metrics=diff, test=test)
+    assert_close(diff, DEVICES_REL, _slack(120), "train-cnn metrics.csv")  # val: 120 images
+    assert test["test_loss"] <= DEVICES_REL and test["test_acc"] <= _slack(120) + 1e-12
+
+
+def test_sweep_lr_on_the_device_equals_the_cpu(tmp_path, real_signs):
+    from mle6cli.tasks.classifier import sweep_lr
+
+    lrs = [1e-1, 1e-3, 1e-4, 1e-5]
+    options = {"data_dir": str(real_signs), "lrs": lrs, "epochs": 2, "batch_size": 64, "seeds": [42]}
+    cpu = sweep_lr({**options, "device": "cpu"}, out=tmp_path / "cpu")
+    dev = sweep_lr({**options, "device": str(DEVICE)}, out=tmp_path / "dev")
+    diffs, checked = {}, []
+    for a, b in zip(cpu["runs"], dev["runs"], strict=True):
+        assert a["lr"] == b["lr"] and (a["status"], a["epochs_done"]) == (b["status"], b["epochs_done"]), a["lr"]
+        folder = Path(a["metrics"])
+        diff = row_differences(read_csv(tmp_path / "cpu" / folder), read_csv(tmp_path / "dev" / folder))
+        diffs[str(a["lr"])] = diff
+        if a["lr"] < CHAOTIC_LR:
+            checked.append((a["lr"], diff))
+    record("sweep_lr_cpu_vs_device", device=str(DEVICE), members=diffs, chaotic_not_asserted=f"lr >= {CHAOTIC_LR:g}")
+    for lr, diff in checked:
+        assert_close(diff, DEVICES_REL, _slack(120), f"sweep-lr lr {lr:g}")
+
+
+def test_train_ae_on_the_device_equals_the_cpu(tmp_path, real_mnist):
+    from mle6cli.tasks.autoencoders import train_ae
+
+    dims = [3, 10] if QUICK else [3, 10, 100, 250]
+    options = {"data_dir": str(real_mnist), "latent_dims": dims, "epochs": 1 if QUICK else 2, "download": False}
+    cpu = train_ae({**options, "device": "cpu"}, out=tmp_path / "cpu")
+    dev = train_ae({**options, "device": str(DEVICE)}, out=tmp_path / "dev")
+    diffs = {}
+    for a, b in zip(cpu.runs, dev.runs, strict=True):
+        assert (a.latent_dim, a.status, a.collapsed, a.retries) == (b.latent_dim, b.status, b.collapsed, b.retries)
+        name = f"metrics_d{a.latent_dim}.csv"
+        diffs[a.latent_dim] = row_differences(read_csv(tmp_path / "cpu" / name), read_csv(tmp_path / "dev" / name))
+    record("train_ae_cpu_vs_device", device=str(DEVICE), dims=diffs)
+    for dim, diff in diffs.items():
+        assert_close(diff, DEVICES_REL, 0.0, f"train-ae d={dim}")
+
+
+# ---------------------------------------------------------------- resume after an interrupt
+
+
+@pytest.mark.parametrize(
+    ("command", "deterministic"),
+    [("train-cnn", False), ("sweep-lr", False), ("train-cnn", True)],
+    ids=["train-cnn", "sweep-lr", "train-cnn-deterministic"],
+)
+def test_resume_on_the_device_matches_an_uninterrupted_run(tmp_path, small, command, deterministic):
+    """Stopped mid-epoch 2 (after 5 steps and epoch ends), then resumed: the same metrics as one go."""
+    from mle6cli.tasks.classifier import sweep_lr, train_cnn
+
+    task = train_cnn if command == "train-cnn" else sweep_lr
+    options = {"data_dir": str(small), "epochs": 3, "batch_size": 16, "seeds": [3], "device": str(DEVICE)}
+    options |= {"lr": 1e-3} if command == "train-cnn" else {"lrs": [1e-3, 1e-4]}
+    options["deterministic"] = deterministic
+    task(options, out=tmp_path / "whole")
+    with pytest.raises(Interrupted):
+        task(options, out=tmp_path / "cut", stop=StopAfter(5))
+    assert (tmp_path / "cut" / "resume.pt").is_file()
+    summary = task({}, resume=tmp_path / "cut")
+    assert summary["resumed"] == 1
+    files = sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("metrics.csv"))
+    assert files and files == sorted(p.relative_to(tmp_path / "cut") for p in (tmp_path / "cut").rglob("metrics.csv"))
+    diffs, identical = {}, True
+    for rel in files:
+        whole, cut = (tmp_path / "whole" / rel).read_bytes(), (tmp_path / "cut" / rel).read_bytes()
+        identical &= whole == cut
+        diffs[str(rel)] = row_differences(read_csv(tmp_path / "whole" / rel), read_csv(tmp_path / "cut" / rel))
+    record(f"resume_{command}{'_deterministic' if deterministic else ''}", device=str(DEVICE), identical=identical)
+    if deterministic:
+        assert identical, f"--deterministic on {DEVICE}: resumed metrics.csv not byte-identical: {diffs}"
+    for rel, diff in diffs.items():
+        assert_close(diff, RESUME_REL, 1 / 12, str(rel))
+
+
+# ---------------------------------------------------------------- torchrun at world size 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _json_doc(stdout: str) -> dict:
+    """The --json document, also where a launcher prefixed each line with its rank ("[rank0]:")."""
+    try:
+        return json.loads(stdout)
+    except json.JSONDecodeError:
+        return json.loads("\n".join(re.sub(r"^\[[^\]]*\]:", "", line) for line in stdout.splitlines()))
+
+
+def test_torchrun_world_size_1_equals_the_plain_run(tmp_path, small):
+    """`torchrun --nproc-per-node 1 -m mle6cli sweep-lr` (NCCL on CUDA) vs the plain process: the same
+    metrics, and at most TORCHRUN_OVERHEAD seconds more wall time for the whole process."""
+    data = (
+        ["--data-dir", str(small), "--batch-size", "16", "--epochs", "1"] if QUICK else ["--synthetic", "--epochs", "2"]
+    )
+    common = ["sweep-lr", *data, "--device", str(DEVICE), "--json"]
+    plain = [sys.executable, "-m", "mle6cli", *common, "--out", str(tmp_path / "plain")]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "1"]
+    launched = [*launcher, "--master-port", str(_free_port()), "-m", "mle6cli", *common, "--out", str(tmp_path / "tr")]
+    env = subprocess_env()
+    env.pop("OMP_NUM_THREADS", None)  # each side picks its own threads, as a user's shell would
+    docs, walls = {}, {}
+    for name, argv in (("plain", plain), ("torchrun", launched)):
+        started = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path)
+        walls[name] = time.perf_counter() - started
+        assert proc.returncode == 0, f"{name} failed:\n{proc.stderr[-3000:]}"
+        docs[name] = _json_doc(proc.stdout)
+    overhead = walls["torchrun"] - walls["plain"]
+    print(f"\nwhole process on {DEVICE}: plain {walls['plain']:.2f} s, torchrun {walls['torchrun']:.2f} s "
+          f"({overhead:+.2f} s)")  # fmt: skip
+    diffs = {}
+    for a, b in zip(docs["plain"]["runs"], docs["torchrun"]["runs"], strict=True):
+        assert a["lr"] == b["lr"] and (a["status"], a["epochs_done"]) == (b["status"], b["epochs_done"]), a["lr"]
+        folder = Path(a["metrics"])
+        diffs[str(a["lr"])] = row_differences(read_csv(tmp_path / "plain" / folder), read_csv(tmp_path / "tr" / folder))
+    record(
+        "torchrun",
+        device=str(DEVICE),
+        plain_wall_seconds=walls["plain"],
+        torchrun_wall_seconds=walls["torchrun"],
+        overhead_seconds=overhead,
+        plain_train_seconds=docs["plain"].get("train_seconds"),
+        torchrun_train_seconds=docs["torchrun"].get("train_seconds"),
+        members=diffs,
+    )
+    for a in docs["plain"]["runs"]:
+        if a["lr"] < CHAOTIC_LR:
+            assert_close(diffs[str(a["lr"])], TORCHRUN_REL, 1 / 12 if QUICK else 1 / 120, f"torchrun lr {a['lr']:g}")
+    if DEVICE.type == "cuda":
+        assert overhead <= TORCHRUN_OVERHEAD, f"torchrun costs {overhead:.2f} s more than the plain process"
