@@ -8,7 +8,6 @@ import math
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -329,19 +328,21 @@ def test_sigterm_saves_and_exits_143(tmp_path):
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_real_digits_one_epoch(runner, app, tmp_path):
+def test_real_digits_d3_seeds_0_and_1_do_not_collapse_with_the_fix(runner, app, tmp_path):
+    """With PyTorch's initialisation seed 0 at d=3 collapses to all black within 2 epochs (test MSE
+    0.1233 = mean(x²)); with the mean-pixel output bias neither seed 0 nor seed 1 does, without restarts."""
     root = shared_path("mnist-mini")
     if not (root / "MNIST" / "raw").is_dir():
         pytest.skip("../shared/data/mnist-mini is not here")
-    start = time.perf_counter()
-    result = runner.invoke(
-        app, ["train-ae", "--data-dir", str(root), "--latent-dims", "10", "--epochs", "1", "--device", "cpu", "--json"]
-    )
+    args = ["train-ae", "--data-dir", str(root), "--latent-dims", "3", "--seeds", "0,1", "--epochs", "2"]
+    result = runner.invoke(app, [*args, "--retries", "0", "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
-    run = json.loads(result.stdout)["runs"][0]
-    assert run["collapsed"] is False
-    # one epoch on 8000 real digits already beats the mean image (0.0714); all-black scores 0.1233
-    assert run["final_test_mse"] < 0.07
-    assert json.loads(result.stdout)["trivial_test_mse"] == pytest.approx(0.123261, abs=1e-6)
+    doc = json.loads(result.stdout)
+    assert doc["trivial_test_mse"] == pytest.approx(0.123261, abs=1e-6)
+    assert [(r["seed"], r["status"], r["collapsed"], r["retries"]) for r in doc["runs"]] == [
+        (0, "completed", False, 0),
+        (1, "completed", False, 0),
+    ]
+    # both below the mean image (0.0714) and far from all black (0.1233)
+    assert all(r["final_test_mse"] < 0.07 for r in doc["runs"])
     assert "SYNTHETIC" not in result.stderr
-    assert time.perf_counter() - start < 120
