@@ -7,6 +7,7 @@ axes (`_plain_log_axis`: 1.8 and 0.05, never 1.8×10⁰), learning rates as `fmt
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mle6cli.errors import Mle6Error
@@ -24,6 +25,85 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+# ---- a drawing process started before torch is imported
+#
+# pyplot costs about half a second to import. A training command spends its first two seconds
+# importing torch on one core, so `start_worker()` (the CLI calls it first thing) forks a
+# process that imports pyplot on the other core meanwhile, then draws the figures it is sent.
+# Only functions marked `@_in_worker` go there: their arguments are plain data (lists, dicts,
+# numbers, strings, paths), nothing whose unpickling would import torch into the worker.
+
+_worker: dict = {}  # "conn", "pid", "owner": the process that started it
+
+
+def start_worker() -> bool:
+    """Fork the drawing process (POSIX only, and only while torch is not imported: forking a
+    process with torch's threads running is unsafe). Returns whether one runs."""
+    import sys
+
+    if _worker or "torch" in sys.modules or not hasattr(os, "fork"):
+        return bool(_worker)
+    from multiprocessing.connection import Pipe
+
+    here, there = Pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: never returns
+        here.close()
+        _serve(there)
+    there.close()
+    _worker.update(conn=here, pid=pid, owner=os.getpid())
+    return True
+
+
+def _serve(conn) -> None:
+    import signal
+
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; EOF ends us
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            _pyplot()
+        except Exception:  # the same error is met again, and reported, on the first figure
+            pass
+        while True:
+            try:
+                name, args, kwargs = conn.recv()
+            except (EOFError, OSError):  # the parent is done (or gone)
+                break
+            try:
+                reply = ("ok", globals()[name].__wrapped__(*args, **kwargs))
+            except Exception as exc:
+                reply = ("error", exc if isinstance(exc, Mle6Error) else PlotError(f"{type(exc).__name__}: {exc}"))
+            conn.send(reply)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)  # no atexit handlers, no flushing the parent's copied buffers
+
+
+def _in_worker(draw):
+    """Draw in the worker when one runs (falling back to this process if it has gone)."""
+    import functools
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        conn = _worker.get("conn")
+        if conn is None or _worker["owner"] != os.getpid():
+            return draw(*args, **kwargs)
+        try:
+            conn.send((draw.__name__, args, kwargs))
+            status, value = conn.recv()
+        except (EOFError, OSError):
+            _worker.clear()
+            return draw(*args, **kwargs)
+        if status == "error":
+            raise value
+        return value
+
+    return wrapper
 
 
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg"}
@@ -85,6 +165,7 @@ def gauss_conv_figure(data: dict, path: Path) -> Path:
     return save(fig, path)
 
 
+@_in_worker
 def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
     """Loss and accuracy per epoch, train vs val, side by side (one training run)."""
     plt = _pyplot()
@@ -163,6 +244,7 @@ def mean_and_band(ax, histories: list[list[dict]], key: str, label: str, color, 
     ax.plot(epochs, means, style, color=color, label=label)
 
 
+@_in_worker
 def sweep_curves_figure(groups: list[tuple[str, list[list[dict]]]], path: Path, title: str = "") -> Path:
     """The exercise's 2×2 figure: train loss, val loss, train acc, val acc; one curve per learning rate
     (with several seeds, their mean and a min–max band)."""

@@ -4,7 +4,11 @@ rates as fmt.lr_label, a readable latent legend. Checked on the matplotlib objec
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,6 +16,7 @@ import pytest
 
 from mle6cli import plots
 from mle6cli.fmt import lr_label
+from tests.conftest import cli_env
 
 SCIENTIFIC = re.compile(r"×|\^|\\times|\$|\\mathdefault")  # 1.8×10⁰ as matplotlib writes it: $\mathdefault{…}$
 LR_NUMBER = re.compile(r"\blr[ =]+(\d[\d.e+-]*\d)")  # "lr 1e-03", "lr=0.1" in a legend or a text
@@ -241,3 +246,75 @@ def test_save_writes_the_format_the_suffix_names(tmp_path, suffix, magic):
 def test_an_unknown_suffix_is_refused(tmp_path):
     with pytest.raises(plots.PlotError, match=r"cannot write a figure as 'f.gif': use .png, .pdf, .svg or .jpg"):
         plots.figure_format(tmp_path / "f.gif")
+
+
+# ---- the drawing process (plots.start_worker), run in a fresh interpreter: it forks only
+# while torch is not imported, which in pytest's own process it always is
+
+WORKER_SCRIPT = r"""
+import os, signal, sys
+from pathlib import Path
+from mle6cli import plots
+
+out = Path(sys.argv[1])
+history = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.2 / e, "train_acc": 0.15 * e, "val_acc": 0.14 * e}
+           for e in range(1, 5)]
+groups = [("lr 1e-03", [history]), ("lr 1e-04", [history[:2]])]
+assert plots.start_worker(), "no worker started"
+pid = plots._worker["pid"]
+assert "matplotlib.pyplot" not in sys.modules  # the worker imports it, not this process
+plots.sweep_curves_figure(groups, out / "worker_sweep.png", "t")
+plots.curves_figure(history, out / "worker_curves.png", "t")
+try:
+    plots.curves_figure(history, out / "bad.gif")
+except plots.PlotError as exc:
+    print("error:", exc)
+assert "matplotlib.pyplot" not in sys.modules
+os.kill(pid, signal.SIGKILL)  # a worker that died: the next figure is drawn here
+os.waitpid(pid, 0)
+plots.curves_figure(history, out / "fallback_curves.png", "t")
+assert "matplotlib.pyplot" in sys.modules
+plots.sweep_curves_figure(groups, out / "local_sweep.png", "t")
+plots.curves_figure(history, out / "local_curves.png", "t")
+print("worker", pid)
+"""
+
+
+def test_the_drawing_process_draws_the_same_bytes_and_reports_errors(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER_SCRIPT, str(tmp_path)], capture_output=True, text=True, env=cli_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "error: cannot write a figure as 'bad.gif': use .png, .pdf, .svg or .jpg" in proc.stdout
+    assert not (tmp_path / "bad.gif").exists()
+    for name in ("sweep", "curves"):
+        assert (tmp_path / f"worker_{name}.png").read_bytes() == (tmp_path / f"local_{name}.png").read_bytes()
+    assert (tmp_path / "fallback_curves.png").read_bytes() == (tmp_path / "local_curves.png").read_bytes()
+
+
+def test_a_training_command_leaves_no_drawing_process_behind(tmp_path):
+    """The worker ends when its parent does, also when the parent is killed mid-run."""
+    script = (
+        "import os, sys, time\n"
+        "from mle6cli import plots\n"
+        "plots.start_worker()\n"
+        "print(plots._worker['pid'], flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=cli_env())
+    pid = int(proc.stdout.readline())
+    assert _alive(pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

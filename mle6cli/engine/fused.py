@@ -73,7 +73,8 @@ class MaxPool2x2(torch.autograd.Function):
         top, bottom = torch.maximum(a, b), torch.maximum(c, d)
         if ctx.needs_input_grad[0]:
             lower = bottom > top  # (B, C, H/2, W/2)
-            right = torch.where(lower, d > c, b > a)
+            b_wins = b > a
+            right = b_wins ^ (lower & ((d > c) ^ b_wins))  # where(lower, d > c, b > a): bool where is ~3x slower
             ctx.save_for_backward(lower, right)
             ctx.shape = x.shape
         return torch.maximum(top, bottom)
@@ -84,7 +85,7 @@ class MaxPool2x2(torch.autograd.Function):
         h, w = ctx.shape[-2:]
         rows = torch.arange(0, h, 2, device=grad.device).mul_(w).view(-1, 1)  # (H/2, 1)
         corner = rows + torch.arange(0, w, 2, device=grad.device)  # (H/2, W/2): the top-left's flat index
-        index = corner + lower * w + right  # int64 flat index of each window's winner in its (H, W) plane
+        index = lower.to(torch.int64).mul_(w).add_(right).add_(corner)  # flat index of each winner in its (H, W) plane
         empty = grad.new_empty(ctx.shape)  # max_pool2d's backward reads only the shape of its input
         return torch.ops.aten.max_pool2d_with_indices_backward(
             grad.contiguous(), empty, [2, 2], [2, 2], [0, 0], [1, 1], False, index
