@@ -41,7 +41,7 @@ demo: install
 # The seed's pipeline vs the project's commands, whole processes side by side; writes bench.json.
 bench: install
 	$(BIN)/python benchmarks/bench.py --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-		$(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS)) $(if $(REPEAT),--repeat $(REPEAT))
+		$(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS)) $(if $(REPEAT),--repeat $(REPEAT)) $(if $(ONLY),--only $(ONLY))
 
 # The data gpu-check reads, copied into the repo (ignored; a device call carries it): see benchmarks/gpu_data.py.
 gpu-data:

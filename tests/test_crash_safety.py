@@ -310,3 +310,30 @@ def test_run_all_resumes_the_whole_sheet(tmp_path):
     assert resumed.exit_code == 0, resumed.output
     assert (tmp_path / "sheet" / "report.html").is_file()
     assert (tmp_path / "sheet" / "sweep-lr" / "summary.json").read_bytes() == sweep_before  # kept, not rerun
+
+
+def test_a_repeated_sigterm_does_not_cut_the_save_short_but_a_second_ctrl_c_does():
+    """torchrun's agent sends every rank a SIGTERM when the first one exits; a rank still saving
+    must finish. Ctrl-C twice stays the way to give up on the orderly path."""
+    import os
+    import signal
+
+    from mle6cli.engine.interrupt import graceful_stop
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with graceful_stop() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # the second: ignored
+        assert stop() and stop.signal_number == signal.SIGTERM
+    # on its way out the process takes no more SIGTERMs (torchrun's agent sends one when a rank exits)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    signal.signal(signal.SIGTERM, before[0])
+    with graceful_stop():
+        pass
+    assert signal.getsignal(signal.SIGTERM) == before[0]  # no signal, no stop: the handler is given back
+    with pytest.raises(KeyboardInterrupt), graceful_stop() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.signal_number == signal.SIGINT
+        os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) == before[1]  # Ctrl-C acts as before; SIGTERM is ignored from here
+    signal.signal(signal.SIGTERM, before[0])

@@ -8,7 +8,12 @@ The run protocol (`engine.runs.Run.train`) is the one user:
         run.save(members)
         raise run.interrupted(stop.signal_number, where)
 
-A second signal while the first is being handled stops at once (KeyboardInterrupt).
+A second Ctrl-C while the first is being handled stops at once (KeyboardInterrupt). A second
+SIGTERM changes nothing: schedulers and torchrun's agent repeat theirs (the agent sends one to
+every rank when the first rank exits), and the save under way must not be cut short by it;
+SIGKILL remains for stopping at once. For the same reason a process leaving the handlers on its
+way out (a signal came, or `Interrupted` is raised: the peers' stop under torchrun) keeps
+ignoring SIGTERM: dying in its last writes and its shutdown would turn exit 143 into a kill.
 """
 
 from __future__ import annotations
@@ -62,13 +67,21 @@ def graceful_stop():
         return
 
     def handler(signum, frame):
-        if stop():  # second signal: give up on the orderly path
-            raise KeyboardInterrupt
+        if stop():
+            if signum == signal.SIGINT:  # Ctrl-C again: the user gives up on the orderly path
+                raise KeyboardInterrupt
+            return  # SIGTERM again: the stop is under way
         stop.request(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in EXIT_CODES}
+    leaving = False
     try:
         yield stop
+    except Interrupted:
+        leaving = True
+        raise
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        if leaving or stop():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -505,11 +505,11 @@ class Run:
                 raise PeerFailed(
                     f"{failed}. This rank saved its members; continue with: mle6 {self.command} --resume {self.path}"
                 ) from None
-        if signal_number is not None:
-            if peers.writer:
-                self.save(members, status="interrupted")
-                remove_shards(self.path)
-            raise self.interrupted(signal_number, _where(members, epochs))
+            if signal_number is not None:  # still under the handlers: the agent's SIGTERM must not cut this save
+                if peers.writer:
+                    self.save(members, status="interrupted")
+                    remove_shards(self.path)
+                raise self.interrupted(signal_number, _where(members, epochs))
 
     def _fit_groups(
         self, members, build, train, evals, epochs, batch_size, on_epoch, stop, save_every, save, by_seed=False
