@@ -90,20 +90,55 @@ def _in_worker(draw):
 
     @functools.wraps(draw)
     def wrapper(*args, **kwargs):
-        conn = _worker.get("conn")
-        if conn is None or _worker["owner"] != os.getpid():
-            return draw(*args, **kwargs)
-        try:
-            conn.send((draw.__name__, args, kwargs))
-            status, value = conn.recv()
-        except (EOFError, OSError):
-            _worker.clear()
-            return draw(*args, **kwargs)
-        if status == "error":
-            raise value
-        return value
+        return in_background(wrapper, *args, **kwargs)()
 
     return wrapper
+
+
+def in_background(figure, *args, **kwargs):
+    """Start `figure(*args, **kwargs)` (an `@_in_worker` function) and return a function that waits
+    for its path (raising its error). In the worker, this process goes on meanwhile; without one,
+    the figure is drawn here and now."""
+    draw = figure.__wrapped__
+    conn = _worker.get("conn")
+    if conn is None or _worker["owner"] != os.getpid():
+        path = draw(*args, **kwargs)
+        return lambda: path
+    _settle()  # one figure at a time on the pipe: an earlier one's answer first
+    if "conn" not in _worker:  # the worker died with it
+        path = draw(*args, **kwargs)
+        return lambda: path
+    try:
+        conn.send((draw.__name__, args, kwargs))
+    except OSError:
+        _worker.clear()
+        path = draw(*args, **kwargs)
+        return lambda: path
+    answer = {}
+    _worker["pending"] = answer
+
+    def wait():
+        if "value" not in answer:
+            _settle()
+        if answer["status"] == "lost":  # the worker died: draw it here
+            return draw(*args, **kwargs)
+        if answer["status"] == "error":
+            raise answer["value"]
+        return answer["value"]
+
+    return wait
+
+
+def _settle() -> None:
+    """Receive the pending figure's answer, if one is outstanding."""
+    answer = _worker.pop("pending", None)
+    if answer is None:
+        return
+    try:
+        answer["status"], answer["value"] = _worker["conn"].recv()
+    except (EOFError, OSError):
+        answer["status"], answer["value"] = "lost", None
+        _worker.clear()
 
 
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg"}

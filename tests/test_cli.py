@@ -119,3 +119,25 @@ def test_console_script_and_module_entry_points():
         env=cli_env(),
     )
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["conv-size", "--input", "28", "--kernel", "5", "--verify", "--json"], 0),  # torch loaded: the fast exit
+        (["conv-size", "--input", "2", "--kernel", "5", "--verify"], 1),
+    ],
+)
+def test_the_fast_exit_keeps_the_output_and_the_exit_code(args, code):
+    """Once torch is loaded the CLI leaves through os._exit (Python's teardown of torch costs ~0.5 s):
+    everything printed must still arrive, with the same exit code as a normal exit."""
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "mle6cli", *args], capture_output=True, text=True, env=dict(cli_env(), **extra)
+        )
+        for extra in ({}, {"MLE6_FAST_EXIT": "0"})
+    ]
+    fast, slow = runs
+    assert fast.returncode == slow.returncode == code
+    assert fast.stdout == slow.stdout and fast.stderr == slow.stderr
+    assert (fast.stdout if code == 0 else fast.stderr).strip()

@@ -314,6 +314,19 @@ def stats_rows(stats: list[dict]) -> list[dict]:
 
 
 def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> dict:
+    synthetic_tag = " (synthetic data)" if data.synthetic else ""
+    single = not sweep and len(members) == 1  # train-cnn, one seed: the exercise's single run
+    figure_done = None
+    if not single:  # drawn (by plots' worker, when one runs) while the members are tested and saved
+        groups = [
+            (f"lr {lr_label(lr)}", [m.state.history for m in members if m.key["lr"] == lr and m.state.history])
+            for lr in config.lrs
+        ]
+        title = ("Learning-rate sweep" if sweep else f"SIGNS CNN, lr {lr_label(config.lrs[0])}") + (
+            f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
+        )
+        figure = "sweep_curves.png" if sweep else "curves.png"
+        figure_done = plots.in_background(plots.sweep_curves_figure, groups, run.path / figure, title)
     tests = _test_members(members, data, device)
     records = []
     for member, folder, test in zip(members, dirs, tests, strict=True):
@@ -342,7 +355,6 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             )
         records.append(record)
 
-    synthetic_tag = " (synthetic data)" if data.synthetic else ""
     base = {
         "command": run.command,
         "epochs": config.epochs,
@@ -353,7 +365,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
         "data": data.source.get("path", "synthetic"),
         "train_seconds": train_seconds,
     }
-    if not sweep and len(records) == 1:  # train-cnn, one seed: the exercise's single run
+    if single:
         (record,) = records
         if record["status"] == "diverged":
             (run.path / "resume.pt").unlink(missing_ok=True)  # nothing left to resume
@@ -384,15 +396,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
     run.write_csv("sweep.csv", SWEEP_HEADER, [{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
     stats = config_stats(records, config.lrs)
     run.write_csv("sweep_stats.csv", STATS_HEADER, stats_rows(stats))
-    groups = [
-        (f"lr {lr_label(lr)}", [m.state.history for m in members if m.key["lr"] == lr and m.state.history])
-        for lr in config.lrs
-    ]
-    title = ("Learning-rate sweep" if sweep else f"SIGNS CNN, lr {lr_label(config.lrs[0])}") + (
-        f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
-    )
-    figure = "sweep_curves.png" if sweep else "curves.png"
-    plots.sweep_curves_figure(groups, run.path / figure, title)
+    figure_done()
     ranked = rank_configs(stats)
     if not ranked:
         (run.path / "resume.pt").unlink(missing_ok=True)
