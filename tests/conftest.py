@@ -107,3 +107,13 @@ def browser(tmp_path_factory):
         pytest.skip(NO_BROWSER)
     with Chromium(tmp_path_factory.mktemp("chromium")) as chromium:
         yield chromium
+
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (the folder is scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import REPO, load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return _load("bench")
+    return load_benchmark("bench")
 
 
 @pytest.fixture(scope="module")
 def seed_pipeline():
-    return _load("seed_pipeline")
+    return load_benchmark("seed_pipeline")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny convolutions: a second thread mostly waits

@@ -3,7 +3,6 @@ summary judges only what was measured, and its whole flow runs end to end as a C
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -14,7 +13,7 @@ from argparse import Namespace
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, load_benchmark
 
 SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 OUT_FILES = {
@@ -28,21 +27,14 @@ OUT_FILES = {
 }
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"gpu_check_{name}", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def summary():
-    return _load("gpu_summary")
+    return load_benchmark("gpu_summary")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return _load("bench")
+    return load_benchmark("bench")
 
 
 def test_the_script_parses_and_make_runs_it():
@@ -69,7 +61,7 @@ def test_the_helpers_run_as_scripts():
 
 
 def test_gpu_data_copies_the_layout_and_refuses_what_does_not_fit(tmp_path):
-    gpu_data = _load("gpu_data")
+    gpu_data = load_benchmark("gpu_data")
     source = tmp_path / "shared"
     (source / "sign_data").mkdir(parents=True)
     for name in gpu_data.SIGNS_FILES:
