@@ -152,15 +152,18 @@ def figure_format(path: Path) -> str:
     return FORMATS[suffix]
 
 
-def save(fig, path: Path) -> Path:
-    """Write a figure in the format its suffix names, through the one atomic writer, and close it."""
+def save(fig, path: Path, tight: bool = True) -> Path:
+    """Write a figure in the format its suffix names, through the one atomic writer, and close it.
+
+    `tight`: crop to what is drawn (matplotlib lays the figure out twice for it); False for the
+    figures `_margins` lays out, which training commands wait for."""
     import io
 
     path = Path(path)
     fmt = figure_format(path)
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, dpi=110, bbox_inches="tight", format=fmt)
+        fig.savefig(buf, dpi=110, bbox_inches="tight" if tight else None, format=fmt)
     finally:
         _pyplot().close(fig)
     return atomic_write_bytes(path, buf.getvalue())
@@ -200,6 +203,23 @@ def gauss_conv_figure(data: dict, path: Path) -> Path:
     return save(fig, path)
 
 
+def _margins(fig, rows: int, cols: int, *, left, right, bottom, top, wspace=0.0, hspace=0.0) -> None:
+    """Fixed margins and gaps between the subplots, in inches: one layout pass at saving instead of
+    bbox_inches="tight"'s two (about 0.15 s of the 0.4 s a training figure costs). Sized for the
+    widest tick labels the figure can have; tests/test_plots.py checks nothing is cut off."""
+    width, height = fig.get_size_inches()
+    axes_width = (width - left - right - wspace * (cols - 1)) / cols
+    axes_height = (height - bottom - top - hspace * (rows - 1)) / rows
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=wspace / axes_width,
+        hspace=hspace / axes_height,
+    )
+
+
 @_in_worker
 def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
     """Loss and accuracy per epoch, train vs val, side by side (one training run)."""
@@ -219,7 +239,8 @@ def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
         ax.legend()
     if title:
         fig.suptitle(title)
-    return save(fig, path)
+    _margins(fig, 1, 2, left=0.9, right=0.15, bottom=0.55, top=0.6, wspace=0.95)
+    return save(fig, path, tight=False)
 
 
 def _epoch_axis(ax) -> None:
@@ -308,7 +329,8 @@ def sweep_curves_figure(groups: list[tuple[str, list[list[dict]]]], path: Path, 
         axes[0, 0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    return save(fig, path)
+    _margins(fig, 2, 2, left=0.8, right=0.15, bottom=0.55, top=0.75, wspace=0.85, hspace=0.45)
+    return save(fig, path, tight=False)
 
 
 def _synthetic_tag(synthetic: bool) -> str:

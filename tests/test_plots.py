@@ -85,9 +85,9 @@ def recording_figures(monkeypatch):
     recorded: dict[str, dict] = {}
     real_save = plots.save
 
-    def save(fig, path):
+    def save(fig, path, **kwargs):
         recorded[str(path).rsplit("/", 1)[-1]] = figure_facts(fig)
-        return real_save(fig, path)
+        return real_save(fig, path, **kwargs)
 
     monkeypatch.setattr(plots, "save", save)
     yield recorded
@@ -184,6 +184,64 @@ def test_every_training_figure_reads_plainly(monkeypatch, tmp_path, epochs):
     sweep = recorded["sweep.png"]
     assert sweep["axes"][0]["legend"] == ["lr 1e-01", "lr 1e-03"]
     assert all(ax["epoch_axis"] for ax in sweep["axes"])  # the loss panels share the accuracy panels' epochs
+
+
+def layout_faults(fig) -> list[str]:
+    """What fixed margins can get wrong: text cut off at the figure's edge, one panel's labels over another's."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.get_size_inches()
+    drawn = fig.get_tightbbox(renderer)  # inches
+    faults = []
+    if drawn.x0 < 0 or drawn.y0 < 0 or drawn.x1 > width or drawn.y1 > height:
+        faults.append(f"drawn {drawn.bounds} outside the {width}x{height} in figure")
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            b = boxes[j]
+            if min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0):
+                faults.append(f"panels {i} and {j} overlap")
+    return faults
+
+
+@contextmanager
+def checking_layout(monkeypatch):
+    """plots.save, recording the layout faults of each figure laid out by fixed margins."""
+    faults: dict[str, list[str]] = {}
+    real_save = plots.save
+
+    def save(fig, path, tight=True):
+        if not tight:
+            faults[Path(path).name] = layout_faults(fig)
+        return real_save(fig, path, tight=tight)
+
+    monkeypatch.setattr(plots, "save", save)
+    yield faults
+
+
+@pytest.mark.parametrize("epochs", [1, 50])
+@pytest.mark.parametrize("scale", [1e-5, 1.0, 3e4])
+def test_fixed_margin_figures_cut_nothing_off(monkeypatch, tmp_path, epochs, scale):
+    """The training figures skip bbox_inches="tight": whatever the numbers, every label stays inside."""
+    keys = ("train_loss", "val_loss", "train_acc", "val_acc")
+    seeds = [_history(epochs, keys, scale * (1 + s / 10)) for s in range(5)]
+    with checking_layout(monkeypatch) as faults:
+        plots.curves_figure(seeds[0], tmp_path / "curves.png", "SIGNS CNN, lr 1e-03, 50 epochs (synthetic data)")
+        groups = [(f"lr {lr_label(lr)}", seeds) for lr in (1e-1, 1e-3, 1e-4, 1e-5)]
+        title = "Learning-rate sweep, 50 epochs (synthetic data)"
+        plots.sweep_curves_figure(groups, tmp_path / "sweep.png", title)
+    assert faults == {"curves.png": [], "sweep.png": []}
+
+
+def test_the_layout_check_sees_a_cut_off_label_and_overlapping_panels():
+    plt = plots._pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(6, 3))
+    left.set_ylabel("a label")
+    right.set_ylabel("another label")
+    fig.subplots_adjust(left=0.0, wspace=0.0)
+    faults = layout_faults(fig)
+    plt.close(fig)
+    assert any("outside" in f for f in faults) and "panels 0 and 1 overlap" in faults
 
 
 def test_the_check_catches_a_fractional_epoch_axis_and_an_unformatted_lr(monkeypatch, tmp_path):
