@@ -99,7 +99,7 @@ PrintConfigOpt = Annotated[
 ]
 
 
-def print_config(ctx: typer.Context, options: dict) -> None:
+def print_options(ctx: typer.Context, options: dict) -> None:
     """The resolved options, in the --config file's format (TOML or JSON; JSON without one)."""
     from mle6cli.files import dumps
 
@@ -107,6 +107,21 @@ def print_config(ctx: typer.Context, options: dict) -> None:
         typer.echo(to_toml(options), nl=False)
     else:
         typer.echo(dumps(options))
+
+
+def run_task(ctx: typer.Context, task, options: dict, printer, *, out, overwrite: bool, resume, print_config: bool):
+    """What every training command does with its options: --print-config prints them and stops;
+    otherwise `task` runs with --resume's overrides, reporting through the printer's events.
+    Returns the task's result; None when there is nothing to render (the options were printed, or
+    this is a torchrun rank other than 0: rank 0 reports)."""
+    from mle6cli.commands._options import resume_overrides
+
+    if print_config:
+        print_options(ctx, options)
+        return None
+    overrides = resume_overrides(ctx, resume, options)
+    with printer.events() as events:
+        return task(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)
 
 
 def to_toml(options: dict) -> str:

@@ -5,8 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._config import ConfigOpt, PrintConfigOpt
-from mle6cli.commands._config import print_config as print_config_doc
+from mle6cli.commands._config import ConfigOpt, PrintConfigOpt, run_task
 from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -26,7 +25,6 @@ from mle6cli.commands._options import (
     TensorboardOpt,
     check_resume_alone,
     data_dir_option,
-    resume_overrides,
     seed_opt,
     seeds_option,
     whole_in_range,
@@ -93,13 +91,10 @@ def pca_ae(
         "deterministic": deterministic,
         "download": not no_download,
     }
-    if print_config:
-        print_config_doc(ctx, options)
-        return
-    overrides = resume_overrides(ctx, resume, options)
-    with printer.events() as events:
-        result = run_pca_ae(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)
-    if result is None:  # a torchrun rank other than 0: rank 0 reports
+    result = run_task(
+        ctx, run_pca_ae, options, printer, out=out, overwrite=overwrite, resume=resume, print_config=print_config
+    )
+    if result is None:  # --print-config, or a torchrun rank other than 0
         return
     if json_out:
         printer.json(result.to_json())

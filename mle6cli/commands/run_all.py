@@ -5,8 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._config import ConfigOpt, PrintConfigOpt
-from mle6cli.commands._config import print_config as print_config_doc
+from mle6cli.commands._config import ConfigOpt, PrintConfigOpt, run_task
 from mle6cli.commands._options import (
     SEED_RANGE,
     DeviceOpt,
@@ -21,7 +20,6 @@ from mle6cli.commands._options import (
     SyntheticOpt,
     check_resume_alone,
     data_dir_option,
-    resume_overrides,
     seeds_option,
 )
 from mle6cli.commands._output import Printer
@@ -78,12 +76,11 @@ def run_all(
     }
     if synthetic and resume is None:
         printer.note("Note: run-all uses SYNTHETIC data (drawn hands, font digits), not SIGNS and MNIST.")
-    if print_config:
-        print_config_doc(ctx, options)
+    summary = run_task(
+        ctx, run_sheet, options, printer, out=out, overwrite=overwrite, resume=resume, print_config=print_config
+    )
+    if summary is None:  # --print-config
         return
-    overrides = resume_overrides(ctx, resume, options)
-    with printer.events() as events:
-        summary = run_sheet(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)
     if json_out:
         printer.json(summary)
         return

@@ -5,8 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._config import ConfigOpt, PrintConfigOpt
-from mle6cli.commands._config import print_config as print_config_doc
+from mle6cli.commands._config import ConfigOpt, PrintConfigOpt, run_task
 from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -25,7 +24,6 @@ from mle6cli.commands._options import (
     check_resume_alone,
     data_dir_option,
     positive_list,
-    resume_overrides,
     seed_opt,
     seeds_option,
 )
@@ -84,15 +82,17 @@ def sweep_lr(
         "tensorboard": tensorboard,
         "deterministic": deterministic,
     }
-    if print_config:
-        print_config_doc(ctx, options)
-        return
-    overrides = resume_overrides(ctx, resume, options)
-    with printer.events() as events:
-        summary = classifier.sweep_lr(
-            options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events
-        )
-    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+    summary = run_task(
+        ctx,
+        classifier.sweep_lr,
+        options,
+        printer,
+        out=out,
+        overwrite=overwrite,
+        resume=resume,
+        print_config=print_config,
+    )
+    if summary is None:  # --print-config, or a torchrun rank other than 0
         return
     if json_out:
         printer.json(summary)

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import typer
 
-from mle6cli.commands._config import ConfigOpt, PrintConfigOpt
-from mle6cli.commands._config import print_config as print_config_doc
+from mle6cli.commands._config import ConfigOpt, PrintConfigOpt, run_task
 from mle6cli.commands._options import (
     BatchSizeOpt,
     DeterministicOpt,
@@ -24,7 +23,6 @@ from mle6cli.commands._options import (
     TensorboardOpt,
     check_resume_alone,
     data_dir_option,
-    resume_overrides,
     seed_opt,
     seeds_option,
 )
@@ -73,15 +71,17 @@ def train_cnn(
         "tensorboard": tensorboard,
         "deterministic": deterministic,
     }
-    if print_config:
-        print_config_doc(ctx, options)
-        return
-    overrides = resume_overrides(ctx, resume, options)
-    with printer.events() as events:
-        summary = classifier.train_cnn(
-            options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events
-        )
-    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+    summary = run_task(
+        ctx,
+        classifier.train_cnn,
+        options,
+        printer,
+        out=out,
+        overwrite=overwrite,
+        resume=resume,
+        print_config=print_config,
+    )
+    if summary is None:  # --print-config, or a torchrun rank other than 0
         return
     if json_out:
         printer.json(summary)

@@ -400,7 +400,7 @@ def train_ae(
     restarts; writes the run folder and returns an AeResult. `data` may pass MNIST already open."""
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.distributed import launched
-    from mle6cli.tasks.jobs import EpochLog, open_job, save_every
+    from mle6cli.tasks.jobs import EpochLog, open_job
 
     def load(config: AeConfig, device):  # data-parallel ranks keep only their share on the device
         return open_mnist(config.spec(), "cpu" if config.ddp and launched() else device)
@@ -444,17 +444,16 @@ def train_ae(
 
         log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
-        def on_epoch(group: list[Member], rows: list[dict | None], backend) -> list[int]:
+        def check(group: list[Member], rows: list[dict | None], backend) -> list[int]:
             retire = []
             for j, (m, row) in enumerate(zip(group, rows, strict=True)):
                 if row is None:
                     continue
-                check = check_collapse(backend.models[j], test_split, row["test_loss"], levels)
-                m.extra["collapse"] = check.reason  # None: healthy
+                verdict = check_collapse(backend.models[j], test_split, row["test_loss"], levels)
+                m.extra["collapse"] = verdict.reason  # None: healthy
                 # a saturated sigmoid does not recover: give up at once while a restart is left
-                if check.collapsed and m.extra["attempt"] < config.retries:
+                if verdict.collapsed and m.extra["attempt"] < config.retries:
                     retire.append(j)
-                log(m, row)
             return retire
 
         def build(group: list[Member]):
@@ -475,25 +474,15 @@ def train_ae(
             return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
 
         while True:
-            run.train(
-                members,
-                build,
-                train_split,
-                {"test": test_split},
-                epochs=config.epochs,
-                batch_size=config.batch_size,
-                on_epoch=on_epoch,
-                stop=stop,
-                save_every=save_every(run),
-                shard=peers is None,
+            writer = job.train(
+                members, build, train_split, {"test": test_split}, log, stop=stop, check=check, shard=peers is None
             )
-            log.catch_up(members)
             restarted = [m for m in members if _restart_if_collapsed(m, config, events, label)]
             if not restarted:
                 break
 
         log.close()
-        if not run.writer:  # under torchrun: rank 0 has every member and writes the folder
+        if not writer:
             return None
         results = [_finish_member(run, m, several, data.describe()) for m in members]
         figures = _figures(results, run, data, levels, device)

@@ -173,7 +173,7 @@ def sweep_lr(
 
 def _classify(command, options, out, overwrite, resume, overrides, events, stop) -> dict | None:
     from mle6cli.engine.fused import FusedCNNMembers
-    from mle6cli.tasks.jobs import EpochLog, open_job, save_every
+    from mle6cli.tasks.jobs import EpochLog, open_job
 
     sweep = command == "sweep-lr"
     job = open_job(
@@ -206,30 +206,14 @@ def _classify(command, options, out, overwrite, resume, overrides, events, stop)
             job, events, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:]
         )
 
-        def on_epoch(group: list[Member], rows: list[dict | None], backend) -> None:
-            for member, row in zip(group, rows, strict=True):
-                if row is not None:
-                    log(member, row)
-
         def build(group: list[Member]):
             return FusedCNNMembers(
                 [initial_model(m.key["seed"], job.device) for m in group], [m.key["lr"] for m in group]
             )
 
-        run.train(
-            members,
-            build,
-            job.data.train,
-            {"val": job.data.val},
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            on_epoch=on_epoch,
-            stop=stop,
-            save_every=save_every(run),
-        )
-        log.catch_up(members)
+        writer = job.train(members, build, job.data.train, {"val": job.data.val}, log, stop=stop)
         log.close()
-        if not run.writer:  # under torchrun: rank 0 has every member and writes the folder
+        if not writer:
             return None
         dirs = [folder(m) for m in members]
         return _finish(run, config, job.data, job.device, members, dirs, sweep, run.clock.seconds())

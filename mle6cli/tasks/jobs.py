@@ -22,6 +22,45 @@ class Job:
     device: object
     data: object
 
+    def train(
+        self,
+        members: list[Member],
+        build: Callable,
+        train,
+        evals: dict,
+        log: EpochLog,
+        *,
+        stop: Callable[[], bool] | None,
+        check: Callable[[list[Member], list[dict | None], object], Sequence[int] | None] | None = None,
+        shard: bool = True,
+    ) -> bool:
+        """`Run.train` with the config's epochs and batch size and --save-every, every finished epoch
+        written and reported by `log` (after `check(group, rows, backend)`, which may retire members);
+        under torchrun, then the epochs the other ranks trained. Returns whether this process writes
+        the run folder (under torchrun only rank 0, which then holds every member)."""
+
+        def on_epoch(group: list[Member], rows: list[dict | None], backend) -> Sequence[int] | None:
+            retire = check(group, rows, backend) if check is not None else None
+            for member, row in zip(group, rows, strict=True):
+                if row is not None:
+                    log(member, row)
+            return retire
+
+        self.run.train(
+            members,
+            build,
+            train,
+            evals,
+            epochs=self.config.epochs,
+            batch_size=self.config.batch_size,
+            on_epoch=on_epoch,
+            stop=stop,
+            save_every=save_every(self.run),
+            shard=shard,
+        )
+        log.catch_up(members)
+        return self.run.writer
+
 
 def open_job(
     command: str,

@@ -298,7 +298,7 @@ def pca_ae(
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
     from mle6cli.tasks.autoencoders import example_indices
-    from mle6cli.tasks.jobs import EpochLog, open_job, save_every
+    from mle6cli.tasks.jobs import EpochLog, open_job
 
     def check(config: PcaAeConfig, data) -> None:  # before the run folder exists: a bad --compare leaves nothing
         if config.compare is not None:
@@ -334,11 +334,6 @@ def pca_ae(
 
         log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
-        def on_epoch(group, rows, backend):
-            for m, row in zip(group, rows, strict=True):
-                if row is not None:
-                    log(m, row)
-
         def build(group):
             models = []
             for m in group:
@@ -347,20 +342,9 @@ def pca_ae(
                     models.append(LinearAutoencoder(k))
             return ModuleMembers([model.to(device) for model in models], [config.lr] * len(group), RECONSTRUCT)
 
-        run.train(
-            members,
-            build,
-            data.train_split(),
-            {"test": data.test_split()},
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            on_epoch=on_epoch,
-            stop=stop,
-            save_every=save_every(run),
-        )
-        log.catch_up(members)
+        writer = job.train(members, build, data.train_split(), {"test": data.test_split()}, log, stop=stop)
         log.close()
-        if not run.writer:  # under torchrun: rank 0 has every member and writes the folder
+        if not writer:
             return None
         for m in members:
             if m.state.status == "diverged":
