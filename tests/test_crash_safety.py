@@ -265,6 +265,42 @@ def test_resume_refuses_other_data_of_the_same_size(small, tmp_path):
         train_cnn({}, resume=tmp_path / "cut")
 
 
+def test_the_data_fingerprint_is_of_the_stored_arrays(small):
+    """SIGNS is fingerprinted as stored (uint8, a quarter of the float copies' bytes): any pixel counts."""
+    import numpy as np
+
+    from mle6cli.data.signs import load_signs
+    from mle6cli.data.splits import fingerprint
+    from mle6cli.tasks.jobs import fingerprint as job_fingerprint
+
+    data = load_signs(small, "cpu")
+    arrays = {p.stem: np.load(p) for p in small.glob("*.npy")}
+    stored = [
+        arrays[f"{kind}_{split}"].astype(dtype)
+        for split in ("train", "val", "test")
+        for kind, dtype in (("X", np.uint8), ("Y", np.int64))
+    ]
+    assert job_fingerprint(data) == data.fingerprint == fingerprint(stored)
+    assert data.fingerprint.startswith("v2:") and len(data.fingerprint) == 3 + 32
+    stored[2] = stored[2].copy()
+    stored[2][0, 0, 0, 0] ^= 1
+    assert fingerprint(stored) != data.fingerprint
+
+
+def test_a_fingerprint_of_the_earlier_kind_is_not_compared(small, tmp_path):
+    """A run begun by a version that hashed the float copies still resumes (sizes are still checked)."""
+    import json
+
+    with pytest.raises(Exception):  # noqa: B017
+        train_cnn(signs_options(small, epochs=2), out=tmp_path / "cut", stop=StopAfter(2))
+    config = tmp_path / "cut" / "config.json"
+    document = json.loads(config.read_text())
+    document["data"]["fingerprint"] = "0" * 32  # the earlier, unprefixed kind
+    config.write_text(json.dumps(document))
+    summary = train_cnn({}, resume=tmp_path / "cut")
+    assert summary["final"]["epoch"] == 2
+
+
 def test_run_status_tells_each_state(small, tmp_path, runner, app):
     with pytest.raises(runs.RunDirError, match="is not a run folder"):
         runs.run_status(tmp_path)

@@ -35,6 +35,7 @@ class SignsData:
     test: object
     source: dict = field(default_factory=dict)  # where the data came from, for config.json/summary.json
     notes: list[str] = field(default_factory=list)  # what was accepted only after a second look, for the user
+    fingerprint: str | None = None  # of the arrays as loaded, before scaling (`data.splits.fingerprint`)
 
     @property
     def synthetic(self) -> bool:
@@ -218,17 +219,19 @@ def arrays_to_data(arrays: dict[str, np.ndarray], device, source: dict, where: s
     """Validate the six arrays (keys X_train, Y_train, …) and put them on `device` as float32 NCHW."""
     import torch
 
-    from mle6cli.data.splits import Split
+    from mle6cli.data.splits import Split, fingerprint
 
     checked, notes = {}, []
     for split in SPLITS:
         checked[split] = check_arrays(arrays[f"X_{split}"], arrays[f"Y_{split}"], split, where, notes)
+    # the stored (uint8) arrays: a quarter of the bytes of the float copies, the same data
+    print_ = fingerprint(a for split in SPLITS for a in checked[split])
     splits = {}
     for split, (x, y) in checked.items():
         xt = torch.from_numpy(to_unit_float(x)).permute(0, 3, 1, 2).contiguous()  # (N, 3, 64, 64)
         splits[split] = Split(xt.to(device), torch.from_numpy(y).to(device))
     source = dict(source, sizes={s: len(splits[s]) for s in SPLITS})
-    return SignsData(splits["train"], splits["val"], splits["test"], source, notes)
+    return SignsData(splits["train"], splits["val"], splits["test"], source, notes, print_)
 
 
 def load_arrays(data_dir: Path | str) -> dict[str, np.ndarray]:

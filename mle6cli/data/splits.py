@@ -6,6 +6,25 @@ from dataclasses import dataclass
 
 import torch
 
+FINGERPRINT_SCHEME = "v2"  # v2: the arrays as the dataset stores them (before v2: the float copies)
+
+
+def fingerprint(arrays) -> str:
+    """A hash of the arrays (numpy arrays or tensors) with their dtypes and shapes: `v2:<32 hex digits>`.
+    Fingerprints of different schemes are not compared (`same_data`)."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        if isinstance(array, torch.Tensor):
+            array = array.detach().cpu().numpy()
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return f"{FINGERPRINT_SCHEME}:{digest.hexdigest()}"
+
 
 @dataclass
 class Split:

@@ -285,6 +285,8 @@ class Run:
     def _check_same_data(self, data: dict) -> None:
         before = self.document.get("data") or {}
         for key in ("sizes", "fingerprint"):
+            if key == "fingerprint" and _scheme(before.get(key)) != _scheme(data.get(key)):
+                continue  # made by another version, another way: not comparable
             if before.get(key) is not None and before.get(key) != data.get(key):
                 what = f"sizes {before['sizes']} then, {data.get('sizes')} now" if key == "sizes" else "other contents"
                 raise RunDirError(f"--resume: the data changed since the run in {self.path} started ({what})")
@@ -581,6 +583,14 @@ class Run:
         for j, member in enumerate(group):
             exported = backend.export(j)
             member.weights, member.optimizer = exported["weights"], exported["optimizer"]
+
+
+def _scheme(fingerprint: str | None) -> str | None:
+    """`v2` of a `v2:<hex>` data fingerprint; "" for the first, unprefixed kind."""
+    if fingerprint is None:
+        return None
+    scheme, colon, _ = fingerprint.partition(":")
+    return scheme if colon else ""
 
 
 def _seeds(members: list[Member], indices: list[int]) -> list[int]:
