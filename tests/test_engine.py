@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mle6cli.data.splits import Split
+from mle6cli.data.splits import Split, rows
 from mle6cli.engine import fused as fz
 from mle6cli.engine.loop import MemberState, fit, position_groups
 from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
@@ -146,6 +146,14 @@ def test_member_nll_is_nll_loss():
     assert torch.equal(
         fz.member_nll(out, ys, [1, 0, 1]), torch.stack([F.nll_loss(out[j], ys[g]) for j, g in enumerate([1, 0, 1])])
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.int64])
+def test_rows_is_advanced_indexing(dtype):
+    t = torch.arange(7 * 3 * 2).reshape(7, 3, 2).to(dtype)
+    for index in (torch.tensor([4, 0, 4, 6]), torch.tensor([[1, 2], [6, 1]]), torch.tensor([[5, 0, 3]])[:, 1:]):
+        got = rows(t, index)
+        assert got.dtype == dtype and torch.equal(got, t[index])
 
 
 @pytest.mark.parametrize("stacked", [True, False])

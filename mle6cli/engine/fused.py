@@ -85,7 +85,7 @@ class MaxPool2x2(torch.autograd.Function):
         h, w = ctx.shape[-2:]
         rows = torch.arange(0, h, 2, device=grad.device).mul_(w).view(-1, 1)  # (H/2, 1)
         corner = rows + torch.arange(0, w, 2, device=grad.device)  # (H/2, W/2): the top-left's flat index
-        index = lower.to(torch.int64).mul_(w).add_(right).add_(corner)  # flat index of each winner in its (H, W) plane
+        index = torch.add(corner, lower, alpha=w).add_(right)  # flat index of each winner in its (H, W) plane
         empty = grad.new_empty(ctx.shape)  # max_pool2d's backward reads only the shape of its input
         return torch.ops.aten.max_pool2d_with_indices_backward(
             grad.contiguous(), empty, [2, 2], [2, 2], [0, 0], [1, 1], False, index

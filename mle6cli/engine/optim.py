@@ -75,26 +75,42 @@ class Adam:
         if active is not None:
             step_size = torch.where(active, step_size, 0.0)
         scalars = {}  # per dtype: the (M,) step sizes and corrections, cast once per step
+        params, grads, avgs, avg_sqs, sizes, bc2s = [], [], [], [], [], []
         for p, j, exp_avg, exp_avg_sq in zip(self.params, self.member_of, self.exp_avg, self.exp_avg_sq, strict=True):
             grad = p.grad
             if grad is None:
                 continue
             if p.dtype not in scalars:
                 scalars[p.dtype] = (step_size.to(p.dtype), bias_correction2_sqrt.to(p.dtype))
-            sizes, bc2s = scalars[p.dtype]
+            member_sizes, member_bc2s = scalars[p.dtype]
             if j is None:  # stacked members: per-member scalars broadcast over (M, 1, ...)
                 shape = (-1,) + (1,) * (p.dim() - 1)
-                size, bc2 = sizes.view(shape), bc2s.view(shape)
+                size, bc2 = member_sizes.view(shape), member_bc2s.view(shape)
                 if active is not None:
                     grad = torch.where(active.view(shape), grad, 0.0)
             else:
-                size, bc2 = sizes[j], bc2s[j]
+                size, bc2 = member_sizes[j], member_bc2s[j]
                 if active is not None:
                     grad = torch.where(active[j], grad, 0.0)
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / bc2).add_(self.eps)
-            p.sub_(size * exp_avg / denom)
+            params.append(p)
+            grads.append(grad)
+            avgs.append(exp_avg)
+            avg_sqs.append(exp_avg_sq)
+            sizes.append(size)
+            bc2s.append(bc2)
+        if not params:
+            return
+        # the single-tensor arithmetic above, one dispatch per operation for every parameter at once
+        # (on the CPU each _foreach_ op runs the same per-tensor kernel: the same bits)
+        torch._foreach_lerp_(avgs, grads, 1 - beta1)  # m <- lerp(m, g, 1 - b1)
+        torch._foreach_mul_(avg_sqs, beta2)
+        torch._foreach_addcmul_(avg_sqs, grads, grads, value=1 - beta2)  # v <- b2·v + (1 - b2)·g²
+        denoms = torch._foreach_sqrt(avg_sqs)
+        torch._foreach_div_(denoms, bc2s)
+        torch._foreach_add_(denoms, self.eps)  # sqrt(v) / sqrt(1 - b2^t) + eps
+        updates = torch._foreach_mul(sizes, avgs)
+        torch._foreach_div_(updates, denoms)
+        torch._foreach_sub_(params, updates)  # p <- p - (lr / (1 - b1^t)) · m / denom
 
     # ---- one member's state, in plain tensors (checkpoints hold members, so a run can be re-sharded)
 
