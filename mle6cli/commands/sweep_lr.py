@@ -66,7 +66,7 @@ def sweep_lr(
 
     Example: mle6 sweep-lr --lrs 1e-1,1e-3,1e-4,1e-5 --epochs 50
     """
-    from mle6cli.tasks import classifier
+    from mle6cli.tasks.classifier import sweep_lr as run_sweep
 
     check_resume_alone(resume, out)
     printer = Printer(json_mode=json_out, quiet=quiet)
@@ -83,14 +83,7 @@ def sweep_lr(
         "deterministic": deterministic,
     }
     summary = run_task(
-        ctx,
-        classifier.sweep_lr,
-        options,
-        printer,
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        print_config=print_config,
+        ctx, run_sweep, options, printer, out=out, overwrite=overwrite, resume=resume, print_config=print_config
     )
     if summary is None:  # --print-config, or a torchrun rank other than 0
         return

@@ -55,7 +55,7 @@ def train_cnn(
 
     Example: mle6 train-cnn --data-dir sign_data --lr 1e-3 --epochs 50 --batch-size 64
     """
-    from mle6cli.tasks import classifier
+    from mle6cli.tasks.classifier import train_cnn as run_train
 
     check_resume_alone(resume, out)
     printer = Printer(json_mode=json_out, quiet=quiet)
@@ -72,14 +72,7 @@ def train_cnn(
         "deterministic": deterministic,
     }
     summary = run_task(
-        ctx,
-        classifier.train_cnn,
-        options,
-        printer,
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        print_config=print_config,
+        ctx, run_train, options, printer, out=out, overwrite=overwrite, resume=resume, print_config=print_config
     )
     if summary is None:  # --print-config, or a torchrun rank other than 0
         return
