@@ -225,13 +225,13 @@ def arrays_to_data(arrays: dict[str, np.ndarray], device, source: dict, where: s
     for split in SPLITS:
         checked[split] = check_arrays(arrays[f"X_{split}"], arrays[f"Y_{split}"], split, where, notes)
     # the stored (uint8) arrays: a quarter of the bytes of the float copies, the same data
-    print_ = fingerprint(a for split in SPLITS for a in checked[split])
+    stored = fingerprint(a for split in SPLITS for a in checked[split])
     splits = {}
     for split, (x, y) in checked.items():
         xt = torch.from_numpy(to_unit_float(x)).permute(0, 3, 1, 2).contiguous()  # (N, 3, 64, 64)
         splits[split] = Split(xt.to(device), torch.from_numpy(y).to(device))
     source = dict(source, sizes={s: len(splits[s]) for s in SPLITS})
-    return SignsData(splits["train"], splits["val"], splits["test"], source, notes, print_)
+    return SignsData(splits["train"], splits["val"], splits["test"], source, notes, stored)
 
 
 def load_arrays(data_dir: Path | str) -> dict[str, np.ndarray]:

@@ -100,7 +100,7 @@ class Adam:
             bc2s.append(bc2)
         if not params:
             return
-        # the single-tensor arithmetic above, one dispatch per operation for every parameter at once
+        # the module docstring's arithmetic, one dispatch per operation for every parameter at once
         # (on the CPU each _foreach_ op runs the same per-tensor kernel: the same bits)
         torch._foreach_lerp_(avgs, grads, 1 - beta1)  # m <- lerp(m, g, 1 - b1)
         torch._foreach_mul_(avg_sqs, beta2)
