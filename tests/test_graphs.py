@@ -15,6 +15,16 @@ from mle6cli.models import CNNClassifier, ConvAutoencoder
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+@pytest.fixture
+def no_tf32():
+    """cuDNN convolutions and cuBLAS matmuls in full float32 while CUDA is compared with the CPU: with
+    TF32 (cuDNN's default) a 10-bit mantissa makes a GPU run differ from the CPU's far beyond rounding."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny convolutions: a second thread mostly waits
 
 
@@ -134,7 +144,7 @@ def _members(which: str, device: str, lrs=(1e-3,)):
 @cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("which", ["cnn", "ae"])
-def test_graphed_fit_equals_eager(which):
+def test_graphed_fit_equals_eager(which, no_tf32):
     torch.backends.cudnn.deterministic = True
     data = signs_like(40, "cuda") if which == "cnn" else digits_like(40, "cuda")  # 16, 16 and a ragged 8
     lrs = (1e-3, 1e-4)
@@ -143,6 +153,7 @@ def test_graphed_fit_equals_eager(which):
         members = _members(which, "cuda", lrs)
         states = [MemberState(seed=5), MemberState(seed=6)]  # two seed groups: (S, B) index buffers
         fit(members, states, data, {"val": data}, epochs=2, batch_size=16, use_graphs=use_graphs)
+        assert members.graphed == [use_graphs]  # captured when asked, never fell back
         results[use_graphs] = (states, [members.export(j)["weights"] for j in range(2)])
     (eager, eager_w), (graphed, graphed_w) = results[False], results[True]
     for a, b in zip(eager, graphed, strict=True):
@@ -155,7 +166,7 @@ def test_graphed_fit_equals_eager(which):
 
 @cuda
 @pytest.mark.cuda
-def test_graphed_fused_sweep_equals_eager_and_the_cpu():
+def test_graphed_fused_sweep_equals_eager_and_the_cpu(no_tf32):
     torch.backends.cudnn.deterministic = True
     lrs = [1e10, 1e-3, 1e-5]  # the first diverges: masked inside the graph too
     out = {}
@@ -165,6 +176,7 @@ def test_graphed_fused_sweep_equals_eager_and_the_cpu():
         members = _members("cnn", device, lrs)
         states = [MemberState(seed=5) for _ in lrs]
         fit(members, states, data, evals, epochs=2, batch_size=16, use_graphs=use_graphs)
+        assert all(members.graphed) == use_graphs  # once, then again when the diverged member is retired
         out[(device, use_graphs)] = states
     eager, graphed, cpu = out[("cuda", False)], out[("cuda", True)], out[("cpu", False)]
     assert [s.status for s in graphed] == [s.status for s in eager] == [s.status for s in cpu]
@@ -172,3 +184,99 @@ def test_graphed_fused_sweep_equals_eager_and_the_cpu():
     for a, b, c in zip(eager[1:], graphed[1:], cpu[1:], strict=True):
         _close(a.history, b.history, rel=1e-4)
         _close(c.history, b.history, rel=2e-3)  # grouped GPU layout vs per-member CPU kernels
+
+
+# ---------------------------------------------------------------- a capture that fails is a note
+
+
+class FailingCapture(graphs.GraphedStep):
+    """Warms up for real (the weights, Adam state and sums move), then fails as CUDA would on a step
+    that synchronises while capturing."""
+
+    def _capture(self, step, snapshot, optimizers, warmup):
+        for size, index in self.index.items():
+            for _ in range(warmup):
+                step(index, size)
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+
+@pytest.fixture
+def capture_fails(monkeypatch):
+    monkeypatch.setattr(graphs, "graphs_enabled", lambda device, requested=None: requested is not False)
+    monkeypatch.setattr(graphs, "GraphedStep", FailingCapture)
+
+
+def test_a_failed_capture_trains_on_eagerly_from_the_same_state(capture_fails):
+    data = signs_like(20)
+    results = []
+    for use_graphs in (False, None):
+        torch.manual_seed(0)
+        members = fz.FusedCNNMembers([CNNClassifier(), CNNClassifier()], [1e-3, 1e-2])
+        states = [MemberState(seed=0), MemberState(seed=1)]
+        notes = []
+        fit(members, states, data, {"val": data}, epochs=2, batch_size=8, use_graphs=use_graphs, note=notes.append)
+        results.append(([s.history for s in states], [members.export(j) for j in range(2)], notes, members.graphed))
+    (eager, eager_weights, eager_notes, _), (fell_back, weights, notes, graphed) = results
+    assert eager_notes == [] and graphed == [False]
+    assert notes == [
+        "Note: CUDA graph capture failed (RuntimeError: CUDA error: operation not permitted when stream is "
+        "capturing); training continues without graphs."
+    ]
+    assert fell_back == eager  # the warm-up was undone: not one bit of it remains
+    for a, b in zip(eager_weights, weights, strict=True):
+        assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
+        assert a["optimizer"]["step"] == b["optimizer"]["step"]
+        for moment in ("exp_avg", "exp_avg_sq"):
+            assert all(torch.equal(v, b["optimizer"][moment][k]) for k, v in a["optimizer"][moment].items())
+
+
+def test_a_failed_capture_is_one_note_and_summary_says_no_graphs(capture_fails, runner, app, tmp_path):
+    import json
+
+    result = runner.invoke(app, ["train-cnn", "--synthetic", "--epochs", "1", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "Note: CUDA graph capture failed (RuntimeError: CUDA error: operation not permitted" in result.output
+    assert "Traceback" not in result.output
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["graphs"] is False
+
+
+def test_the_failure_names_the_line_that_raised():
+    def step(index, size):
+        torch.zeros(2)[[0, 1, 2]]
+
+    try:
+        step(None, 0)
+    except IndexError as exc:
+        text = graphs.failure(exc)
+    assert text.startswith("IndexError: index 2 is out of bounds") and " at " not in text  # not in the package
+    with pytest.raises(ValueError) as info:
+        fz.FusedCNN(0)
+    assert graphs.failure(info.value).endswith(f"at mle6cli/engine/fused.py:{info.tb.tb_next.tb_lineno}")
+
+
+@cuda
+@pytest.mark.cuda
+def test_a_step_that_synchronises_falls_back_on_a_gpu(monkeypatch):
+    """On a real GPU: the warm-up runs with synchronising operations made errors, so an `.item()` in
+    the optimizer is named before capture, the weights are put back, and the run goes on eagerly."""
+    from mle6cli.engine.optim import Adam
+
+    adam_step = Adam.step
+
+    def step_and_read(self, active=None):
+        adam_step(self, active)
+        float(self.step_count[0])
+
+    data = signs_like(24, "cuda")
+    torch.manual_seed(0)
+    eager = fz.FusedCNNMembers([CNNClassifier().to("cuda")], [1e-3])
+    eager_state = MemberState(seed=0)
+    fit(eager, [eager_state], data, {}, epochs=1, batch_size=8, use_graphs=False)
+    monkeypatch.setattr(Adam, "step", step_and_read)
+    torch.manual_seed(0)
+    members = fz.FusedCNNMembers([CNNClassifier().to("cuda")], [1e-3])
+    state, notes = MemberState(seed=0), []
+    fit(members, [state], data, {}, epochs=1, batch_size=8, use_graphs=True, note=notes.append)
+    assert members.graphed == [False] and len(notes) == 1
+    assert "synchroniz" in notes[0] and "mle6cli/engine/" in notes[0], notes
+    assert state.history == eager_state.history

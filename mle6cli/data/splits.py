@@ -41,12 +41,21 @@ class Split:
         xb = as_float(rows(self.x, index))
         return xb, (xb if self.y is None else rows(self.y, index))
 
+    def epoch_batches(self, perms: torch.Tensor, batch_size: int) -> list[tuple[torch.Tensor, int]]:
+        """An epoch's batches from its permutations (S, N) on the host: (index (S, B) on the device, B)
+        each, views of one copy made here, so that no step copies anything from the host."""
+        order = perms.to(self.x.device)  # (S, N)
+        return [
+            (order[:, i : i + batch_size], order[:, i : i + batch_size].shape[1])
+            for i in range(0, len(self), batch_size)
+        ]
+
 
 class ShardedSplit:
     """One data-parallel rank's share of a split: the samples i with i % world == rank, on its device.
 
-    It is indexed like the whole split (`len` is the whole split's size, batches come as global
-    indices of shape (1, B)) and gives back the samples of each batch that this rank holds, in
+    It is ordered like the whole split (`len` is the whole split's size, `epoch_batches` takes the
+    global permutation) and batches are the samples of each global batch that this rank holds, in
     batch order: a rank's share of a step's batch has about B / world samples, the ranks' shares
     together make the single-process batch.
     """
@@ -68,12 +77,28 @@ class ShardedSplit:
     def __len__(self) -> int:
         return self.total
 
+    def epoch_batches(self, perms: torch.Tensor, batch_size: int) -> list[tuple[torch.Tensor, int]]:
+        """An epoch's batches from its permutation (1, N) of global sample numbers, on the host: for
+        each, this rank's rows of the samples it holds, in batch order ((1, b) on the device), and the
+        batch's size over every rank. The selection happens here, once an epoch, on the host: in a
+        step it would need the count of a boolean mask, a host synchronisation."""
+        if perms.shape[0] != 1:
+            raise ValueError("a data-parallel batch is one seed group's: permutation of shape (1, N)")
+        order = perms[0]
+        held = order.remainder(self.world) == self.rank  # (N,)
+        local = order[held].div(self.world, rounding_mode="floor").to(self.x.device).unsqueeze(0)  # (1, N / world)
+        starts = range(0, self.total, batch_size)
+        padded = torch.cat([held.long(), held.new_zeros((-self.total) % batch_size, dtype=torch.long)])
+        counts = padded.view(-1, batch_size).sum(1).tolist()  # this rank's samples in each batch
+        batches, at = [], 0
+        for i, count in zip(starts, counts, strict=True):
+            batches.append((local[:, at : at + count], min(batch_size, self.total - i)))
+            at += count
+        return batches
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """index (1, B) of global sample numbers -> this rank's (1, b, C, H, W) images of them."""
-        if index.shape[0] != 1:
-            raise ValueError("a data-parallel batch is one seed group's: index of shape (1, B)")
-        mine = index[index.remainder(self.world) == self.rank]  # (b,): the batch's samples this rank holds
-        xb = as_float(rows(self.x, mine.div(self.world, rounding_mode="floor"))).unsqueeze(0)  # (1, b, C, H, W)
+        """index (1, b) of this rank's rows (`epoch_batches`) -> its (1, b, C, H, W) images."""
+        xb = as_float(rows(self.x, index))  # (1, b, C, H, W)
         return xb, xb
 
 

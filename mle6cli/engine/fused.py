@@ -151,13 +151,19 @@ class FusedCNN(nn.Module):
         # mean/var are views of the (M, C) buffers: F.batch_norm updates them in place
         return F.batch_norm(x, mean, var, weight, bias, self.training, self.bn_momentum, self.bn_eps)
 
-    def forward(self, x: torch.Tensor, groups: Sequence[int] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, groups: Sequence[int] | None = None, group_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`group_index`: `groups` as an int64 tensor on x's device, made once by the caller, so that
+        a captured step copies nothing from the host (the grouped layout gathers with it)."""
         if self.training:  # what nn.BatchNorm2d counts, per member
             self.bn1_num_batches_tracked.add_(self._counted)
             self.bn2_num_batches_tracked.add_(self._counted)
         if self.layout_is_per_member(x.device):
             return self._forward_members(x, groups, self.live if self.training else None)
-        return self._forward_grouped(x, groups)
+        if groups is not None and group_index is None:
+            group_index = torch.tensor(list(groups), device=x.device)
+        return self._forward_grouped(x, group_index)
 
     def _forward_members(self, x, groups, live) -> torch.Tensor:
         # unbind: one view per member whose backward stacks the M gradients in one go
@@ -184,7 +190,7 @@ class FusedCNN(nn.Module):
             outs.append(F.log_softmax(F.linear(h, p["fc2_weight"][j], p["fc2_bias"][j]), dim=1))  # (B, classes)
         return torch.stack(outs)  # (M, B, classes)
 
-    def _forward_grouped(self, x, groups) -> torch.Tensor:
+    def _forward_grouped(self, x, group_index) -> torch.Tensor:
         m = self.members
         w1, w2 = self.conv1_weight, self.conv2_weight
 
@@ -197,10 +203,10 @@ class FusedCNN(nn.Module):
                 getattr(self, f"{prefix}_bias").view(-1),
             )
 
-        if groups is None or x.dim() == 4:  # one shared batch: M stacked weight blocks are one convolution
+        if group_index is None or x.dim() == 4:  # one shared batch: M stacked weight blocks are one convolution
             x = F.conv2d(x, w1.view(-1, *w1.shape[2:]), self.conv1_bias.view(-1), padding="same")  # (B, 4M, 64, 64)
-        else:  # a batch per member: (M, B, 3, H, W) -> (B, 3M, H, W), one group per member
-            xm = x[list(groups)]
+        else:  # a batch per member: (S, B, 3, H, W) -> (M, B, 3, H, W) -> (B, 3M, H, W), one group per member
+            xm = x.index_select(0, group_index)
             xm = xm.transpose(0, 1).reshape(xm.shape[1], -1, *xm.shape[3:])
             x = F.conv2d(xm, w1.view(-1, *w1.shape[2:]), self.conv1_bias.view(-1), padding="same", groups=m)
         batch = x.shape[0]
@@ -282,18 +288,20 @@ class FusedCNNMembers(Members):
     def bind(self, groups: Sequence[int], live: Sequence[bool]) -> None:
         super().bind(groups, live)
         self.model.set_live(live)
+        # made here, before any capture: a Python list as an index would be copied to the device in the step
+        self.group_index = torch.tensor(self.groups, device=self.model.conv1_weight.device)  # (M,)
 
     def _losses(self, x, y):
         if self._shared():  # every member reads the same batch: no per-member gather
             out = self.model(x[self.groups[0]])
             return out, member_nll(out, y[self.groups[0]])
-        out = self.model(x, self.groups)
+        out = self.model(x, self.groups, self.group_index)
         return out, member_nll(out, y, self.groups)
 
     def _correct(self, outputs, y) -> torch.Tensor:
         if self._shared():
             return (outputs.detach().argmax(-1) == y[self.groups[0]]).sum(1)
-        return (outputs.detach().argmax(-1) == y[self.groups]).sum(1)
+        return (outputs.detach().argmax(-1) == y.index_select(0, self.group_index)).sum(1)  # (M, B) -> (M,)
 
     def _eval_outputs(self, x):
         out = self.model(x)  # (M, B, K)

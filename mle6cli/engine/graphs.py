@@ -1,7 +1,7 @@
 """Whole training steps captured in CUDA graphs: one replay instead of hundreds of kernel launches.
 
 The models here are so small that an eager step on a GPU is nearly all launch overhead and
-Python. `make_step(step, ...)` takes the loop's step function — `step(index)` gathers the
+Python. `make_step(step, ...)` takes the loop's step function — `step(index, size)` gathers the
 batch `x[index]` ((S, B) indices: one row per seed group), runs forward, backward and the
 optimizer, and accumulates the losses on the device — and, on CUDA, returns a drop-in
 replacement that replays a CUDA graph:
@@ -12,16 +12,25 @@ replacement that replays a CUDA graph:
 - the optimizer must be capturable (`engine.optim.Adam` is: its state lives in device tensors);
 - warm-up steps run before capture (CUDA needs them) and are then undone: parameters, buffers,
   optimizer state and the `extra` tensors are restored, so the graphed run gives the same
-  numbers as the eager one.
+  numbers as the eager one;
+- the warm-up runs under `torch.cuda.set_sync_debug_mode("error")`: an operation that would
+  synchronise with the host (`.item()`, a Python-list index, a blocking copy) fails there,
+  naming its line, before capture could fail on it.
 
-Anywhere but CUDA the step function is used as it is (`graphs_enabled` says which applies).
-Set MLE6_GRAPHS=0 to turn capture off everywhere.
+A capture never costs a run: if warm-up or capture fails, every tensor is put back as it was and
+`make_step` returns the eager step, after telling `on_fallback` why (`is_graphed` says which
+one a run got). Anywhere but CUDA the step function is used as it is (`graphs_enabled` says
+which applies). Set MLE6_GRAPHS=0 to turn capture off everywhere. tests/test_rehearsal.py runs
+every step function on fake CUDA tensors on a CPU and fails on any host synchronisation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -64,11 +73,11 @@ class _Snapshot:
 
 
 class GraphedStep:
-    """`step(index)` replayed from one CUDA graph per batch size (see the module docstring)."""
+    """`step(index, size)` replayed from one CUDA graph per batch size (see the module docstring)."""
 
     def __init__(
         self,
-        step: Callable[[torch.Tensor], None],
+        step: Callable[[torch.Tensor, int], None],
         *,
         batch_sizes: Sequence[int],
         groups: int,
@@ -80,26 +89,37 @@ class GraphedStep:
     ):
         self.step = step
         device = torch.device(device)
-        self.device = device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        self.device = device
         for optimizer in optimizers:
             if not getattr(optimizer, "capturable", False):
                 raise ValueError(f"{type(optimizer).__name__} cannot be captured in a CUDA graph")
-        with torch.cuda.device(self.device):  # capture on the device the tensors live on
-            self._capture(step, batch_sizes, groups, modules, optimizers, extra, warmup)
-
-    def _capture(self, step, batch_sizes, groups, modules, optimizers, extra, warmup) -> None:
-        device = self.device
         snapshot = _Snapshot(modules, optimizers, extra)
         self.index = {
             size: torch.arange(size, device=device).expand(groups, size).contiguous()
             for size in sorted(set(batch_sizes))
         }  # (S, B)
+        try:
+            with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+                self._capture(step, snapshot, optimizers, warmup)  # on the device the tensors live on
+        except BaseException:
+            if device.type == "cuda":
+                with contextlib.suppress(RuntimeError):  # a broken context fails again in the eager step, clearly
+                    torch.cuda.synchronize(device)
+            snapshot.restore()  # the eager run starts from the state the caller gave
+            for optimizer in optimizers:
+                optimizer.zero_grad()
+            raise
+
+    def _capture(self, step, snapshot: _Snapshot, optimizers, warmup: int) -> None:
+        device = self.device
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
-            for index in self.index.values():
+        with torch.cuda.stream(side), _sync_is_an_error():  # warm-up on a side stream, as capture requires
+            for size, index in self.index.items():
                 for _ in range(warmup):
-                    step(index)
+                    step(index, size)
         torch.cuda.current_stream(device).wait_stream(side)
         snapshot.restore()
         self.graphs = {}
@@ -108,14 +128,13 @@ class GraphedStep:
                 optimizer.zero_grad()
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                step(index)
+                step(index, size)
             self.graphs[size] = graph
         torch.cuda.synchronize(device)
 
-    def __call__(self, index: torch.Tensor) -> None:
-        size = index.shape[-1]
+    def __call__(self, index: torch.Tensor, size: int) -> None:
         if size not in self.graphs:  # a batch size nobody announced: run it eagerly
-            self.step(index)
+            self.step(index, size)
             return
         self.index[size].copy_(index, non_blocking=True)
         if torch.cuda.current_device() == self.device.index:
@@ -125,8 +144,19 @@ class GraphedStep:
                 self.graphs[size].replay()
 
 
+class _sync_is_an_error:
+    """`torch.cuda.set_sync_debug_mode("error")` for the block, the previous mode restored after."""
+
+    def __enter__(self):
+        self.before = torch.cuda.get_sync_debug_mode()
+        torch.cuda.set_sync_debug_mode("error")
+
+    def __exit__(self, *exc) -> None:
+        torch.cuda.set_sync_debug_mode(self.before)
+
+
 def make_step(
-    step: Callable[[torch.Tensor], None],
+    step: Callable[[torch.Tensor, int], None],
     *,
     batch_sizes: Sequence[int],
     device: torch.device,
@@ -135,21 +165,47 @@ def make_step(
     extra: Sequence[torch.Tensor] = (),
     groups: int = 1,
     enabled: bool | None = None,
-) -> Callable[[torch.Tensor], None]:
+    on_fallback: Callable[[str], None] | None = None,
+) -> Callable[[torch.Tensor, int], None]:
     """`step` itself, or on CUDA its graph-replaying twin.
 
-    `step(index)` must do all its work in tensors on `device` (no `.item()`, no host sync, no
-    new Python state between calls) and read its batch through `index`, of shape (groups, B).
-    `modules` and `optimizers` are what it trains; `extra` are other tensors it changes.
+    `step(index, size)` must do all its work in tensors on `device` (no `.item()`, no host sync,
+    no new Python state between calls) and read its batch through `index`, of shape (groups, B),
+    of `size` samples (B, but for a data-parallel rank's share).
+    `modules` and `optimizers` are what it trains; `extra` are other tensors it changes. When
+    capture fails, `on_fallback(note)` hears why and the eager `step` is returned.
     """
     if not graphs_enabled(device, enabled):
         return step
-    return GraphedStep(
-        step,
-        batch_sizes=batch_sizes,
-        groups=groups,
-        device=device,
-        modules=modules,
-        optimizers=optimizers,
-        extra=extra,
-    )
+    try:
+        return GraphedStep(
+            step,
+            batch_sizes=batch_sizes,
+            groups=groups,
+            device=device,
+            modules=modules,
+            optimizers=optimizers,
+            extra=extra,
+        )
+    except (RuntimeError, ValueError, TypeError) as exc:  # CUDA's errors are RuntimeErrors; torch's own misuse checks
+        if on_fallback is not None:
+            on_fallback(f"Note: CUDA graph capture failed ({failure(exc)}); training continues without graphs.")
+        return step
+
+
+def is_graphed(step: Callable) -> bool:
+    """Whether `make_step` gave a graph-replaying step."""
+    return isinstance(step, GraphedStep)
+
+
+def failure(exc: BaseException) -> str:
+    """An exception in one line, with the package's innermost line that raised it (where to look)."""
+    text = str(exc).strip().splitlines()
+    where = ""
+    package = Path(__file__).resolve().parents[1]
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = Path(frame.filename).resolve()
+        if path.is_relative_to(package) and path != Path(__file__).resolve():
+            where = f" at {path.relative_to(package.parent)}:{frame.lineno}"
+            break
+    return f"{type(exc).__name__}: {text[0] if text else ''}{where}"

@@ -70,6 +70,24 @@ def position_groups(states: Sequence[MemberState]) -> list[list[int]]:
     return list(groups.values())
 
 
+def train_step(
+    members: Members, train: Split, alive: torch.Tensor, loss_sum: torch.Tensor, correct: torch.Tensor
+) -> Callable[[torch.Tensor, int], None]:
+    """The loop's step: gather the batch at `index` (S, B) of a batch of `size` samples (over every
+    process: a data-parallel rank holds only its share), one Adam step of every live member, the
+    losses (times the batch size) and correct counts added to the device sums. Everything it does
+    stays on the device: it is what a CUDA graph captures (tests/test_rehearsal.py checks)."""
+
+    def step(index: torch.Tensor, size: int) -> None:  # index: (S, B)
+        xb, yb = train.batch(index)  # (S, B, ...)
+        losses, hits = members.step(xb, yb, alive, size)
+        loss_sum.add_(losses.to(loss_sum.dtype) * size)
+        if hits is not None:
+            correct.add_(hits)
+
+    return step
+
+
 def fit(
     members: Members,
     states: list[MemberState],
@@ -81,6 +99,7 @@ def fit(
     on_epoch: Callable[[list[dict | None]], Sequence[int] | None] | None = None,
     stop: Callable[[], bool] | None = None,
     use_graphs: bool | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> bool:
     """Train every member whose state is `training` up to `epochs`; return True when interrupted.
 
@@ -90,7 +109,8 @@ def fit(
     `<split>_acc` for each split in `evals`, in eval mode — and `on_epoch(rows)` is called with
     one row per member (None for members not trained this epoch); it may return members to
     retire (status `stopped`). `stop()` is asked after every step: on True the states
-    are left resumable and fit returns True.
+    are left resumable and fit returns True. `note(text)` hears what a person should know (a
+    CUDA graph capture that failed); `members.graphed` records whether the steps were graphed.
     """
     if len(states) != members.count:
         raise ValueError(f"need one state per member ({members.count}), got {len(states)}")
@@ -120,17 +140,12 @@ def fit(
     loss_sum = torch.zeros(len(states), device=device, dtype=sum_dtype(device))
     correct = torch.zeros(len(states), device=device, dtype=torch.int64)
 
-    def step(index: torch.Tensor) -> None:  # index: (S, B)
-        xb, yb = train.batch(index)  # (S, B, ...)
-        losses, hits = members.step(xb, yb, alive, index.shape[1])
-        loss_sum.add_(losses.to(loss_sum.dtype) * index.shape[1])
-        if hits is not None:
-            correct.add_(hits)
+    step = train_step(members, train, alive, loss_sum, correct)
 
-    def bind() -> Callable[[torch.Tensor], None]:
+    def bind() -> Callable[[torch.Tensor, int], None]:
         members.bind(group_of, live)
         sizes = sorted({min(batch_size, n), n % batch_size} - {0})
-        return graphs.make_step(
+        graphed = graphs.make_step(
             step,
             batch_sizes=sizes,
             groups=len(seeds),
@@ -139,7 +154,10 @@ def fit(
             optimizers=[members.optimizer],
             extra=[alive, loss_sum, correct],
             enabled=use_graphs if members.graphable else False,
+            on_fallback=note,
         )
+        members.graphed.append(graphs.is_graphed(graphed))
+        return graphed
 
     run_step = bind()
     position = {"epoch": lead.epoch, "batch": lead.batch, "seen": lead.seen}
@@ -166,17 +184,16 @@ def fit(
                 if live[j]:
                     s.loss_sum, s.correct = 0.0, 0
             sync(sums=False)
-        index_all = torch.stack(perms).to(device)  # (S, N)
+        batches = train.epoch_batches(torch.stack(perms), batch_size)  # [(index (S, B) on the device, size)]
         share = members.own_share([s.loss_sum for s in states], [s.correct for s in states])
         loss_sum.copy_(torch.tensor(share[0], dtype=torch.float64))
         correct.copy_(torch.tensor(share[1], dtype=torch.int64))
         interrupted = False
         while position["batch"] < steps_per_epoch:
-            b = position["batch"]
-            index = index_all[:, b * batch_size : (b + 1) * batch_size]
-            run_step(index)
+            index, size = batches[position["batch"]]
+            run_step(index, size)
             position["batch"] += 1
-            position["seen"] += index.shape[1]
+            position["seen"] += size
             if stop is not None and stop() and position["batch"] < steps_per_epoch:
                 interrupted = True
                 break

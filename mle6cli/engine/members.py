@@ -71,8 +71,10 @@ class Members:
     graphable = True  # a step can be captured in a CUDA graph (fixed shapes, no collectives)
 
     def __init__(self) -> None:
-        self.groups: list[int] = [0] * self.count
-        self.live: list[bool] = [True] * self.count
+        self.groups: list[int] = []
+        self.live: list[bool] = []
+        self.bind([0] * self.count, [True] * self.count)
+        self.graphed: list[bool] = []  # per `fit` binding: whether its steps were replayed from a CUDA graph
 
     @property
     def has_accuracy(self) -> bool:

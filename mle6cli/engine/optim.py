@@ -27,6 +27,30 @@ def sum_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
+def _stacked(p: torch.Tensor) -> tuple[int, ...]:
+    """The view of an (M,) per-member vector that broadcasts over a stacked (M, ...) tensor."""
+    return (-1,) + (1,) * (p.dim() - 1)
+
+
+class _ScalarGroup:
+    """Parameters (or slices) that take the same per-member scalar: member `member`'s, or with
+    `member` None the (M,) vector viewed as `shape` (one stacked tensor)."""
+
+    def __init__(self, dtype: torch.dtype, member: int | None, shape: tuple[int, ...] | None = None):
+        self.dtype, self.member, self.shape = dtype, member, shape
+        self.params, self.avgs, self.denoms = [], [], []
+
+    def add(self, p: torch.Tensor, m: torch.Tensor, d: torch.Tensor) -> _ScalarGroup:
+        self.params.append(p)
+        self.avgs.append(m)
+        self.denoms.append(d)
+        return self
+
+    def scalars(self, values: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """(M,) per-member values -> a 0-d view (one member) or [an (M, 1, ...) view] (stacked)."""
+        return values[self.member] if self.member is not None else [values.view(self.shape)]
+
+
 class Adam:
     capturable = True  # engine.graphs: no lazy state, no host sync
 
@@ -75,29 +99,20 @@ class Adam:
         if active is not None:
             step_size = torch.where(active, step_size, 0.0)
         scalars = {}  # per dtype: the (M,) step sizes and corrections, cast once per step
-        params, grads, avgs, avg_sqs, sizes, bc2s = [], [], [], [], [], []
+        params, grads, avgs, avg_sqs, owners = [], [], [], [], []
         for p, j, exp_avg, exp_avg_sq in zip(self.params, self.member_of, self.exp_avg, self.exp_avg_sq, strict=True):
             grad = p.grad
             if grad is None:
                 continue
             if p.dtype not in scalars:
                 scalars[p.dtype] = (step_size.to(p.dtype), bias_correction2_sqrt.to(p.dtype))
-            member_sizes, member_bc2s = scalars[p.dtype]
-            if j is None:  # stacked members: per-member scalars broadcast over (M, 1, ...)
-                shape = (-1,) + (1,) * (p.dim() - 1)
-                size, bc2 = member_sizes.view(shape), member_bc2s.view(shape)
-                if active is not None:
-                    grad = torch.where(active.view(shape), grad, 0.0)
-            else:
-                size, bc2 = member_sizes[j], member_bc2s[j]
-                if active is not None:
-                    grad = torch.where(active[j], grad, 0.0)
+            if active is not None:  # a frozen member's gradient may be NaN: zeros instead
+                grad = torch.where(active.view(_stacked(p)) if j is None else active[j], grad, 0.0)
             params.append(p)
             grads.append(grad)
             avgs.append(exp_avg)
             avg_sqs.append(exp_avg_sq)
-            sizes.append(size)
-            bc2s.append(bc2)
+            owners.append(j)
         if not params:
             return
         # the module docstring's arithmetic, one dispatch per operation for every parameter at once
@@ -106,11 +121,42 @@ class Adam:
         torch._foreach_mul_(avg_sqs, beta2)
         torch._foreach_addcmul_(avg_sqs, grads, grads, value=1 - beta2)  # v <- b2·v + (1 - b2)·g²
         denoms = torch._foreach_sqrt(avg_sqs)
-        torch._foreach_div_(denoms, bc2s)
-        torch._foreach_add_(denoms, self.eps)  # sqrt(v) / sqrt(1 - b2^t) + eps
-        updates = torch._foreach_mul(sizes, avgs)
+        updates = []
+        for group in self._scalar_groups(params, avgs, denoms, owners):
+            member_sizes, member_bc2s = scalars[group.dtype]
+            size, bc2 = group.scalars(member_sizes), group.scalars(member_bc2s)
+            torch._foreach_div_(group.denoms, bc2)  # sqrt(v) / sqrt(1 - b2^t)
+            updates.append((group, torch._foreach_mul(group.avgs, size)))  # (lr / (1 - b1^t)) · m
+        params = [t for group, _ in updates for t in group.params]
+        denoms = [t for group, _ in updates for t in group.denoms]
+        updates = [t for _, u in updates for t in u]
+        torch._foreach_add_(denoms, self.eps)
         torch._foreach_div_(updates, denoms)
-        torch._foreach_sub_(params, updates)  # p <- p - (lr / (1 - b1^t)) · m / denom
+        torch._foreach_sub_(params, updates)  # p <- p - (lr / (1 - b1^t)) · m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    def _scalar_groups(self, params, avgs, denoms, owners) -> list[_ScalarGroup]:
+        """The tensors grouped so that one per-member scalar, or one list of them, applies to each group.
+
+        A _foreach_ op takes its one-kernel route only for a 0-d scalar tensor or for lists of equal
+        shapes. Tensors of one member share its 0-d scalars: one group per member. Stacked tensors
+        (M, ...) need an (M, 1, ...) view per tensor, one kernel each, unless they are cut into
+        their members' slices: on a GPU that is done when it gives fewer groups (M < tensors); on
+        the CPU every _foreach_ op is a loop of per-tensor kernels anyway, and slices would only
+        add tensors.
+        """
+        groups: dict[tuple, _ScalarGroup] = {}
+        stacked = [i for i, j in enumerate(owners) if j is None]
+        slice_stacked = params[0].device.type == "cuda" and self.members < len(stacked)
+        for i, j in enumerate(owners):
+            p, m, d = params[i], avgs[i], denoms[i]
+            if j is not None:
+                groups.setdefault((p.dtype, j), _ScalarGroup(p.dtype, j)).add(p, m, d)
+            elif slice_stacked:
+                for k, (pk, mk, dk) in enumerate(zip(p.unbind(0), m.unbind(0), d.unbind(0), strict=True)):
+                    groups.setdefault((p.dtype, k), _ScalarGroup(p.dtype, k)).add(pk, mk, dk)
+            else:
+                groups[(p.dtype, None, i)] = _ScalarGroup(p.dtype, None, _stacked(p)).add(p, m, d)
+        return list(groups.values())
 
     # ---- one member's state, in plain tensors (checkpoints hold members, so a run can be re-sharded)
 

@@ -154,6 +154,7 @@ class Run:
         self.lock: RunLock | None = None
         self.peers = None  # engine.distributed.Peers under torchrun (rank 0 writes, every rank trains)
         self.epochs: int | None = None
+        self.graphed: list[bool] = []  # per group trained (every rank's): whether its steps replayed CUDA graphs
         self.clock = TrainClock()
         if saved is not None:
             self.clock = TrainClock(float(saved.get("train_seconds", 0.0)), int(saved.get("resumes", 0)) + 1)
@@ -306,6 +307,7 @@ class Run:
         """Write summary.json last and drop the resume checkpoint: the run is complete."""
         summary = dict(summary, train_seconds=summary.get("train_seconds", self.clock.seconds()))
         summary.setdefault("resumed", self.clock.resumes)
+        summary.setdefault("graphs", bool(self.graphed) and all(self.graphed))
         summary.setdefault("run_dir", str(self.path))
         write_json(self.path / SUMMARY, summary)
         for name in (RESUME, PROGRESS):
@@ -423,6 +425,7 @@ class Run:
         stop: Callable[[], bool] | None = None,
         save_every: int = 1,
         shard: bool = True,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         """Train every member still `training` to `epochs`, in place.
 
@@ -436,6 +439,7 @@ class Run:
         Under torchrun each rank trains its shard of the members (balanced by the epochs left; with
         `shard=False` every rank trains every member, data-parallel), then every member's state is
         exchanged: each rank returns with every member's history, rank 0 with their weights too.
+        `note(text)` hears what a person should know while training (a failed CUDA graph capture).
         """
         from mle6cli.engine.distributed import shard as split
 
@@ -455,6 +459,7 @@ class Run:
                     any_of(signal_stop, stop),
                     save_every,
                     self.save,
+                    note,
                 )
                 if interrupted:
                     self.save(members, status="interrupted")
@@ -491,6 +496,7 @@ class Run:
                     stop,
                     save_every,
                     save_own,
+                    note,
                     by_seed=not shard,
                 )
                 if interrupted:
@@ -514,7 +520,7 @@ class Run:
                 raise self.interrupted(signal_number, _where(members, epochs))
 
     def _fit_groups(
-        self, members, build, train, evals, epochs, batch_size, on_epoch, stop, save_every, save, by_seed=False
+        self, members, build, train, evals, epochs, batch_size, on_epoch, stop, save_every, save, note, by_seed=False
     ) -> bool:
         """`fit` each group of `members` standing at the same point (`by_seed`: and drawing the same
         batches), calling `save(members)` every `save_every` epochs; True when interrupted (saved by
@@ -550,7 +556,9 @@ class Run:
                 batch_size=batch_size,
                 on_epoch=rows_done,
                 stop=stop,
+                note=note,
             )
+            self.graphed.extend(backend.graphed)
             self._export(group, backend)
             if interrupted:
                 return True
@@ -562,10 +570,12 @@ class Run:
         peers = self.peers
         light = {
             "interrupted": interrupted,
+            "graphed": self.graphed,
             "signal": signal_number if signal_number is not None else peers.stop_signal,
             "members": {i: {"state": members[i].state, "extra": members[i].extra} for i in mine},
         }
         parts = peers.all_gather("exchange the members' progress", light)
+        self.graphed = [g for part in parts for g in part["graphed"]]
         for part in parts:
             for i, member in part["members"].items():
                 members[i].state, members[i].extra = member["state"], member["extra"]

@@ -57,6 +57,7 @@ class Job:
             stop=stop,
             save_every=save_every(self.run),
             shard=shard,
+            note=log.events.note,
         )
         log.catch_up(members)
         return self.run.writer

@@ -194,6 +194,8 @@ def run_all(
             "synthetic": synthetic,
             "data": {"signs": provenance["signs"], "mnist": mnist.source},
             "seconds": time.perf_counter() - started,
+            # every training step's steps replayed from CUDA graphs
+            "graphs": all(results[step].get("graphs", False) for step in ("sweep_lr", "train_ae", "pca_ae")),
             "results": results,
             "report_html": str(html_path),
             "report_md": str(md_path),
