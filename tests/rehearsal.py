@@ -44,6 +44,17 @@ READS_THE_DEVICE = {
 }
 
 
+def fake_cuda_works() -> bool:
+    """Whether this torch makes fake CUDA tensors without a GPU (recent releases do)."""
+    fake = FakeTensorMode(allow_non_fake_inputs=True)
+    try:
+        with fake:
+            fake.from_tensor(torch.zeros(1)).to(CUDA)
+    except Exception:
+        return False
+    return True
+
+
 class HostSyncWatch(TorchDispatchMode):
     """Records each operation that would synchronise a CUDA stream with the host."""
 

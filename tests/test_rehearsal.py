@@ -17,9 +17,12 @@ from mle6cli.engine import loop
 from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
 from mle6cli.engine.optim import Adam
 from mle6cli.models import CNNClassifier, ConvAutoencoder, LinearAutoencoder
-from tests.rehearsal import rehearse
+from tests.rehearsal import fake_cuda_works, rehearse
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.skipif(not fake_cuda_works(), reason="this torch cannot make fake CUDA tensors without a GPU"),
+]
 
 
 def signs_like(n: int = 16) -> Split:
