@@ -3,7 +3,7 @@
 Two reasons not to use torch.optim.Adam: constructing one imports torch._dynamo (about 1.7 s
 of start-up), and a sweep needs one learning rate per member inside one fused step. The
 arithmetic is torch's single-tensor Adam (no weight decay, no amsgrad), operation for
-operation, so the numbers are bit-identical to it on the CPU (tests/test_optim.py checks):
+operation, so the numbers are bit-identical to it on the CPU (tests/test_engine.py checks):
 
     m <- lerp(m, g, 1 - b1);  v <- b2·v + (1 - b2)·g²
     p <- p - (lr / (1 - b1^t)) · m / (sqrt(v) / sqrt(1 - b2^t) + eps)
@@ -121,15 +121,14 @@ class Adam:
         torch._foreach_mul_(avg_sqs, beta2)
         torch._foreach_addcmul_(avg_sqs, grads, grads, value=1 - beta2)  # v <- b2·v + (1 - b2)·g²
         denoms = torch._foreach_sqrt(avg_sqs)
+        groups = self._scalar_groups(params, avgs, denoms, owners)
         updates = []
-        for group in self._scalar_groups(params, avgs, denoms, owners):
+        for group in groups:
             member_sizes, member_bc2s = scalars[group.dtype]
-            size, bc2 = group.scalars(member_sizes), group.scalars(member_bc2s)
-            torch._foreach_div_(group.denoms, bc2)  # sqrt(v) / sqrt(1 - b2^t)
-            updates.append((group, torch._foreach_mul(group.avgs, size)))  # (lr / (1 - b1^t)) · m
-        params = [t for group, _ in updates for t in group.params]
-        denoms = [t for group, _ in updates for t in group.denoms]
-        updates = [t for _, u in updates for t in u]
+            torch._foreach_div_(group.denoms, group.scalars(member_bc2s))  # sqrt(v) / sqrt(1 - b2^t)
+            updates.extend(torch._foreach_mul(group.avgs, group.scalars(member_sizes)))  # (lr / (1 - b1^t)) · m
+        params = [t for group in groups for t in group.params]
+        denoms = [t for group in groups for t in group.denoms]
         torch._foreach_add_(denoms, self.eps)
         torch._foreach_div_(updates, denoms)
         torch._foreach_sub_(params, updates)  # p <- p - (lr / (1 - b1^t)) · m / (sqrt(v) / sqrt(1 - b2^t) + eps)
