@@ -1,0 +1,172 @@
+"""The shipped job script examples/slurm/sweep.sbatch on a real SLURM: a one-node cluster on
+localhost (tests/slurm_cluster.py), the script adapted only through its variables and sbatch's
+command line.
+
+How the cut is made fast and still the script's own path: the job gets `--time=1
+--signal=TERM@5`, the shortest time limit SLURM has. slurmctld sends a --signal warning from its
+check of time limits, which runs every 30 seconds, at the first check that falls less than
+--signal + 30 s before the limit: so SLURM's SIGTERM comes 29 to 59 s into a one-minute job,
+depending on where the job started between two checks. The test submits right after a check (it
+reads them in slurmctld's debug2 log), so the first attempt is cut about 30 s in, mid-training;
+the requeued attempt starts about 8 s after a check (the requeue, then cred_expire=5 s), so its
+warning can come only 50 s in, after the rest of the run has finished. On a slower machine the
+second attempt may be cut too and requeue once more; the assertions hold for any number of
+restarts.
+
+The oracle is plain processes at one thread, like torchrun's ranks: every member's files depend on
+its learning rate and seed alone (tests/test_distributed.py holds a 2-rank run to one process), so
+each learning rate is run as its own sweep, both side by side, which halves the oracle's time on
+two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, subprocess_env
+from tests.slurm_cluster import LocalSlurm, Unavailable, _free_port
+
+SCRIPT = REPO / "examples" / "slurm" / "sweep.sbatch"
+LRS = ("1e-3", "1e-4")
+SWEEP = ["--synthetic", "--seeds", "0-2", "--epochs", "15"]  # 2 lrs x 3 seeds: 3 members a rank
+
+
+@pytest.fixture
+def slurm():
+    # a short folder: munged's socket path must fit in a unix socket address
+    root = Path(tempfile.mkdtemp(prefix="mle6-slurm-"))
+    try:
+        cluster = LocalSlurm.start(root)
+    except Unavailable as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("MLE6_REQUIRE_SLURM"):
+            pytest.fail(f"MLE6_REQUIRE_SLURM is set but SLURM cannot run here: {exc}")
+        pytest.skip(f"SLURM cannot run here: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def oracle(folder: Path) -> dict[str, Path]:
+    """lr -> a plain one-thread sweep of that learning rate (started together, waited for)."""
+    env = subprocess_env()
+    procs = {
+        lr: subprocess.Popen(
+            [sys.executable, "-m", "mle6cli", "sweep-lr", *SWEEP, "--lrs", lr, "--out", str(folder / lr), "--quiet"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for lr in LRS
+    }  # fmt: skip
+    for proc in procs.values():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    return {lr: folder / lr for lr in LRS}
+
+
+def job_env(runs: Path, experiment: str) -> dict:
+    """What the job sees (sbatch exports the submitting environment): the script's variables, and
+    this checkout's mle6 and torchrun first on the PATH."""
+    env = subprocess_env()
+    return dict(
+        env,
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        EXPERIMENT=experiment,
+        RUNS=str(runs),
+        MLE6_ARGS=" ".join([*SWEEP, "--lrs", ",".join(LRS)]),
+        PROCS_PER_NODE="2",
+        RDZV_PORT=str(_free_port()),
+    )
+
+
+# the #SBATCH lines a one-node CPU cluster needs changed
+ONE_NODE = ["--nodes=1", "--gpus-per-node=0", "--cpus-per-task=1"]
+
+
+def test_the_readme_shows_the_shipped_sweep_script_and_every_script_parses():
+    readme = (REPO / "README.md").read_text()
+    assert f"```bash\n{SCRIPT.read_text()}```" in readme
+    scripts = sorted((REPO / "examples" / "slurm").glob("*.sbatch"))
+    assert [p.name for p in scripts] == ["one-gpu.sbatch", "run-all.sbatch", "sweep.sbatch"]
+    for path in scripts:
+        done = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, (path, done.stderr)
+        text = path.read_text()
+        # the time limit's warning must reach the job steps, not only the batch shell
+        assert "#SBATCH --signal=TERM@" in text and "B:TERM" not in text.replace('"B:TERM"', ""), path
+        assert "#SBATCH --requeue" in text and 'scontrol requeue "$SLURM_JOB_ID"' in text, path
+        assert "\nrun=$RUNS/$EXPERIMENT\n" in text, path  # named by the experiment, not the job id
+
+
+@pytest.mark.slow
+def test_sweep_job_is_cut_requeues_itself_and_finishes_exactly(slurm, tmp_path):
+    started = time.time()
+    expected = oracle(tmp_path / "oracle")
+    runs = tmp_path / "runs"
+    run = runs / "sweep-a"
+    env = job_env(runs, "sweep-a")
+    log = tmp_path / "job.out"
+
+    slurm.after_tick()
+    submitted = time.time()
+    job = slurm.submit([*ONE_NODE, "--time=1", "--signal=TERM@5", f"--output={log}", str(SCRIPT)], env)
+    fields = slurm.wait(job, timeout=300)
+    ended = time.time()
+    text = log.read_text()
+    assert fields["JobState"] == "COMPLETED", (fields, text[-3000:])
+    assert fields["ExitCode"] == "0:0", fields
+    restarts = int(fields["Restarts"])
+    assert restarts >= 1, f"the job was never cut: {text[-3000:]}"
+
+    # each cut: the script said so once and the job requeued itself; the first came mid-training,
+    # where mle6 saved (a later one may fall while the results are written: no save, none needed)
+    lines = text.splitlines()
+    said = [line for line in lines if line.startswith("mle6-sweep: ")]
+    cut = f"mle6-sweep: stopped by the scheduler; requeued, the job continues the run in {run} from its last save"
+    assert said == [cut] * restarts, text[-3000:]
+    saves = [line for line in lines if line.startswith("Error: interrupted ")]
+    assert saves, text[-3000:]
+    assert saves[0].startswith(("Error: interrupted in epoch ", "Error: interrupted after epoch ")), saves
+    assert len(saves) <= restarts
+    assert sum(line == f"Resuming the run in {run} with its saved options." for line in lines) == restarts
+    # torchrun's agent prints its own traceback when SIGTERM reaches it; mle6's code never appears in one
+    assert not [line for line in lines if line.strip().startswith("File ") and "mle6cli" in line], text[-3000:]
+
+    # the run is the uninterrupted one, byte for byte
+    compared = 0
+    for folder in expected.values():
+        for path in sorted(folder.glob("lr_*/seed_*/*")):
+            if path.name in ("metrics.csv", "model.pt"):
+                mine = run / path.relative_to(folder)
+                assert mine.read_bytes() == path.read_bytes(), f"{mine} differs from the plain run's"
+                compared += 1
+    assert compared == 2 * len(LRS) * 3
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed"] == restarts
+    assert not (run / "resume.pt").exists()
+
+    # a second sbatch of the finished experiment: one note, exit 0, nothing touched
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    again_log = tmp_path / "again.out"
+    again = slurm.submit([*ONE_NODE, "--time=2", f"--output={again_log}", str(SCRIPT)], env)
+    fields = slurm.wait(again, timeout=120)
+    out = again_log.read_text()
+    assert (fields["JobState"], fields["ExitCode"], fields["Restarts"]) == ("COMPLETED", "0:0", "0"), (fields, out)
+    assert out.splitlines() == [
+        f"Note: the run in {run} already finished; nothing to resume (see {run / 'summary.json'})"
+    ], out
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+    print(
+        f"\nslurm: job {job} submitted {submitted - started:.0f} s into the test, COMPLETED after {restarts} "
+        f"restart(s) and {ended - submitted:.0f} s; the test took {time.time() - started:.0f} s"
+    )
