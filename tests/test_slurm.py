@@ -22,6 +22,7 @@ two cores.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -37,7 +38,21 @@ from tests.slurm_cluster import LocalSlurm, Unavailable, _free_port
 
 SCRIPT = REPO / "examples" / "slurm" / "sweep.sbatch"
 LRS = ("1e-3", "1e-4")
-SWEEP = ["--synthetic", "--seeds", "0-2", "--epochs", "15"]  # 2 lrs x 3 seeds: 3 members a rank
+SWEEP = ["--synthetic", "--seeds", "0-2"]  # 2 lrs x 3 seeds: 3 members a rank
+CUT_AFTER = 40  # s of training at the least: the first cut comes about 30 s into the job
+
+
+def epochs_to_outlast_the_cut(folder: Path) -> int:
+    """Enough epochs that a rank trains past the first cut on this machine, however fast: one epoch
+    of a rank's share (3 members, one thread) timed by the command itself."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mle6cli", "sweep-lr", *SWEEP, "--lrs", LRS[0], "--epochs", "2", "--out", str(folder)]
+        + ["--save-every", "0", "--json", "--quiet"],
+        env=subprocess_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    per_epoch = json.loads(done.stdout)["train_seconds"] / 2
+    return max(12, math.ceil(CUT_AFTER / per_epoch))
 
 
 @pytest.fixture
@@ -58,12 +73,13 @@ def slurm():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def oracle(folder: Path) -> dict[str, Path]:
+def oracle(folder: Path, epochs: int) -> dict[str, Path]:
     """lr -> a plain one-thread sweep of that learning rate (started together, waited for)."""
     env = subprocess_env()
     procs = {
         lr: subprocess.Popen(
-            [sys.executable, "-m", "mle6cli", "sweep-lr", *SWEEP, "--lrs", lr, "--out", str(folder / lr), "--quiet"],
+            [sys.executable, "-m", "mle6cli", "sweep-lr", *SWEEP, "--epochs", str(epochs), "--lrs", lr]
+            + ["--out", str(folder / lr), "--quiet"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for lr in LRS
@@ -74,7 +90,7 @@ def oracle(folder: Path) -> dict[str, Path]:
     return {lr: folder / lr for lr in LRS}
 
 
-def job_env(runs: Path, experiment: str) -> dict:
+def job_env(runs: Path, experiment: str, epochs: int) -> dict:
     """What the job sees (sbatch exports the submitting environment): the script's variables, and
     this checkout's mle6 and torchrun first on the PATH."""
     env = subprocess_env()
@@ -83,7 +99,7 @@ def job_env(runs: Path, experiment: str) -> dict:
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         EXPERIMENT=experiment,
         RUNS=str(runs),
-        MLE6_ARGS=" ".join([*SWEEP, "--lrs", ",".join(LRS)]),
+        MLE6_ARGS=" ".join([*SWEEP, "--epochs", str(epochs), "--lrs", ",".join(LRS)]),
         PROCS_PER_NODE="2",
         RDZV_PORT=str(_free_port()),
     )
@@ -111,10 +127,11 @@ def test_the_readme_shows_the_shipped_sweep_script_and_every_script_parses():
 @pytest.mark.slow
 def test_sweep_job_is_cut_requeues_itself_and_finishes_exactly(slurm, tmp_path):
     started = time.time()
-    expected = oracle(tmp_path / "oracle")
+    epochs = epochs_to_outlast_the_cut(tmp_path / "calibration")
+    expected = oracle(tmp_path / "oracle", epochs)
     runs = tmp_path / "runs"
     run = runs / "sweep-a"
-    env = job_env(runs, "sweep-a")
+    env = job_env(runs, "sweep-a", epochs)
     log = tmp_path / "job.out"
 
     slurm.after_tick()
@@ -167,6 +184,6 @@ def test_sweep_job_is_cut_requeues_itself_and_finishes_exactly(slurm, tmp_path):
     ], out
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
     print(
-        f"\nslurm: job {job} submitted {submitted - started:.0f} s into the test, COMPLETED after {restarts} "
-        f"restart(s) and {ended - submitted:.0f} s; the test took {time.time() - started:.0f} s"
+        f"\nslurm: {epochs} epochs; job {job} submitted {submitted - started:.0f} s into the test, COMPLETED "
+        f"after {restarts} restart(s) and {ended - submitted:.0f} s; the test took {time.time() - started:.0f} s"
     )
