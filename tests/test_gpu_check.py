@@ -62,21 +62,22 @@ def test_the_helpers_run_as_scripts():
 
 def test_gpu_data_copies_the_layout_and_refuses_what_does_not_fit(tmp_path):
     gpu_data = load_benchmark("gpu_data")
-    source = tmp_path / "shared"
-    (source / "sign_data").mkdir(parents=True)
+    signs, mnist = tmp_path / "signs", tmp_path / "mnist"
+    signs.mkdir()
     for name in gpu_data.SIGNS_FILES:
-        np.save(source / "sign_data" / name, np.zeros(3, dtype=np.uint8))
-    raw = source / "mnist-mini" / "MNIST" / "raw"
+        np.save(signs / name, np.zeros(3, dtype=np.uint8))
+    raw = mnist / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in gpu_data.MNIST_NAMES[:3]:
         (raw / name).write_bytes(b"plain")
     (raw / f"{gpu_data.MNIST_NAMES[3]}.gz").write_bytes(b"packed")  # only .gz there: taken as it is
     with pytest.raises(FileNotFoundError, match="missing"):
-        gpu_data.copy_data(source / "nothing", tmp_path / "x")
+        gpu_data.copy_data(tmp_path / "nothing", mnist, tmp_path / "x")
     with pytest.raises(ValueError, match="more than"):
-        gpu_data.copy_data(source, tmp_path / "x", limit=10)
+        gpu_data.copy_data(signs, mnist, tmp_path / "x", limit=10)
     assert not (tmp_path / "x").exists()  # checked before anything is written
-    assert gpu_data.main(["--source", str(source), "--dest", str(tmp_path / "gpu_data")]) == 0
+    argv = ["--signs", str(signs), "--mnist-root", str(mnist), "--dest", str(tmp_path / "gpu_data")]
+    assert gpu_data.main(argv) == 0
     copied = sorted(
         str(p.relative_to(tmp_path / "gpu_data")) for p in (tmp_path / "gpu_data").rglob("*") if p.is_file()
     )
