@@ -8,7 +8,8 @@ SIGNS_DATA ?= sign_data
 MNIST_DIR ?= data
 DEMO_DATA := $(if $(and $(wildcard $(SIGNS_DATA)/X_train.npy),$(wildcard $(MNIST_DIR)/MNIST/raw/train-images-idx3-ubyte*)),\
 	--data-dir $(SIGNS_DATA) --mnist-dir $(MNIST_DIR) --no-download,--synthetic)
-# make bench DEVICE=cpu EPOCHS=10 AE_EPOCHS=1 THREADS=1 REPEAT=3 (empty: per-device defaults, see benchmarks/bench.py)
+# make bench DEVICE=cpu EPOCHS=10 AE_EPOCHS=1 THREADS=1 REPEAT=3 (empty: per-device defaults, see benchmarks/bench.py);
+# its data: SIGNS_DATA and MNIST_DIR
 DEVICE ?= auto
 EPOCHS ?=
 AE_EPOCHS ?=
@@ -40,16 +41,18 @@ demo: install
 
 # The seed's pipeline vs the project's commands, whole processes side by side; writes bench.json.
 bench: install
-	$(BIN)/python benchmarks/bench.py --device $(DEVICE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-		$(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS)) $(if $(REPEAT),--repeat $(REPEAT)) $(if $(ONLY),--only $(ONLY))
+	$(BIN)/python benchmarks/bench.py --device $(DEVICE) --data-dir $(SIGNS_DATA) --mnist-root $(MNIST_DIR) \
+		$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(AE_EPOCHS),--ae-epochs $(AE_EPOCHS)) $(if $(THREADS),--threads $(THREADS)) \
+		$(if $(REPEAT),--repeat $(REPEAT)) $(if $(ONLY),--only $(ONLY))
 
-# The data gpu-check reads, copied into the repo (ignored; a device call carries it): see benchmarks/gpu_data.py.
+# The data gpu-check reads (SIGNS_DATA and MNIST_DIR), copied into gpu_data/ (ignored): see benchmarks/gpu_data.py.
 gpu-data:
-	$(PYTHON) benchmarks/gpu_data.py --dest gpu_data
+	$(PYTHON) benchmarks/gpu_data.py --signs $(SIGNS_DATA) --mnist-root $(MNIST_DIR) --dest gpu_data
 
-# One call on a one-GPU box (no venv, no internet there): CUDA tests, then the benchmark at the issue's
-# sizes, in under 8 minutes; everything lands in $(OUT) (default gpu_out). How to run it: README.md,
-# "Running the GPU check", and the header of benchmarks/gpu_check.sh. GPU_CHECK_DRY_RUN=1: a CPU rehearsal.
+# Every check that needs a GPU, on a one-GPU box with the box's python3 (no venv, no internet needed):
+# graph tests, CUDA tests, torchrun tests, then the benchmark at the goals' sizes, in under 8 minutes;
+# everything lands in $(OUT) (default gpu_out). README.md, "Running the GPU check", and the header of
+# benchmarks/gpu_check.sh. GPU_CHECK_DRY_RUN=1: a rehearsal on the CPU.
 gpu-check:
 	OUT="$(OUT)" bash benchmarks/gpu_check.sh
 

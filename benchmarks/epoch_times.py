@@ -48,7 +48,7 @@ def to_split(x: np.ndarray, y: np.ndarray, device) -> Split:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data-dir", type=Path, default=HERE.parent.parent / "shared" / "data" / "sign_data")
+    parser.add_argument("--data-dir", type=Path, default=HERE.parent / "sign_data")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeats", type=int, default=3)

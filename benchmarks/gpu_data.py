@@ -1,11 +1,11 @@
-"""Put the data `make gpu-check` needs inside the repo, where a device call can carry it.
+"""Put the data `make gpu-check` reads inside the repository, so that one folder travels to the GPU box.
 
-A device call sends the repository and the paths it names in `carry`, nothing beside it: the
-`../shared/data` beside a checkout stays behind. This copies the real SIGNS arrays and
-mnist-mini into `gpu_data/` (ignored by git; carry it), checking that it fits:
+This copies the SIGNS arrays and MNIST's four IDX files into `gpu_data/` (ignored by git), in the
+layout the check reads, and refuses a copy much bigger than the two data sets (about 22 MiB with
+mnist-mini, the project's 8k-image MNIST sample): that means a wrong folder.
 
-    python3 benchmarks/gpu_data.py                      # ../shared/data -> gpu_data (make gpu-data)
-    python3 benchmarks/gpu_data.py --tiny --dest DIR    # tiny stand-ins in the same layout (dry runs)
+    python3 benchmarks/gpu_data.py --signs DIR --mnist-root DIR   # make gpu-data SIGNS_DATA=.. MNIST_DIR=..
+    python3 benchmarks/gpu_data.py --tiny --dest DIR              # tiny stand-ins in the same layout (dry runs)
 
 Layout (what tests/test_cuda.py and gpu_check.sh read):
     gpu_data/sign_data/{X,Y}_{train,val,test}.npy
@@ -25,18 +25,17 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SIGNS_FILES = [f"{k}_{s}.npy" for s in ("train", "val", "test") for k in ("X", "Y")]
 MNIST_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-CARRY_LIMIT = 64 * 2**20  # what one device call may carry, the working tree included
-DATA_LIMIT = 48 * 2**20  # leave room for the tree itself (about 1 MB) and the wheels
+DATA_LIMIT = 48 * 2**20  # twice the two data sets: more is not what the check reads
 
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def plan_copy(source: Path) -> list[tuple[Path, Path]]:
+def plan_copy(signs: Path, mnist_root: Path) -> list[tuple[Path, Path]]:
     """(source file, path under the destination) for every file to copy; raises if one is missing."""
-    pairs = [(source / "sign_data" / name, Path("sign_data") / name) for name in SIGNS_FILES]
-    raw = source / "mnist-mini" / "MNIST" / "raw"
+    pairs = [(signs / name, Path("sign_data") / name) for name in SIGNS_FILES]
+    raw = mnist_root / "MNIST" / "raw"
     for name in MNIST_NAMES:
         plain, packed = raw / name, raw / f"{name}.gz"
         chosen = plain if plain.is_file() else packed  # plain when there: nothing to unpack there
@@ -47,11 +46,11 @@ def plan_copy(source: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def copy_data(source: Path, dest: Path, limit: int = DATA_LIMIT) -> int:
-    pairs = plan_copy(source)
+def copy_data(signs: Path, mnist_root: Path, dest: Path, limit: int = DATA_LIMIT) -> int:
+    pairs = plan_copy(signs, mnist_root)
     total = sum(src.stat().st_size for src, _ in pairs)
     if total > limit:
-        raise ValueError(f"{_mib(total)} of data is more than the {_mib(limit)} left for it in one carry")
+        raise ValueError(f"{_mib(total)} of data is more than the {_mib(limit)} expected: is this the right folder?")
     for src, rel in pairs:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +83,8 @@ def write_tiny(dest: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--signs", type=Path, default=REPO / "sign_data", help="SIGNS npy folder (X_train.npy, ...)")
+    parser.add_argument("--mnist-root", type=Path, default=REPO / "data", help="folder holding MNIST/raw/")
     parser.add_argument("--dest", type=Path, default=REPO / "gpu_data")
     parser.add_argument("--tiny", action="store_true", help="write tiny synthetic stand-ins instead of copying")
     args = parser.parse_args(argv)
@@ -93,12 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote tiny stand-in data to {args.dest}")
         return 0
     try:
-        print(f"copying {args.source} -> {args.dest}")
-        total = copy_data(args.source, args.dest)
+        print(f"copying {args.signs} and {args.mnist_root} -> {args.dest}")
+        total = copy_data(args.signs, args.mnist_root, args.dest)
     except (FileNotFoundError, ValueError) as err:
         print(f"gpu_data: {err}", file=sys.stderr)
         return 1
-    print(f"{_mib(total)} copied; a device call carries at most {_mib(CARRY_LIMIT)} (tree and carried paths together)")
+    print(f"{_mib(total)} copied into {args.dest}")
     return 0
 
 

@@ -1,12 +1,12 @@
 """Benchmark of the MNIST autoencoders on real digits (CPU): the collapse census, quality, PCA.
 
-    PYTHONPATH=. python benchmarks/mnist_ae.py --mnist-root ../shared/data/mnist-mini --epochs 10 --json-out ae.json
+    PYTHONPATH=. python benchmarks/mnist_ae.py --mnist-root data --epochs 10 --json-out ae.json
 
 - collapse census: seeds × latent dims, `--epochs` epochs each, trained by train-ae itself
   (every member side by side), once with PyTorch's default initialisation and no restarts
   (`--init pytorch`: how often the exercise's model collapses), once with the fix and the
   default restarts (how many needed one; none may stay collapsed);
-- the median test MSE per latent size (issue targets at 10 epochs: < 0.050 at d=3, < 0.012 at d=100);
+- the median test MSE per latent size (targets at 10 epochs: < 0.050 at d=3, < 0.012 at d=100);
 - the exact optimum (Gram-matrix eigenvectors) against numpy's SVD of the training matrix;
 - the conv AE (mean over the seeds, with the fix) against exact PCA at each dim.
 About 30 minutes on 2 CPU cores at 10 epochs (about 5 s an epoch per model).
@@ -87,7 +87,7 @@ def pca_agreement(data, dims) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist-root", default="../shared/data/mnist-mini")
+    parser.add_argument("--mnist-root", default="data", help="folder holding MNIST/raw/")
     parser.add_argument("--dims", default="3,10,100,250")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--epochs", type=int, default=10)

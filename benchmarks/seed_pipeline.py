@@ -12,9 +12,9 @@ Faithful to the seed notebook's pipeline, inefficiencies included:
   ConvAutoencoder with MSELoss + Adam, one model per latent dimension.
 
 Usage:
-    python benchmarks/seed_pipeline.py cnn --data-dir ../shared/data/sign_data --lrs 1e-1,1e-3,1e-4,1e-5 --epochs 50
+    python benchmarks/seed_pipeline.py cnn --data-dir sign_data --lrs 1e-1,1e-3,1e-4,1e-5 --epochs 50
     python benchmarks/seed_pipeline.py cnn --synthetic --epochs 2 --json
-    python benchmarks/seed_pipeline.py ae --mnist-root ../shared/data/mnist-mini --latent-dims 3,10 --epochs 1
+    python benchmarks/seed_pipeline.py ae --mnist-root data --latent-dims 3,10 --epochs 1
 
 `--json` prints one document with `train_seconds` (the training loops, validation included)
 and `total_seconds` (from the start of main, data loading included); `ae` also gives

@@ -5,7 +5,7 @@ Runs `mle6 train-cnn` (lr 1e-3, 50 epochs, batch 64) and `mle6 sweep-lr` (1e-1,1
 wall times. Targets from the exercise: test accuracy >= 0.89 at lr 1e-3; in the sweep 1e-3 is
 best and 1e-1 fails.
 
-    python benchmarks/signs_quality.py [--data-dir ../shared/data/sign_data] [--epochs 50] [--threads N]
+    python benchmarks/signs_quality.py [--data-dir sign_data] [--epochs 50] [--threads N]
 
 `--threads` sets OMP_NUM_THREADS for the runs (on a busy 2-core machine, 1 is much faster).
 """
@@ -42,7 +42,7 @@ def run(args: list[str], env: dict) -> tuple[dict, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "sign_data"))
+    parser.add_argument("--data-dir", default=str(REPO / "sign_data"))
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)

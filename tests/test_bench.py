@@ -102,8 +102,84 @@ def test_bench_end_to_end(tmp_path, bench, capsys):
         assert row["ratio_wall_seconds"] > 0 and row["ours"]["train_seconds"] > 0
     else:
         assert "not registered" in row["ours"]["skipped"]
+    assert "ours_loop" not in row and not report["loop_runs"]  # on the CPU by default: one run of ours
+    assert report["tf32"]["cudnn.allow_tf32"] in (True, False)
     printed = capsys.readouterr().out
-    assert "ratio = seed / ours" in printed and "train-cnn" in printed
+    assert "ratio = seed / ours" in printed and "train-cnn" in printed and "ours train" in printed
+    assert "\nTF32: cudnn.allow_tf32=" in printed
+
+
+FAKE_SEED = """
+import json, os, sys
+report = json.loads(open(os.environ["BENCH_JSON"]).read())
+ours = [r["task"] for r in report["rows"] if r["ours"].get("ok") and r["ours_loop"].get("ok")]
+sys.exit(f"RuntimeError: boom; bench.json already had ours for {ours}")
+"""
+
+
+@pytest.mark.slow
+def test_a_failing_seed_pipeline_leaves_our_rows(tmp_path, bench, capsys, monkeypatch):
+    """Ours run first and are written at once; a seed side that fails is reported with its error's last
+    line, and our figures stay in bench.json and the table."""
+    signs = tiny_signs(tmp_path / "signs")
+    fake = tmp_path / "fake_seed.py"
+    fake.write_text(FAKE_SEED)
+    out = tmp_path / "bench.json"
+    monkeypatch.setenv("BENCH_JSON", str(out))
+    argv = ["--device", "cpu", "--epochs", "1", "--only", "sweep-lr", "--threads", "1", "--data-dir", str(signs)]
+    argv += ["--loop-runs", "on", "--seed-pipeline", str(fake), "--out", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert row["seed"]["ok"] is False
+    assert row["seed"]["error"] == "RuntimeError: boom; bench.json already had ours for ['sweep-lr']"
+    assert row["ours"]["ok"] and row["ours_loop"]["ok"] and row["ours_loop"]["train_seconds"] > 0
+    loop_argv = row["ours_loop"]["argv"]
+    assert loop_argv[loop_argv.index("--save-every") + 1] == "0" and "--save-every" not in row["ours"]["argv"]
+    assert row["ratio_train_seconds"] is None and report["complete"]
+    printed = capsys.readouterr().out
+    started = [line for line in printed.splitlines() if line.startswith("-- ")]
+    assert started == [
+        "-- sweep-lr: mle6 sweep-lr ...",
+        "-- sweep-lr: mle6 sweep-lr --save-every 0 ...",
+        "-- sweep-lr: seed pipeline ...",
+    ]
+    table = printed[printed.index("ratio = seed / ours") :]
+    line = next(x for x in table.splitlines() if x.startswith("sweep-lr "))
+    assert line.split()[1] == "failed" and f"{row['ours']['wall_seconds']:.2f}" in line
+    assert f"{row['ours_loop']['train_seconds']:.3f}" in line
+    assert "sweep-lr: seed pipeline failed: RuntimeError: boom" in table
+
+
+def test_a_row_keeps_each_sides_own_figure(bench):
+    """The whole command's fastest wall time; the loop's fastest train_seconds; graphs only if every run said so."""
+
+    def job(train, wall, graphs=True):
+        return {"ok": True, "train_seconds": train, "wall_seconds": wall, "graphs": graphs, "doc": {}}
+
+    runs = {
+        "ours": [job(0.9, 8.0), job(0.7, 7.0)],
+        "ours_loop": [job(0.5, 7.5), job(0.4, 7.9)],
+        "seed": [job(20.0, 30.0), {"ok": False, "error": "x", "wall_seconds": 1.0}],
+    }
+    row = bench.build_row("sweep-lr", runs, None, 1, 1)
+    assert row["ours"]["wall_seconds"] == 7.0 and row["ours_loop"]["train_seconds"] == 0.4
+    assert row["seed"]["walls"] == [30.0, 1.0]
+    assert row["ratio_wall_seconds"] == pytest.approx(30 / 7) and row["ratio_train_seconds"] == pytest.approx(50)
+    assert row["graphs"] is True
+    runs["ours_loop"][1]["graphs"] = False
+    assert bench.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is False
+    runs["ours_loop"][1]["graphs"] = None
+    assert bench.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is None
+    skipped = bench.build_row("train-cnn", {"ours": [], "seed": [job(1.0, 2.0)]}, "not registered", 1, 1)
+    assert skipped["ours"] == {"ok": False, "skipped": "not registered"} and skipped["ratio_wall_seconds"] is None
+
+
+def test_graphs_come_from_the_json_or_the_run_folder(tmp_path, bench):
+    assert bench.graphs_used({"graphs": True}) is True
+    assert bench.graphs_used({"train_seconds": 1.0}) is None  # an mle6 that does not say
+    (tmp_path / "summary.json").write_text(json.dumps({"graphs": False}))
+    assert bench.graphs_used({"run_dir": str(tmp_path)}) is False
 
 
 def test_the_seed_autoencoder_is_scaled_and_labelled(bench):
@@ -122,7 +198,8 @@ def test_the_seed_autoencoder_is_scaled_and_labelled(bench):
         "ratio_train_seconds": 17.0,
     }
     lines = bench.render_table({"device": "cuda:0 (X)", "signs": "synthetic", "rows": [row]})
-    assert lines[2].startswith("train-ae (seed: 1 epoch x 10)") and "an estimate" in lines[-1]
+    assert lines[1] == "TF32: not recorded" and lines[2].startswith("task ")
+    assert lines[3].startswith("train-ae (seed: 1 epoch x 10)") and "an estimate" in lines[-1]
 
 
 def test_bench_runs_as_a_script():
