@@ -15,6 +15,9 @@ import pytest
 
 from mle6cli import files
 from mle6cli.engine import runs
+from mle6cli.engine.folder import LOCK
+from mle6cli.engine.lock import RunLock
+from mle6cli.engine.status import run_status
 from mle6cli.tasks.classifier import sweep_lr, train_cnn
 from tests.conftest import StopAfter, subprocess_env
 from tests.mnist_helpers import TINY, subprocess_code, tiny_synthetic  # noqa: F401 (fixture)
@@ -65,14 +68,14 @@ def _killed_then_resumed(args, out, reference, names, rng, sizes=None):
         where = "after some epochs"
     assert proc.returncode == -signal.SIGKILL, where
     assert not (out / "summary.json").exists()  # never looks finished when it is not
-    status = runs.run_status(out)
+    status = run_status(out)
     assert status["status"] in ("crashed", "started"), status
     resumed = _cli([args[0], "--resume", str(out), "-q"], sizes=sizes)
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, f"{where}: {err}"
     for name in names:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), f"{name} ({where})"
-    assert runs.run_status(out)["status"] == "finished"
+    assert run_status(out)["status"] == "finished"
     assert not [p.name for p in out.rglob(".*tmp*")]  # no half-written temp file is left
 
 
@@ -133,8 +136,8 @@ def test_two_processes_one_folder(small, tmp_path):
     finally:
         first.kill()
         first.communicate(timeout=60)
-    assert (tmp_path / "r" / runs.LOCK).exists()  # a stale lock, left by SIGKILL, blocks nobody
-    assert runs.run_status(tmp_path / "r")["status"] == "crashed"
+    assert (tmp_path / "r" / LOCK).exists()  # a stale lock, left by SIGKILL, blocks nobody
+    assert run_status(tmp_path / "r")["status"] == "crashed"
     resumed = _cli(["train-cnn", "--resume", str(tmp_path / "r")])
     try:
         line = resumed.stdout.readline()
@@ -148,11 +151,11 @@ def test_the_lock_is_held_and_released_in_process(small, tmp_path):
     run = runs.Run.open("train-cnn", {"seeds": [1]}, out=tmp_path / "r")
     run.begin(device="cpu", data={})
     with pytest.raises(runs.RunDirError, match="is in use by process"):
-        runs.RunLock.take(tmp_path / "r")
-    assert runs.RunLock.held(tmp_path / "r") == os.getpid()
+        RunLock.take(tmp_path / "r")
+    assert RunLock.held(tmp_path / "r") == os.getpid()
     run.release()
-    assert runs.RunLock.held(tmp_path / "r") is None
-    runs.RunLock.take(tmp_path / "r").release()
+    assert RunLock.held(tmp_path / "r") is None
+    RunLock.take(tmp_path / "r").release()
 
 
 # ---------------------------------------------------------------- disks and permissions
@@ -303,13 +306,13 @@ def test_a_fingerprint_of_the_earlier_kind_is_not_compared(small, tmp_path):
 
 def test_run_status_tells_each_state(small, tmp_path, runner, app):
     with pytest.raises(runs.RunDirError, match="is not a run folder"):
-        runs.run_status(tmp_path)
+        run_status(tmp_path)
     with pytest.raises(Exception):  # noqa: B017
         sweep_lr(dict(signs_options(small), lrs=[1e-3]), out=tmp_path / "i", stop=StopAfter(4))
-    assert runs.run_status(tmp_path / "i")["status"] == "interrupted"
-    assert runs.run_status(tmp_path / "i")["epochs_done"] == 1
+    assert run_status(tmp_path / "i")["status"] == "interrupted"
+    assert run_status(tmp_path / "i")["epochs_done"] == 1
     train_cnn(signs_options(small, epochs=1), out=tmp_path / "f")
-    assert runs.run_status(tmp_path / "f")["status"] == "finished"
+    assert run_status(tmp_path / "f")["status"] == "finished"
     human = runner.invoke(app, ["runs", "status", str(tmp_path / "i")])
     assert human.exit_code == 0 and f"continue with: mle6 sweep-lr --resume {tmp_path / 'i'}" in human.stdout
     never = runner.invoke(app, ["train-cnn", "--resume", str(tmp_path)])

@@ -82,7 +82,7 @@ def status_command(
 
     Example: mle6 runs status runs/train-cnn/20250101-120000
     """
-    from mle6cli.engine.runs import run_status
+    from mle6cli.engine.status import run_status
 
     printer = Printer(json_mode=json_out)
     status = run_status(run)

@@ -1,6 +1,6 @@
 """`mle6 runs`: what run folders hold, read from their files alone (no torch).
 
-A folder is a run when it has config.json; its status comes from `engine.runs.run_status`
+A folder is a run when it has config.json; its status comes from `engine.status.run_status`
 (finished, failed, running, interrupted, crashed, started) and its headline from summary.json.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mle6cli.engine.runs import CONFIG, RunDirError, run_status
+from mle6cli.engine.folder import CONFIG, RunDirError
+from mle6cli.engine.status import run_status
 from mle6cli.files import FileError, read_json
 from mle6cli.fmt import cell, lr_label
 
