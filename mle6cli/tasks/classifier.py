@@ -352,7 +352,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
     if single:
         (record,) = records
         if record["status"] == "diverged":
-            (run.path / "resume.pt").unlink(missing_ok=True)  # nothing left to resume
+            run.drop_resume()
             loss = members[0].state.loss_sum / max(members[0].state.seen, 1)
             raise TrainingDiverged(
                 f"training diverged at epoch {record['diverged_epoch']}: the training loss became {loss}; "
@@ -383,7 +383,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
     figure_done()
     ranked = rank_configs(stats)
     if not ranked:
-        (run.path / "resume.pt").unlink(missing_ok=True)
+        run.drop_resume()
         raise TrainingDiverged(
             "every learning rate diverged ("
             + ", ".join(f"{lr_label(r['lr'])} at epoch {r['diverged_epoch']}" for r in records)

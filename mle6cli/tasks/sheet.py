@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mle6cli.engine.checkpoints import has_resume
 from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.interrupt import Interrupted
 from mle6cli.engine.runs import Run
@@ -238,7 +239,7 @@ def _job(run: Run, command: str, options: dict, counter: _Counter, stop, *, data
     kwargs = {"events": counter.for_step(), "stop": stop, **extra}
     if data is not None:
         kwargs["data"] = data
-    if run.resumed and (sub / "resume.pt").is_file():
+    if run.resumed and has_resume(sub):
         functions[command](options, resume=sub, **kwargs)
     else:  # a new or --overwrite'd run-all folder: its step folders are ours to reuse
         functions[command](options, out=sub, overwrite=True, **kwargs)
