@@ -1,6 +1,6 @@
 """Orderly stops: SIGINT/SIGTERM during training finish the current step, save, and exit 130/143.
 
-The run protocol (`engine.runs.Run.train`) is the one user:
+The run protocol's training strategies (`engine.strategies`) are its users:
 
     with graceful_stop() as stop:
         interrupted = fit(..., stop=stop)
