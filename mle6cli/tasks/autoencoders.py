@@ -436,8 +436,8 @@ def train_ae(
         members = run.members(keys, extra={"attempt": 0, "attempts": [], "epochs_before": 0})
 
         def label(m: Member) -> str:
-            text = f"d={m.key['latent_dim']} " + (f"seed {m.key['seed']} " if several else "")
-            return text + (f"retry {m.extra['attempt']} " if m.extra["attempt"] else "")
+            text = f"d={m.key['latent_dim']}" + (f" seed {m.key['seed']}" if several else "")
+            return text + (f" retry {m.extra['attempt']}" if m.extra["attempt"] else "")
 
         def metrics_file(m: Member) -> Path:
             return member_files(m.key["latent_dim"], m.key["seed"], several)[0]
@@ -511,7 +511,7 @@ def _restart_if_collapsed(m: Member, config: AeConfig, events, label) -> bool:
     if m.state.status != "stopped":
         return False
     reason = m.extra.get("collapse") or "collapsed"
-    events.note(f"Note: {label(m).strip()} collapsed with seed {m.state.seed} ({reason}); restarted.")
+    events.note(f"Note: {label(m)} collapsed with seed {m.state.seed} ({reason}); restarted.")
     m.extra["attempts"].append(_attempt_record(m, "collapsed", reason))
     m.extra["epochs_before"] += len(m.state.history)
     m.extra["attempt"] += 1

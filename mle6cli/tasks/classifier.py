@@ -198,9 +198,8 @@ def _classify(command, options, out, overwrite, resume, overrides, events, stop)
             return member_dir(m.key["lr"], m.key["seed"], sweep=sweep, several_seeds=several_seeds)
 
         def label(m: Member) -> str:
-            return (f"lr {lr_label(m.key['lr'])} " if sweep else "") + (
-                f"seed {m.key['seed']} " if several_seeds else ""
-            )
+            parts = [f"lr {lr_label(m.key['lr'])}"] if sweep else []
+            return " ".join(parts + ([f"seed {m.key['seed']}"] if several_seeds else []))
 
         log = EpochLog(
             job, events, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:]
