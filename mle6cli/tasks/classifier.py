@@ -297,6 +297,8 @@ def stats_rows(stats: list[dict]) -> list[dict]:
 
 
 def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> dict:
+    from mle6cli.models import SIGNS_CLASSES
+
     synthetic_tag = " (synthetic data)" if data.synthetic else ""
     single = not sweep and len(members) == 1  # train-cnn, one seed: the exercise's single run
     figure_done = None
@@ -334,7 +336,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             model_config.pop("seeds", None)
             run.save_torch(
                 folder / "model.pt",
-                {"model": "cnn", "classes": 6, "state_dict": member.weights, "config": model_config},
+                {"model": "cnn", "classes": SIGNS_CLASSES, "state_dict": member.weights, "config": model_config},
             )
         records.append(record)
 
