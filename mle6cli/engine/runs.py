@@ -206,6 +206,9 @@ class Run:
 
     @classmethod
     def _open(cls, command, options, out, overwrite, resume, outputs, overrides) -> Run:
+        from mle6cli.files import file_locks
+
+        file_locks()  # a system without file locks is told so before any data are read or folder made
         if resume is None:
             path = check_new_run_dir(out, command, overwrite)
             check_writable(path)
@@ -623,7 +626,9 @@ class RunLock:
 
     @classmethod
     def take(cls, folder: Path) -> RunLock:
-        import fcntl
+        from mle6cli.files import file_locks
+
+        fcntl = file_locks()  # one line, not a traceback, where the system has no fcntl
 
         path = Path(folder) / LOCK
         try:
@@ -650,7 +655,9 @@ class RunLock:
     @staticmethod
     def held(folder: Path) -> int | None:
         """The pid holding `folder`'s lock, or None (no lock file, or a stale one)."""
-        import fcntl
+        from mle6cli.files import file_locks
+
+        fcntl = file_locks()  # one line, not a traceback, where the system has no fcntl
 
         path = Path(folder) / LOCK
         if not path.exists():
