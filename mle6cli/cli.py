@@ -189,18 +189,31 @@ def main() -> None:
 
 def _leave(code) -> None:
     """Exit with `code`, skipping Python's teardown once torch is loaded: unloading torch costs about
-    half a second on every command, after everything was written and closed. Not under torchrun
-    (the peers' store lives in rank 0's process), nor with MLE6_FAST_EXIT=0 (for profilers and
-    other atexit users)."""
+    half a second on every command, after everything was written and closed. Every exit handler
+    still runs first (a user's, a library's: there is no public list of them to judge, and they cost
+    milliseconds), then `os._exit` skips only the modules' teardown. Python's own exit instead: under
+    torchrun (the peers' store lives in rank 0's process), while another thread that Python would
+    wait for runs, where the interpreter has no `atexit._run_exitfuncs`, or with MLE6_FAST_EXIT=0
+    (for profilers)."""
+    import atexit
+    import threading
+
     from mle6cli.engine.distributed import launched
 
-    if "torch" not in sys.modules or launched() or os.environ.get("MLE6_FAST_EXIT", "1") == "0":
+    if (
+        "torch" not in sys.modules
+        or launched()
+        or os.environ.get("MLE6_FAST_EXIT", "1") == "0"
+        or not hasattr(atexit, "_run_exitfuncs")
+        or any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate())
+    ):
         sys.exit(code)
     if code is None:
         code = 0
     elif not isinstance(code, int):  # what sys.exit does with a message
         sys.stderr.write(f"{code}\n")
         code = 1
+    atexit._run_exitfuncs()  # as Python's exit would, after the threads above and before flushing
     try:
         sys.stdout.flush()
     except (BrokenPipeError, OSError, ValueError):  # the reader left: as the boundary does, exit 1 quietly
