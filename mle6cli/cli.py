@@ -39,8 +39,6 @@ def _fail(message: str, code: int, exc: BaseException | None = None) -> None:
 
 # the commands that share their members across torchrun's processes; the others run as one process
 DISTRIBUTED = ("train-cnn", "sweep-lr", "train-ae", "pca-ae")
-# the commands whose figures a forked process draws (plots.start_worker): their figures take plain data
-FIGURE_WORKER = ("train-cnn", "sweep-lr")
 
 
 def _silence_stdout() -> None:
@@ -152,10 +150,6 @@ def _root(
     """mle6: the ML exercise sheet as commands."""
     from mle6cli.engine.distributed import env_world, launched
 
-    if ctx.invoked_subcommand in FIGURE_WORKER and not _follower() and not {"-h", "--help"} & set(sys.argv[1:]):
-        from mle6cli.plots import start_worker
-
-        start_worker()  # imports pyplot on another core while this process imports torch
     _state["debug"] = _state["debug"] or debug
     if _state["debug"]:
         os.environ["MLE6_DEBUG"] = "1"  # the printer of a torchrun rank other than 0 speaks too
@@ -183,8 +177,16 @@ def main() -> None:
     try:
         app(prog_name="mle6")
     except SystemExit as exc:
+        _stop_drawing()
         _leave(exc.code)
+    _stop_drawing()
     _leave(0)
+
+
+def _stop_drawing() -> None:
+    plots = sys.modules.get("mle6cli.plots")  # imported only by a command that draws
+    if plots is not None:
+        plots.stop_worker()
 
 
 def _leave(code) -> None:

@@ -147,6 +147,17 @@ def live_progress(console):
         yield Events(start=start, epoch=epoch, note=bar.console.print, section=section)
 
 
+def draw_in_background() -> None:
+    """For a command whose figures take plain data, called before it imports torch: start the drawing
+    process (`plots.start_worker`), so pyplot imports on another core while torch imports here. Not
+    in a torchrun rank other than 0, which draws nothing."""
+    from mle6cli.engine.distributed import follower
+    from mle6cli.plots import start_worker
+
+    if not follower():
+        start_worker()
+
+
 def epoch_label(member: str, epoch: int, epochs: int) -> str:
     """A progress line's head: "lr 1e-03 seed 4 epoch 3/50", or "epoch 3/50" for a run of one."""
     return f"{member} epoch {epoch}/{epochs}" if member else f"epoch {epoch}/{epochs}"

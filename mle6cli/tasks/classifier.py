@@ -360,7 +360,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
                 f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
             )
         title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
-        plots.curves_figure(members[0].state.history, run.path / "curves.png", title)
+        plots.in_background(plots.curves_figure, members[0].state.history, run.path / "curves.png", title)()
         summary = {
             **base,
             "lr": config.lrs[0],
