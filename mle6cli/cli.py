@@ -39,8 +39,6 @@ def _fail(message: str, code: int, exc: BaseException | None = None) -> None:
 
 # the commands that share their members across torchrun's processes; the others run as one process
 DISTRIBUTED = ("train-cnn", "sweep-lr", "train-ae", "pca-ae")
-# the commands whose figures a forked process draws (plots.start_worker): their figures take plain data
-FIGURE_WORKER = ("train-cnn", "sweep-lr")
 
 
 def _silence_stdout() -> None:
@@ -152,10 +150,6 @@ def _root(
     """mle6: the ML exercise sheet as commands."""
     from mle6cli.engine.distributed import env_world, launched
 
-    if ctx.invoked_subcommand in FIGURE_WORKER and not _follower() and not {"-h", "--help"} & set(sys.argv[1:]):
-        from mle6cli.plots import start_worker
-
-        start_worker()  # imports pyplot on another core while this process imports torch
     _state["debug"] = _state["debug"] or debug
     if _state["debug"]:
         os.environ["MLE6_DEBUG"] = "1"  # the printer of a torchrun rank other than 0 speaks too
@@ -183,24 +177,45 @@ def main() -> None:
     try:
         app(prog_name="mle6")
     except SystemExit as exc:
+        _stop_drawing()
         _leave(exc.code)
+    _stop_drawing()
     _leave(0)
+
+
+def _stop_drawing() -> None:
+    plots = sys.modules.get("mle6cli.plots")  # imported only by a command that draws
+    if plots is not None:
+        plots.stop_worker()
 
 
 def _leave(code) -> None:
     """Exit with `code`, skipping Python's teardown once torch is loaded: unloading torch costs about
-    half a second on every command, after everything was written and closed. Not under torchrun
-    (the peers' store lives in rank 0's process), nor with MLE6_FAST_EXIT=0 (for profilers and
-    other atexit users)."""
+    half a second on every command, after everything was written and closed. Every exit handler
+    still runs first (a user's, a library's: there is no public list of them to judge, and they cost
+    milliseconds), then `os._exit` skips only the modules' teardown. Python's own exit instead: under
+    torchrun (the peers' store lives in rank 0's process), while another thread that Python would
+    wait for runs, where the interpreter has no `atexit._run_exitfuncs`, or with MLE6_FAST_EXIT=0
+    (for profilers)."""
+    import atexit
+    import threading
+
     from mle6cli.engine.distributed import launched
 
-    if "torch" not in sys.modules or launched() or os.environ.get("MLE6_FAST_EXIT", "1") == "0":
+    if (
+        "torch" not in sys.modules
+        or launched()
+        or os.environ.get("MLE6_FAST_EXIT", "1") == "0"
+        or not hasattr(atexit, "_run_exitfuncs")
+        or any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate())
+    ):
         sys.exit(code)
     if code is None:
         code = 0
     elif not isinstance(code, int):  # what sys.exit does with a message
         sys.stderr.write(f"{code}\n")
         code = 1
+    atexit._run_exitfuncs()  # as Python's exit would, after the threads above and before flushing
     try:
         sys.stdout.flush()
     except (BrokenPipeError, OSError, ValueError):  # the reader left: as the boundary does, exit 1 quietly

@@ -27,6 +27,20 @@ class ConfigError(Mle6Error, ValueError):
     """
 
 
+class PlatformError(Mle6Error):
+    """A system without what mle6 needs from Linux and macOS (file locks, fork)."""
+
+
+def posix_module(name: str, use: str):
+    """Import the POSIX module `name` (e.g. "fcntl"), or fail in one line saying what it is for (`use`)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise PlatformError(f"mle6 needs Linux or macOS: this system has no {name} ({use})") from None
+
+
 def debug_from_env() -> bool:
     """MLE6_DEBUG=1 (or yes, true, on) shows tracebacks, like --debug; 0, no, false, off or empty do not."""
     import os

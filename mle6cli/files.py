@@ -16,11 +16,16 @@ import os
 from pathlib import Path
 
 from mle6cli import fmt
-from mle6cli.errors import Mle6Error
+from mle6cli.errors import Mle6Error, posix_module
 
 
 class FileError(Mle6Error):
     """A file that cannot be written or read as the tool expects."""
+
+
+def file_locks():
+    """The `fcntl` module, for the run folders' locks; on a system without it, one line saying so."""
+    return posix_module("fcntl", "file locks for run folders")
 
 
 def _os_error(exc: OSError, path: Path, doing: str) -> FileError:

@@ -30,115 +30,84 @@ def _pyplot():
 # ---- a drawing process started before torch is imported
 #
 # pyplot costs about half a second to import. A training command spends its first two seconds
-# importing torch on one core, so `start_worker()` (the CLI calls it first thing) forks a
-# process that imports pyplot on the other core meanwhile, then draws the figures it is sent.
-# Only functions marked `@_in_worker` go there: their arguments are plain data (lists, dicts,
-# numbers, strings, paths), nothing whose unpickling would import torch into the worker.
+# importing torch on one core, so a command that draws in the background calls `start_worker()`
+# first: a pool of one process, forked before torch's threads exist, imports pyplot on the other
+# core meanwhile, then draws the figures `in_background` submits. Their arguments must be plain
+# data (lists, dicts, numbers, strings, paths): unpickling a tensor would import torch there.
 
-_worker: dict = {}  # "conn", "pid", "owner": the process that started it
+_pool: dict = {}  # "executor", "owner": the process that started it
 
 
 def start_worker() -> bool:
-    """Fork the drawing process (POSIX only, and only while torch is not imported: forking a
+    """Start the drawing process (POSIX only, and only while torch is not imported: forking a
     process with torch's threads running is unsafe). Returns whether one runs."""
     import sys
 
-    if _worker or "torch" in sys.modules or not hasattr(os, "fork"):
-        return bool(_worker)
-    from multiprocessing.connection import Pipe
+    if _pool or "torch" in sys.modules or not hasattr(os, "fork"):
+        return bool(_pool)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    here, there = Pipe()
-    pid = os.fork()
-    if pid == 0:  # the worker: never returns
-        here.close()
-        _serve(there)
-    there.close()
-    _worker.update(conn=here, pid=pid, owner=os.getpid())
+    context = multiprocessing.get_context("fork")
+    executor = ProcessPoolExecutor(1, mp_context=context, initializer=_start_drawing, initargs=(os.getpid(),))
+    executor.submit(int)  # a fork pool starts its process at the first task: now, before torch
+    _pool.update(executor=executor, owner=os.getpid())
     return True
 
 
-def _serve(conn) -> None:
+def stop_worker() -> None:
+    """End the drawing process, once this process draws no more."""
+    executor = _pool.pop("executor", None)
+    if executor is not None and _pool.pop("owner") == os.getpid():
+        executor.shutdown(cancel_futures=True)
+
+
+def _start_drawing(parent: int) -> None:
     import signal
+    import threading
+    import time
 
-    code = 0
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+    def orphaned() -> None:  # a parent killed outright cannot end the pool: end with it
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; EOF ends us
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        try:
-            _pyplot()
-        except Exception:  # the same error is met again, and reported, on the first figure
-            pass
-        while True:
-            try:
-                name, args, kwargs = conn.recv()
-            except (EOFError, OSError):  # the parent is done (or gone)
-                break
-            try:
-                reply = ("ok", globals()[name].__wrapped__(*args, **kwargs))
-            except Exception as exc:
-                reply = ("error", exc if isinstance(exc, Mle6Error) else PlotError(f"{type(exc).__name__}: {exc}"))
-            conn.send(reply)
-    except BaseException:
-        code = 1
-    finally:
-        os._exit(code)  # no atexit handlers, no flushing the parent's copied buffers
-
-
-def _in_worker(draw):
-    """Draw in the worker when one runs (falling back to this process if it has gone)."""
-    import functools
-
-    @functools.wraps(draw)
-    def wrapper(*args, **kwargs):
-        return in_background(wrapper, *args, **kwargs)()
-
-    return wrapper
+        _pyplot()
+    except Exception:  # the same error is met again, and reported, on the first figure
+        pass
 
 
 def in_background(figure, *args, **kwargs):
-    """Start `figure(*args, **kwargs)` (an `@_in_worker` function) and return a function that waits
-    for its path (raising its error). In the worker, this process goes on meanwhile; without one,
-    the figure is drawn here and now."""
-    draw = figure.__wrapped__
-    conn = _worker.get("conn")
-    if conn is None or _worker["owner"] != os.getpid():
-        path = draw(*args, **kwargs)
-        return lambda: path
-    _settle()  # one figure at a time on the pipe: an earlier one's answer first
-    if "conn" not in _worker:  # the worker died with it
-        path = draw(*args, **kwargs)
-        return lambda: path
-    try:
-        conn.send((draw.__name__, args, kwargs))
-    except OSError:
-        _worker.clear()
-        path = draw(*args, **kwargs)
-        return lambda: path
-    answer = {}
-    _worker["pending"] = answer
+    """Start `figure(*args, **kwargs)` and return a function that waits for its path (raising its
+    error). In the drawing process, this process goes on meanwhile; without one (or if it has
+    died), the figure is drawn here."""
+    from concurrent.futures.process import BrokenProcessPool
 
-    def wait():
-        if "value" not in answer:
-            _settle()
-        if answer["status"] == "lost":  # the worker died: draw it here
-            return draw(*args, **kwargs)
-        if answer["status"] == "error":
-            raise answer["value"]
-        return answer["value"]
+    executor = _pool.get("executor")
+    if executor is not None and _pool["owner"] == os.getpid():
+        try:
+            future = executor.submit(figure, *args, **kwargs)
+        except (BrokenProcessPool, RuntimeError):  # it died, or was shut down
+            future = None
+        if future is not None:
 
-    return wait
+            def wait():
+                try:
+                    return future.result()
+                except BrokenProcessPool:  # it died: draw here
+                    return figure(*args, **kwargs)
+                except Mle6Error:
+                    raise
+                except Exception as exc:
+                    raise PlotError(f"{type(exc).__name__}: {exc}") from None
 
-
-def _settle() -> None:
-    """Receive the pending figure's answer, if one is outstanding."""
-    answer = _worker.pop("pending", None)
-    if answer is None:
-        return
-    try:
-        answer["status"], answer["value"] = _worker["conn"].recv()
-    except (EOFError, OSError):
-        answer["status"], answer["value"] = "lost", None
-        _worker.clear()
+            return wait
+    path = figure(*args, **kwargs)
+    return lambda: path
 
 
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg"}
@@ -220,7 +189,6 @@ def _margins(fig, rows: int, cols: int, *, left, right, bottom, top, wspace=0.0,
     )
 
 
-@_in_worker
 def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
     """Loss and accuracy per epoch, train vs val, side by side (one training run)."""
     plt = _pyplot()
@@ -300,7 +268,6 @@ def mean_and_band(ax, histories: list[list[dict]], key: str, label: str, color, 
     ax.plot(epochs, means, style, color=color, label=label)
 
 
-@_in_worker
 def sweep_curves_figure(groups: list[tuple[str, list[list[dict]]]], path: Path, title: str = "") -> Path:
     """The exercise's 2×2 figure: train loss, val loss, train acc, val acc; one curve per learning rate
     (with several seeds, their mean and a min–max band)."""

@@ -10,7 +10,7 @@ import pytest
 
 from mle6cli import __version__
 from mle6cli.commands import COMMANDS
-from tests.conftest import cli_env
+from tests.conftest import cli_env, subprocess_env
 
 COMMAND_NAMES = [name for name, _ in COMMANDS]
 
@@ -136,7 +136,7 @@ def test_the_fast_exit_keeps_the_output_and_the_exit_code(args, code, tmp_path):
             [sys.executable, "-m", "mle6cli", *args, *(["--out", str(tmp_path / name)] if code else [])],
             capture_output=True,
             text=True,
-            env=dict(cli_env(), **extra),
+            env=dict(subprocess_env(), **extra),  # this tree's mle6cli, whatever the folder
         )
         for name, extra in (("fast", {}), ("slow", {"MLE6_FAST_EXIT": "0"}))
     ]
@@ -145,3 +145,29 @@ def test_the_fast_exit_keeps_the_output_and_the_exit_code(args, code, tmp_path):
     assert fast.stdout == slow.stdout
     assert fast.stderr.replace(str(tmp_path / "fast"), str(tmp_path / "slow")) == slow.stderr  # the --out folder aside
     assert (fast.stdout if code == 0 else fast.stderr).strip()
+
+
+EXIT_HANDLERS = r"""
+import atexit, sys, threading, time
+from pathlib import Path
+
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "atexit").write_text("ran"))  # what a user's environment may register
+threading.Thread(target=lambda: (time.sleep(0.5), (out / "thread").write_text("ran"))).start()
+sys.argv = ["mle6", "conv-size", "--input", "28", "--kernel", "5", "--verify", "--json"]  # loads torch
+from mle6cli.cli import main
+
+main()
+"""
+
+
+def test_the_fast_exit_runs_every_exit_handler_and_waits_for_threads(tmp_path):
+    """os._exit skips only the teardown: an atexit handler registered by someone else still runs, and
+    a thread Python would wait for is waited for."""
+    proc = subprocess.run(
+        [sys.executable, "-c", EXIT_HANDLERS, str(tmp_path)], capture_output=True, text=True, env=subprocess_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "thread").read_text() == "ran"

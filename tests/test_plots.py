@@ -16,7 +16,7 @@ import pytest
 
 from mle6cli import plots
 from mle6cli.fmt import lr_label
-from tests.conftest import cli_env
+from tests.conftest import subprocess_env
 
 SCIENTIFIC = re.compile(r"×|\^|\\times|\$|\\mathdefault")  # 1.8×10⁰ as matplotlib writes it: $\mathdefault{…}$
 LR_NUMBER = re.compile(r"\blr[ =]+(\d[\d.e+-]*\d)")  # "lr 1e-03", "lr=0.1" in a legend or a text
@@ -319,19 +319,19 @@ history = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.2 / e, "train_acc":
            for e in range(1, 5)]
 groups = [("lr 1e-03", [history]), ("lr 1e-04", [history[:2]])]
 assert plots.start_worker(), "no worker started"
-pid = plots._worker["pid"]
+(pid,) = plots._pool["executor"]._processes
 assert "matplotlib.pyplot" not in sys.modules  # the worker imports it, not this process
-plots.sweep_curves_figure(groups, out / "worker_sweep.png", "t")
-plots.curves_figure(history, out / "worker_curves.png", "t")
+plots.in_background(plots.sweep_curves_figure, groups, out / "worker_sweep.png", "t")()
+plots.in_background(plots.curves_figure, history, out / "worker_curves.png", "t")()
 try:
-    plots.curves_figure(history, out / "bad.gif")
+    plots.in_background(plots.curves_figure, history, out / "bad.gif")()
 except plots.PlotError as exc:
     print("error:", exc)
 assert "matplotlib.pyplot" not in sys.modules
 os.kill(pid, signal.SIGKILL)  # a worker that died: the next figure is drawn here
-os.waitpid(pid, 0)
-plots.curves_figure(history, out / "fallback_curves.png", "t")
+plots.in_background(plots.curves_figure, history, out / "fallback_curves.png", "t")()
 assert "matplotlib.pyplot" in sys.modules
+plots.stop_worker()
 plots.sweep_curves_figure(groups, out / "local_sweep.png", "t")
 plots.curves_figure(history, out / "local_curves.png", "t")
 print("worker", pid)
@@ -340,7 +340,7 @@ print("worker", pid)
 
 def test_the_drawing_process_draws_the_same_bytes_and_reports_errors(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-c", WORKER_SCRIPT, str(tmp_path)], capture_output=True, text=True, env=cli_env()
+        [sys.executable, "-c", WORKER_SCRIPT, str(tmp_path)], capture_output=True, text=True, env=subprocess_env()
     )
     assert proc.returncode == 0, proc.stderr
     assert "error: cannot write a figure as 'bad.gif': use .png, .pdf, .svg or .jpg" in proc.stdout
@@ -356,10 +356,10 @@ def test_a_training_command_leaves_no_drawing_process_behind(tmp_path):
         "import os, sys, time\n"
         "from mle6cli import plots\n"
         "plots.start_worker()\n"
-        "print(plots._worker['pid'], flush=True)\n"
+        "print(*plots._pool['executor']._processes, flush=True)\n"
         "time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=cli_env())
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=subprocess_env())
     pid = int(proc.stdout.readline())
     assert _alive(pid)
     proc.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -231,6 +232,25 @@ def test_latent_plot_on_a_folder_without_checkpoints(runner, app, tmp_path):
     assert result.exit_code == 1
     assert _one_line(result) == "Error: --run: r is not a finished train-ae run (no summary.json)"
     assert not (tmp_path / "latent.png").exists()
+
+
+# ---------------------------------------------------------------- systems other than Linux and macOS
+
+
+NO_FILE_LOCKS = "Error: mle6 needs Linux or macOS: this system has no fcntl (file locks for run folders)"
+
+
+def test_a_system_without_file_locks_is_told_so_in_one_line(runner, app, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` fails, as on Windows
+    result = runner.invoke(app, ["train-cnn", "--synthetic", "--epochs", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1, result.output
+    assert _one_line(result) == NO_FILE_LOCKS
+    assert not (tmp_path / "run").exists()  # told before anything is written
+    (tmp_path / "old").mkdir()  # a run folder without summary.json: `runs list` asks whether its lock is held
+    (tmp_path / "old" / "config.json").write_text('{"command": "train-cnn", "options": {}}')
+    result = runner.invoke(app, ["runs", "list", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert _one_line(result) == NO_FILE_LOCKS
 
 
 # ---------------------------------------------------------------- out of memory

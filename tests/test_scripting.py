@@ -195,7 +195,7 @@ def test_the_terminal_progress_fits_80_columns_with_a_row_per_member():
             for lr in ("1e-01", "1e-03", "1e-04", "1e-05"):
                 done += 1
                 metrics = {"train_loss": 1.79, "train_acc": 0.16, "val_loss": 1.7918, "val_acc": 0.9083}
-                events.epoch(f"lr {lr} seed 42 epoch {epoch}/2", done, metrics)
+                events.epoch(f"lr {lr} seed 42", epoch, 2, done, metrics)
     lines = [line for line in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", buf.getvalue()).split("\n") if line.strip()]
     assert max(len(line) for line in lines) <= 80
     final = lines[-5:]

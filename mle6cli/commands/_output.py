@@ -93,8 +93,8 @@ class Printer:
         if not (self.is_tty and not self.json_mode):
             stream = sys.stderr if self.json_mode else sys.stdout
 
-            def line(label: str, done: int, metrics: dict) -> None:
-                stream.write(f"{label} {_metrics_text(metrics)}\n")
+            def line(member: str, epoch: int, epochs: int, done: int, metrics: dict) -> None:
+                stream.write(f"{epoch_label(member, epoch, epochs)} {_metrics_text(metrics)}\n")
                 stream.flush()
 
             yield Events(epoch=line, note=self.note, section=lambda name: self.note(f"== {name}"))
@@ -132,21 +132,35 @@ def live_progress(console):
                 overall["id"] = bar.add_task(description[:18], total=total, info="")
             overall["total"] = total
 
-        def epoch(label: str, done: int, metrics: dict) -> None:
-            member, _, progress = label.rpartition("epoch ")  # "lr 1e-03 seed 4 epoch 3/50"
-            member = member.strip() or "training"
-            step, _, of = progress.partition("/")
+        def epoch(member: str, number: int, epochs: int, done: int, metrics: dict) -> None:
+            member = member or "training"
             if overall["id"] is None:
                 start(done, "training")
             bar.update(overall["id"], completed=done)
             if member not in tasks:
-                tasks[member] = bar.add_task(member[:18], total=int(of) if of.isdigit() else None, info="")
-            bar.update(tasks[member], completed=int(step) if step.isdigit() else 0, info=_short(metrics))
+                tasks[member] = bar.add_task(member[:18], total=epochs, info="")
+            bar.update(tasks[member], completed=number, info=_short(metrics))
 
         def section(name: str) -> None:
             bar.console.print(f"== {name}")
 
         yield Events(start=start, epoch=epoch, note=bar.console.print, section=section)
+
+
+def draw_in_background() -> None:
+    """For a command whose figures take plain data, called before it imports torch: start the drawing
+    process (`plots.start_worker`), so pyplot imports on another core while torch imports here. Not
+    in a torchrun rank other than 0, which draws nothing."""
+    from mle6cli.engine.distributed import follower
+    from mle6cli.plots import start_worker
+
+    if not follower():
+        start_worker()
+
+
+def epoch_label(member: str, epoch: int, epochs: int) -> str:
+    """A progress line's head: "lr 1e-03 seed 4 epoch 3/50", or "epoch 3/50" for a run of one."""
+    return f"{member} epoch {epoch}/{epochs}" if member else f"epoch {epoch}/{epochs}"
 
 
 def _column(max_width: int | None = None, ratio: int | None = None):

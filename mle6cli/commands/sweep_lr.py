@@ -66,6 +66,9 @@ def sweep_lr(
 
     Example: mle6 sweep-lr --lrs 1e-1,1e-3,1e-4,1e-5 --epochs 50
     """
+    from mle6cli.commands._output import draw_in_background
+
+    draw_in_background()  # before the task imports torch
     from mle6cli.tasks.classifier import sweep_lr as run_sweep
 
     check_resume_alone(resume, out)

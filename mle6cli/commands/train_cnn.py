@@ -55,6 +55,9 @@ def train_cnn(
 
     Example: mle6 train-cnn --data-dir sign_data --lr 1e-3 --epochs 50 --batch-size 64
     """
+    from mle6cli.commands._output import draw_in_background
+
+    draw_in_background()  # before the task imports torch
     from mle6cli.tasks.classifier import train_cnn as run_train
 
     check_resume_alone(resume, out)

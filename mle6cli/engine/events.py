@@ -15,13 +15,14 @@ class Events:
     """Callbacks a job calls; every one is optional.
 
     - `start(total, description)`: `total` epochs (over every member) are about to run;
-    - `epoch(label, done, metrics)`: one more epoch done, `done` of `total`, with its metrics;
+    - `epoch(member, epoch, epochs, done, metrics)`: `member` (its label; "" when the run trains one)
+      finished epoch `epoch` of its `epochs`, with its metrics; `done` of `total` epochs are done;
     - `note(text)`: something a person should read (synthetic data, a restart, resuming);
     - `section(name)`: run-all begins a part of the sheet.
     """
 
     start: Callable[[int, str], None] = _ignore
-    epoch: Callable[[str, int, dict], None] = _ignore
+    epoch: Callable[[str, int, int, int, dict], None] = _ignore
     note: Callable[[str], None] = _ignore
     section: Callable[[str], None] = _ignore
 

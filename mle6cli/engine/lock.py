@@ -20,7 +20,9 @@ class RunLock:
 
     @classmethod
     def take(cls, folder: Path) -> RunLock:
-        import fcntl
+        from mle6cli.files import file_locks
+
+        fcntl = file_locks()  # one line, not a traceback, where the system has no fcntl
 
         path = Path(folder) / LOCK
         try:
@@ -47,7 +49,9 @@ class RunLock:
     @staticmethod
     def held(folder: Path) -> int | None:
         """The pid holding `folder`'s lock, or None (no lock file, or a stale one)."""
-        import fcntl
+        from mle6cli.files import file_locks
+
+        fcntl = file_locks()  # one line, not a traceback, where the system has no fcntl
 
         path = Path(folder) / LOCK
         if not path.exists():

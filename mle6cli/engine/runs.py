@@ -166,6 +166,9 @@ class Run:
 
     @classmethod
     def _open(cls, command, options, out, overwrite, resume, outputs, overrides) -> Run:
+        from mle6cli.files import file_locks
+
+        file_locks()  # a system without file locks is told so before any data are read or folder made
         if resume is None:
             path = check_new_run_dir(out, command, overwrite)
             check_writable(path)

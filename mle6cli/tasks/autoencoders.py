@@ -1,43 +1,15 @@
 """Training the exercise's convolutional autoencoder at several latent sizes, without collapse.
 
-Collapse, and why it happens
-----------------------------
-The decoder ends in `ConvTranspose2d(32 → 1) → Sigmoid`. With PyTorch's default initialisation
-the output starts at sigmoid(≈ −0.1) ≈ 0.5 on every pixel while about 80% of MNIST's pixels
-are 0, so at the start nearly every pixel's error says "darker". Adam's first steps move every
-weight by about lr in the sign of its gradient, whatever the gradient's size, so ~190k weights
-move coherently and the scale of the activations grows layer by layer: on mnist-mini (d=3,
-seed 0, lr 1e-3, batch 128) the latent codes' spread grows from 0.006 to 0.5 in 10 steps and
-the last layer's pre-activations go from mean −0.10 (std 0.04) to −4.7 (std 2.6). The runs that
-train turn around there (seed 1: the mean bottoms out at −13 at step 18, then comes back to −3).
-The runs that collapse overshoot: by step 15 only 11% of the pre-activations are above −10, by
-step 20 0.3%, where sigmoid' < 5e-5; the gradient norm falls from 0.19 to 0.001 (step 15) and
-then to zero, and Adam's momentum, built in the first steps, drives the pre-activations on to
-a mean of −143 (std 63) by step 60, where the sigmoid's gradient underflows. The output is
-then black everywhere (max 2e-10), the same for every image (std across images 3e-14), and the
-test MSE is exactly mean(x²) = 0.1233. Nothing is dead in the ReLUs (their active fractions
-stay at 0.5-0.97) and the final bias hardly moves (−0.074 → −0.091): the collapse is the
-sigmoid saturating, decided in the first ~20 steps. With this initialisation 4 of 5 seeds
-collapse at d=3 and 3 of 5 at d=10 after one epoch (README, "Collapse").
-
-The fix (`init_output_bias`, on by default) changes no layer: it starts the last layer's bias
-at logit(mean pixel) ≈ −1.90, so the untrained network predicts the mean intensity, the best
-constant, for every pixel. The constant part of the gradient is then zero: background pixels
-pull down by 0.13, digit pixels up by 0.87, and there is no common "darker" direction for
-Adam to amplify. On the same seed the initial gradient norm is 0.002 instead of 0.19, the
-pre-activations stay in (−4, 0) on average over the first 120 steps, more than 98% of them
-stay above −10, and the test MSE after one epoch is 0.058 instead of 0.1233. A 200-step
-learning-rate warm-up was measured too: alone it does not prevent the collapse (seed 0, d=3:
-0.1231 after one epoch) and with the fix it only slows training (0.083 against 0.058).
-
-Detection stays as a safety net (`check_collapse`), with thresholds for a sigmoid output: a run
-is collapsed when its output barely varies at all (std < 1e-3 over every pixel of every image:
-the all-black state), when it ignores its input (mean over pixels of the std across images
-< 1e-3: the mean-image state, test MSE about 0.0714 on mnist-mini), or when its test MSE is
-within 3% of mean(x²), the all-black score. Collapsed runs measured 1e-14 to 1e-9 for the std
-across images; the slowest run that went on to train measured 0.013 after one epoch, and the
-data themselves 0.195. A collapsed run is restarted with a derived seed, up to `retries`
-times; a model still collapsed after that is reported as such and makes the command fail.
+With PyTorch's default initialisation the model's Sigmoid output often saturates in the first
+~20 steps and stays black everywhere. The fix (`init_output_bias`, `--init mean`, the default)
+starts the last layer's bias at logit(mean pixel), so the untrained model predicts the mean
+intensity. Detection stays as a safety net (`check_collapse`, after every epoch): a run is
+collapsed when its output's std over every pixel of every image, or the mean over pixels of its
+std across images, is below `MIN_OUTPUT_STD` (1e-5), or when its test MSE is at least
+`TRIVIAL_FRACTION` (90%) of mean(x²), the all-black score. A collapsed run restarts with a derived
+seed, up to `retries` times; a model still collapsed after that makes the command fail. The
+mechanism, the fix and the thresholds, measured: the README, train-ae's "Collapse", "The fix"
+and "Detection".
 """
 
 from __future__ import annotations
@@ -436,8 +408,8 @@ def train_ae(
         members = run.members(keys, extra={"attempt": 0, "attempts": [], "epochs_before": 0})
 
         def label(m: Member) -> str:
-            text = f"d={m.key['latent_dim']} " + (f"seed {m.key['seed']} " if several else "")
-            return text + (f"retry {m.extra['attempt']} " if m.extra["attempt"] else "")
+            text = f"d={m.key['latent_dim']}" + (f" seed {m.key['seed']}" if several else "")
+            return text + (f" retry {m.extra['attempt']}" if m.extra["attempt"] else "")
 
         def metrics_file(m: Member) -> Path:
             return member_files(m.key["latent_dim"], m.key["seed"], several)[0]
@@ -511,7 +483,7 @@ def _restart_if_collapsed(m: Member, config: AeConfig, events, label) -> bool:
     if m.state.status != "stopped":
         return False
     reason = m.extra.get("collapse") or "collapsed"
-    events.note(f"Note: {label(m).strip()} collapsed with seed {m.state.seed} ({reason}); restarted.")
+    events.note(f"Note: {label(m)} collapsed with seed {m.state.seed} ({reason}); restarted.")
     m.extra["attempts"].append(_attempt_record(m, "collapsed", reason))
     m.extra["epochs_before"] += len(m.state.history)
     m.extra["attempt"] += 1

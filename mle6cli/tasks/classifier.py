@@ -198,9 +198,8 @@ def _classify(command, options, out, overwrite, resume, overrides, events, stop)
             return member_dir(m.key["lr"], m.key["seed"], sweep=sweep, several_seeds=several_seeds)
 
         def label(m: Member) -> str:
-            return (f"lr {lr_label(m.key['lr'])} " if sweep else "") + (
-                f"seed {m.key['seed']} " if several_seeds else ""
-            )
+            parts = [f"lr {lr_label(m.key['lr'])}"] if sweep else []
+            return " ".join(parts + ([f"seed {m.key['seed']}"] if several_seeds else []))
 
         log = EpochLog(
             job, events, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:]
@@ -298,6 +297,8 @@ def stats_rows(stats: list[dict]) -> list[dict]:
 
 
 def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> dict:
+    from mle6cli.models import SIGNS_CLASSES
+
     synthetic_tag = " (synthetic data)" if data.synthetic else ""
     single = not sweep and len(members) == 1  # train-cnn, one seed: the exercise's single run
     figure_done = None
@@ -335,7 +336,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             model_config.pop("seeds", None)
             run.save_torch(
                 folder / "model.pt",
-                {"model": "cnn", "classes": 6, "state_dict": member.weights, "config": model_config},
+                {"model": "cnn", "classes": SIGNS_CLASSES, "state_dict": member.weights, "config": model_config},
             )
         records.append(record)
 
@@ -359,7 +360,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
                 f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
             )
         title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
-        plots.curves_figure(members[0].state.history, run.path / "curves.png", title)
+        plots.in_background(plots.curves_figure, members[0].state.history, run.path / "curves.png", title)()
         summary = {
             **base,
             "lr": config.lrs[0],

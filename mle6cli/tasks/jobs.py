@@ -207,7 +207,7 @@ class EpochLog:
     def _report(self, member: Member, row: dict) -> None:
         self.done += 1
         metrics = {k: row[k] for k in self.shown if k in row}
-        self.events.epoch(f"{self.label_of(member)}epoch {row['epoch']}/{self.epochs}", self.done, metrics)
+        self.events.epoch(self.label_of(member), row["epoch"], self.epochs, self.done, metrics)
         if self.writers is not None:
             self._tensorboard(member, row)
 

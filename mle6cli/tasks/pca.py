@@ -330,7 +330,7 @@ def pca_ae(
             return Path(f"seed_{m.key['seed']}") / "metrics.csv" if several else Path("metrics.csv")
 
         def label(m: Member) -> str:
-            return f"linear AE k={k} " + (f"seed {m.key['seed']} " if several else "")
+            return f"linear AE k={k}" + (f" seed {m.key['seed']}" if several else "")
 
         log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 

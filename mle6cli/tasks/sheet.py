@@ -214,9 +214,9 @@ class _Counter:
         base = self.offset
         last = {"done": 0}
 
-        def epoch(label: str, done: int, metrics: dict) -> None:
+        def epoch(member: str, number: int, epochs: int, done: int, metrics: dict) -> None:
             last["done"] = done
-            self.events.epoch(label, base + done, metrics)
+            self.events.epoch(member, number, epochs, base + done, metrics)
 
         def start(total: int, description: str) -> None:
             self.offset = base + total
