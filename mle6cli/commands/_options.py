@@ -249,6 +249,15 @@ RESUME = Option(
 )
 
 
+# what every training command but run-all has after its own options
+RUN = (DEVICE, SAVE_EVERY, TENSORBOARD, DETERMINISTIC)
+
+
+def seed_options(default: int) -> tuple[Option, Option]:
+    """--seed (default `default`) and --seeds: config.json's `seeds`."""
+    return seed_option(default), SEEDS
+
+
 def data_dir_option(data_dir: Path | None, synthetic: bool) -> str | None:
     """The data folder as given (a run records it absolute, so --resume works from anywhere), or None."""
     return None if synthetic or data_dir is None else str(data_dir)

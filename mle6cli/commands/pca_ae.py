@@ -2,34 +2,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mle6cli.commands._options import (
-    BATCH_SIZE,
-    DETERMINISTIC,
-    DEVICE,
-    EPOCHS,
-    LR,
-    MNIST_DIR,
-    NO_DOWNLOAD,
-    SAVE_EVERY,
-    SEEDS,
-    SYNTHETIC,
-    TENSORBOARD,
-    Option,
-    seed_option,
-    whole_in_range,
-)
+from mle6cli.commands import _options as opt
 from mle6cli.commands._training import training_command
 from mle6cli.fmt import mean_ci, plural
 from mle6cli.tasks.limits import MNIST_PIXELS
 
-LATENT_DIM = Option(
+LATENT_DIM = opt.Option(
     "latent_dim",
     int,
     10,
     f"k of the linear autoencoder 784→k→784 (1..{MNIST_PIXELS}).",
-    typer={"callback": whole_in_range(1, MNIST_PIXELS)},
+    typer={"callback": opt.whole_in_range(1, MNIST_PIXELS)},
 )
-COMPARE = Option(
+COMPARE = opt.Option(
     "compare",
     Path | None,
     None,
@@ -49,7 +34,7 @@ def _render(printer, result, params: dict) -> None:
         printer.json(result.to_json())
         return
     k = result.config.latent_dim
-    tag = " — SYNTHETIC data" if result.data["synthetic"] else ""
+    tag = " — opt.SYNTHETIC data" if result.data["synthetic"] else ""
     printer.line(f"linear autoencoder 784→{k}→784, {plural(result.config.epochs, 'epoch')}{tag}")
     if len(result.seed_results) > 1:
         doc = result.to_json()
@@ -91,20 +76,16 @@ pca_ae = training_command(
     """,
     _train,
     [
-        MNIST_DIR,
-        SYNTHETIC,
+        opt.MNIST_DIR,
+        opt.SYNTHETIC,
         LATENT_DIM,
-        EPOCHS.but(default=10),
-        BATCH_SIZE.but(default=128),
-        LR,
-        seed_option(0),
-        SEEDS,
+        opt.EPOCHS.but(default=10),
+        opt.BATCH_SIZE.but(default=128),
+        opt.LR,
+        *opt.seed_options(0),
         COMPARE,
-        DEVICE,
-        SAVE_EVERY,
-        TENSORBOARD,
-        DETERMINISTIC,
-        NO_DOWNLOAD,
+        *opt.RUN,
+        opt.NO_DOWNLOAD,
     ],
     _render,
 )

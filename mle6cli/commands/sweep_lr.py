@@ -1,36 +1,23 @@
 from __future__ import annotations
 
-from mle6cli.commands._options import (
-    BATCH_SIZE,
-    DETERMINISTIC,
-    DEVICE,
-    EPOCHS,
-    SAVE_EVERY,
-    SEEDS,
-    SIGNS_DIR,
-    SYNTHETIC,
-    TENSORBOARD,
-    Option,
-    positive_list,
-    seed_option,
-)
+from mle6cli.commands import _options as opt
 from mle6cli.commands._render import render_sweep
 from mle6cli.commands._training import training_command
 
 
 def parse_lrs(text: str) -> list[float]:
     """'1e-1,1e-3' -> [0.1, 0.001]; a usage error names the first bad entry."""
-    return positive_list(
+    return opt.positive_list(
         text, "--lrs", whole=False, plural="learning rates", singular="learning rate", example="1e-1,1e-3"
     )
 
 
-LRS = Option(
+LRS = opt.Option(
     "lrs",
     str,
     "1e-1,1e-3,1e-4,1e-5",
     "Comma-separated learning rates, one model each.",
-    typer={"callback": lambda v: parse_lrs(v)},
+    typer={"callback": parse_lrs},
 )
 
 
@@ -54,17 +41,13 @@ sweep_lr = training_command(
     """,
     _sweep,
     [
-        SIGNS_DIR,
-        SYNTHETIC,
+        opt.SIGNS_DIR,
+        opt.SYNTHETIC,
         LRS,
-        EPOCHS,
-        BATCH_SIZE,
-        seed_option(42),
-        SEEDS,
-        DEVICE,
-        SAVE_EVERY,
-        TENSORBOARD,
-        DETERMINISTIC,
+        opt.EPOCHS,
+        opt.BATCH_SIZE,
+        *opt.seed_options(42),
+        *opt.RUN,
     ],
     _render,
 )

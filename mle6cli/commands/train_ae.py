@@ -2,29 +2,14 @@ from __future__ import annotations
 
 import typer
 
-from mle6cli.commands._options import (
-    BATCH_SIZE,
-    DETERMINISTIC,
-    DEVICE,
-    EPOCHS,
-    LR,
-    MNIST_DIR,
-    NO_DOWNLOAD,
-    SAVE_EVERY,
-    SEEDS,
-    SYNTHETIC,
-    TENSORBOARD,
-    Option,
-    positive_list,
-    seed_option,
-)
+from mle6cli.commands import _options as opt
 from mle6cli.commands._render import render_ae
 from mle6cli.commands._training import training_command
 
 
 def parse_dims(value: str) -> list[int]:
     """'3,10' -> [3, 10]; a usage error names the first bad entry."""
-    dims = positive_list(
+    dims = opt.positive_list(
         value, "--latent-dims", whole=True, plural="latent sizes", singular="latent size", example="3,10,100,250"
     )
     from mle6cli.tasks.limits import MAX_LATENT_DIM
@@ -45,17 +30,17 @@ def _check_init(params: dict) -> None:
         raise typer.BadParameter(f"choose one of {', '.join(INITS)}, got {params['init']!r}", param_hint="'--init'")
 
 
-LATENT_DIMS = Option(
+LATENT_DIMS = opt.Option(
     "latent_dims",
     str,
     "3,10,100,250",
     "Comma-separated latent sizes; one autoencoder each (1..4096).",
-    typer={"callback": lambda v: parse_dims(v)},
+    typer={"callback": parse_dims},
 )
-RETRIES = Option(
+RETRIES = opt.Option(
     "retries", int, 2, "Restarts (with a derived seed) allowed per collapsed run.", typer={"min": 0, "max": 100}
 )
-INIT = Option(
+INIT = opt.Option(
     "init",
     str,
     "mean",
@@ -64,7 +49,7 @@ INIT = Option(
     check=_check_init,
     typer={"autocompletion": lambda incomplete: [i for i in ("mean", "pytorch") if i.startswith(incomplete)]},
 )
-DDP = Option(
+DDP = opt.Option(
     "ddp",
     bool,
     False,
@@ -105,21 +90,17 @@ train_ae = training_command(
     """,
     _train,
     [
-        MNIST_DIR,
-        SYNTHETIC,
+        opt.MNIST_DIR,
+        opt.SYNTHETIC,
         LATENT_DIMS,
-        EPOCHS.but(default=10),
-        BATCH_SIZE.but(default=128),
-        LR,
-        seed_option(0),
-        SEEDS,
+        opt.EPOCHS.but(default=10),
+        opt.BATCH_SIZE.but(default=128),
+        opt.LR,
+        *opt.seed_options(0),
         RETRIES,
         INIT,
-        DEVICE,
-        SAVE_EVERY,
-        TENSORBOARD,
-        DETERMINISTIC,
-        NO_DOWNLOAD,
+        *opt.RUN,
+        opt.NO_DOWNLOAD,
         DDP,
     ],
     _render,

@@ -1,18 +1,6 @@
 from __future__ import annotations
 
-from mle6cli.commands._options import (
-    BATCH_SIZE,
-    DETERMINISTIC,
-    DEVICE,
-    EPOCHS,
-    LR,
-    SAVE_EVERY,
-    SEEDS,
-    SIGNS_DIR,
-    SYNTHETIC,
-    TENSORBOARD,
-    seed_option,
-)
+from mle6cli.commands import _options as opt
 from mle6cli.commands._render import render_sweep
 from mle6cli.commands._training import training_command
 
@@ -46,17 +34,13 @@ train_cnn = training_command(
     """,
     _train,
     [
-        SIGNS_DIR,
-        SYNTHETIC,
-        LR,
-        EPOCHS,
-        BATCH_SIZE,
-        seed_option(42),
-        SEEDS,
-        DEVICE,
-        SAVE_EVERY,
-        TENSORBOARD,
-        DETERMINISTIC,
+        opt.SIGNS_DIR,
+        opt.SYNTHETIC,
+        opt.LR,
+        opt.EPOCHS,
+        opt.BATCH_SIZE,
+        *opt.seed_options(42),
+        *opt.RUN,
     ],
     _render,
 )
