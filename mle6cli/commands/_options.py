@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -282,7 +283,7 @@ NO_DOWNLOAD = _flag(
 NoDownloadOpt = NO_DOWNLOAD.annotated()
 
 
-def key_sources(options: list[Option]) -> dict[str, tuple[str, ...]]:
+def _key_sources(options: list[Option]) -> dict[str, tuple[str, ...]]:
     """config.json key -> the command-line parameters that set it, in the command's order."""
     sources: dict[str, tuple[str, ...]] = {}
     for option in options:
@@ -292,10 +293,10 @@ def key_sources(options: list[Option]) -> dict[str, tuple[str, ...]]:
     return sources
 
 
-def resume_overrides(ctx: typer.Context, resume: Path | None, options: dict, sources: dict) -> dict | None:
+def resume_overrides(ctx: typer.Context, resume: Path | None, recorded: dict, options: list[Option]) -> dict | None:
     """With --resume: the options given on the command line that a resumed run may change (--device,
     --save-every); a usage error naming every other given option whose value differs from the run's.
-    `sources`: config.json key -> the parameters that set it (`key_sources`)."""
+    `recorded`: config.json's options made from the command's `options`."""
     if resume is None:
         return None
     from mle6cli.engine.runs import RESUMABLE
@@ -306,14 +307,16 @@ def resume_overrides(ctx: typer.Context, resume: Path | None, options: dict, sou
     except (FileError, AttributeError):
         return None  # the run protocol says what is wrong with the folder
     given = {name for name in ctx.params if ctx.get_parameter_source(name).name in ("COMMANDLINE", "ENVIRONMENT")}
+    sources = _key_sources(options)
+    folders = {option.key for option in options if _is_path(option.type)}
     changed, overrides = [], {}
-    for key, value in options.items():
+    for key, value in recorded.items():
         params = sources.get(key, (key,))
         if not given.intersection(params):
             continue
         if key in RESUMABLE:
             overrides[key] = value
-        elif _normal(key, value) != _normal(key, saved.get(key)):
+        elif _normal(key in folders, value) != _normal(key in folders, saved.get(key)):
             changed.extend("--" + p.replace("_", "-") for p in params if p in given)
     if changed:
         raise typer.BadParameter(
@@ -324,8 +327,12 @@ def resume_overrides(ctx: typer.Context, resume: Path | None, options: dict, sou
     return overrides
 
 
-def _normal(key: str, value):
-    if key.endswith("_dir") or key == "compare":
+def _is_path(annotation) -> bool:
+    return annotation is Path or Path in typing.get_args(annotation)
+
+
+def _normal(folder: bool, value):
+    if folder:  # the same folder, however it was written
         return None if value is None else str(Path(value).resolve())
     return list(value) if isinstance(value, tuple) else value
 

@@ -22,7 +22,6 @@ from mle6cli.commands._options import (
     RESUME,
     Option,
     check_resume_alone,
-    key_sources,
     resume_overrides,
 )
 from mle6cli.commands._output import Printer
@@ -49,7 +48,6 @@ def training_command(
     its members shared by the processes. `note(params)`: a line said before the task starts.
     """
     every = [config_option(options), *options, *COMMON]
-    sources = key_sources(options)
 
     def command(ctx: typer.Context, **params) -> None:
         check_resume_alone(params["resume"], params["out"])
@@ -64,7 +62,7 @@ def training_command(
         if params["print_config"]:
             print_options(ctx, recorded)
             return
-        overrides = resume_overrides(ctx, params["resume"], recorded, sources)
+        overrides = resume_overrides(ctx, params["resume"], recorded, options)
         with printer.events() as events:
             result = task(
                 recorded,
