@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from mle6cli.commands._options import NOT_RECORDED, Option, _flag
+from mle6cli.commands._options import NOT_RECORDED, Option, switch
 
 
 def _read(path: Path) -> tuple[dict, str]:
@@ -93,7 +93,7 @@ def config_option(options: list[Option]) -> Option:
     )
 
 
-PRINT_CONFIG = _flag(
+PRINT_CONFIG = switch(
     "print_config", "Print the resolved options (every one, defaults included) and exit.", key=NOT_RECORDED
 )
 

@@ -72,7 +72,7 @@ class Option:
         return params[self.name] if self.value is None else self.value(params, ctx)
 
 
-def _flag(name: str, help: str, **rest) -> Option:
+def switch(name: str, help: str, **rest) -> Option:
     """An on/off switch (no value shown in help)."""
     return Option(name, bool, False, help, **rest, typer={"metavar": ""})
 
@@ -183,7 +183,7 @@ OUT = Option(
     key=NOT_RECORDED,
     typer={"callback": _out_folder},
 )
-TENSORBOARD = _flag(
+TENSORBOARD = switch(
     "tensorboard",
     "Also write TensorBoard event files (run folder's tensorboard/, one run per member); "
     "needs pip install 'mle6cli\\[tensorboard]'.",
@@ -195,10 +195,10 @@ SAVE_EVERY = Option(
     "Save the resumable state every N epochs (0: only when stopped); a crash loses at most N epochs.",
     typer={"min": 0, "max": 1_000_000},
 )
-JSON = _flag("json_out", "Print exactly one JSON document on stdout.", key=NOT_RECORDED, flags=("--json",))
-QUIET = _flag("quiet", "Print nothing but the result (and errors).", key=NOT_RECORDED, flags=("--quiet", "-q"))
-SYNTHETIC = _flag("synthetic", "Use the built-in synthetic data instead of a dataset on disk.")
-OVERWRITE = _flag("overwrite", "Allow writing into a non-empty folder.", key=NOT_RECORDED)
+JSON = switch("json_out", "Print exactly one JSON document on stdout.", key=NOT_RECORDED, flags=("--json",))
+QUIET = switch("quiet", "Print nothing but the result (and errors).", key=NOT_RECORDED, flags=("--quiet", "-q"))
+SYNTHETIC = switch("synthetic", "Use the built-in synthetic data instead of a dataset on disk.")
+OVERWRITE = switch("overwrite", "Allow writing into a non-empty folder.", key=NOT_RECORDED)
 JsonOpt = JSON.annotated()
 QuietOpt = QUIET.annotated()
 SyntheticOpt = SYNTHETIC.annotated()
@@ -240,7 +240,7 @@ def positive_lr(value: float) -> float:
 EPOCHS = Option("epochs", int, 50, "Epochs to train each model.", typer={"min": 1})
 BATCH_SIZE = Option("batch_size", int, 64, "Images per training step.", typer={"min": 1})
 LR = Option("lr", float, 1e-3, "Adam learning rate.", typer={"callback": positive_lr})
-DETERMINISTIC = _flag("deterministic", "Also force torch's deterministic algorithms (matters on CUDA).")
+DETERMINISTIC = switch("deterministic", "Also force torch's deterministic algorithms (matters on CUDA).")
 RESUME = Option(
     "resume",
     Path | None,
@@ -273,7 +273,7 @@ def data_folder(name: str, default: str, help: str, flag: str = "--data-dir") ->
 
 SIGNS_DIR = data_folder("data_dir", "sign_data", "Folder with X_/Y_train|val|test.npy (see prepare-signs).")
 MNIST_DIR = data_folder("data_dir", "data", "Folder holding MNIST/raw/ (the four IDX files, plain or .gz).")
-NO_DOWNLOAD = _flag(
+NO_DOWNLOAD = switch(
     "no_download",
     "Never try to download MNIST; fail at once when it is missing.",
     key="download",

@@ -13,17 +13,12 @@ from mle6cli.commands._options import (
     Option,
     data_folder,
     seeds_option,
+    switch,
 )
 from mle6cli.commands._training import training_command
 from mle6cli.fmt import lr_label
 
-QUICK = Option(
-    "quick",
-    bool,
-    False,
-    "Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores.",
-    typer={"metavar": ""},
-)
+QUICK = switch("quick", "Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores.")
 # one seed, or several, for every step; neither: each step's own default
 SEED = Option(
     "seed", int | None, None, "One seed for every step (default: each command's own default).", typer=SEED_RANGE

@@ -49,10 +49,8 @@ INIT = opt.Option(
     check=_check_init,
     typer={"autocompletion": lambda incomplete: [i for i in ("mean", "pytorch") if i.startswith(incomplete)]},
 )
-DDP = opt.Option(
+DDP = opt.switch(
     "ddp",
-    bool,
-    False,
     "Under torchrun: train each autoencoder data-parallel (DistributedDataParallel), every rank "
     "holding its share of the data, instead of splitting the autoencoders over the ranks.",
 )
