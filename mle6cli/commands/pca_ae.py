@@ -34,7 +34,7 @@ def _render(printer, result, params: dict) -> None:
         printer.json(result.to_json())
         return
     k = result.config.latent_dim
-    tag = " — opt.SYNTHETIC data" if result.data["synthetic"] else ""
+    tag = " — SYNTHETIC data" if result.data["synthetic"] else ""
     printer.line(f"linear autoencoder 784→{k}→784, {plural(result.config.epochs, 'epoch')}{tag}")
     if len(result.seed_results) > 1:
         doc = result.to_json()
