@@ -37,8 +37,9 @@ def _fail(message: str, code: int, exc: BaseException | None = None) -> None:
     raise typer.Exit(code)
 
 
-# the commands that share their members across torchrun's processes; the others run as one process
-DISTRIBUTED = ("train-cnn", "sweep-lr", "train-ae", "pca-ae")
+# the commands that share their members across torchrun's processes (their definition says so:
+# `training_command(distributed=...)`); the others run as one process
+DISTRIBUTED: tuple[str, ...] = ()
 
 
 def _silence_stdout() -> None:
@@ -160,10 +161,12 @@ def _root(
 
 
 def _register() -> None:
+    global DISTRIBUTED
     from mle6cli.commands import COMMANDS
 
     for name, function in COMMANDS:
         app.command(name, cls=Command)(function)
+    DISTRIBUTED = tuple(name for name, function in COMMANDS if getattr(function, "distributed", False))
     from mle6cli.commands.runs import runs_app
 
     app.add_typer(runs_app, name="runs")

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-# option key in a config -> (parameter, how its value becomes the parameter's)
-_INVERSE = {"download": ("no_download", lambda v: not v)}
-# parameters a config file may not set: where the output goes and how it is shown
-_NOT_IN_CONFIG = {"config", "print_config", "out", "overwrite", "resume", "json_out", "quiet"}
+from mle6cli.commands._options import NOT_RECORDED, Option, switch
 
 
 def _read(path: Path) -> tuple[dict, str]:
@@ -51,20 +47,23 @@ def _as_parameter(key: str, value, param):
     return value
 
 
-def load_config(ctx: typer.Context, param, value: Path | None) -> Path | None:
+def load_config(options: list[Option], ctx: typer.Context, param, value: Path | None) -> Path | None:
     """Eager callback: every key of the file, checked and converted by its option's own rules, becomes a
-    default the command line can still override (click's default_map)."""
+    default the command line can still override (click's default_map). `options`: the command's; a
+    file may set those a run records (by parameter name or config.json key)."""
     if value is None or ctx.resilient_parsing:
         return value
     document, text_format = _read(value)
     params = {p.name: p for p in ctx.command.params}
+    recorded = {option.name for option in options if option.key is not NOT_RECORDED}
+    inverse = {option.key: (option.name, option.inverse) for option in options if option.inverse is not None}
     defaults = {}
     for raw_key, raw in document.items():
         key = str(raw_key).replace("-", "_")
-        name, convert = _INVERSE.get(key, (key, None))
+        name, convert = inverse.get(key, (key, None))
         if key == "seeds" and isinstance(raw, list) and len(raw) == 1 and "seed" in params:
             name, raw = "seed", raw[0]  # one seed: --seed, so --seed on the command line still wins
-        if name not in params or name in _NOT_IN_CONFIG:
+        if name not in recorded:
             raise typer.BadParameter(f"{value}: unknown key {raw_key!r} for mle6 {ctx.info_name}")
         if raw is None:
             continue  # e.g. data_dir of a synthetic run
@@ -81,22 +80,22 @@ def load_config(ctx: typer.Context, param, value: Path | None) -> Path | None:
     return value
 
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        is_eager=True,
-        callback=load_config,
-        help="Read options from a TOML or JSON file (keys: the option names; a run's config.json works); "
+def config_option(options: list[Option]) -> Option:
+    """--config of a command with these options."""
+    return Option(
+        "config",
+        Path | None,
+        None,
+        "Read options from a TOML or JSON file (keys: the option names; a run's config.json works); "
         "options on the command line win.",
-    ),
-]
-PrintConfigOpt = Annotated[
-    bool,
-    typer.Option(
-        "--print-config", metavar="", help="Print the resolved options (every one, defaults included) and exit."
-    ),
-]
+        key=NOT_RECORDED,
+        typer={"is_eager": True, "callback": lambda ctx, param, value: load_config(options, ctx, param, value)},
+    )
+
+
+PRINT_CONFIG = switch(
+    "print_config", "Print the resolved options (every one, defaults included) and exit.", key=NOT_RECORDED
+)
 
 
 def print_options(ctx: typer.Context, options: dict) -> None:
@@ -109,19 +108,13 @@ def print_options(ctx: typer.Context, options: dict) -> None:
         typer.echo(dumps(options))
 
 
-def run_task(ctx: typer.Context, task, options: dict, printer, *, out, overwrite: bool, resume, print_config: bool):
-    """What every training command does with its options: --print-config prints them and stops;
-    otherwise `task` runs with --resume's overrides, reporting through the printer's events.
-    Returns the task's result; None when there is nothing to render (the options were printed, or
-    this is a torchrun rank other than 0: rank 0 reports)."""
-    from mle6cli.commands._options import resume_overrides
-
-    if print_config:
-        print_options(ctx, options)
-        return None
-    overrides = resume_overrides(ctx, resume, options)
-    with printer.events() as events:
-        return task(options, out=out, overwrite=overwrite, resume=resume, overrides=overrides, events=events)
+def recorded_options(options: list[Option], params: dict, ctx: typer.Context) -> dict:
+    """config.json's `options` from the parsed parameters: one entry per key, in the command's order."""
+    recorded = {}
+    for option in options:
+        if option.key is not NOT_RECORDED and option.key not in recorded:
+            recorded[option.key] = option.config_value(params, ctx)
+    return recorded
 
 
 def to_toml(options: dict) -> str:

@@ -1,6 +1,9 @@
-"""The options commands share, defined once (Typer `Annotated` style), and their validation.
+"""The options commands share, each declared once as an `Option`, and their validation.
 
-A command declares e.g. `device: DeviceOpt = "auto"`; the help text lives here only.
+An `Option` holds everything about one option: its parameter name, type, default, help, the
+rest of typer.Option's arguments (bounds, callback), and the key it sets in a run's config.json
+(`key`, `value`, `inverse`). A training command lists its `Option`s once (`commands._training`);
+the other commands take the same declarations as `Annotated` types (`DEVICE.annotated()`).
 
 One rule for option values: a malformed or out-of-range value is a usage error (exit 2)
 whose message names the option — raised as `typer.BadParameter`, through a callback, `min=`,
@@ -12,12 +15,67 @@ from __future__ import annotations
 
 import math
 import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mle6cli.tasks.limits import SEED_MAX
+
+NOT_RECORDED = None  # the key of an option a run does not record (where output goes, how it is shown)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a command, declared once.
+
+    `key` is what it sets in config.json (and in a --config file); `value(params, ctx)` makes that
+    entry from the parsed parameters (default: the parameter as parsed); options that share a key
+    (--seed, --seeds) get it from the first of them. `inverse` turns a config value back into the
+    parameter's (download -> --no-download). `check(params)` runs before the task: a check that
+    needs more than the parser has (a heavy import, another option)."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+    key: str | None = "="  # "=": the parameter's own name
+    value: Callable[[dict, typer.Context], Any] | None = None
+    inverse: Callable[[Any], Any] | None = None
+    sources: tuple[str, ...] = ()  # the parameters named when a resumed run's value would change
+    check: Callable[[dict], None] | None = None
+    flags: tuple[str, ...] = ()  # default: --name with dashes
+    typer: dict = field(default_factory=dict)  # typer.Option's other arguments: min=, callback=, ...
+
+    def __post_init__(self):
+        if self.key == "=":
+            object.__setattr__(self, "key", self.name)
+        if self.key is not None and not self.sources:
+            object.__setattr__(self, "sources", (self.name,))
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def annotated(self):
+        """The option as Typer reads it from a signature."""
+        return Annotated[self.type, typer.Option(*(self.flags or (self.flag,)), help=self.help, **self.typer)]
+
+    def but(self, **changes) -> Option:
+        """The same option with another default, help or check (a command's own variant)."""
+        return replace(self, **changes)
+
+    def config_value(self, params: dict, ctx: typer.Context):
+        return params[self.name] if self.value is None else self.value(params, ctx)
+
+
+def switch(name: str, help: str, **rest) -> Option:
+    """An on/off switch (no value shown in help)."""
+    return Option(name, bool, False, help, **rest, typer={"metavar": ""})
+
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -27,41 +85,44 @@ def complete_device(incomplete: str) -> list[str]:
     return [d for d in DEVICES if d.startswith(incomplete)]
 
 
-DeviceOpt = Annotated[
+DEVICE = Option(
+    "device",
     str,
-    typer.Option(
-        "--device",
-        help="Where to compute: auto, cpu, cuda, cuda:N or mps (CPU threads: torch's default, or MLE6_THREADS=N).",
-        show_default=True,
-        autocompletion=complete_device,
-    ),
-]
+    "auto",
+    "Where to compute: auto, cpu, cuda, cuda:N or mps (CPU threads: torch's default, or MLE6_THREADS=N).",
+    typer={"show_default": True, "autocompletion": complete_device},
+)
+DeviceOpt = DEVICE.annotated()
 SEED_RANGE = {"min": 0, "max": SEED_MAX}
 
 
-def seed_opt(default: int):
-    """The --seed option of a command whose default seed is `default` (shown in its help)."""
-    return Annotated[
+def seed_option(default: int) -> Option:
+    """The --seed of a command whose default seed is `default` (shown in its help); with --seeds it
+    makes config.json's `seeds`."""
+    return Option(
+        "seed",
         int | None,
-        typer.Option(
-            "--seed", **SEED_RANGE, help=f"Random seed (default {default}); the same seed gives the same metrics."
-        ),
-    ]
+        None,
+        f"Random seed (default {default}); the same seed gives the same metrics.",
+        key="seeds",
+        value=lambda p, ctx: seeds_option(p["seed"], p["seeds"], default, ctx),
+        typer=SEED_RANGE,
+    )
 
 
 def _seeds_callback(value):
     return value if value is None or isinstance(value, list) else parse_seeds(value)
 
 
-SeedsOpt = Annotated[
+SEEDS = Option(
+    "seeds",
     str | None,
-    typer.Option(
-        "--seeds",
-        callback=_seeds_callback,
-        help="Several seeds, a list or a range (0,1,2 or 0-4), instead of --seed: each is one more fused "
-        "member, and the results get means and 95% confidence intervals.",
-    ),
-]
+    None,
+    "Several seeds, a list or a range (0,1,2 or 0-4), instead of --seed: each is one more fused "
+    "member, and the results get means and 95% confidence intervals.",
+    typer={"callback": _seeds_callback},
+)
+SeedsOpt = SEEDS.annotated()
 MAX_SEEDS = 1000
 
 
@@ -114,38 +175,34 @@ def _out_folder(value: str | None) -> Path | None:
     return None if value is None else Path(value)
 
 
-OutOpt = Annotated[
+OUT = Option(
+    "out",
     str | None,
-    typer.Option(
-        "--out",
-        callback=_out_folder,
-        help="Run folder to create (default: runs/<command>/<timestamp>). Must be new or empty.",
-    ),
-]
-TensorboardOpt = Annotated[
-    bool,
-    typer.Option(
-        "--tensorboard",
-        metavar="",
-        help="Also write TensorBoard event files (run folder's tensorboard/, one run per member); "
-        "needs pip install 'mle6cli\\[tensorboard]'.",
-    ),
-]
-SaveEveryOpt = Annotated[
+    None,
+    "Run folder to create (default: runs/<command>/<timestamp>). Must be new or empty.",
+    key=NOT_RECORDED,
+    typer={"callback": _out_folder},
+)
+TENSORBOARD = switch(
+    "tensorboard",
+    "Also write TensorBoard event files (run folder's tensorboard/, one run per member); "
+    "needs pip install 'mle6cli\\[tensorboard]'.",
+)
+SAVE_EVERY = Option(
+    "save_every",
     int,
-    typer.Option(
-        "--save-every",
-        min=0,
-        max=1_000_000,
-        help="Save the resumable state every N epochs (0: only when stopped); a crash loses at most N epochs.",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print exactly one JSON document on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print nothing but the result (and errors).")]
-SyntheticOpt = Annotated[
-    bool, typer.Option("--synthetic", metavar="", help="Use the built-in synthetic data instead of a dataset on disk.")
-]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", metavar="", help="Allow writing into a non-empty folder.")]
+    1,
+    "Save the resumable state every N epochs (0: only when stopped); a crash loses at most N epochs.",
+    typer={"min": 0, "max": 1_000_000},
+)
+JSON = switch("json_out", "Print exactly one JSON document on stdout.", key=NOT_RECORDED, flags=("--json",))
+QUIET = switch("quiet", "Print nothing but the result (and errors).", key=NOT_RECORDED, flags=("--quiet", "-q"))
+SYNTHETIC = switch("synthetic", "Use the built-in synthetic data instead of a dataset on disk.")
+OVERWRITE = switch("overwrite", "Allow writing into a non-empty folder.", key=NOT_RECORDED)
+JsonOpt = JSON.annotated()
+QuietOpt = QUIET.annotated()
+SyntheticOpt = SYNTHETIC.annotated()
+OverwriteOpt = OVERWRITE.annotated()
 
 
 def finite_number(value: float) -> float:
@@ -179,30 +236,27 @@ def positive_lr(value: float) -> float:
     return value
 
 
-# the options of the training commands (train-cnn, sweep-lr, train-ae, pca-ae)
-EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Epochs to train each model.")]
-BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per training step.")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", callback=positive_lr)]
-DeterministicOpt = Annotated[
-    bool,
-    typer.Option("--deterministic", metavar="", help="Also force torch's deterministic algorithms (matters on CUDA)."),
-]
-ResumeOpt = Annotated[
+# the options of the training commands (train-cnn, sweep-lr, train-ae, pca-ae, run-all)
+EPOCHS = Option("epochs", int, 50, "Epochs to train each model.", typer={"min": 1})
+BATCH_SIZE = Option("batch_size", int, 64, "Images per training step.", typer={"min": 1})
+LR = Option("lr", float, 1e-3, "Adam learning rate.", typer={"callback": positive_lr})
+DETERMINISTIC = switch("deterministic", "Also force torch's deterministic algorithms (matters on CUDA).")
+RESUME = Option(
+    "resume",
     Path | None,
-    typer.Option("--resume", help="Continue the interrupted run in this folder with its saved options."),
-]
+    None,
+    "Continue the interrupted run in this folder with its saved options.",
+    key=NOT_RECORDED,
+)
 
 
-SignsDirOpt = Annotated[
-    Path, typer.Option("--data-dir", help="Folder with X_/Y_train|val|test.npy (see prepare-signs).")
-]
-MnistDirOpt = Annotated[
-    Path, typer.Option("--data-dir", help="Folder holding MNIST/raw/ (the four IDX files, plain or .gz).")
-]
-NoDownloadOpt = Annotated[
-    bool,
-    typer.Option("--no-download", metavar="", help="Never try to download MNIST; fail at once when it is missing."),
-]
+# what every training command but run-all has after its own options
+RUN = (DEVICE, SAVE_EVERY, TENSORBOARD, DETERMINISTIC)
+
+
+def seed_options(default: int) -> tuple[Option, Option]:
+    """--seed (default `default`) and --seeds: config.json's `seeds`."""
+    return seed_option(default), SEEDS
 
 
 def data_dir_option(data_dir: Path | None, synthetic: bool) -> str | None:
@@ -210,13 +264,39 @@ def data_dir_option(data_dir: Path | None, synthetic: bool) -> str | None:
     return None if synthetic or data_dir is None else str(data_dir)
 
 
-# option key in a run's config.json -> the command-line parameters that set it
-SOURCES = {"seeds": ("seed", "seeds"), "download": ("no_download",)}
+def data_folder(name: str, default: str, help: str, flag: str = "--data-dir") -> Option:
+    """A dataset folder: recorded as given, or None with --synthetic."""
+    return Option(
+        name, Path, Path(default), help, value=lambda p, ctx: data_dir_option(p[name], p["synthetic"]), flags=(flag,)
+    )
 
 
-def resume_overrides(ctx: typer.Context, resume: Path | None, options: dict) -> dict | None:
+SIGNS_DIR = data_folder("data_dir", "sign_data", "Folder with X_/Y_train|val|test.npy (see prepare-signs).")
+MNIST_DIR = data_folder("data_dir", "data", "Folder holding MNIST/raw/ (the four IDX files, plain or .gz).")
+NO_DOWNLOAD = switch(
+    "no_download",
+    "Never try to download MNIST; fail at once when it is missing.",
+    key="download",
+    value=lambda p, ctx: not p["no_download"],
+    inverse=lambda download: not download,
+)
+NoDownloadOpt = NO_DOWNLOAD.annotated()
+
+
+def _key_sources(options: list[Option]) -> dict[str, tuple[str, ...]]:
+    """config.json key -> the command-line parameters that set it, in the command's order."""
+    sources: dict[str, tuple[str, ...]] = {}
+    for option in options:
+        if option.key is not None:
+            known = sources.get(option.key, ())
+            sources[option.key] = known + tuple(s for s in option.sources if s not in known)
+    return sources
+
+
+def resume_overrides(ctx: typer.Context, resume: Path | None, recorded: dict, options: list[Option]) -> dict | None:
     """With --resume: the options given on the command line that a resumed run may change (--device,
-    --save-every); a usage error naming every other given option whose value differs from the run's."""
+    --save-every); a usage error naming every other given option whose value differs from the run's.
+    `recorded`: config.json's options made from the command's `options`."""
     if resume is None:
         return None
     from mle6cli.engine.runs import RESUMABLE
@@ -227,14 +307,16 @@ def resume_overrides(ctx: typer.Context, resume: Path | None, options: dict) -> 
     except (FileError, AttributeError):
         return None  # the run protocol says what is wrong with the folder
     given = {name for name in ctx.params if ctx.get_parameter_source(name).name in ("COMMANDLINE", "ENVIRONMENT")}
+    sources = _key_sources(options)
+    folders = {option.key for option in options if _is_path(option.type)}
     changed, overrides = [], {}
-    for key, value in options.items():
-        params = SOURCES.get(key, (key,))
+    for key, value in recorded.items():
+        params = sources.get(key, (key,))
         if not given.intersection(params):
             continue
         if key in RESUMABLE:
             overrides[key] = value
-        elif _normal(key, value) != _normal(key, saved.get(key)):
+        elif _normal(key in folders, value) != _normal(key in folders, saved.get(key)):
             changed.extend("--" + p.replace("_", "-") for p in params if p in given)
     if changed:
         raise typer.BadParameter(
@@ -245,8 +327,12 @@ def resume_overrides(ctx: typer.Context, resume: Path | None, options: dict) -> 
     return overrides
 
 
-def _normal(key: str, value):
-    if key.endswith("_dir") or key == "compare":
+def _is_path(annotation) -> bool:
+    return annotation is Path or Path in typing.get_args(annotation)
+
+
+def _normal(folder: bool, value):
+    if folder:  # the same folder, however it was written
         return None if value is None else str(Path(value).resolve())
     return list(value) if isinstance(value, tuple) else value
 

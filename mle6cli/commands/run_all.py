@@ -1,87 +1,48 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from mle6cli.commands._config import ConfigOpt, PrintConfigOpt, run_task
 from mle6cli.commands._options import (
+    DEVICE,
+    NO_DOWNLOAD,
+    SAVE_EVERY,
     SEED_RANGE,
-    DeviceOpt,
-    JsonOpt,
-    NoDownloadOpt,
-    OutOpt,
-    OverwriteOpt,
-    QuietOpt,
-    ResumeOpt,
-    SaveEveryOpt,
-    SeedsOpt,
-    SyntheticOpt,
-    check_resume_alone,
-    data_dir_option,
+    SEEDS,
+    SIGNS_DIR,
+    SYNTHETIC,
+    Option,
+    data_folder,
     seeds_option,
+    switch,
 )
-from mle6cli.commands._output import Printer
+from mle6cli.commands._training import training_command
 from mle6cli.fmt import lr_label
 
+QUICK = switch("quick", "Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores.")
+# one seed, or several, for every step; neither: each step's own default
+SEED = Option(
+    "seed", int | None, None, "One seed for every step (default: each command's own default).", typer=SEED_RANGE
+)
+EVERY_STEP_SEEDS = SEEDS.but(
+    value=lambda p, ctx: None if p["seeds"] is None else seeds_option(p["seed"], p["seeds"], 0, ctx),
+    sources=("seed", "seeds"),
+)
 
-def run_all(
-    ctx: typer.Context,
-    config: ConfigOpt = None,
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="SIGNS arrays (X_/Y_train|val|test.npy).")] = Path(
-        "sign_data"
-    ),
-    mnist_dir: Annotated[Path, typer.Option("--mnist-dir", help="Folder holding MNIST/raw/.")] = Path("data"),
-    synthetic: SyntheticOpt = False,
-    quick: Annotated[
-        bool,
-        typer.Option(
-            "--quick", metavar="", help="Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores."
-        ),
-    ] = False,
-    device: DeviceOpt = "auto",
-    seed: Annotated[
-        int | None,
-        typer.Option("--seed", **SEED_RANGE, help="One seed for every step (default: each command's own default)."),
-    ] = None,
-    seeds: SeedsOpt = None,
-    no_download: NoDownloadOpt = False,
-    out: OutOpt = None,
-    overwrite: OverwriteOpt = False,
-    resume: ResumeOpt = None,
-    save_every: SaveEveryOpt = 1,
-    print_config: PrintConfigOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
-    """Run the whole exercise sheet in order and write a self-contained report.html (and report.md).
 
-    Example: mle6 run-all --quick --out runs/sheet
-    """
-    from mle6cli.tasks.sheet import run_all as run_sheet
+def _run(options, **run):
+    from mle6cli.tasks.sheet import run_all
 
-    check_resume_alone(resume, out)
-    printer = Printer(json_mode=json_out, quiet=quiet)
-    options = {
-        "data_dir": data_dir_option(data_dir, synthetic),
-        "mnist_dir": data_dir_option(mnist_dir, synthetic),
-        "synthetic": synthetic,
-        "quick": quick,
-        "device": device,
-        "save_every": save_every,
-        "seed": seed,
-        "seeds": None if seeds is None else seeds_option(seed, seeds, 0, ctx),
-        "download": not no_download,
-    }
-    if synthetic and resume is None:
-        printer.note("Note: run-all uses SYNTHETIC data (drawn hands, font digits), not SIGNS and MNIST.")
-    summary = run_task(
-        ctx, run_sheet, options, printer, out=out, overwrite=overwrite, resume=resume, print_config=print_config
-    )
-    if summary is None:  # --print-config
-        return
-    if json_out:
+    return run_all(options, **run)
+
+
+def _note(params: dict) -> str | None:
+    if params["synthetic"] and params["resume"] is None:
+        return "Note: run-all uses SYNTHETIC data (drawn hands, font digits), not SIGNS and MNIST."
+    return None
+
+
+def _render(printer, summary: dict, params: dict) -> None:
+    if params["json_out"]:
         printer.json(summary)
         return
     r = summary["results"]
@@ -99,3 +60,26 @@ def run_all(
         )
     )
     printer.line(f"finished in {summary['seconds']:.0f} s; run folder {summary['run_dir']}")
+
+
+run_all = training_command(
+    """Run the whole exercise sheet in order and write a self-contained report.html (and report.md).
+
+    Example: mle6 run-all --quick --out runs/sheet
+    """,
+    _run,
+    [
+        SIGNS_DIR.but(help="SIGNS arrays (X_/Y_train|val|test.npy)."),
+        data_folder("mnist_dir", "data", "Folder holding MNIST/raw/.", flag="--mnist-dir"),
+        SYNTHETIC,
+        QUICK,
+        DEVICE,
+        SAVE_EVERY,
+        SEED,
+        EVERY_STEP_SEEDS,
+        NO_DOWNLOAD,
+    ],
+    _render,
+    distributed=False,
+    note=_note,
+)

@@ -1,41 +1,15 @@
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
-from mle6cli.commands._config import ConfigOpt, PrintConfigOpt, run_task
-from mle6cli.commands._options import (
-    BatchSizeOpt,
-    DeterministicOpt,
-    DeviceOpt,
-    EpochsOpt,
-    JsonOpt,
-    LrOpt,
-    MnistDirOpt,
-    NoDownloadOpt,
-    OutOpt,
-    OverwriteOpt,
-    QuietOpt,
-    ResumeOpt,
-    SaveEveryOpt,
-    SeedsOpt,
-    SyntheticOpt,
-    TensorboardOpt,
-    check_resume_alone,
-    data_dir_option,
-    positive_list,
-    seed_opt,
-    seeds_option,
-)
-from mle6cli.commands._output import Printer
+from mle6cli.commands import _options as opt
 from mle6cli.commands._render import render_ae
+from mle6cli.commands._training import training_command
 
 
 def parse_dims(value: str) -> list[int]:
     """'3,10' -> [3, 10]; a usage error names the first bad entry."""
-    dims = positive_list(
+    dims = opt.positive_list(
         value, "--latent-dims", whole=True, plural="latent sizes", singular="latent size", example="3,10,100,250"
     )
     from mle6cli.tasks.limits import MAX_LATENT_DIM
@@ -49,89 +23,49 @@ def parse_dims(value: str) -> list[int]:
     return dims
 
 
-def train_ae(
-    ctx: typer.Context,
-    config: ConfigOpt = None,
-    data_dir: MnistDirOpt = Path("data"),
-    synthetic: SyntheticOpt = False,
-    latent_dims: Annotated[
-        str,
-        typer.Option(
-            "--latent-dims",
-            callback=lambda v: parse_dims(v),
-            help="Comma-separated latent sizes; one autoencoder each (1..4096).",
-        ),
-    ] = "3,10,100,250",
-    epochs: EpochsOpt = 10,
-    batch_size: BatchSizeOpt = 128,
-    lr: LrOpt = 1e-3,
-    seed: seed_opt(0) = None,
-    seeds: SeedsOpt = None,
-    retries: Annotated[
-        int, typer.Option("--retries", min=0, max=100, help="Restarts (with a derived seed) allowed per collapsed run.")
-    ] = 2,
-    init: Annotated[
-        str,
-        typer.Option(
-            "--init",
-            autocompletion=lambda incomplete: [i for i in ("mean", "pytorch") if i.startswith(incomplete)],
-            help="Initialisation: 'mean' starts the output at the mean pixel (the collapse fix); "
-            "'pytorch' is PyTorch's default, as in the exercise (collapses often).",
-        ),
-    ] = "mean",
-    device: DeviceOpt = "auto",
-    ddp: Annotated[
-        bool,
-        typer.Option(
-            "--ddp",
-            help="Under torchrun: train each autoencoder data-parallel (DistributedDataParallel), every rank "
-            "holding its share of the data, instead of splitting the autoencoders over the ranks.",
-        ),
-    ] = False,
-    deterministic: DeterministicOpt = False,
-    out: OutOpt = None,
-    overwrite: OverwriteOpt = False,
-    resume: ResumeOpt = None,
-    save_every: SaveEveryOpt = 1,
-    tensorboard: TensorboardOpt = False,
-    no_download: NoDownloadOpt = False,
-    print_config: PrintConfigOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
-    """Train the exercise's conv autoencoder at each latent size (Adam, MSE), with collapse detection.
+def _check_init(params: dict) -> None:
+    from mle6cli.tasks.autoencoders import INITS
 
-    Example: mle6 train-ae --data-dir data --latent-dims 3,10,100,250 --epochs 10
-    """
-    from mle6cli.tasks.autoencoders import INITS, TrainingFailed, train_ae
+    if params["init"] not in INITS:
+        raise typer.BadParameter(f"choose one of {', '.join(INITS)}, got {params['init']!r}", param_hint="'--init'")
 
-    check_resume_alone(resume, out)
-    if init not in INITS:
-        raise typer.BadParameter(f"choose one of {', '.join(INITS)}, got {init!r}", param_hint="'--init'")
-    printer = Printer(json_mode=json_out, quiet=quiet)
-    options = {
-        "data_dir": data_dir_option(data_dir, synthetic),
-        "synthetic": synthetic,
-        "latent_dims": latent_dims,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seeds": seeds_option(seed, seeds, 0, ctx),
-        "retries": retries,
-        "init": init,
-        "device": device,
-        "save_every": save_every,
-        "tensorboard": tensorboard,
-        "deterministic": deterministic,
-        "download": not no_download,
-        "ddp": ddp,
-    }
-    result = run_task(
-        ctx, train_ae, options, printer, out=out, overwrite=overwrite, resume=resume, print_config=print_config
-    )
-    if result is None:  # --print-config, or a torchrun rank other than 0
-        return
-    if json_out:
+
+LATENT_DIMS = opt.Option(
+    "latent_dims",
+    str,
+    "3,10,100,250",
+    "Comma-separated latent sizes; one autoencoder each (1..4096).",
+    typer={"callback": parse_dims},
+)
+RETRIES = opt.Option(
+    "retries", int, 2, "Restarts (with a derived seed) allowed per collapsed run.", typer={"min": 0, "max": 100}
+)
+INIT = opt.Option(
+    "init",
+    str,
+    "mean",
+    "Initialisation: 'mean' starts the output at the mean pixel (the collapse fix); "
+    "'pytorch' is PyTorch's default, as in the exercise (collapses often).",
+    check=_check_init,
+    typer={"autocompletion": lambda incomplete: [i for i in ("mean", "pytorch") if i.startswith(incomplete)]},
+)
+DDP = opt.switch(
+    "ddp",
+    "Under torchrun: train each autoencoder data-parallel (DistributedDataParallel), every rank "
+    "holding its share of the data, instead of splitting the autoencoders over the ranks.",
+)
+
+
+def _train(options, **run):
+    from mle6cli.tasks.autoencoders import train_ae
+
+    return train_ae(options, **run)
+
+
+def _render(printer, result, params: dict) -> None:
+    from mle6cli.tasks.autoencoders import TrainingFailed
+
+    if params["json_out"]:
         printer.json(result.to_json())
     else:
         render_ae(printer, result)
@@ -145,3 +79,27 @@ def train_ae(
                     f"d={r.latent_dim} is still collapsed after {r.retries} restart(s) ({r.attempts[-1]['reason']})"
                 )
         raise TrainingFailed("; ".join(problems) + f" — marked so in {result.run_dir}/summary.json, not usable")
+
+
+train_ae = training_command(
+    """Train the exercise's conv autoencoder at each latent size (Adam, MSE), with collapse detection.
+
+    Example: mle6 train-ae --data-dir data --latent-dims 3,10,100,250 --epochs 10
+    """,
+    _train,
+    [
+        opt.MNIST_DIR,
+        opt.SYNTHETIC,
+        LATENT_DIMS,
+        opt.EPOCHS.but(default=10),
+        opt.BATCH_SIZE.but(default=128),
+        opt.LR,
+        *opt.seed_options(0),
+        RETRIES,
+        INIT,
+        *opt.RUN,
+        opt.NO_DOWNLOAD,
+        DDP,
+    ],
+    _render,
+)

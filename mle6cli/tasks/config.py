@@ -7,6 +7,8 @@ library checks them again: a bad value is a ConfigError naming it.
 from __future__ import annotations
 
 import math
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import fields
 
@@ -27,15 +29,24 @@ class OptionsConfig:
     @classmethod
     def from_options(cls, options: dict):
         names = {f.name: f for f in fields(cls)}
+        hints = typing.get_type_hints(cls)
         values = {}
         for key, value in options.items():
             field_name, convert = (key, None) if key in names else cls.aliases.get(key, (key, None))
             if field_name in names:
                 values[field_name] = convert(value) if convert is not None else value
         for name, value in values.items():
-            if "tuple" in str(names[name].type) and isinstance(value, list):
+            if isinstance(value, list) and _holds_tuple(hints[name]):
                 values[name] = tuple(value)
         return cls(**values)
+
+
+def _holds_tuple(hint) -> bool:
+    """Whether a field's type is a tuple (`tuple[int, ...]`, or `tuple[int, ...] | None`)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_holds_tuple(arg) for arg in typing.get_args(hint))
+    return hint is tuple or origin is tuple
 
 
 def check_number(name: str, value, *, whole: bool, minimum: float | None = None, positive: bool = False):
