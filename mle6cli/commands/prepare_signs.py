@@ -11,19 +11,28 @@ from mle6cli.commands._output import Printer
 CLASS_NAMES = [str(i) for i in range(6)]
 
 
+def _source(split: str):
+    """--<split>-h5 and --<split>-dir: the two ways to give one split."""
+    h5 = Annotated[
+        Path | None,
+        typer.Option(f"--{split}-h5", help=f"The original {split}_signs.h5 ({split}_set_x/{split}_set_y)."),
+    ]
+    folder = Annotated[
+        Path | None,
+        typer.Option(f"--{split}-dir", help=f"Instead of --{split}-h5: a folder of <label>_*.jpg images."),
+    ]
+    return h5, folder
+
+
+TrainH5, TrainDir = _source("train")
+TestH5, TestDir = _source("test")
+
+
 def prepare_signs(
-    train_h5: Annotated[
-        Path | None, typer.Option("--train-h5", help="The original train_signs.h5 (train_set_x/train_set_y).")
-    ] = None,
-    test_h5: Annotated[
-        Path | None, typer.Option("--test-h5", help="The original test_signs.h5 (test_set_x/test_set_y).")
-    ] = None,
-    train_dir: Annotated[
-        Path | None, typer.Option("--train-dir", help="Instead of --train-h5: a folder of <label>_*.jpg images.")
-    ] = None,
-    test_dir: Annotated[
-        Path | None, typer.Option("--test-dir", help="Instead of --test-h5: a folder of <label>_*.jpg images.")
-    ] = None,
+    train_h5: TrainH5 = None,
+    test_h5: TestH5 = None,
+    train_dir: TrainDir = None,
+    test_dir: TestDir = None,
     out: Annotated[Path, typer.Option("--out", help="Folder to write the six .npy files into.")] = Path("sign_data"),
     val_per_class: Annotated[
         int, typer.Option("--val-per-class", min=1, help="Training images per class moved to validation.")

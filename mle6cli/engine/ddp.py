@@ -44,18 +44,13 @@ class DataParallelMembers(ModuleMembers):
         self._batch_size = batch_size or x.shape[1]
         return super().step(x, y, alive, batch_size)
 
-    def _losses(self, x, y):
-        outputs, losses = [], []
-        for j, model in enumerate(self.parallel):
-            if not self.live[j]:
-                outputs.append(None)
-                losses.append(torch.zeros((), device=x.device))
-                continue
-            out = model(self._member_input(x, j))  # (b_rank, ...): this rank's share of the batch
-            outputs.append(out)
-            # this rank's share of the batch mean: fit adds it times the global batch size
-            losses.append(self.task.sample_sum(out, self._member_input(y, j)) / self._batch_size)
-        return outputs, torch.stack(losses)
+    def _runners(self):
+        return self.parallel  # each model's step goes through its DistributedDataParallel wrapper
+
+    def _loss(self, out, target):
+        # out: (b_rank, ...), this rank's share of the batch; its share of the batch mean (fit adds it
+        # times the global batch size)
+        return self.task.sample_sum(out, target) / self._batch_size
 
     def objective(self, losses: torch.Tensor) -> torch.Tensor:
         return losses * self.world  # DistributedDataParallel divides the summed gradients by the world

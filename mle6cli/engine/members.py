@@ -182,15 +182,23 @@ class ModuleMembers(Members):
 
     def _losses(self, x, y):
         outputs, losses = [], []
-        for j, model in enumerate(self.models):
+        for j, model in enumerate(self._runners()):
             if not self.live[j]:
                 outputs.append(None)
                 losses.append(torch.zeros((), device=x.device))
                 continue
             out = model(self._member_input(x, j))
             outputs.append(out)
-            losses.append(self.task.loss(out, self._member_input(y, j)))
+            losses.append(self._loss(out, self._member_input(y, j)))
         return outputs, torch.stack(losses)
+
+    def _runners(self) -> list[nn.Module]:
+        """What computes each member's output in a step: the models themselves."""
+        return self.models
+
+    def _loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """A member's loss on its batch: the task's batch mean."""
+        return self.task.loss(out, target)
 
     def _correct(self, outputs, y) -> torch.Tensor:
         counts = [
