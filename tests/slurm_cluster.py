@@ -18,6 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from mle6cli.engine.distributed import process_alive
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "scontrol", "squeue", "sinfo", "srun", "scancel")
 # debug2: slurmctld logs each 30-second check of time limits and --signal warnings (TICK)
@@ -82,16 +84,6 @@ def _pid(path: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class LocalSlurm:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -154,7 +146,7 @@ class LocalSlurm:
         deadline = time.time() + 20
         while (pid := _pid(pid_file)) is None and time.time() < deadline:
             time.sleep(0.1)
-        if done.returncode != 0 or pid is None or not _alive(pid):
+        if done.returncode != 0 or pid is None or not process_alive(pid):
             raise Unavailable(f"{name} did not start: {(done.stderr or done.stdout).strip()[-500:]}")
         self.pids[name] = pid
 
@@ -174,9 +166,9 @@ class LocalSlurm:
             except ProcessLookupError:
                 continue
             deadline = time.time() + 15
-            while _alive(pid) and time.time() < deadline:
+            while process_alive(pid) and time.time() < deadline:
                 time.sleep(0.1)
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
     # ------------------------------------------------------------------ using it

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from mle6cli import plots
+from mle6cli.engine.distributed import process_alive
 from mle6cli.fmt import lr_label
 from tests.conftest import subprocess_env
 
@@ -361,18 +362,10 @@ def test_a_training_command_leaves_no_drawing_process_behind(tmp_path):
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=subprocess_env())
     pid = int(proc.stdout.readline())
-    assert _alive(pid)
+    assert process_alive(pid)
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    assert not process_alive(pid)

@@ -45,10 +45,7 @@ class Split:
         """An epoch's batches from its permutations (S, N) on the host: (index (S, B) on the device, B)
         each, views of one copy made here, so that no step copies anything from the host."""
         order = perms.to(self.x.device)  # (S, N)
-        return [
-            (order[:, i : i + batch_size], order[:, i : i + batch_size].shape[1])
-            for i in range(0, len(self), batch_size)
-        ]
+        return [(order[:, i : i + batch_size], min(batch_size, len(self) - i)) for i in range(0, len(self), batch_size)]
 
 
 class ShardedSplit:

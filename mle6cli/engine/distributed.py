@@ -124,7 +124,7 @@ class Peers:
         """A peer on this host whose process is gone."""
         here = socket.gethostname()
         for r, (host, pid) in enumerate(self.members):
-            if r != self.rank and host == here and pid and not _alive(pid):
+            if r != self.rank and host == here and pid and not process_alive(pid):
                 return r
         return None
 
@@ -297,7 +297,8 @@ class Peers:
                 pass
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
