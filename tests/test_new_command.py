@@ -12,7 +12,8 @@ import pytest
 
 from mle6cli.commands._options import BATCH_SIZE, DEVICE, EPOCHS, LR, SAVE_EVERY, SEEDS, Option, seed_option
 from mle6cli.commands._training import training_command
-from mle6cli.tasks.config import OptionsConfig, check_loop, check_seeds
+from mle6cli.tasks import config as rules
+from mle6cli.tasks.config import OptionsConfig, ruled
 from tests.conftest import StopAfter
 
 # ---------------------------------------------------------------- the task (layer 3)
@@ -21,16 +22,12 @@ from tests.conftest import StopAfter
 @dataclass(frozen=True)
 class ToyConfig(OptionsConfig):
     width: int = 4
-    seeds: tuple[int, ...] = (0,)
-    epochs: int = 3
-    batch_size: int = 8
-    lr: float = 1e-2
+    seeds: tuple[int, ...] = ruled((0,), rules.SEED)
+    epochs: int = ruled(3, rules.EPOCHS)
+    batch_size: int = ruled(8, rules.BATCH_SIZE)
+    lr: float = ruled(1e-2, rules.LR)
     device: str = "cpu"
     deterministic: bool = False
-
-    def __post_init__(self):
-        check_seeds(self.seeds)
-        check_loop(self.epochs, self.batch_size, self.lr)
 
 
 @dataclass
@@ -62,19 +59,20 @@ def toy_fit(options: dict, *, out=None, overwrite=False, resume=None, overrides=
 
     from mle6cli.data.splits import Split
     from mle6cli.engine.events import QUIET
+    from mle6cli.engine.folder import Outputs
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
     from mle6cli.tasks.jobs import EpochLog, open_job
 
     events = events or QUIET
     job = open_job(
         "toy-fit", options, ToyConfig, _load, out=out, overwrite=overwrite, resume=resume, events=events,
-        paths=(), outputs=("metrics.csv",), overrides=overrides,
+        paths=(), outputs=Outputs(files=("metrics.csv",)), overrides=overrides,
     )  # fmt: skip
     with job.run:
         config, run = job.config, job.run
         members = run.members([{"seed": seed} for seed in config.seeds])
         header = RECONSTRUCT.header(["test"])
-        log = EpochLog(job, events, members, header, lambda m: run.path / "metrics.csv", lambda m: "", header[1:])
+        log = EpochLog(job, events, members, header, lambda m: "metrics.csv", lambda m: "", header[1:])
 
         def build(group):
             models = []

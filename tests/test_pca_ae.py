@@ -125,7 +125,7 @@ def test_cli_human_output(runner, app):
 def test_latent_dim_out_of_range(runner, app, tmp_path, k):
     result = runner.invoke(app, ["pca-ae", "--synthetic", "--latent-dim", k])
     assert result.exit_code == 2
-    assert f"Invalid value for '--latent-dim': must be between 1 and 784, got {k}" in result.stderr
+    assert f"Invalid value for '--latent-dim': latent dim must be between 1 and 784, got {k}" in result.stderr
     assert not (tmp_path / "runs").exists()
 
 

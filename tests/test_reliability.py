@@ -153,6 +153,43 @@ def test_begin_clears_what_made_a_reused_folder_look_finished(tmp_path):
     assert {"device", "data", "packages", "created", "cpu_threads"} <= set(document)
 
 
+def test_a_run_writes_only_the_files_its_outputs_name(tmp_path):
+    """A command's Outputs are its one list of files: a write outside them fails at once (so a new
+    file cannot be added without its glob), and an --overwrite clears exactly them."""
+    from mle6cli.engine.folder import Outputs, UndeclaredOutput
+
+    outputs = Outputs(files=("table.csv",), member_files=("model.pt",), member_folders=("", "seed_*"))
+    for name in ("table.csv", "model.pt", "seed_3/model.pt", "seed_3/old.pt", "stray.csv"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("old")
+    run = runs.Run.open("toy", {}, out=tmp_path, overwrite=True, outputs=outputs)
+    run.begin(device="cpu", data={"sizes": {"train": 1}})
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert left == [".lock", "config.json", "seed_3/old.pt", "stray.csv"]
+    run.write_csv("table.csv", ["a"], [{"a": 1}])
+    run.write_bytes("seed_12/model.pt", b"x")
+    for undeclared in ("other.csv", "seed_1/table.csv", "seed_1/deeper/model.pt", "lr_1/model.pt"):
+        with pytest.raises(UndeclaredOutput, match=f"mle6 toy writes {undeclared}, which its Outputs do not name"):
+            run.write_bytes(undeclared, b"x")
+        assert not (tmp_path / undeclared).exists()
+    with pytest.raises(UndeclaredOutput):
+        run.tensorboard_dir("seed_1")
+    run.release()
+
+
+def test_run_all_clears_its_steps_folders_with_their_protocol_files():
+    from mle6cli.tasks import classifier, sheet
+
+    outputs = sheet.outputs()
+    for name in ("report.html", "latent.png", "sweep-lr/config.json", "sweep-lr/resume.rank1.pt",
+                 "sweep-lr/lr_1e-03/seed_2/model.pt", "train-ae/ae_d3.pt", "pca-ae/seed_1/linear_ae_k2.pt",
+                 "train-ae/tensorboard/seed_0/events.out.tfevents.1.host"):  # fmt: skip
+        assert outputs.declares(name), name
+    for name in ("notes.txt", "sweep-lr/notes.txt", "model.pt", "train-ae/lr_1e-03/model.pt"):
+        assert not outputs.declares(name), name
+    assert classifier.OUTPUTS.declares("lr_1e-03/metrics.csv") and classifier.OUTPUTS.declares("curves.png")
+
+
 @pytest.mark.usefixtures("tiny_synthetic")
 def test_a_failed_run_in_an_overwritten_folder_does_not_look_finished(runner, app, tmp_path):
     ok = runner.invoke(app, ["pca-ae", "--synthetic", "--epochs", "1", "--device", "cpu", "--out", "p", "-q"])

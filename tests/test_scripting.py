@@ -66,10 +66,10 @@ def test_mle6_debug_reads_like_a_switch(monkeypatch, value, on):
     [
         ("epochz = 3\n", "c.toml: unknown key 'epochz' for mle6 train-ae"),
         ("out = 'x'\n", "c.toml: unknown key 'out' for mle6 train-ae"),
-        ("epochs = 0\n", "c.toml: key 'epochs': Invalid value for '--epochs'"),
+        ("epochs = 0\n", "c.toml: key 'epochs': Invalid value: epochs must be at least 1, got 0"),
         ("lr = 'fast'\n", "c.toml: key 'lr': Invalid value for '--lr'"),
         ("lr = -1.0\n", "c.toml: key 'lr': Invalid value: the learning rate must be a positive number, got -1"),
-        ("latent_dims = [3, 100000]\n", "c.toml: key 'latent_dims': Invalid value for '--latent-dims'"),
+        ("latent_dims = [3, 100000]\n", "latent size must be between 1 and 4096, got 100000"),
         ("epochs = \n", "c.toml is not valid TOML"),
     ],
 )

@@ -100,9 +100,9 @@ def test_a_diverging_lr_is_marked_and_the_sweep_goes_on(runner, app, small, tmp_
     ("lrs", "message"),
     [
         ("1e-3,abc", "Invalid value for '--lrs': 'abc' is not a number; give comma-separated learning rates"),
-        ("1e-3,-1e-2", "Invalid value for '--lrs': learning rates must be positive numbers, got -1e-2"),
-        ("0", "Invalid value for '--lrs': learning rates must be positive numbers, got 0"),
-        ("1e-3,1e-3", "Invalid value for '--lrs': learning rate 1e-3 is listed twice"),
+        ("1e-3,-1e-2", "Invalid value for '--lrs': the learning rate must be a positive number, got -0.01"),
+        ("0", "Invalid value for '--lrs': the learning rate must be a positive number, got 0"),
+        ("1e-3,1e-3", "Invalid value for '--lrs': the learning rate 0.001 is listed twice"),
     ],
 )
 def test_bad_learning_rate_lists_are_usage_errors(runner, app, lrs, message):

@@ -138,7 +138,7 @@ def test_deterministic_flag_is_applied_and_recorded(runner, app, small, tmp_path
     [
         (["--lr", "-1e-3"], 2, "Invalid value for '--lr': the learning rate must be a positive number, got -0.001"),
         (["--lr", "0"], 2, "Invalid value for '--lr': the learning rate must be a positive number, got 0"),
-        (["--lr", "nan"], 2, "Invalid value for '--lr': the learning rate must be a positive number, got nan"),
+        (["--lr", "nan"], 2, "Invalid value for '--lr': the learning rate must be a finite number, got nan"),
         (["--lr", "fast"], 2, "Invalid value for '--lr': "),
         (["--epochs", "0"], 2, "Invalid value for '--epochs': "),
         (["--batch-size", "0"], 2, "Invalid value for '--batch-size': "),

@@ -1,8 +1,9 @@
 """The options commands share, each declared once as an `Option`, and their validation.
 
-An `Option` holds everything about one option: its parameter name, type, default, help, the
-rest of typer.Option's arguments (bounds, callback), and the key it sets in a run's config.json
-(`key`, `value`, `inverse`). A training command lists its `Option`s once (`commands._training`);
+An `Option` holds everything about one option: its parameter name, type, default, help, its
+bounds (`rule`: the task layer's `Number`, which the task's config checks too), the rest of
+typer.Option's arguments, and the key it sets in a run's config.json (`key`, `value`, `inverse`).
+A training command lists its `Option`s once (`commands._training`);
 the other commands take the same declarations as `Annotated` types (`DEVICE.annotated()`).
 
 One rule for option values: a malformed or out-of-range value is a usage error (exit 2)
@@ -23,7 +24,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mle6cli.tasks.limits import SEED_MAX
+from mle6cli.errors import ConfigError
+from mle6cli.tasks import config as rules
 
 NOT_RECORDED = None  # the key of an option a run does not record (where output goes, how it is shown)
 
@@ -48,7 +50,9 @@ class Option:
     sources: tuple[str, ...] = ()  # the parameters named when a resumed run's value would change
     check: Callable[[dict], None] | None = None
     flags: tuple[str, ...] = ()  # default: --name with dashes
-    typer: dict = field(default_factory=dict)  # typer.Option's other arguments: min=, callback=, ...
+    rule: rules.Number | None = None  # the value's bounds, shared with the task's config
+    parse: Callable[[str], list] | None = None  # a list option's text -> its values (each checked by `rule`)
+    typer: dict = field(default_factory=dict)  # typer.Option's other arguments: callback=, metavar=, ...
 
     def __post_init__(self):
         if self.key == "=":
@@ -62,7 +66,10 @@ class Option:
 
     def annotated(self):
         """The option as Typer reads it from a signature."""
-        return Annotated[self.type, typer.Option(*(self.flags or (self.flag,)), help=self.help, **self.typer)]
+        extra = dict(self.typer)
+        if self.rule is not None:
+            extra["callback"] = by_rule(self.rule, self.parse)
+        return Annotated[self.type, typer.Option(*(self.flags or (self.flag,)), help=self.help, **extra)]
 
     def but(self, **changes) -> Option:
         """The same option with another default, help or check (a command's own variant)."""
@@ -70,6 +77,20 @@ class Option:
 
     def config_value(self, params: dict, ctx: typer.Context):
         return params[self.name] if self.value is None else self.value(params, ctx)
+
+
+def by_rule(rule: rules.Number, parse: Callable | None = None):
+    """Option callback: the value (or `parse(text)`'s list) checked by `rule`, a usage error in its words."""
+
+    def check(value):
+        if value is None or isinstance(value, list):  # unset, or a list already parsed (--config)
+            return value
+        try:
+            return rule.check(value) if parse is None else list(rule.each(parse(value)))
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return check
 
 
 def switch(name: str, help: str, **rest) -> Option:
@@ -93,7 +114,7 @@ DEVICE = Option(
     typer={"show_default": True, "autocompletion": complete_device},
 )
 DeviceOpt = DEVICE.annotated()
-SEED_RANGE = {"min": 0, "max": SEED_MAX}
+SEED_CHECK = by_rule(rules.SEED)  # the callback of a plain --seed
 
 
 def seed_option(default: int) -> Option:
@@ -106,12 +127,8 @@ def seed_option(default: int) -> Option:
         f"Random seed (default {default}); the same seed gives the same metrics.",
         key="seeds",
         value=lambda p, ctx: seeds_option(p["seed"], p["seeds"], default, ctx),
-        typer=SEED_RANGE,
+        rule=rules.SEED,
     )
-
-
-def _seeds_callback(value):
-    return value if value is None or isinstance(value, list) else parse_seeds(value)
 
 
 SEEDS = Option(
@@ -120,7 +137,8 @@ SEEDS = Option(
     None,
     "Several seeds, a list or a range (0,1,2 or 0-4), instead of --seed: each is one more fused "
     "member, and the results get means and 95% confidence intervals.",
-    typer={"callback": _seeds_callback},
+    rule=rules.SEED,
+    parse=lambda text: parse_seeds(text),
 )
 SeedsOpt = SEEDS.annotated()
 MAX_SEEDS = 1000
@@ -158,15 +176,13 @@ def parse_seeds(text: str) -> list[int]:
         low, high = int(match.group(1)), int(match.group(2) or match.group(1))
         if high < low:
             raise typer.BadParameter(f"the range {part} runs backwards", param_hint=hint)
-        if high > SEED_MAX:
-            raise typer.BadParameter(f"seeds go up to {SEED_MAX}, got {high}", param_hint=hint)
-        if len(values) + high - low + 1 > MAX_SEEDS:
+        if len(values) + high - low + 1 > MAX_SEEDS:  # before a range is spelled out
             raise typer.BadParameter(f"at most {MAX_SEEDS} seeds", param_hint=hint)
-        for value in range(low, high + 1):
-            if value in values:
-                raise typer.BadParameter(f"seed {value} is listed twice", param_hint=hint)
-            values.append(value)
-    return values
+        values.extend(range(low, high + 1))
+    try:
+        return list(rules.SEED.each(values))
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
 
 
 def _out_folder(value: str | None) -> Path | None:
@@ -193,7 +209,7 @@ SAVE_EVERY = Option(
     int,
     1,
     "Save the resumable state every N epochs (0: only when stopped); a crash loses at most N epochs.",
-    typer={"min": 0, "max": 1_000_000},
+    rule=rules.SAVE_EVERY,
 )
 JSON = switch("json_out", "Print exactly one JSON document on stdout.", key=NOT_RECORDED, flags=("--json",))
 QUIET = switch("quiet", "Print nothing but the result (and errors).", key=NOT_RECORDED, flags=("--quiet", "-q"))
@@ -230,16 +246,10 @@ def whole_in_range(low: int, high: int):
     return check
 
 
-def positive_lr(value: float) -> float:
-    if not math.isfinite(value) or value <= 0:
-        raise typer.BadParameter(f"the learning rate must be a positive number, got {value:g}")
-    return value
-
-
 # the options of the training commands (train-cnn, sweep-lr, train-ae, pca-ae, run-all)
-EPOCHS = Option("epochs", int, 50, "Epochs to train each model.", typer={"min": 1})
-BATCH_SIZE = Option("batch_size", int, 64, "Images per training step.", typer={"min": 1})
-LR = Option("lr", float, 1e-3, "Adam learning rate.", typer={"callback": positive_lr})
+EPOCHS = Option("epochs", int, 50, "Epochs to train each model.", rule=rules.EPOCHS)
+BATCH_SIZE = Option("batch_size", int, 64, "Images per training step.", rule=rules.BATCH_SIZE)
+LR = Option("lr", float, 1e-3, "Adam learning rate.", rule=rules.LR)
 DETERMINISTIC = switch("deterministic", "Also force torch's deterministic algorithms (matters on CUDA).")
 RESUME = Option(
     "resume",
@@ -342,27 +352,25 @@ def check_resume_alone(resume: Path | None, out: Path | None) -> None:
         raise typer.BadParameter("--resume continues in its own folder; leave out --out", param_hint="'--out'")
 
 
-def positive_list(text: str, option: str, *, whole: bool, plural: str, singular: str, example: str) -> list:
-    """'1e-1,1e-3' -> [0.1, 0.001] (ints with `whole`): distinct positive finite numbers, in order.
+def list_option(name: str, default: str, help: str, rule: rules.Number, *, whole: bool, plural: str) -> Option:
+    """An option that takes a comma-separated list of numbers (--lrs, --latent-dims), each checked by `rule`."""
+    return Option(
+        name, str, default, help, rule=rule,
+        parse=lambda text: number_list(text, whole=whole, plural=plural, example=default),
+    )  # fmt: skip
 
-    A usage error names `option` and the first bad entry.
-    """
-    hint = f"'{option}'"
+
+def number_list(text: str, *, whole: bool, plural: str, example: str) -> list:
+    """'1e-1,1e-3' -> [0.1, 0.001] (ints with `whole`), in order; a usage error names the first entry
+    that is not a number (the option's rule then checks the values)."""
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
     if not parts:
-        raise typer.BadParameter(f"give {plural} as a comma-separated list, e.g. {example}", param_hint=hint)
+        raise typer.BadParameter(f"give {plural} as a comma-separated list, e.g. {example}")
     values = []
     for part in parts:
         try:
-            value = int(part) if whole else float(part)
+            values.append(int(part) if whole else float(part))
         except ValueError:
             kind = "a whole number" if whole else "a number"
-            raise typer.BadParameter(
-                f"{part!r} is not {kind}; give comma-separated {plural} like {example}", param_hint=hint
-            ) from None
-        if not (value > 0 and math.isfinite(value)):
-            raise typer.BadParameter(f"{plural} must be positive numbers, got {part}", param_hint=hint)
-        if value in values:
-            raise typer.BadParameter(f"{singular} {part} is listed twice", param_hint=hint)
-        values.append(value)
+            raise typer.BadParameter(f"{part!r} is not {kind}; give comma-separated {plural} like {example}") from None
     return values

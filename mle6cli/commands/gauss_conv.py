@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._options import SEED_RANGE, JsonOpt, finite_number, positive_number
+from mle6cli.commands._options import SEED_CHECK, JsonOpt, finite_number, positive_number
 from mle6cli.commands._output import Printer
 
 
@@ -19,7 +19,7 @@ def gauss_conv(
         float, typer.Option("--sigma2", help="Standard deviation of X2 (1e-100..1e100).", callback=positive_number)
     ] = 1.0,
     samples: Annotated[int, typer.Option("--samples", min=2, help="Monte-Carlo pairs to draw.")] = 100_000,
-    seed: Annotated[int, typer.Option("--seed", **SEED_RANGE, help="Seed of the Monte-Carlo draws.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", callback=SEED_CHECK, help="Seed of the Monte-Carlo draws.")] = 0,
     plot: Annotated[
         Path | None,
         typer.Option("--plot", help="Write a figure of the pdfs, the sum and the samples (.png, .pdf, .svg or .jpg)."),

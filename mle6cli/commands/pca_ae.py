@@ -5,6 +5,7 @@ from pathlib import Path
 from mle6cli.commands import _options as opt
 from mle6cli.commands._training import training_command
 from mle6cli.fmt import mean_ci, plural
+from mle6cli.tasks import config as rules
 from mle6cli.tasks.limits import MNIST_PIXELS
 
 LATENT_DIM = opt.Option(
@@ -12,7 +13,7 @@ LATENT_DIM = opt.Option(
     int,
     10,
     f"k of the linear autoencoder 784→k→784 (1..{MNIST_PIXELS}).",
-    typer={"callback": opt.whole_in_range(1, MNIST_PIXELS)},
+    rule=rules.LINEAR_LATENT_DIM,
 )
 COMPARE = opt.Option(
     "compare",

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._options import SEED_RANGE, JsonOpt, OverwriteOpt, QuietOpt
+from mle6cli.commands._options import SEED_CHECK, JsonOpt, OverwriteOpt, QuietOpt
 from mle6cli.commands._output import Printer
 
 CLASS_NAMES = [str(i) for i in range(6)]
@@ -37,7 +37,7 @@ def prepare_signs(
     val_per_class: Annotated[
         int, typer.Option("--val-per-class", min=1, help="Training images per class moved to validation.")
     ] = 20,
-    seed: Annotated[int, typer.Option("--seed", **SEED_RANGE, help="Seed of the validation split.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", callback=SEED_CHECK, help="Seed of the validation split.")] = 0,
     overwrite: OverwriteOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,

@@ -6,7 +6,6 @@ from mle6cli.commands._options import (
     DEVICE,
     NO_DOWNLOAD,
     SAVE_EVERY,
-    SEED_RANGE,
     SEEDS,
     SIGNS_DIR,
     SYNTHETIC,
@@ -17,11 +16,12 @@ from mle6cli.commands._options import (
 )
 from mle6cli.commands._training import training_command
 from mle6cli.fmt import lr_label
+from mle6cli.tasks import config as rules
 
 QUICK = switch("quick", "Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores.")
 # one seed, or several, for every step; neither: each step's own default
 SEED = Option(
-    "seed", int | None, None, "One seed for every step (default: each command's own default).", typer=SEED_RANGE
+    "seed", int | None, None, "One seed for every step (default: each command's own default).", rule=rules.SEED
 )
 EVERY_STEP_SEEDS = SEEDS.but(
     value=lambda p, ctx: None if p["seeds"] is None else seeds_option(p["seed"], p["seeds"], 0, ctx),

@@ -3,22 +3,12 @@ from __future__ import annotations
 from mle6cli.commands import _options as opt
 from mle6cli.commands._render import render_sweep
 from mle6cli.commands._training import training_command
+from mle6cli.tasks import config as rules
 
-
-def parse_lrs(text: str) -> list[float]:
-    """'1e-1,1e-3' -> [0.1, 0.001]; a usage error names the first bad entry."""
-    return opt.positive_list(
-        text, "--lrs", whole=False, plural="learning rates", singular="learning rate", example="1e-1,1e-3"
-    )
-
-
-LRS = opt.Option(
-    "lrs",
-    str,
-    "1e-1,1e-3,1e-4,1e-5",
-    "Comma-separated learning rates, one model each.",
-    typer={"callback": parse_lrs},
-)
+LRS = opt.list_option(
+    "lrs", "1e-1,1e-3,1e-4,1e-5", "Comma-separated learning rates, one model each.", rules.LR,
+    whole=False, plural="learning rates",
+)  # fmt: skip
 
 
 def _sweep(options, **run):

@@ -1,53 +1,23 @@
 from __future__ import annotations
 
-import typer
-
 from mle6cli.commands import _options as opt
 from mle6cli.commands._render import render_ae
 from mle6cli.commands._training import training_command
+from mle6cli.tasks import config as rules
 
-
-def parse_dims(value: str) -> list[int]:
-    """'3,10' -> [3, 10]; a usage error names the first bad entry."""
-    dims = opt.positive_list(
-        value, "--latent-dims", whole=True, plural="latent sizes", singular="latent size", example="3,10,100,250"
-    )
-    from mle6cli.tasks.limits import MAX_LATENT_DIM
-
-    too_big = [d for d in dims if d > MAX_LATENT_DIM]
-    if too_big:
-        raise typer.BadParameter(
-            f"latent size {too_big[0]} is larger than {MAX_LATENT_DIM} (the encoder has 2048 features)",
-            param_hint="'--latent-dims'",
-        )
-    return dims
-
-
-def _check_init(params: dict) -> None:
-    from mle6cli.tasks.autoencoders import INITS
-
-    if params["init"] not in INITS:
-        raise typer.BadParameter(f"choose one of {', '.join(INITS)}, got {params['init']!r}", param_hint="'--init'")
-
-
-LATENT_DIMS = opt.Option(
-    "latent_dims",
-    str,
-    "3,10,100,250",
-    "Comma-separated latent sizes; one autoencoder each (1..4096).",
-    typer={"callback": parse_dims},
-)
-RETRIES = opt.Option(
-    "retries", int, 2, "Restarts (with a derived seed) allowed per collapsed run.", typer={"min": 0, "max": 100}
-)
+LATENT_DIMS = opt.list_option(
+    "latent_dims", "3,10,100,250", "Comma-separated latent sizes; one autoencoder each (1..4096).",
+    rules.LATENT_SIZE, whole=True, plural="latent sizes",
+)  # fmt: skip
+RETRIES = opt.Option("retries", int, 2, "Restarts (with a derived seed) allowed per collapsed run.", rule=rules.RETRIES)
 INIT = opt.Option(
     "init",
     str,
     "mean",
     "Initialisation: 'mean' starts the output at the mean pixel (the collapse fix); "
     "'pytorch' is PyTorch's default, as in the exercise (collapses often).",
-    check=_check_init,
-    typer={"autocompletion": lambda incomplete: [i for i in ("mean", "pytorch") if i.startswith(incomplete)]},
+    rule=rules.INIT,
+    typer={"autocompletion": lambda incomplete: [i for i in rules.INIT.choices if i.startswith(incomplete)]},
 )
 DDP = opt.switch(
     "ddp",

@@ -6,14 +6,19 @@
     progress.json   how far training got, readable without torch (`engine.status`)
     summary.json    written last: a folder without it is not a finished run
     .lock           held while the run runs (`engine.lock`)
+
+and the command's own files, declared once in its `Outputs`: the `Run` writes nothing else, and an
+--overwrite clears exactly those.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 from mle6cli.errors import Mle6Error
 
@@ -24,6 +29,48 @@ RESUME_SHARD = "resume.rank{}.pt"  # under torchrun: one rank's members, saved w
 RESUME_SHARDS = "resume.rank*.pt"
 PROGRESS = "progress.json"
 LOCK = ".lock"
+TENSORBOARD = "tensorboard"  # the sub-folder of TensorBoard event files, one folder per member
+PROTOCOL = (CONFIG, SUMMARY, RESUME, RESUME_SHARDS, PROGRESS)  # the run protocol's own files
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The files a command writes into its run folder: the one list of them.
+
+    `files` are globs relative to the run folder; each of `member_files` sits in each of
+    `member_folders` ("" is the run folder itself); `tensorboard`: TensorBoard event files, one
+    sub-folder per member; `steps`: commands run in sub-folders of their own (run-all's steps),
+    with their protocol files. `Run` refuses to write a file that matches none of these, so a
+    file cannot be added without its glob, and `globs()` is what an --overwrite clears.
+    """
+
+    files: tuple[str, ...] = ()
+    member_files: tuple[str, ...] = ()
+    member_folders: tuple[str, ...] = ("",)
+    tensorboard: bool = False
+    steps: Mapping[str, Outputs] = field(default_factory=dict)
+
+    def globs(self) -> tuple[str, ...]:
+        own = list(self.files)
+        own += [str(PurePosixPath(folder, name)) for folder in self.member_folders for name in self.member_files]
+        if self.tensorboard:
+            own.append(f"{TENSORBOARD}/*/events.out.tfevents.*")
+        for step, outputs in self.steps.items():
+            own += [f"{step}/{pattern}" for pattern in (*PROTOCOL, *outputs.globs())]
+        return tuple(own)
+
+    def declares(self, relative: str | Path) -> bool:
+        """Whether the file `relative` (to the run folder) is one of these; globs match part by part."""
+        parts = PurePosixPath(Path(relative).as_posix()).parts
+        for pattern in self.globs():
+            wanted = PurePosixPath(pattern).parts
+            if len(wanted) == len(parts) and all(map(fnmatch.fnmatchcase, parts, wanted)):
+                return True
+        return False
+
+
+class UndeclaredOutput(Exception):
+    """A command wrote a file its `Outputs` do not name (a bug in the command, not a user's error)."""
 
 
 class RunDirError(Mle6Error):

@@ -39,10 +39,13 @@ from mle6cli.engine.checkpoints import (
 from mle6cli.engine.folder import (
     CONFIG,
     PROGRESS,
+    PROTOCOL,
     RESUME,
-    RESUME_SHARDS,
     SUMMARY,
+    TENSORBOARD,
+    Outputs,
     RunDirError,
+    UndeclaredOutput,
     check_new_run_dir,
     check_writable,
     clear_outputs,
@@ -103,14 +106,14 @@ class Run:
         options: dict,
         saved: dict | None,
         document: dict | None,
-        outputs: Sequence[str] = (),
+        outputs: Outputs | None = None,
     ):
         self.command = command
         self.path = path
         self.options = options
         self.saved = saved  # the resume checkpoint of an interrupted run
         self.document = document  # config.json of a resumed run
-        self.outputs = tuple(outputs)  # globs of the files this command writes (an --overwrite clears them)
+        self.outputs = outputs or Outputs()  # the files this command writes (an --overwrite clears them)
         self.lock: RunLock | None = None
         self.peers = None  # engine.distributed.Peers under torchrun (rank 0 writes, every rank trains)
         self.epochs: int | None = None
@@ -139,7 +142,7 @@ class Run:
         out: Path | str | None = None,
         overwrite: bool = False,
         resume: Path | str | None = None,
-        outputs: Sequence[str] = (),
+        outputs: Outputs | None = None,
         overrides: dict | None = None,
         peers=None,
     ) -> Run:
@@ -230,7 +233,7 @@ class Run:
             raise RunDirError(f"cannot create run folder {self.path}: {exc.strerror or exc}") from None
         self.lock = RunLock.take(self.path)
         remove_stale_temps(self.path)
-        clear_outputs(self.path, (SUMMARY, RESUME, RESUME_SHARDS, PROGRESS, CONFIG, *self.outputs))
+        clear_outputs(self.path, (*PROTOCOL, *self.outputs.globs()))
         torch = sys.modules.get("torch")  # the thread count can change CPU results in the last bits
         write_json(
             self.path / CONFIG,
@@ -248,14 +251,26 @@ class Run:
 
     # ---- files
 
+    def output(self, relative: str | Path) -> Path:
+        """The path of one of the command's own files (its `Outputs` must name it)."""
+        if not self.outputs.declares(relative):
+            raise UndeclaredOutput(f"mle6 {self.command} writes {relative}, which its Outputs do not name")
+        return self.path / relative
+
+    def tensorboard_dir(self, member: str) -> Path:
+        """The folder of one member's TensorBoard event files (the command's `Outputs` must have them)."""
+        if not self.outputs.tensorboard:
+            raise UndeclaredOutput(f"mle6 {self.command} writes TensorBoard files, which its Outputs do not name")
+        return self.path / TENSORBOARD / member
+
     def write_csv(self, relative: str | Path, header: list[str], rows: list[dict]) -> Path:
-        return write_csv(self.path / relative, header, rows)
+        return write_csv(self.output(relative), header, rows)
 
     def write_bytes(self, relative: str | Path, data: bytes) -> Path:
-        return atomic_write_bytes(self.path / relative, data)
+        return atomic_write_bytes(self.output(relative), data)
 
     def save_torch(self, relative: str | Path, obj) -> Path:
-        return save_torch(self.path / relative, obj)
+        return save_torch(self.output(relative), obj)
 
     def finish(self, summary: dict) -> dict:
         """Write summary.json last and drop the resume checkpoint: the run is complete."""

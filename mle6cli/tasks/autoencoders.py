@@ -24,12 +24,12 @@ from torch import nn
 
 from mle6cli.data.splits import ShardedSplit, Split, as_float
 from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.folder import Outputs
 from mle6cli.engine.members import RECONSTRUCT
 from mle6cli.engine.runs import Member, Run, RunDirError
-from mle6cli.errors import ConfigError, Mle6Error
+from mle6cli.errors import Mle6Error
 from mle6cli.models import ConvAutoencoder
-from mle6cli.tasks.config import OptionsConfig, check_distinct, check_loop, check_number, check_seeds
-from mle6cli.tasks.limits import MAX_LATENT_DIM
+from mle6cli.tasks.config import BATCH_SIZE, EPOCHS, INIT, LATENT_SIZE, LR, RETRIES, SEED, OptionsConfig, ruled
 
 # A run is collapsed when its test MSE is at least 90% of mean(x²), the all-black score (collapsed
 # runs measured 97.8-100%, the slowest healthy one 83% after its first epoch) ...
@@ -39,15 +39,17 @@ TRIVIAL_FRACTION = 0.9
 MIN_OUTPUT_STD = 1e-5
 RETRY_SEED_STRIDE = 1000
 DEFAULT_DIMS = (3, 10, 100, 250)
-INITS = ("mean", "pytorch")  # the fix (output bias at the mean intensity), or PyTorch's default
+INITS = INIT.choices
 # Checkpoints of the exercise's model carry this; those of the earlier, different model do not.
 ARCHITECTURE = "exercise-conv-ae"
 METRICS_HEADER = RECONSTRUCT.header(["test"])  # epoch, train_loss, test_loss
-# what a train-ae run writes (an --overwrite clears these, and nothing else)
-OUTPUTS = (
-    "metrics_d*.csv", "ae_d*.pt", "ae_losses.png", "reconstructions.png", "seed_*/metrics_d*.csv", "seed_*/ae_d*.pt",
-    "tensorboard/*/events.out.tfevents.*",
-)  # fmt: skip
+# what a train-ae run writes: per latent size, in the run folder or one folder per seed (`member_files`)
+OUTPUTS = Outputs(
+    files=("ae_losses.png", "reconstructions.png"),
+    member_files=("metrics_d*.csv", "ae_d*.pt"),
+    member_folders=("", "seed_*"),
+    tensorboard=True,
+)
 
 
 class TrainingFailed(Mle6Error):
@@ -58,31 +60,19 @@ class TrainingFailed(Mle6Error):
 class AeConfig(OptionsConfig):
     """Everything that determines a train-ae run (config.json's options, resolved)."""
 
-    latent_dims: tuple[int, ...] = DEFAULT_DIMS
-    seeds: tuple[int, ...] = (0,)
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    retries: int = 2
-    init: str = "mean"
+    latent_dims: tuple[int, ...] = ruled(DEFAULT_DIMS, LATENT_SIZE)
+    seeds: tuple[int, ...] = ruled((0,), SEED)
+    epochs: int = ruled(10, EPOCHS)
+    batch_size: int = ruled(128, BATCH_SIZE)
+    lr: float = ruled(1e-3, LR)
+    retries: int = ruled(2, RETRIES)
+    init: str = ruled("mean", INIT)
     device: str = "auto"
     deterministic: bool = False
     data_dir: str | None = "data"
     synthetic: bool = False
     download: bool = True
     ddp: bool = False  # under torchrun: every member data-parallel over the ranks, not members split
-
-    def __post_init__(self):
-        for d in self.latent_dims:
-            check_number("latent size", d, whole=True, minimum=1)
-            if d > MAX_LATENT_DIM:
-                raise ConfigError(f"latent size {d} is larger than {MAX_LATENT_DIM}")
-        check_distinct("latent size", self.latent_dims)
-        check_seeds(self.seeds)
-        check_loop(self.epochs, self.batch_size, self.lr)
-        check_number("retries", self.retries, whole=True, minimum=0)
-        if self.init not in INITS:
-            raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
 
     def spec(self) -> dict:
         from mle6cli.data.mnist import mnist_spec
@@ -535,7 +525,7 @@ def _finish_member(run: Run, m: Member, several: bool, data_info: dict) -> DimRe
 def _figures(results: list[DimResult], run: Run, data, levels: Levels, device) -> dict[str, str]:
     from mle6cli import plots
 
-    figures = {"losses": plots.ae_losses_figure(results, levels, run.path / "ae_losses.png", data.synthetic).name}
+    figures = {"losses": plots.ae_losses_figure(results, levels, run.output("ae_losses.png"), data.synthetic).name}
     index = example_indices(data.test_y)
     originals = as_float(data.test_x[index].to(device))  # (k, 1, 28, 28)
     rows = []
@@ -546,7 +536,7 @@ def _figures(results: list[DimResult], run: Run, data, levels: Levels, device) -
         with torch.no_grad():
             rows.append((r, model(originals).cpu()))
     figures["reconstructions"] = plots.reconstructions_figure(
-        originals.cpu(), rows, run.path / "reconstructions.png", data.synthetic
+        originals.cpu(), rows, run.output("reconstructions.png"), data.synthetic
     ).name
     return figures
 

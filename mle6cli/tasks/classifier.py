@@ -22,20 +22,22 @@ from pathlib import Path
 from mle6cli import plots
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
 from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.folder import Outputs
 from mle6cli.engine.members import CLASSIFY
 from mle6cli.engine.runs import Member, RunDirError
 from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.fmt import lr_label, plural
-from mle6cli.tasks.config import ALIASES, OptionsConfig, check_distinct, check_loop, check_number, check_seeds
+from mle6cli.tasks.config import ALIASES, BATCH_SIZE, EPOCHS, LR, SEED, OptionsConfig, ruled
 
 METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_loss, val_acc
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
-# what a classifier run writes (an --overwrite clears these, and nothing else)
-OUTPUTS = (
-    "metrics.csv", "model.pt", "curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png",
-    "lr_*/metrics.csv", "lr_*/model.pt", "lr_*/seed_*/metrics.csv", "lr_*/seed_*/model.pt",
-    "seed_*/metrics.csv", "seed_*/model.pt", "tensorboard/*/events.out.tfevents.*",
-)  # fmt: skip
+# what a classifier run writes: each member's files in its folder (`member_dir`), then the run's
+OUTPUTS = Outputs(
+    files=("curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png"),
+    member_files=("metrics.csv", "model.pt"),
+    member_folders=("", "lr_*", "lr_*/seed_*", "seed_*"),
+    tensorboard=True,
+)
 SYNTHETIC_SEED = 0  # the synthetic dataset is one fixed dataset, whatever the training seed
 DEFAULT_SEED = 42
 
@@ -50,10 +52,10 @@ class ClassifierConfig(OptionsConfig):
 
     aliases = ALIASES | {"lr": ("lrs", lambda v: [v])}  # train-cnn's one --lr is a one-member sweep
 
-    lrs: tuple[float, ...] = (1e-3,)
-    seeds: tuple[int, ...] = (DEFAULT_SEED,)
-    epochs: int = 50
-    batch_size: int = 64
+    lrs: tuple[float, ...] = ruled((1e-3,), LR)
+    seeds: tuple[int, ...] = ruled((DEFAULT_SEED,), SEED)
+    epochs: int = ruled(50, EPOCHS)
+    batch_size: int = ruled(64, BATCH_SIZE)
     device: str = "auto"
     deterministic: bool = False
     data_dir: str | None = "sign_data"
@@ -61,11 +63,7 @@ class ClassifierConfig(OptionsConfig):
     synthetic_per_class: tuple[int, int, int] = STANDARD_PER_CLASS  # (train, val, test) images per class
 
     def __post_init__(self):
-        for lr in self.lrs:
-            check_number("learning rate", lr, whole=False, positive=True)
-        check_distinct("learning rate", self.lrs)
-        check_seeds(self.seeds)
-        check_loop(self.epochs, self.batch_size)
+        super().__post_init__()
         if len(self.synthetic_per_class) != 3 or min(self.synthetic_per_class) < 1:
             raise ConfigError(f"synthetic_per_class must be three positive counts, got {self.synthetic_per_class!r}")
         if not self.synthetic and not self.data_dir:
@@ -311,7 +309,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
         )
         figure = "sweep_curves.png" if sweep else "curves.png"
-        figure_done = plots.in_background(plots.sweep_curves_figure, groups, run.path / figure, title)
+        figure_done = plots.in_background(plots.sweep_curves_figure, groups, run.output(figure), title)
     tests = _test_members(members, data, device)
     records = []
     for member, folder, test in zip(members, dirs, tests, strict=True):
@@ -360,7 +358,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
                 f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
             )
         title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
-        plots.in_background(plots.curves_figure, members[0].state.history, run.path / "curves.png", title)()
+        plots.in_background(plots.curves_figure, members[0].state.history, run.output("curves.png"), title)()
         summary = {
             **base,
             "lr": config.lrs[0],

@@ -1,7 +1,8 @@
 """The configs of the training tasks: built from a command's options, checked field by field.
 
-Options come from the command line, a run's config.json (`--resume`) or a config file, so the
-library checks them again: a bad value is a ConfigError naming it.
+Options come from the command line, a run's config.json (`--resume`), a config file or a library
+caller; each numeric option's bounds are one `Number` rule, which the command's option and the
+config's field both use: a bad value is a usage error on the command line, a ConfigError here.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import math
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 
 from mle6cli.errors import ConfigError
+from mle6cli.tasks.limits import MAX_LATENT_DIM, MNIST_PIXELS, SEED_MAX
 
 # option name -> (config field, how a single value becomes the field's value)
 ALIASES = {
@@ -22,9 +24,19 @@ ALIASES = {
 
 
 class OptionsConfig:
-    """A frozen dataclass mixin: `from_options` maps a command's options onto the fields."""
+    """A frozen dataclass mixin: `from_options` maps a command's options onto the fields, and every
+    field declared with a rule (`ruled`) is checked by it."""
 
     aliases: dict = ALIASES
+
+    def __post_init__(self):
+        for f in fields(self):
+            rule = f.metadata.get("rule")
+            if rule is not None:
+                value = getattr(self, f.name)
+                if value is None:  # a field that may be left unset (run-all's seed)
+                    continue
+                rule.each(value) if isinstance(value, (tuple, list)) else rule.check(value)
 
     @classmethod
     def from_options(cls, options: dict):
@@ -49,39 +61,81 @@ def _holds_tuple(hint) -> bool:
     return hint is tuple or origin is tuple
 
 
-def check_number(name: str, value, *, whole: bool, minimum: float | None = None, positive: bool = False):
-    """One rule for every numeric value: a ConfigError naming it."""
-    ok_type = (isinstance(value, int) if whole else isinstance(value, (int, float))) and not isinstance(value, bool)
-    if not ok_type or (isinstance(value, float) and not math.isfinite(value)):
-        kind = "a whole number" if whole else "a finite number"
-        raise ConfigError(f"{name} must be {kind}, got {value!r}")
-    if positive and not value > 0:
-        raise ConfigError(f"{name} must be positive, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}, got {value!r}")
-    return value
+@dataclass(frozen=True)
+class Number:
+    """The one rule for a numeric option, written once: a command's option checks the value it parsed
+    with it (a usage error naming the option, `commands._options.Option`) and a task's config checks
+    its field with it (a ConfigError), so the command line, --config, a resumed run's config.json and
+    a library caller meet the same bounds and the same words.
+
+    `name` is how a message names the value ("epochs", "the learning rate")."""
+
+    name: str
+    whole: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: bool = False
+
+    def check(self, value):
+        number_type = int if self.whole else (int, float)
+        if not isinstance(value, number_type) or isinstance(value, bool) or not math.isfinite(value):
+            kind = "a whole number" if self.whole else "a finite number"
+            raise ConfigError(f"{self.name} must be {kind}, got {value!r}")
+        if self.positive and not value > 0:
+            raise ConfigError(f"{self.name} must be a positive number, got {_show(value)}")
+        low, high = self.minimum, self.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            if low is not None and high is not None:
+                raise ConfigError(f"{self.name} must be between {_show(low)} and {_show(high)}, got {_show(value)}")
+            if low is not None:
+                raise ConfigError(f"{self.name} must be at least {_show(low)}, got {_show(value)}")
+            raise ConfigError(f"{self.name} must be at most {_show(high)}, got {_show(value)}")
+        return value
+
+    def each(self, values: Sequence) -> tuple:
+        """A list of these values (--lrs, --seeds, --latent-dims): each checked, none twice, at least one."""
+        values = tuple(values)
+        if not values:
+            raise ConfigError(f"give at least one {self.name.removeprefix('the ')}")
+        for value in values:
+            self.check(value)
+        seen = set()
+        for value in values:
+            if value in seen:
+                raise ConfigError(f"{self.name} {_show(value)} is listed twice")
+            seen.add(value)
+        return values
 
 
-def check_distinct(name: str, values: Sequence) -> tuple:
-    values = tuple(values)
-    if not values:
-        raise ConfigError(f"give at least one {name}")
-    seen = set()
-    for v in values:
-        if v in seen:
-            raise ConfigError(f"{name} {v:g} is listed twice")
-        seen.add(v)
-    return values
+@dataclass(frozen=True)
+class Choice:
+    """The one rule for an option that takes one of a few words (see `Number`)."""
+
+    name: str
+    choices: tuple[str, ...]
+
+    def check(self, value):
+        if value not in self.choices:
+            raise ConfigError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+        return value
 
 
-def check_seeds(seeds: Sequence) -> None:
-    for seed in seeds:
-        check_number("seed", seed, whole=True, minimum=0)
-    check_distinct("seed", seeds)
+def _show(value) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
-def check_loop(epochs, batch_size, lr=None) -> None:
-    check_number("epochs", epochs, whole=True, minimum=1)
-    check_number("batch size", batch_size, whole=True, minimum=1)
-    if lr is not None:
-        check_number("learning rate", lr, whole=False, positive=True)
+def ruled(default, rule: Number | Choice):
+    """A config field checked by `rule` (each entry of a tuple field) when the config is made."""
+    return field(default=default, metadata={"rule": rule})
+
+
+EPOCHS = Number("epochs", minimum=1)
+BATCH_SIZE = Number("batch size", minimum=1)
+LR = Number("the learning rate", whole=False, positive=True)
+SEED = Number("seed", minimum=0, maximum=SEED_MAX)
+SAVE_EVERY = Number("save every", minimum=0, maximum=1_000_000)
+LATENT_SIZE = Number("latent size", minimum=1, maximum=MAX_LATENT_DIM)  # the conv autoencoder's
+LINEAR_LATENT_DIM = Number("latent dim", minimum=1, maximum=MNIST_PIXELS)  # the linear autoencoder's k
+RETRIES = Number("retries", minimum=0, maximum=100)
+# the conv autoencoder's output bias: at the mean intensity (the collapse fix), or PyTorch's default
+INIT = Choice("init", ("mean", "pytorch"))

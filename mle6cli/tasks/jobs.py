@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mle6cli.engine.events import Events
+from mle6cli.engine.folder import Outputs
 from mle6cli.engine.runs import Member, Run
 
 
@@ -76,7 +77,7 @@ def open_job(
     data=None,
     paths: Sequence[str] = ("data_dir",),
     check: Callable | None = None,
-    outputs: Sequence[str] = (),
+    outputs: Outputs | None = None,
     overrides: dict | None = None,
     members: Callable[[object], int | None] | None = None,
 ) -> Job:
@@ -162,9 +163,6 @@ def save_every(run: Run) -> int:
     return int(run.options.get("save_every", 1))
 
 
-TENSORBOARD = "tensorboard"  # the run folder's sub-folder of TensorBoard event files
-
-
 def check_tensorboard(options: dict) -> None:
     """--tensorboard needs the optional extra; say how to get it, before anything runs."""
     if options.get("tensorboard"):
@@ -228,7 +226,7 @@ class EpochLog:
 
         name = "_".join(f"{k}_{_tag(v)}" for k, v in member.key.items())  # e.g. lr_1e-03_seed_42
         if name not in self.writers:
-            self.writers[name] = SummaryWriter(log_dir=str(self.run.path / TENSORBOARD / name))
+            self.writers[name] = SummaryWriter(log_dir=str(self.run.tensorboard_dir(name)))
         writer = self.writers[name]
         for key in self.header[1:]:
             if key in row:

@@ -19,12 +19,13 @@ import torch
 
 from mle6cli.data.splits import Split, as_float
 from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.folder import Outputs
 from mle6cli.engine.runs import Member
-from mle6cli.errors import ConfigError, Mle6Error
+from mle6cli.errors import Mle6Error
 from mle6cli.fmt import plural
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
 from mle6cli.tasks.autoencoders import METRICS_HEADER
-from mle6cli.tasks.config import OptionsConfig, check_loop, check_number, check_seeds
+from mle6cli.tasks.config import BATCH_SIZE, EPOCHS, LINEAR_LATENT_DIM, LR, SEED, OptionsConfig, ruled
 
 
 def _as_double(x: torch.Tensor) -> torch.Tensor:
@@ -84,24 +85,17 @@ def principal_angles_deg(a: np.ndarray, b: np.ndarray) -> list[float]:
 class PcaAeConfig(OptionsConfig):
     """Everything that determines a pca-ae run (config.json's options, resolved)."""
 
-    latent_dim: int = 10
-    seeds: tuple[int, ...] = (0,)
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
+    latent_dim: int = ruled(10, LINEAR_LATENT_DIM)
+    seeds: tuple[int, ...] = ruled((0,), SEED)
+    epochs: int = ruled(10, EPOCHS)
+    batch_size: int = ruled(128, BATCH_SIZE)
+    lr: float = ruled(1e-3, LR)
     device: str = "auto"
     deterministic: bool = False
     data_dir: str | None = "data"
     synthetic: bool = False
     download: bool = True
     compare: str | None = None  # a train-ae run folder
-
-    def __post_init__(self):
-        check_number("latent dim", self.latent_dim, whole=True, minimum=1)
-        if self.latent_dim > MNIST_PIXELS:
-            raise ConfigError(f"latent dim must be between 1 and {MNIST_PIXELS}, got {self.latent_dim}")
-        check_seeds(self.seeds)
-        check_loop(self.epochs, self.batch_size, self.lr)
 
     def spec(self) -> dict:
         from mle6cli.data.mnist import mnist_spec
@@ -233,11 +227,13 @@ def _std(values: list[float]) -> float | None:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-# what a pca-ae run writes (an --overwrite clears these, and nothing else)
-OUTPUTS = (
-    "metrics.csv", "linear_ae_k*.pt", "pca_ae_losses.png", "pca_ae_reconstructions.png",
-    "seed_*/metrics.csv", "seed_*/linear_ae_k*.pt", "tensorboard/*/events.out.tfevents.*",
-)  # fmt: skip
+# what a pca-ae run writes: each seed's files in the run folder (one seed) or in seed_<s>/
+OUTPUTS = Outputs(
+    files=("pca_ae_losses.png", "pca_ae_reconstructions.png"),
+    member_files=("metrics.csv", "linear_ae_k*.pt"),
+    member_folders=("", "seed_*"),
+    tensorboard=True,
+)
 
 # Under this many epochs a comparison is indicative only (the exercise trains 10).
 VERDICT_EPOCHS = 10
@@ -383,13 +379,13 @@ def pca_ae(
             linear = model(as_float(originals)).cpu().numpy().reshape(-1, 28, 28)
         figures = {
             "losses": plots.pca_losses_figure(
-                history, pca_test, run.path / "pca_ae_losses.png", k, data.synthetic
+                history, pca_test, run.output("pca_ae_losses.png"), k, data.synthetic
             ).name,
             "reconstructions": plots.pca_reconstructions_figure(
                 as_float(originals).cpu().numpy().reshape(-1, 28, 28),
                 linear,
                 projection_images(originals, basis_k).reshape(-1, 28, 28),
-                run.path / "pca_ae_reconstructions.png",
+                run.output("pca_ae_reconstructions.png"),
                 k,
                 data.synthetic,
             ).name,

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from mle6cli.engine.checkpoints import has_resume
 from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.folder import Outputs
 from mle6cli.engine.interrupt import Interrupted
 from mle6cli.engine.runs import Run
-from mle6cli.tasks.config import OptionsConfig
+from mle6cli.tasks.config import SAVE_EVERY, SEED, OptionsConfig, ruled
 from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, gauss_conv_check
 
 CONV_CASES = [
@@ -59,10 +60,10 @@ class RunAllConfig(OptionsConfig):
     synthetic: bool = False
     quick: bool = False
     device: str = "auto"
-    seed: int | None = None  # None: each command's own default seed (train-cnn 42, train-ae 0, …)
-    seeds: tuple[int, ...] | None = None  # several seeds for every step (means, CIs and bands)
+    seed: int | None = ruled(None, SEED)  # None: each command's own default seed (train-cnn 42, train-ae 0, …)
+    seeds: tuple[int, ...] | None = ruled(None, SEED)  # several seeds for every step (means, CIs and bands)
     download: bool = True
-    save_every: int = 1
+    save_every: int = ruled(1, SAVE_EVERY)
 
     @property
     def plan(self) -> Plan:
@@ -78,15 +79,13 @@ def total_epochs(plan: Plan) -> int:
     return len(plan.lrs) * plan.sweep_epochs + len(plan.ae_dims) * plan.ae_epochs + plan.pca_epochs
 
 
-def outputs() -> tuple[str, ...]:
-    """What run-all writes: its report and figures, and each step's run folder (an --overwrite clears these)."""
-    from mle6cli.engine.runs import CONFIG, PROGRESS, RESUME, SUMMARY
+def outputs() -> Outputs:
+    """What run-all writes: its report and figures, and each step's run folder."""
     from mle6cli.tasks import autoencoders, classifier, pca
 
-    steps = {"sweep-lr": classifier.OUTPUTS, "train-ae": autoencoders.OUTPUTS, "pca-ae": pca.OUTPUTS}
-    own = ("report.html", "report.md", "gauss_conv.png", "latent.png", "summary_cnn.txt")
-    return own + tuple(
-        f"{step}/{pattern}" for step, files in steps.items() for pattern in (CONFIG, SUMMARY, RESUME, PROGRESS, *files)
+    return Outputs(
+        files=("report.html", "report.md", "gauss_conv.png", "latent.png", "summary_cnn.txt"),
+        steps={"sweep-lr": classifier.OUTPUTS, "train-ae": autoencoders.OUTPUTS, "pca-ae": pca.OUTPUTS},
     )
 
 
@@ -187,6 +186,7 @@ def run_all(
             "device": describe_device(device),
             "mode": "quick (--quick: fewer epochs)" if config.quick else "full (the exercise's epochs)",
         }
+        run.output("report.html"), run.output("report.md")  # what write_sheet_report writes
         html_path, md_path = write_sheet_report(run.path, results, figures, plan, synthetic, provenance)
         summary = {
             "command": "run-all",
@@ -263,7 +263,7 @@ def _maths(run: Run, config: RunAllConfig, results: dict, figures: dict, events:
     results["conv_size"] = {"cases": cases, "cnn_trace": cnn_trace((64, 64))}
     events.section("gauss-conv")
     report, data = gauss_conv_check(*GAUSS, samples=config.plan.gauss_samples, seed=config.seed or 0)
-    figures["gauss"] = gauss_conv_figure(data, run.path / "gauss_conv.png")
+    figures["gauss"] = gauss_conv_figure(data, run.output("gauss_conv.png"))
     results["gauss_conv"] = report.to_dict()
     events.section("summary cnn")
     s = summarize("cnn")
@@ -283,6 +283,6 @@ def _latent(run: Run, plan: Plan, mnist, device, results: dict, figures: dict, e
         results["latent_plot"] = None  # no d=3 in this plan
         return
     model, meta = load_autoencoder(path, device)
-    result = plot_latent(model, meta, mnist, plan.latent_n, run.path / "latent.png")
+    result = plot_latent(model, meta, mnist, plan.latent_n, run.output("latent.png"))
     results["latent_plot"] = result.to_json()
     figures["latent"] = Path(result.plot)
