@@ -426,3 +426,28 @@ def pca_reconstructions_figure(originals, linear, pca, path: Path, latent_dim: i
         (f"PCA\nk={latent_dim}", pca.clip(0, 1)),
     ]
     return _image_grid(rows, path, f"Linear autoencoder vs exact PCA, k={latent_dim}" + _synthetic_tag(synthetic))
+
+
+def pixel_rows_png(rows: list, path: Path, scale: int = 3, gap: int = 2) -> Path:
+    """Rows of images (each (k, side, side) or (k, side, side, 3), floats in [0, 1]) tiled into one
+    PNG at `scale`x, no axes: drawn with Pillow alone, so a command that only predicts never pays
+    for pyplot's import."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arrays = [np.clip(np.asarray(r, dtype=np.float64), 0.0, 1.0) for r in rows]
+    side = arrays[0].shape[1]
+    columns = max(len(a) for a in arrays)
+    step = side * scale + gap
+    colour = arrays[0].ndim == 4
+    canvas = np.full((len(arrays) * step + gap, columns * step + gap) + ((3,) if colour else ()), 255, np.uint8)
+    for r, images in enumerate(arrays):
+        for c, image in enumerate(images):
+            pixels = np.rint(image * 255).astype(np.uint8).repeat(scale, 0).repeat(scale, 1)
+            top, left = gap + r * step, gap + c * step
+            canvas[top : top + side * scale, left : left + side * scale] = pixels
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="PNG")
+    return atomic_write_bytes(path, buffer.getvalue())
