@@ -451,3 +451,22 @@ def pixel_rows_png(rows: list, path: Path, scale: int = 3, gap: int = 2) -> Path
     buffer = io.BytesIO()
     Image.fromarray(canvas).save(buffer, format="PNG")
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def confusion_figure(matrix: list[list[int]], classes: list[str], path: Path, title: str) -> Path:
+    """A confusion matrix: true class down, predicted class across, each cell's count written in it."""
+    plt = _pyplot()
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.55 * k))
+    ax.imshow(matrix, cmap="Blues")
+    top = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            colour = "white" if top and count > top / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(k), classes)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    return save(fig, path)

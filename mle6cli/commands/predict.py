@@ -12,7 +12,7 @@ from mle6cli.fmt import cell
 RunArg = Annotated[Path, typer.Argument(help="A finished train-cnn, sweep-lr, train-ae or pca-ae run folder.")]
 
 
-def _member(value: str | None) -> dict | None:
+def member_option(value: str | None) -> dict | None:
     from mle6cli.tasks.trained import parse_member
 
     if value is None:
@@ -88,7 +88,7 @@ def predict(
     result = run_predict(
         run,
         inputs,
-        member=_member(member),
+        member=member_option(member),
         latent_dim=latent_dim,
         strict_size=strict_size,
         device=device,

@@ -89,9 +89,12 @@ def finished_run(run: Path) -> tuple[str, dict, dict]:
     return command, options if isinstance(options, dict) else {}, status.get("summary") or {}
 
 
-def open_trained(run: Path, member: dict | None = None, latent_dim: int | None = None, device="cpu") -> Trained:
+def open_trained(
+    run: Path, member: dict | None = None, latent_dim: int | None = None, device="cpu", any_dim: bool = False
+) -> Trained:
     """The model of a finished run: the best member of a sweep unless `member` names one (lr, seed),
-    the autoencoder of `latent_dim` (needed when a train-ae run holds several)."""
+    the autoencoder of `latent_dim` (needed when a train-ae run holds several, unless `any_dim`:
+    then the smallest)."""
     run = Path(run)
     command, options, summary = finished_run(run)
     member = dict(member or {})
@@ -103,7 +106,7 @@ def open_trained(run: Path, member: dict | None = None, latent_dim: int | None =
     if "lr" in member:
         raise RunDirError(f"{run} is a {command} run with one learning rate: pick a member by seed only")
     if kind == "autoencoder":
-        return _autoencoder(run, options, summary, member, latent_dim, device)
+        return _autoencoder(run, options, summary, member, latent_dim, device, any_dim)
     return _linear(run, options, summary, member, latent_dim, device)
 
 
@@ -151,11 +154,12 @@ def _pick_dim(run: Path, dims: list, latent_dim: int | None) -> int:
     return latent_dim
 
 
-def _autoencoder(run, options, summary, member, latent_dim, device) -> Trained:
+def _autoencoder(run, options, summary, member, latent_dim, device, any_dim=False) -> Trained:
     from mle6cli.tasks.autoencoders import load_autoencoder
 
     records = [r for r in summary.get("runs", []) if isinstance(r, dict)]
-    dim = _pick_dim(run, sorted({r["latent_dim"] for r in records}), latent_dim)
+    dims = sorted({r["latent_dim"] for r in records})
+    dim = _pick_dim(run, dims, dims[0] if any_dim and latent_dim is None and dims else latent_dim)
     seeds = [r["seed"] for r in records if r["latent_dim"] == dim]
     seed = _seed(run, seeds, member, seeds[0])
     (record,) = [r for r in records if r["latent_dim"] == dim and r["seed"] == seed]
