@@ -5,6 +5,7 @@ Each module is cheap to import: heavy libraries are imported inside the command 
 
 from mle6cli.commands.conv_size import conv_size
 from mle6cli.commands.evaluate import evaluate
+from mle6cli.commands.export import export
 from mle6cli.commands.gauss_conv import gauss_conv
 from mle6cli.commands.latent_plot import latent_plot
 from mle6cli.commands.pca_ae import pca_ae
@@ -29,4 +30,5 @@ COMMANDS = [
     ("run-all", run_all),
     ("predict", predict),
     ("evaluate", evaluate),
+    ("export", export),
 ]
