@@ -27,10 +27,7 @@ def evaluate(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Measure a trained model on a dataset split: accuracy, per-class scores and a confusion matrix,
-    or each autoencoder's reconstruction MSE (beside exact PCA's for a pca-ae run).
-
-    On the run's own data and split the numbers equal its summary.json's.
+    """Measure a trained model on a split: accuracy, per-class scores, confusion matrix; or autoencoder MSE.
 
     Example: mle6 evaluate runs/sweep-lr/20250101-120000 --split val --out eval/
     """

@@ -18,7 +18,14 @@ def _format(value: str) -> str:
 
 def export(
     run: RunArg,
-    fmt: Annotated[str, typer.Option("--format", callback=_format, help="onnx (recommended) or torchscript.")] = "onnx",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            callback=_format,
+            help="onnx (recommended; needs pip install 'mle6cli\\[export]') or torchscript.",
+        ),
+    ] = "onnx",
     out: Annotated[
         Path | None,
         typer.Option(
@@ -31,9 +38,6 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Export a trained model to ONNX or TorchScript, then run the file and compare it with torch.
-
-    ONNX gets a dynamic batch dimension and, in its metadata, the input layout, the scaling (pixels
-    / 255) and the class names. ONNX needs pip install 'mle6cli[export]'.
 
     Example: mle6 export runs/train-cnn/20250101-120000 --format onnx --out signs.onnx
     """

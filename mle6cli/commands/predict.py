@@ -75,10 +75,7 @@ def predict(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run a trained model on images: the sign and its probabilities, or an autoencoder's codes.
-
-    Photos of any size are centre-cropped to a square and resized (antialiased) to what the
-    model was trained on: 64x64 RGB for SIGNS, 28x28 grayscale for MNIST.
+    """Run a trained model on images (any size: centre-cropped, resized): the sign, or an autoencoder's code.
 
     Example: mle6 predict runs/train-cnn/20250101-120000 hand.jpg photos/ --out predictions.csv
     """

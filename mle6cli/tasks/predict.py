@@ -91,8 +91,9 @@ def batches(pixels: np.ndarray, device, size: int = BATCH):
 
     for start in range(0, len(pixels), size):
         chunk = torch.from_numpy(np.ascontiguousarray(pixels[start : start + size]))
-        # NCHW contiguous, as the training data were laid out: the same kernels, the same numbers
-        yield as_float(chunk.permute(0, 3, 1, 2).contiguous().to(device))
+        # NCHW with the training data's strides (a one-channel permute counts as contiguous while its
+        # strides are channels-last's, which picks other kernels): the same kernels, the same numbers
+        yield as_float(chunk.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format).to(device))
 
 
 def predict(
