@@ -426,3 +426,47 @@ def pca_reconstructions_figure(originals, linear, pca, path: Path, latent_dim: i
         (f"PCA\nk={latent_dim}", pca.clip(0, 1)),
     ]
     return _image_grid(rows, path, f"Linear autoencoder vs exact PCA, k={latent_dim}" + _synthetic_tag(synthetic))
+
+
+def pixel_rows_png(rows: list, path: Path, scale: int = 3, gap: int = 2) -> Path:
+    """Rows of images (each (k, side, side) or (k, side, side, 3), floats in [0, 1]) tiled into one
+    PNG at `scale`x, no axes: drawn with Pillow alone, so a command that only predicts never pays
+    for pyplot's import."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arrays = [np.clip(np.asarray(r, dtype=np.float64), 0.0, 1.0) for r in rows]
+    side = arrays[0].shape[1]
+    columns = max(len(a) for a in arrays)
+    step = side * scale + gap
+    colour = arrays[0].ndim == 4
+    canvas = np.full((len(arrays) * step + gap, columns * step + gap) + ((3,) if colour else ()), 255, np.uint8)
+    for r, images in enumerate(arrays):
+        for c, image in enumerate(images):
+            pixels = np.rint(image * 255).astype(np.uint8).repeat(scale, 0).repeat(scale, 1)
+            top, left = gap + r * step, gap + c * step
+            canvas[top : top + side * scale, left : left + side * scale] = pixels
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="PNG")
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def confusion_figure(matrix: list[list[int]], classes: list[str], path: Path, title: str) -> Path:
+    """A confusion matrix: true class down, predicted class across, each cell's count written in it."""
+    plt = _pyplot()
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.55 * k))
+    ax.imshow(matrix, cmap="Blues")
+    top = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            colour = "white" if top and count > top / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(k), classes)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    return save(fig, path)

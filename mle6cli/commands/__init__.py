@@ -4,9 +4,12 @@ Each module is cheap to import: heavy libraries are imported inside the command 
 """
 
 from mle6cli.commands.conv_size import conv_size
+from mle6cli.commands.evaluate import evaluate
+from mle6cli.commands.export import export
 from mle6cli.commands.gauss_conv import gauss_conv
 from mle6cli.commands.latent_plot import latent_plot
 from mle6cli.commands.pca_ae import pca_ae
+from mle6cli.commands.predict import predict
 from mle6cli.commands.prepare_signs import prepare_signs
 from mle6cli.commands.run_all import run_all
 from mle6cli.commands.summary import summary
@@ -25,4 +28,7 @@ COMMANDS = [
     ("latent-plot", latent_plot),
     ("pca-ae", pca_ae),
     ("run-all", run_all),
+    ("predict", predict),
+    ("evaluate", evaluate),
+    ("export", export),
 ]

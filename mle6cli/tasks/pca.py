@@ -220,6 +220,30 @@ def compare_with_run(run_dir: Path, data, basis: np.ndarray, device) -> list[dic
     return rows
 
 
+def load_linear_autoencoder(path: Path, device="cpu") -> LinearAutoencoder:
+    """The linear autoencoder of a pca-ae run's `linear_ae_k<k>.pt`, in eval mode on `device`."""
+    from mle6cli.engine.folder import RunDirError
+    from mle6cli.files import load_torch, non_finite_entry, state_dict_problem
+
+    path = Path(path)
+    payload = load_torch(path)
+    if (
+        not isinstance(payload, dict)
+        or payload.get("model") != "linear-ae"
+        or not isinstance(payload.get("state_dict"), dict)
+    ):
+        raise RunDirError(f"{path} is not a linear autoencoder saved by mle6 pca-ae")
+    weights, dim = payload["state_dict"], payload.get("latent_dim")
+    try:
+        model = LinearAutoencoder(dim)
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunDirError(f"{path} does not fit the linear autoencoder: {state_dict_problem(exc)}") from None
+    if non_finite_entry(weights) is not None:
+        raise RunDirError(f"{path} holds NaN or infinite weights ({non_finite_entry(weights)})")
+    return model.to(device).eval()
+
+
 def _std(values: list[float]) -> float | None:
     if len(values) < 2:
         return None
