@@ -84,7 +84,7 @@ def outputs() -> Outputs:
     from mle6cli.tasks import autoencoders, classifier, pca
 
     return Outputs(
-        files=("report.html", "report.md", "gauss_conv.png", "latent.png", "summary_cnn.txt"),
+        files=("report.html", "report.md", "gauss_conv.png", "latent.png", "summary_cnn.txt", *CONFUSION),
         steps={"sweep-lr": classifier.OUTPUTS, "train-ae": autoencoders.OUTPUTS, "pca-ae": pca.OUTPUTS},
     )
 
@@ -151,6 +151,7 @@ def run_all(
             step = "sweep-lr"
             results["sweep_lr"] = _job(run, "sweep-lr", signs_options, counter, stop, data=None)
             figures["sweep"] = run.path / "sweep-lr" / "sweep_curves.png"
+            results["confusion"] = _confusion(run, config.device, figures)
             step = "train-ae"
             ae_options = dict(
                 mnist_options, latent_dims=list(plan.ae_dims), epochs=plan.ae_epochs, batch_size=plan.ae_batch_size
@@ -269,6 +270,27 @@ def _maths(run: Run, config: RunAllConfig, results: dict, figures: dict, events:
     s = summarize("cnn")
     run.write_bytes("summary_cnn.txt", (s.table + "\n").encode())
     results["summary_cnn"] = {"total_params": s.total_params, "table": s.table}
+
+
+CONFUSION = ("confusion.csv", "confusion.png")  # what `evaluate` writes for the chosen SIGNS model
+
+
+def _confusion(run: Run, device: str, figures: dict) -> dict:
+    """The chosen SIGNS model (the sweep's best) on the test split, as `mle6 evaluate` gives it."""
+    from mle6cli.tasks.evaluate import evaluate
+
+    for name in CONFUSION:
+        run.output(name)
+    result = evaluate(run.path / "sweep-lr", out=run.path, device=device)
+    figures["confusion"] = Path(result.files["confusion_png"])
+    return {
+        "member": result.trained.member,
+        "member_label": result.trained.label,
+        "classes": list(result.trained.classes),
+        "accuracy": result.accuracy,
+        "matrix": result.confusion,
+        "per_class": result.per_class,
+    }
 
 
 def _latent(run: Run, plan: Plan, mnist, device, results: dict, figures: dict, events: Events) -> None:

@@ -66,7 +66,7 @@ def build_sections(results: dict, figures: dict, plan, synthetic: dict) -> list[
             ],
         )
     )
-    sections.append(_sweep_section(results["sweep_lr"], figures, plan, synthetic["signs"]))
+    sections.append(_sweep_section(results["sweep_lr"], figures, plan, synthetic["signs"], results.get("confusion")))
     sections.append(_ae_section(results["train_ae"], figures, plan, synthetic["mnist"]))
     if results.get("latent_plot"):
         sections.append(_latent_section(results["latent_plot"], figures))
@@ -133,7 +133,7 @@ def _gauss_section(g: dict, figures: dict) -> Section:
     )
 
 
-def _sweep_section(s: dict, figures: dict, plan, synthetic: bool) -> Section:
+def _sweep_section(s: dict, figures: dict, plan, synthetic: bool, confusion: dict | None = None) -> Section:
     by_lr = {r["lr"]: r for r in s["runs"]}
     bad = by_lr.get(1e-1)
     rows = [
@@ -202,12 +202,31 @@ def _sweep_section(s: dict, figures: dict, plan, synthetic: bool) -> Section:
                 else ""
             ),
             *([f"Best against runner-up, paired by seed: {comparison['sentence']}."] if comparison else []),
+            *(
+                [
+                    f"The chosen model ({confusion['member_label']}) on the test split, as mle6 evaluate gives "
+                    "it: rows are the true sign, columns the predicted one."
+                ]
+                if confusion
+                else []
+            ),
         ],
         [
             Table(["quantity", "exercise", "mle6"], rows, "The exercise's numbers beside ours"),
             Table(member_columns, members, member_caption),
+            *([_confusion_table(confusion)] if confusion else []),
         ],
-        [figures["sweep"]],
+        [figures["sweep"], *([figures["confusion"]] if confusion and "confusion" in figures else [])],
+    )
+
+
+def _confusion_table(confusion: dict) -> Table:
+    classes = confusion["classes"]
+    rows = [[f"true {c}", *map(str, row)] for c, row in zip(classes, confusion["matrix"], strict=True)]
+    return Table(
+        ["", *[f"predicted {c}" for c in classes]],
+        rows,
+        f"Confusion matrix of the chosen model (test accuracy {cell(confusion['accuracy'])})",
     )
 
 
