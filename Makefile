@@ -57,9 +57,10 @@ gpu-check:
 	OUT="$(OUT)" bash benchmarks/gpu_check.sh
 
 # The documentation site (docs/, mkdocs.yml) into site/; every link and page checked (--strict).
+# (NO_MKDOCS_2_WARNING: Material's banner about its successor, printed on every build)
 docs: docs-pages
-	$(BIN)/mkdocs build --strict --quiet
-	@echo "Open site/index.html"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "Open site/index.html (the search needs a server: make docs-serve, or python3 -m http.server -d site)"
 
 # The pages made from the code: the CLI reference (every --help) and the data-checks table.
 docs-pages: install
@@ -67,7 +68,7 @@ docs-pages: install
 
 # Rebuilds the site as pages change, at http://127.0.0.1:8000
 docs-serve: docs-pages
-	$(BIN)/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # The docs' figures from a real run-all --quick (the data as for make demo), shrunk into docs/img/.
 DOCS_RUN ?= runs/docs
