@@ -71,9 +71,10 @@ docs-serve: docs-pages
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # The docs' figures from a real run-all --quick (the data as for make demo), shrunk into docs/img/.
+# One CPU thread: the run, and so the numbers the pages quote from it, come out the same each time.
 DOCS_RUN ?= runs/docs
 docs-figures: install
-	$(BIN)/mle6 run-all --quick $(DEMO_DATA) --out $(DOCS_RUN) --overwrite --quiet
+	MLE6_THREADS=1 $(BIN)/mle6 run-all --quick --device cpu $(DEMO_DATA) --out $(DOCS_RUN) --overwrite --quiet
 	$(BIN)/python docs/figures.py $(DOCS_RUN) docs/img
 
 clean:

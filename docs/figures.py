@@ -48,6 +48,7 @@ def main(run: Path, dest: Path) -> None:
         "command": "mle6 run-all" + (" --quick" if summary.get("quick") else ""),
         "synthetic": summary.get("synthetic"),
         "device": summary.get("device"),
+        "cpu_threads": config.get("cpu_threads"),
         "seconds": round(summary.get("seconds", 0), 1),
         "date": created.strftime("%Y-%m-%d"),
         "packages": config.get("packages", {}),
