@@ -16,7 +16,7 @@ AE_EPOCHS ?=
 THREADS ?=
 REPEAT ?=
 
-.PHONY: install test demo lint bench gpu-data gpu-check clean
+.PHONY: install test demo lint bench gpu-data gpu-check docs docs-pages docs-serve docs-figures clean
 
 install: $(STAMP)
 
@@ -31,8 +31,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check mle6cli tests benchmarks
-	$(BIN)/ruff format --check mle6cli tests benchmarks
+	$(BIN)/ruff check mle6cli tests benchmarks docs
+	$(BIN)/ruff format --check mle6cli tests benchmarks docs
 
 # The whole exercise sheet in under 3 minutes: real data when both datasets are here, else synthetic.
 demo: install
@@ -51,10 +51,31 @@ gpu-data:
 
 # Every check that needs a GPU, on a one-GPU box with the box's python3 (no venv, no internet needed):
 # graph tests, CUDA tests, torchrun tests, then the benchmark at the goals' sizes, in under 8 minutes;
-# everything lands in $(OUT) (default gpu_out). README.md, "Running the GPU check", and the header of
+# everything lands in $(OUT) (default gpu_out). docs/contributing.md, "Running the GPU check", and the header of
 # benchmarks/gpu_check.sh. GPU_CHECK_DRY_RUN=1: a rehearsal on the CPU.
 gpu-check:
 	OUT="$(OUT)" bash benchmarks/gpu_check.sh
 
+# The documentation site (docs/, mkdocs.yml) into site/; every link and page checked (--strict).
+# (NO_MKDOCS_2_WARNING: Material's banner about its successor, printed on every build)
+docs: docs-pages
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "Open site/index.html (the search needs a server: make docs-serve, or python3 -m http.server -d site)"
+
+# The pages made from the code: the CLI reference (every --help) and the data-checks table.
+docs-pages: install
+	$(BIN)/python docs/gen_pages.py
+
+# Rebuilds the site as pages change, at http://127.0.0.1:8000
+docs-serve: docs-pages
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The docs' figures from a real run-all --quick (the data as for make demo), shrunk into docs/img/.
+# One CPU thread: the run, and so the numbers the pages quote from it, come out the same each time.
+DOCS_RUN ?= runs/docs
+docs-figures: install
+	MLE6_THREADS=1 $(BIN)/mle6 run-all --quick --device cpu $(DEMO_DATA) --out $(DOCS_RUN) --overwrite --quiet
+	$(BIN)/python docs/figures.py $(DOCS_RUN) docs/img
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info site

@@ -1,8 +1,9 @@
 """Bad data, everywhere: every input the tool reads, each kind of damage.
 
-One test case per row of README's "What is checked in the data": a refused input fails in one
-line (`Error: ...`, exit 1) naming the file, with no traceback and nothing written (no run
-folder, no output file, the inputs untouched); an accepted one says what was done in one Note.
+One test case per row of the table in tests/data_checks.py, which docs/data-checks.md shows and
+from which the cases here are parametrized: a refused input fails in one line (`Error: ...`,
+exit 1) naming the file, with no traceback and nothing written (no run folder, no output file,
+the inputs untouched); an accepted one says what was done in one Note.
 Every damaged file is built here, in tmp_path.
 """
 
@@ -24,6 +25,7 @@ import torch
 from mle6cli import files
 from mle6cli.data.signs import synthetic_arrays
 from mle6cli.engine import runs
+from tests import data_checks
 from tests.signs_helpers import write_layout
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -266,7 +268,7 @@ def train_cnn_args(folder: Path, out: Path, command: str = "train-cnn") -> list[
     ]
 
 
-@pytest.mark.parametrize("case", list(SIGNS_REFUSED))
+@pytest.mark.parametrize("case", data_checks.cases("SIGNS_REFUSED"))
 def test_signs_npy_refused(runner, app, tmp_path, case):
     change, message = SIGNS_REFUSED[case]
     folder = signs_folder(tmp_path, change)
@@ -284,7 +286,7 @@ def test_sweep_lr_refuses_the_same_way(runner, app, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("case", list(SIGNS_ACCEPTED))
+@pytest.mark.parametrize("case", data_checks.cases("SIGNS_ACCEPTED"))
 def test_signs_npy_accepted_with_a_note(runner, app, tmp_path, case):
     change, note = SIGNS_ACCEPTED[case]
     folder = signs_folder(tmp_path, change)
@@ -425,7 +427,7 @@ H5_ACCEPTED = {
 }
 
 
-@pytest.mark.parametrize("case", list(H5_REFUSED))
+@pytest.mark.parametrize("case", data_checks.cases("H5_REFUSED"))
 def test_prepare_signs_h5_refused(runner, app, tmp_path, case):
     train, test, message = H5_REFUSED[case](tmp_path)
     result = runner.invoke(app, prepare_args(train, test, tmp_path / "sd"))
@@ -433,7 +435,7 @@ def test_prepare_signs_h5_refused(runner, app, tmp_path, case):
     assert not (tmp_path / "sd").exists()
 
 
-@pytest.mark.parametrize("case", list(H5_ACCEPTED))
+@pytest.mark.parametrize("case", data_checks.cases("H5_ACCEPTED"))
 def test_prepare_signs_h5_accepted_with_a_note(runner, app, tmp_path, case):
     change_train, change_test, note = H5_ACCEPTED[case]
     train, test = h5_pair(tmp_path, change_train, change_test)
@@ -581,7 +583,7 @@ def folder_args(train: Path, test: Path, out: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("case", list(FOLDER_REFUSED))
+@pytest.mark.parametrize("case", data_checks.cases("FOLDER_REFUSED"))
 def test_prepare_signs_image_folders_refused(runner, app, tmp_path, case):
     train, test = image_folders(tmp_path)
     message = FOLDER_REFUSED[case](train, test)
@@ -590,7 +592,7 @@ def test_prepare_signs_image_folders_refused(runner, app, tmp_path, case):
     assert not (tmp_path / "sd").exists()
 
 
-@pytest.mark.parametrize("case", list(FOLDER_ACCEPTED))
+@pytest.mark.parametrize("case", data_checks.cases("FOLDER_ACCEPTED"))
 def test_prepare_signs_image_folders_accepted_with_a_note(runner, app, tmp_path, case):
     train, test = image_folders(tmp_path)
     note = FOLDER_ACCEPTED[case](train, test)
@@ -771,7 +773,7 @@ MNIST_ACCEPTED = {
 }
 
 
-@pytest.mark.parametrize("case", list(MNIST_REFUSED))
+@pytest.mark.parametrize("case", data_checks.cases("MNIST_REFUSED"))
 def test_mnist_refused(runner, app, tmp_path, case):
     change, gz, message = MNIST_REFUSED[case]
     root, raw = mnist_folder(tmp_path, change, gz=gz)
@@ -789,7 +791,7 @@ def test_pca_ae_refuses_the_same_way(runner, app, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("case", list(MNIST_ACCEPTED))
+@pytest.mark.parametrize("case", data_checks.cases("MNIST_ACCEPTED"))
 def test_mnist_accepted_with_a_note(runner, app, tmp_path, case):
     change, note = MNIST_ACCEPTED[case]
     root, raw = mnist_folder(tmp_path, change)
@@ -883,7 +885,7 @@ CHECKPOINT_REFUSED = {
 }
 
 
-@pytest.mark.parametrize("case", list(CHECKPOINT_REFUSED))
+@pytest.mark.parametrize("case", data_checks.cases("CHECKPOINT_REFUSED"))
 def test_latent_plot_checkpoint_refused(runner, app, tmp_path, case):
     make, message = CHECKPOINT_REFUSED[case]
     path = tmp_path / "ae_d3.pt"
@@ -956,7 +958,7 @@ CLASSIFIER_REFUSED = {
 }
 
 
-@pytest.mark.parametrize("case", list(CLASSIFIER_REFUSED))
+@pytest.mark.parametrize("case", data_checks.cases("CLASSIFIER_REFUSED"))
 def test_load_classifier_refused(tmp_path, case):
     from mle6cli.errors import Mle6Error
     from mle6cli.tasks.classifier import load_classifier
@@ -1061,7 +1063,7 @@ RESUME_REFUSED = {
 }
 
 
-@pytest.mark.parametrize("case", list(RESUME_REFUSED))
+@pytest.mark.parametrize("case", data_checks.cases("RESUME_REFUSED"))
 def test_resume_refused(runner, app, tmp_path, case):
     how, message = RESUME_REFUSED[case]
     small = write_layout(tmp_path / "small", signs_arrays())
@@ -1084,3 +1086,41 @@ def test_the_undamaged_resume_folder_loads(tmp_path):
         folder, "train-cnn", keys=json.loads((folder / runs.CONFIG).read_text())["options"]
     )
     assert config["command"] == state["command"] == "train-cnn"
+
+
+# -- the table (tests/data_checks.py) and the cases here are one list ---------------------------------
+
+# how this module's expected messages name what the table calls D/, raw/ and F (DIR: `{d}` of a resume case)
+PLACEHOLDERS = {"{raw}": "raw", "{p}": "F", "{path}": "F", "{train}": "F", "{test}": "F"}
+
+
+def test_every_row_of_the_table_is_a_case_here_and_every_case_a_row():
+    module = globals()
+    for group in {row.group for row in data_checks.ROWS}:
+        assert group in module, f"tests/data_checks.py names {group}, which this module lacks"
+        kinds = {row.outcome.split()[0] for row in data_checks.ROWS if row.group == group}
+        if group.startswith("test_"):
+            assert callable(module[group]) and kinds == {"refused"}, group
+        else:
+            assert data_checks.cases(group) == list(module[group]), f"{group}: its cases and the table's rows differ"
+            assert kinds == {group.rsplit("_", 1)[1].lower()}, group
+    tables = {
+        name for name, value in module.items() if name.endswith(("_REFUSED", "_ACCEPTED")) and isinstance(value, dict)
+    }
+    assert tables <= {row.group for row in data_checks.ROWS}, "a group of cases with no rows in tests/data_checks.py"
+
+
+def test_the_table_shows_the_messages_the_cases_expect():
+    """Where a case spells its message out, the table's message (up to its first `…`) agrees with it."""
+    checked = 0
+    for row in data_checks.ROWS:
+        case = globals().get(row.group, {}).get(row.case) if not row.group.startswith("test_") else None
+        if not isinstance(case, tuple) or not isinstance(case[-1], str):
+            continue  # built by a function that returns its message for the files it makes
+        expected = case[-1].replace("{d}", "DIR" if row.group == "RESUME_REFUSED" else "D")
+        for name, shown in PLACEHOLDERS.items():
+            expected = expected.replace(name, shown)
+        shown = row.message.split("…")[0].rstrip(" (")
+        assert expected.startswith(shown) or shown.startswith(expected), (row.case, shown, expected)
+        checked += 1
+    assert checked > 80

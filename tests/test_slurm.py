@@ -109,9 +109,9 @@ def job_env(runs: Path, experiment: str, epochs: int) -> dict:
 ONE_NODE = ["--nodes=1", "--gpus-per-node=0", "--cpus-per-task=1"]
 
 
-def test_the_readme_shows_the_shipped_sweep_script_and_every_script_parses():
-    readme = (REPO / "README.md").read_text()
-    assert f"```bash\n{SCRIPT.read_text()}```" in readme
+def test_the_docs_show_the_shipped_sweep_script_and_every_script_parses():
+    page = (REPO / "docs" / "gpus.md").read_text()
+    assert f"```bash\n{SCRIPT.read_text()}```" in page
     scripts = sorted((REPO / "examples" / "slurm").glob("*.sbatch"))
     assert [p.name for p in scripts] == ["one-gpu.sbatch", "run-all.sbatch", "sweep.sbatch"]
     for path in scripts:

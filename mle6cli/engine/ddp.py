@@ -6,7 +6,8 @@ batch is the single-process batch, and each rank takes the samples of it that it
 loss is its share of the batch's sum of per-sample losses over the global batch size, times
 the world size: DistributedDataParallel averages the gradients over the ranks, which gives
 the gradient of the single-process batch mean. Only the order of the floating-point sums
-differs, so the run agrees with the single-process run to rounding (README: "More than one GPU").
+differs, so the run agrees with the single-process run to rounding (docs/gpus.md, "What is exact
+and what is within tolerance").
 
 The ranks stay in lockstep: they stop together (`collective_stop`), and the epoch's loss sums
 are added up over the ranks before they are read.

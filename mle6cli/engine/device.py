@@ -85,8 +85,8 @@ def configure_threads(device, threads: int | str | None = None) -> int:
     2-core machine that trains 1.5-1.7x faster than one thread. `threads`, else the environment
     variable MLE6_THREADS (a whole number, or "auto" for torch's default) overrides it: on a
     machine shared with other jobs, MLE6_THREADS=1 avoids OpenMP threads waiting on each other
-    (measured 5-40x slower epochs there; README, "Devices and CPU threads"). The count can change
-    CPU results in the last bits, so config.json records it.
+    (measured 5-40x slower epochs there; docs/scripting.md, "Output, errors and exit codes"). The
+    count can change CPU results in the last bits, so config.json records it.
     """
     import torch
 

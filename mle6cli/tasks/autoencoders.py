@@ -1,15 +1,10 @@
 """Training the exercise's convolutional autoencoder at several latent sizes, without collapse.
 
-With PyTorch's default initialisation the model's Sigmoid output often saturates in the first
-~20 steps and stays black everywhere. The fix (`init_output_bias`, `--init mean`, the default)
-starts the last layer's bias at logit(mean pixel), so the untrained model predicts the mean
-intensity. Detection stays as a safety net (`check_collapse`, after every epoch): a run is
-collapsed when its output's std over every pixel of every image, or the mean over pixels of its
-std across images, is below `MIN_OUTPUT_STD` (1e-5), or when its test MSE is at least
-`TRIVIAL_FRACTION` (90%) of mean(x²), the all-black score. A collapsed run restarts with a derived
-seed, up to `retries` times; a model still collapsed after that makes the command fail. The
-mechanism, the fix and the thresholds, measured: the README, train-ae's "Collapse", "The fix"
-and "Detection".
+The fix (`init_output_bias`, `--init mean`, the default) starts the last layer's bias at
+logit(mean pixel); `check_collapse` is the safety net after every epoch, and a collapsed run
+restarts with a derived seed. The mechanism, the fix and the thresholds, measured: the
+documentation's collapse analysis (docs/fidelity.md, "The collapse of the convolutional
+autoencoder").
 """
 
 from __future__ import annotations
