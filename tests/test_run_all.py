@@ -27,7 +27,7 @@ TINY = run_all_module.Plan(
     gauss_samples=2000,
     synthetic_signs_per_class=(12, 4, 4),
 )
-FIGURES = 7  # gauss, sweep, ae losses, reconstructions, latent, pca losses, pca reconstructions
+FIGURES = 8  # gauss, sweep, confusion, ae losses, reconstructions, latent, pca losses, pca reconstructions
 
 
 class _Images(HTMLParser):
@@ -90,7 +90,16 @@ def test_json_document_and_run_folder(sheet):
         "train_ae",
         "latent_plot",
         "pca_ae",
+        "confusion",
     }
+    # the chosen SIGNS model's confusion matrix: every test image once, its trace the sweep's test accuracy
+    confusion, sweep = doc["results"]["confusion"], doc["results"]["sweep_lr"]
+    images = sum(map(sum, confusion["matrix"]))
+    assert confusion["member"]["lr"] == sweep["best_lr"] and len(confusion["matrix"]) == 6
+    assert (
+        confusion["accuracy"] == sweep["test_acc"] == sum(row[k] for k, row in enumerate(confusion["matrix"])) / images
+    )
+    assert (out / "confusion.csv").is_file() and (out / "confusion.png").is_file()
     assert doc["results"]["summary_cnn"]["total_params"] == 131_958
     assert doc["results"]["sweep_lr"]["seed"] == 42  # without --seed, each step keeps its command's default
     assert [r["latent_dim"] for r in doc["results"]["train_ae"]["runs"]] == [3, 10]
@@ -206,6 +215,7 @@ def test_every_figure_reads_plainly(sheet):
         "latent.png",
         "pca_ae_losses.png",
         "pca_ae_reconstructions.png",
+        "confusion.png",
     }
     for name, facts in SEEN.items():
         assert_reads_plainly(name, facts)
