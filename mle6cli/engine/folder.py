@@ -69,6 +69,12 @@ class Outputs:
         return False
 
 
+def exports(checkpoint: str) -> tuple[str, ...]:
+    """What `mle6 export` writes beside a checkpoint by default (an --overwrite clears those too)."""
+    stem = checkpoint.removesuffix(".pt")
+    return (f"{stem}.onnx", f"{stem}.torchscript.pt")
+
+
 class UndeclaredOutput(Exception):
     """A command wrote a file its `Outputs` do not name (a bug in the command, not a user's error)."""
 

@@ -24,11 +24,11 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mle6cli.engine.folder import exports
 from mle6cli.errors import Mle6Error
 from mle6cli.tasks.trained import Trained, open_trained
 
 FORMATS = ("onnx", "torchscript")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 TOLERANCE = 1e-4  # largest absolute difference allowed, on log-probabilities, codes and pixels in [0, 1]
 CHECK_IMAGES = 1000  # at most this many of the run's test images are run through the exported file
 SAMPLE_SEED = 0
@@ -166,9 +166,11 @@ def export(
         raise ExportError(f"unknown format {fmt!r}; choose onnx or torchscript")
     check_packages(fmt)
     trained = open_trained(run, member, latent_dim, "cpu")
-    path = Path(out) if out is not None else trained.checkpoint.with_suffix(SUFFIX[fmt])
-    if fmt == "torchscript" and path.resolve() == trained.checkpoint.resolve():
-        path = path.with_name(path.stem + ".torchscript.pt")
+    onnx_name, torchscript_name = exports(trained.checkpoint.name)  # the names the run folder declares
+    default = trained.checkpoint.with_name(onnx_name if fmt == "onnx" else torchscript_name)
+    path = Path(out) if out is not None else default
+    if path.resolve() == trained.checkpoint.resolve():
+        raise ExportError(f"--out {path} is the run's own checkpoint; name another file")
     module, outputs = _module(trained)
     meta = metadata(trained, outputs)
     x, checked_on = check_inputs(trained)

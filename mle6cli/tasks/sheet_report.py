@@ -14,7 +14,7 @@ from pathlib import Path
 from mle6cli.fmt import cell, lr_label, mean_ci, plural
 from mle6cli.report import Section, Table, write_report
 
-# What the exercise sheet itself prints or says (../shared/seed), set beside our numbers.
+# What the exercise sheet itself prints or says, set beside our numbers.
 EXERCISE = {
     "cnn_params": 131_958,
     "best_lr": 1e-3,
