@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import REPO, one_thread, shared_path
+from tests.conftest import REPO, cli_env, one_thread, shared_path
 from tests.mnist_helpers import make_mnist_folder
 from tests.signs_helpers import write_layout
 
@@ -242,6 +242,8 @@ def test_the_documented_snippets_run(cnn_run, test_pngs, tmp_path):
     page = (REPO / "docs" / "using-models.md").read_text()
     snippets = re.findall(r"```python\n(.*?)```", page, re.S)
     assert len(snippets) == 2
+    readme = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert readme == snippets[:1]  # the README shows the page's ONNX lines, word for word
     for code in snippets:
         exec(compile(code, "using-models.md", "exec"), {"__name__": "snippet"})
 
@@ -286,3 +288,30 @@ def test_autoencoder_codes_equal_encode_and_evaluate_reproduces_the_run(runner, 
     result = invoke(runner, app, "evaluate", run, "--split", "val")
     assert result.exit_code == 1
     assert result.stderr == f"Error: {run} is a train-ae run on MNIST, which has a train and a test split only\n"
+
+
+def test_without_the_export_packages_onnx_is_one_line_with_the_pip_command(cnn_run, tmp_path):
+    """A real environment without onnx, onnxruntime and onnxscript: every other installed package is
+    linked into a folder that is the subprocess's only site directory."""
+    import site
+    import subprocess
+    import sys
+
+    packages = Path(site.getsitepackages()[0])
+    bare = tmp_path / "site"
+    bare.mkdir()
+    for entry in packages.iterdir():
+        if not entry.name.lower().startswith(("onnx", "__editable__", "mle6cli")):
+            (bare / entry.name).symlink_to(entry)
+    env = {**cli_env(), "PYTHONPATH": f"{REPO}:{bare}", "PYTHONNOUSERSITE": "1"}
+    argv = [sys.executable, "-S", "-m", "mle6cli", "export", str(cnn_run), "--format", "onnx", "--out", "x.onnx"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    from mle6cli.tasks.export import needed_packages
+
+    needed = ", ".join(needed_packages("onnx"))  # onnxscript too where torch has the dynamo exporter
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        f"Error: exporting to ONNX needs {needed} (missing: {needed}); "
+        "install them with: pip install 'mle6cli[export]'\n"
+    )
+    assert not (tmp_path / "x.onnx").exists()
