@@ -5,10 +5,11 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._options import DeviceOpt, JsonOpt, QuietOpt
+from mle6cli.commands._options import DeviceOpt, JsonOpt, QuietOpt, by_rule
 from mle6cli.commands._output import Printer
 from mle6cli.commands.predict import LatentDimOpt, MemberOpt, RunArg, member_option
 from mle6cli.fmt import cell
+from mle6cli.tasks import config as rules
 
 
 def evaluate(
@@ -17,7 +18,9 @@ def evaluate(
         Path | None,
         typer.Option("--data-dir", help="Another copy of the dataset (default: the data the run was trained on)."),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="test, val or train (MNIST has no val).")] = "test",
+    split: Annotated[
+        str, typer.Option("--split", callback=by_rule(rules.SPLIT), help="test, val or train (MNIST has no val).")
+    ] = "test",
     member: MemberOpt = None,
     latent_dim: LatentDimOpt = None,
     out: Annotated[
@@ -31,20 +34,11 @@ def evaluate(
 
     Example: mle6 evaluate runs/sweep-lr/20250101-120000 --split val --out eval/
     """
-    if split not in ("test", "val", "train"):
-        raise typer.BadParameter(f"choose test, val or train, got {split!r}", param_hint="'--split'")
     from mle6cli.tasks.evaluate import evaluate as run_evaluate
 
     printer = Printer(json_mode=json_out, quiet=quiet)
-    result = run_evaluate(
-        run,
-        member=member_option(member),
-        latent_dim=latent_dim,
-        data_dir=data_dir,
-        split=split,
-        out=out,
-        device=device,
-    )
+    chosen = {"member": member_option(member), "latent_dim": latent_dim}
+    result = run_evaluate(run, **chosen, data_dir=data_dir, split=split, out=out, device=device)
     if json_out:
         printer.json(result.to_json())
         return

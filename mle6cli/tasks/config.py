@@ -139,3 +139,4 @@ LINEAR_LATENT_DIM = Number("latent dim", minimum=1, maximum=MNIST_PIXELS)  # the
 RETRIES = Number("retries", minimum=0, maximum=100)
 # the conv autoencoder's output bias: at the mean intensity (the collapse fix), or PyTorch's default
 INIT = Choice("init", ("mean", "pytorch"))
+SPLIT = Choice("split", ("test", "val", "train"))  # what `mle6 evaluate` measures a model on

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mle6cli.errors import DataError
+from mle6cli.tasks.config import SPLIT
 from mle6cli.tasks.trained import Trained, open_trained
 
-SPLITS = ("test", "val", "train")
+SPLITS = SPLIT.choices
 
 
 @dataclass
@@ -92,8 +93,7 @@ def evaluate(
     from mle6cli.engine.device import THREADS_ENV, configure_threads, resolve_device
     from mle6cli.files import read_json
 
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; choose test, val or train")
+    SPLIT.check(split)
     where = resolve_device(device)
     trained = open_trained(run, member, latent_dim, where, any_dim=True)
     threads = read_json(Path(run) / "config.json").get("cpu_threads")
