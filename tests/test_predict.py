@@ -191,6 +191,13 @@ def test_runs_that_are_not_finished_or_not_models_are_refused(runner, app, cnn_r
     assert result.stderr == (
         f"Error: {other} is a run-all run; give a train-cnn, sweep-lr, train-ae or pca-ae run folder\n"
     )
+    (other / "sweep-lr").mkdir()
+    (other / "pca-ae").mkdir()
+    result = invoke(runner, app, "evaluate", other, "--device", "cpu")
+    assert result.stderr == (
+        f"Error: {other} is a run-all run; give a train-cnn, sweep-lr, train-ae or pca-ae run folder "
+        f"(its steps: {other / 'sweep-lr'}, {other / 'pca-ae'})\n"
+    )
     result = invoke(runner, app, "predict", cnn_run, "x.png", "--member", "lr=fast")
     assert result.exit_code == 2 and "'lr=fast': 'fast' is not a number" in result.output
 

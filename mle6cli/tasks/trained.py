@@ -79,7 +79,9 @@ def finished_run(run: Path) -> tuple[str, dict, dict]:
     status = run_status(run)
     command = status["command"]
     if command not in KINDS:
-        raise RunDirError(f"{run} is a {command} run; give a train-cnn, sweep-lr, train-ae or pca-ae run folder")
+        steps = [str(run / step) for step in ("sweep-lr", "train-ae", "pca-ae") if (run / step).is_dir()]
+        hint = f" (its steps: {', '.join(steps)})" if command == "run-all" and steps else ""
+        raise RunDirError(f"{run} is a {command} run; give a train-cnn, sweep-lr, train-ae or pca-ae run folder{hint}")
     if status["status"] != "finished":
         holder = f" (process {status['pid']})" if status.get("pid") else ""
         raise RunDirError(f"{run} is a {command} run that is {status['status']}{holder}, not finished")
