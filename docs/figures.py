@@ -26,6 +26,7 @@ FIGURES = {
     "latent.png": "latent.png",
     "pca_ae_losses.png": "pca-ae/pca_ae_losses.png",
     "pca_ae_reconstructions.png": "pca-ae/pca_ae_reconstructions.png",
+    "confusion.png": "confusion.png",
 }
 
 
