@@ -30,8 +30,8 @@ def cases(group: str) -> list[str]:
 
 # fmt: off
 ROWS = [
-    Row('SIGNS_REFUSED', 'truncated npy (data cut)', 'SIGNS npy (`train-cnn`, `sweep-lr --data-dir D`)', 'truncated array data', 'refused', 'cannot load D/X_train.npy: truncated (Failed to read all data …)'),
-    Row('SIGNS_REFUSED', 'truncated npy (header cut)', 'SIGNS npy', 'truncated header', 'refused', 'cannot load D/Y_val.npy: truncated (EOF: reading array header …)'),
+    Row('SIGNS_REFUSED', 'truncated npy (data cut)', 'SIGNS npy (`train-cnn`, `sweep-lr --data-dir D`)', 'truncated array data', 'refused', 'cannot load D/X_train.npy: truncated (its header promises … bytes, the file has …)'),
+    Row('SIGNS_REFUSED', 'truncated npy (header cut)', 'SIGNS npy', 'truncated header', 'refused', 'cannot load D/Y_val.npy: truncated (the file ends inside its header)'),
     Row('SIGNS_REFUSED', 'empty npy file', 'SIGNS npy', 'empty file', 'refused', 'cannot load D/X_test.npy: the file is empty'),
     Row('SIGNS_REFUSED', 'not an npy file', 'SIGNS npy', 'not an npy file', 'refused', "cannot load D/X_val.npy: not an .npy file (it starts with b'this i')"),
     Row('SIGNS_REFUSED', 'an npz archive under an npy name', 'SIGNS npy', 'an npz archive under the npy name', 'refused', 'cannot load D/X_train.npy: it is an .npz archive, not one .npy array'),

@@ -111,11 +111,11 @@ def _npz(d: Path) -> None:
 SIGNS_REFUSED = {
     "truncated npy (data cut)": (
         on_files(lambda d: cut(d / "X_train.npy")),
-        "cannot load {d}/X_train.npy: truncated (Failed to read all data",
+        "cannot load {d}/X_train.npy: truncated (its header promises",
     ),
     "truncated npy (header cut)": (
         on_files(lambda d: cut(d / "Y_val.npy", 40)),
-        "cannot load {d}/Y_val.npy: truncated (EOF",
+        "cannot load {d}/Y_val.npy: truncated (the file ends inside its header)",
     ),
     "empty npy file": (on_files(lambda d: cut(d / "X_test.npy", 0)), "cannot load {d}/X_test.npy: the file is empty"),
     "not an npy file": (

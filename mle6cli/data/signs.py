@@ -10,6 +10,7 @@ the whole set to the training device.
 from __future__ import annotations
 
 import io
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,36 @@ def load_arrays(data_dir: Path | str) -> dict[str, np.ndarray]:
 _NPY_MAGIC = b"\x93NUMPY"
 
 
+def _check_complete(path: Path) -> None:
+    """A cut .npy file, refused in words of our own (numpy's differ between its versions): the
+    header's length is in its first bytes, and the header gives the data's size."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        prefix = fh.read(12)
+        length_bytes = 2 if prefix[6:7] == b"\x01" else 4  # format 1.0: a 2-byte header length; 2.0, 3.0: 4
+        if len(prefix) < 8 + length_bytes:
+            raise DataError(f"cannot load {path}: truncated (the file ends inside its header)")
+        data_start = 8 + length_bytes + int.from_bytes(prefix[8 : 8 + length_bytes], "little")
+        if size < data_start:
+            raise DataError(f"cannot load {path}: truncated (the file ends inside its header)")
+        fh.seek(0)
+        try:
+            version = np.lib.format.read_magic(fh)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(fh)
+        except Exception:  # a damaged header: np.load says how
+            return
+    if dtype.hasobject:
+        return  # pickled objects: refused as such below
+    expected = data_start + math.prod(shape) * dtype.itemsize
+    if size < expected:
+        raise DataError(
+            f"cannot load {path}: truncated (its header promises {expected:,} bytes, the file has {size:,})"
+        )
+
+
 def read_npy(path: Path) -> np.ndarray:
     """One array from an .npy file, as data only (`allow_pickle=False`); one line naming the file otherwise."""
     try:
@@ -263,9 +294,10 @@ def read_npy(path: Path) -> np.ndarray:
         raise DataError(f"cannot load {path}: it is an .npz archive, not one .npy array")
     if head != _NPY_MAGIC:
         raise DataError(f"cannot load {path}: not an .npy file (it starts with {head!r})")
+    _check_complete(path)
     try:
         array = np.load(path, allow_pickle=False)
-    except Exception as exc:  # truncated, a damaged header, pickled objects, ...
+    except Exception as exc:  # a damaged header, pickled objects, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "allow_pickle" in reason:
             raise DataError(
