@@ -12,6 +12,7 @@ import pytest
 
 from mle6cli.commands._options import BATCH_SIZE, DEVICE, EPOCHS, LR, SAVE_EVERY, SEEDS, Option, seed_option
 from mle6cli.commands._training import training_command
+from mle6cli.errors import ConfigError
 from mle6cli.tasks import config as rules
 from mle6cli.tasks.config import OptionsConfig, ruled
 from tests.conftest import StopAfter
@@ -19,9 +20,12 @@ from tests.conftest import StopAfter
 # ---------------------------------------------------------------- the task (layer 3)
 
 
+WIDTH_RULE = rules.Number("width", minimum=1, maximum=64)  # the option's bounds, once: CLI and config
+
+
 @dataclass(frozen=True)
 class ToyConfig(OptionsConfig):
-    width: int = 4
+    width: int = ruled(4, WIDTH_RULE)
     seeds: tuple[int, ...] = ruled((0,), rules.SEED)
     epochs: int = ruled(3, rules.EPOCHS)
     batch_size: int = ruled(8, rules.BATCH_SIZE)
@@ -92,7 +96,7 @@ def toy_fit(options: dict, *, out=None, overwrite=False, resume=None, overrides=
 
 # ---------------------------------------------------------------- the command (layer 4)
 
-WIDTH = Option("width", int, 4, "Numbers per sample.", typer={"min": 1, "max": 64})
+WIDTH = Option("width", int, 4, "Numbers per sample.", rule=WIDTH_RULE)
 
 
 def _render(printer, summary: dict, params: dict) -> None:
@@ -145,7 +149,9 @@ def test_a_new_training_command_is_its_options_listed_once(runner, toy_app, tmp_
     assert from_file.exit_code == 0, from_file.output
     assert "width = 2\nepochs = 2\n" in from_file.stdout
     bad = runner.invoke(toy_app, ["toy-fit", "--width", "0"])
-    assert bad.exit_code == 2
+    assert bad.exit_code == 2 and "Invalid value for '--width': width must be between 1 and 64, got 0" in bad.stderr
+    with pytest.raises(ConfigError, match="^width must be between 1 and 64, got 65$"):  # a library caller
+        ToyConfig.from_options({"width": 65})
 
     out = tmp_path / "run"
     trained = runner.invoke(toy_app, ["toy-fit", "--out", str(out), "--json"])
