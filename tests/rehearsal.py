@@ -49,7 +49,8 @@ def fake_cuda_works() -> bool:
     fake = FakeTensorMode(allow_non_fake_inputs=True)
     try:
         with fake:
-            fake.from_tensor(torch.zeros(1)).to(CUDA)
+            on_device = fake.from_tensor(torch.zeros(2)).to(CUDA)
+            on_device.copy_(torch.tensor([1.0, 0.0]))  # a host value copied in, as `bind` does (torch 2.4 needs a GPU)
     except Exception:
         return False
     return True
