@@ -251,11 +251,11 @@ def _run_onnx(data: bytes, x) -> list:
     import numpy as np
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+    exported = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    name = exported.get_inputs()[0].name
     images = x.numpy().astype(np.float32)
-    first = session.run(None, {name: images[:1]})
-    rest = session.run(None, {name: images[1:]}) if len(images) > 1 else [o[:0] for o in first]
+    first = exported.run(None, {name: images[:1]})
+    rest = exported.run(None, {name: images[1:]}) if len(images) > 1 else [o[:0] for o in first]
     return [np.concatenate([a, b]) for a, b in zip(first, rest, strict=True)]
 
 
