@@ -291,6 +291,8 @@ NO_DOWNLOAD = switch(
     inverse=lambda download: not download,
 )
 NoDownloadOpt = NO_DOWNLOAD.annotated()
+# the loop of both MNIST autoencoders (train-ae, pca-ae): the exercise trains each 10 epochs in batches of 128
+AUTOENCODER_LOOP = (EPOCHS.but(default=10), BATCH_SIZE.but(default=128), LR, *seed_options(0))
 
 
 def _key_sources(options: list[Option]) -> dict[str, tuple[str, ...]]:
