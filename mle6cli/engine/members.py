@@ -110,8 +110,11 @@ class Members:
         return losses.detach(), correct
 
     @torch.no_grad()
-    def evaluate(self, split: Split) -> tuple[list[float], list[float] | None]:
-        """Each member's mean loss (and accuracy) over a whole split, in eval mode."""
+    def evaluate(
+        self, split: Split, on_outputs: Callable[[int, torch.Tensor], None] | None = None
+    ) -> tuple[list[float], list[float] | None]:
+        """Each member's mean loss (and accuracy) over a whole split, in eval mode; `on_outputs(j, out)`
+        sees member j's outputs of each batch, in order (what `mle6 evaluate` counts a confusion from)."""
         self.train(False)
         device = split.x.device
         loss_sum = torch.zeros(self.count, device=device, dtype=sum_dtype(device))
@@ -120,6 +123,8 @@ class Members:
             index = torch.arange(start, min(start + EVAL_BATCH, len(split)), device=device)
             xb, yb = split.batch(index)
             for j, out in self._eval_outputs(xb):
+                if on_outputs is not None:
+                    on_outputs(j, out)
                 loss_sum[j] += self.task.loss(out, yb).to(loss_sum.dtype) * len(index)
                 if self.has_accuracy:
                     correct[j] += (out.argmax(-1) == yb).sum()

@@ -216,17 +216,16 @@ def _classify(command, options, out, overwrite, resume, overrides, events, stop)
         return _finish(run, config, job.data, job.device, members, dirs, sweep, run.clock.seconds())
 
 
-def test_weights(weights: list[dict], lrs: list[float], split, device):
+def test_weights(weights: list[dict], lrs: list[float], split, device, on_outputs=None):
     """Mean loss and accuracy of each set of CNN weights on `split`, all in one fused pass: how a run
-    tests its members (so `mle6 evaluate` gets the same numbers from the same members); returns
-    (losses, accuracies, the fused members)."""
+    tests its members (so `mle6 evaluate` gets the same numbers from the same members); `on_outputs`
+    as in `Members.evaluate`."""
     from mle6cli.engine.fused import FusedCNNMembers
 
     backend = FusedCNNMembers([initial_model(0, device) for _ in weights], lrs)
     for j, member in enumerate(weights):
         backend.load(j, {"weights": member})
-    losses, accs = backend.evaluate(split)
-    return losses, accs, backend
+    return backend.evaluate(split, on_outputs)
 
 
 def _test_members(members: list[Member], data: SignsData, device) -> list[dict | None]:
@@ -235,7 +234,7 @@ def _test_members(members: list[Member], data: SignsData, device) -> list[dict |
     results: list[dict | None] = [None] * len(members)
     if not done:
         return results
-    losses, accs, _ = test_weights([m.weights for m in done], [m.key["lr"] for m in done], data.test, device)
+    losses, accs = test_weights([m.weights for m in done], [m.key["lr"] for m in done], data.test, device)
     for j, m in enumerate(done):
         results[members.index(m)] = {"test_loss": losses[j], "test_acc": accs[j]}
     return results

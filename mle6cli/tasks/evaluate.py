@@ -110,7 +110,6 @@ def _classifier(trained: Trained, data_dir, split, out, device) -> Evaluation:
     import torch
 
     from mle6cli.data.signs import load_signs
-    from mle6cli.engine.members import EVAL_BATCH
     from mle6cli.files import write_csv
     from mle6cli.tasks.classifier import ClassifierConfig, load_classifier, load_data, member_dir, test_weights
 
@@ -131,13 +130,13 @@ def _classifier(trained: Trained, data_dir, split, out, device) -> Evaluation:
         lrs.append(r["lr"])
         if (r["lr"], r["seed"]) == (trained.member["lr"], trained.member["seed"]):
             index = j
-    losses, accs, backend = test_weights(weights, lrs, chosen, device)
     predicted = []
-    backend.train(False)
-    with torch.no_grad():  # the same batches as the evaluation above
-        for start in range(0, len(chosen), EVAL_BATCH):
-            xb, _ = chosen.batch(torch.arange(start, min(start + EVAL_BATCH, len(chosen)), device=chosen.x.device))
-            predicted.append(backend.model(xb)[index].argmax(-1).cpu())
+
+    def keep(j, out):  # the chosen member's predicted classes, batch by batch, from the same pass
+        if j == index:
+            predicted.append(out.argmax(-1).cpu())
+
+    losses, accs = test_weights(weights, lrs, chosen, device, on_outputs=keep)
     predicted = torch.cat(predicted).tolist()
     truth = chosen.y.cpu().tolist()
     classes = list(trained.classes)
@@ -178,7 +177,14 @@ def _autoencoders(trained: Trained, data_dir, split, device) -> Evaluation:
     from mle6cli.data.splits import Split
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
     from mle6cli.tasks.autoencoders import AeConfig, load_autoencoder
-    from mle6cli.tasks.pca import PcaAeConfig, load_linear_autoencoder, projection_mse, singular_basis
+    from mle6cli.tasks.pca import (
+        PcaAeConfig,
+        checkpoint_name,
+        load_linear_autoencoder,
+        member_folder,
+        projection_mse,
+        singular_basis,
+    )
 
     linear = trained.kind == "linear-ae"
     config = (PcaAeConfig if linear else AeConfig).from_options(trained.options)
@@ -189,11 +195,13 @@ def _autoencoders(trained: Trained, data_dir, split, device) -> Evaluation:
     rows = []
     if linear:
         seeds = list(config.seeds)
+        checkpoints = [
+            trained.run / member_folder(s, len(seeds) > 1) / checkpoint_name(config.latent_dim) for s in seeds
+        ]
         models = [
-            (config.latent_dim, s, load_linear_autoencoder(
-                trained.run / (f"seed_{s}" if len(seeds) > 1 else "") / f"linear_ae_k{config.latent_dim}.pt", device))
-            for s in seeds
-        ]  # fmt: skip
+            (config.latent_dim, s, load_linear_autoencoder(path, device))
+            for s, path in zip(seeds, checkpoints, strict=True)
+        ]
         recorded = {(config.latent_dim, r["seed"]): r["linear_ae_test_mse"] for r in trained.summary.get("seeds", [])}
         if not recorded and len(seeds) == 1:
             recorded = {(config.latent_dim, seeds[0]): trained.summary.get("linear_ae_test_mse")}

@@ -251,6 +251,15 @@ def _std(values: list[float]) -> float | None:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def member_folder(seed: int, several_seeds: bool) -> Path:
+    """Where a seed's files go: the run folder itself (one seed), else seed_<s>/."""
+    return Path(f"seed_{seed}") if several_seeds else Path()
+
+
+def checkpoint_name(latent_dim: int) -> str:
+    return f"linear_ae_k{latent_dim}.pt"
+
+
 # what a pca-ae run writes: each seed's files in the run folder (one seed) or in seed_<s>/
 OUTPUTS = Outputs(
     files=("pca_ae_losses.png", "pca_ae_reconstructions.png"),
@@ -347,7 +356,7 @@ def pca_ae(
         members = run.members([{"latent_dim": k, "seed": s} for s in config.seeds])
 
         def metrics_file(m: Member) -> Path:
-            return Path(f"seed_{m.key['seed']}") / "metrics.csv" if several else Path("metrics.csv")
+            return member_folder(m.key["seed"], several) / "metrics.csv"
 
         def label(m: Member) -> str:
             return f"linear AE k={k}" + (f" seed {m.key['seed']}" if several else "")
@@ -380,9 +389,9 @@ def pca_ae(
         for m in members:
             history = m.state.history
             run.write_csv(metrics_file(m), METRICS_HEADER, history)
-            folder = metrics_file(m).parent
             run.save_torch(
-                folder / f"linear_ae_k{k}.pt", {"model": "linear-ae", "latent_dim": k, "state_dict": m.weights}
+                member_folder(m.key["seed"], several) / checkpoint_name(k),
+                {"model": "linear-ae", "latent_dim": k, "state_dict": m.weights},
             )
             decoder_columns = m.weights["decoder.weight"].double().numpy()  # (784, k)
             seed_results.append(

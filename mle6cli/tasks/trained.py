@@ -174,12 +174,12 @@ def _autoencoder(run, options, summary, member, latent_dim, device, any_dim=Fals
 
 
 def _linear(run, options, summary, member, latent_dim, device) -> Trained:
-    from mle6cli.tasks.pca import load_linear_autoencoder
+    from mle6cli.tasks.pca import checkpoint_name, load_linear_autoencoder, member_folder
 
     dim = _pick_dim(run, [options.get("latent_dim")], latent_dim)
     seeds = list(options.get("seeds") or [0])
     seed = _seed(run, seeds, member, seeds[0])
-    path = run / (f"seed_{seed}" if len(seeds) > 1 else "") / f"linear_ae_k{dim}.pt"
+    path = run / member_folder(seed, len(seeds) > 1) / checkpoint_name(dim)
     model = load_linear_autoencoder(path, device)
     member = {"latent_dim": dim, "seed": seed}
     return Trained("linear-ae", "pca-ae", run, path, model, MNIST_LAYOUT, options, summary, member)
