@@ -1,7 +1,7 @@
-"""A new training command needs its model, its data, its build, its metrics, and its options listed
-once: this toy one (a linear map fitted to a few fixed tensors) trains, writes its run folder,
-resumes, shows in --help and --print-config, and reads a --config file, through the same machinery
-as the real commands."""
+"""A new training command is one task and one spec: its config's fields are its options (default,
+help, bounds, declared once). This toy one (a linear map fitted to a few fixed tensors) trains, writes
+its run folder, resumes, shows in --help and --print-config, and reads a --config file, through the
+same machinery as the real commands."""
 
 from __future__ import annotations
 
@@ -10,28 +10,28 @@ from dataclasses import dataclass
 
 import pytest
 
-from mle6cli.commands._options import BATCH_SIZE, DEVICE, EPOCHS, LR, SAVE_EVERY, SEEDS, Option, seed_option
 from mle6cli.commands._training import training_command
 from mle6cli.errors import ConfigError
 from mle6cli.tasks import config as rules
-from mle6cli.tasks.config import OptionsConfig, ruled
+from mle6cli.tasks import specs
+from mle6cli.tasks.config import OptionsConfig, option
 from tests.conftest import StopAfter
 
-# ---------------------------------------------------------------- the task (layer 3)
-
-
-WIDTH_RULE = rules.Number("width", minimum=1, maximum=64)  # the option's bounds, once: CLI and config
+# ---------------------------------------------------------------- the task and its spec (layer 3)
 
 
 @dataclass(frozen=True)
 class ToyConfig(OptionsConfig):
-    width: int = ruled(4, WIDTH_RULE)
-    seeds: tuple[int, ...] = ruled((0,), rules.SEED)
-    epochs: int = ruled(3, rules.EPOCHS)
-    batch_size: int = ruled(8, rules.BATCH_SIZE)
-    lr: float = ruled(1e-2, rules.LR)
-    device: str = "cpu"
-    deterministic: bool = False
+    """The toy command's options, in config.json's order; its own --width, the others shared."""
+
+    width: int = option(4, "Numbers per sample.", rules.Number("width", minimum=1, maximum=64))
+    epochs: int = specs.epochs(3)
+    batch_size: int = specs.batch_size(8)
+    lr: float = specs.lr(1e-2)
+    seeds: tuple[int, ...] = specs.seeds(0)
+    device: str = specs.device("cpu")
+    save_every: int = specs.save_every()
+    deterministic: bool = False  # the library's own field: not an option
 
 
 @dataclass
@@ -94,9 +94,9 @@ def toy_fit(options: dict, *, out=None, overwrite=False, resume=None, overrides=
         return run.finish({"command": "toy-fit", "final": member.state.history[-1], "epochs": config.epochs})
 
 
-# ---------------------------------------------------------------- the command (layer 4)
+TOY = specs.CommandSpec("toy-fit", ToyConfig, toy_fit)
 
-WIDTH = Option("width", int, 4, "Numbers per sample.", rule=WIDTH_RULE)
+# ---------------------------------------------------------------- the command (layer 4)
 
 
 def _render(printer, summary: dict, params: dict) -> None:
@@ -111,11 +111,9 @@ toy = training_command(
 
     Example: mle6 toy-fit --width 4 --epochs 3
     """,
-    toy_fit,
-    [WIDTH, EPOCHS.but(default=3), BATCH_SIZE.but(default=8), LR.but(default=1e-2), seed_option(0), SEEDS,
-     DEVICE.but(default="cpu"), SAVE_EVERY],
+    TOY,
     _render,
-)  # fmt: skip
+)
 
 
 @pytest.fixture
@@ -129,7 +127,7 @@ def toy_app(app):
     app.registered_commands[:] = before
 
 
-def test_a_new_training_command_is_its_options_listed_once(runner, toy_app, tmp_path):
+def test_a_new_training_command_is_a_task_and_a_spec(runner, toy_app, tmp_path):
     listing = runner.invoke(toy_app, ["--help"])
     assert listing.exit_code == 0 and "toy-fit" in listing.stdout
     help_text = runner.invoke(toy_app, ["toy-fit", "--help"]).stdout

@@ -20,7 +20,8 @@ from mle6cli.engine.loop import MemberState, fit
 from mle6cli.engine.members import CLASSIFY, ModuleMembers
 from mle6cli.errors import ConfigError, Mle6Error
 from mle6cli.files import load_torch, save_torch
-from mle6cli.tasks.classifier import ClassifierConfig, load_classifier, train_cnn
+from mle6cli.tasks.classifier import load_classifier, train_cnn
+from mle6cli.tasks.specs import SweepLrConfig, TrainCnnConfig
 from tests.conftest import StopAfter, shared_path, subprocess_env
 from tests.signs_helpers import signs_options, train_args, write_layout
 
@@ -162,9 +163,9 @@ def test_bad_options_are_one_line(runner, app, args, code, message):
 def test_config_validation_in_the_library():
     for bad in ({"lr": -1.0}, {"lr": float("inf")}, {"epochs": 0}, {"batch_size": 0}, {"seeds": [-1]}):
         with pytest.raises(ConfigError):
-            ClassifierConfig.from_options(bad)
+            TrainCnnConfig.from_options(bad)
     with pytest.raises(ConfigError, match="learning rate 0.001 is listed twice"):
-        ClassifierConfig.from_options({"lrs": [1e-3, 1e-3]})
+        SweepLrConfig.from_options({"lrs": [1e-3, 1e-3]})
 
 
 def test_a_non_empty_run_folder_is_refused_without_overwrite(runner, app, small, tmp_path):

@@ -56,19 +56,20 @@ def load_config(options: list[Option], ctx: typer.Context, param, value: Path | 
     document, text_format = _read(value)
     params = {p.name: p for p in ctx.command.params}
     recorded = {option.name for option in options if option.key is not NOT_RECORDED}
-    inverse = {option.key: (option.name, option.inverse) for option in options if option.inverse is not None}
+    by_key: dict[str, Option] = {}
+    for option in options:  # a key set by several options (--seed, --seeds): the first says how
+        if option.key is not NOT_RECORDED:
+            by_key.setdefault(option.key, option)
     defaults = {}
     for raw_key, raw in document.items():
         key = str(raw_key).replace("-", "_")
-        name, convert = inverse.get(key, (key, None))
-        if key == "seeds" and isinstance(raw, list) and len(raw) == 1 and "seed" in params:
-            name, raw = "seed", raw[0]  # one seed: --seed, so --seed on the command line still wins
+        name, raw = by_key[key].from_config(raw) if key in by_key else (key, raw)
         if name not in recorded:
             raise typer.BadParameter(f"{value}: unknown key {raw_key!r} for mle6 {ctx.info_name}")
         if raw is None:
             continue  # e.g. data_dir of a synthetic run
         target = params[name]
-        converted = _as_parameter(key, convert(raw) if convert else raw, target)
+        converted = _as_parameter(key, raw, target)
         try:
             target.process_value(ctx, converted)
         except (typer.BadParameter, TypeError, ValueError) as exc:

@@ -1,10 +1,9 @@
-"""The options commands share, each declared once as an `Option`, and their validation.
+"""Options as Typer reads them, and their validation.
 
-An `Option` holds everything about one option: its parameter name, type, default, help, its
-bounds (`rule`: the task layer's `Number`, which the task's config checks too), the rest of
-typer.Option's arguments, and the key it sets in a run's config.json (`key`, `value`, `inverse`).
-A training command lists its `Option`s once (`commands._training`);
-the other commands take the same declarations as `Annotated` types (`DEVICE.annotated()`).
+A training command's options are its config's fields (`tasks.specs`): `options_of(config)` makes an
+`Option` of each, which holds what Typer needs (parameter name, type, default, help, flags, its bounds
+`rule`, the rest of typer.Option's arguments) and the key it sets in a run's config.json (`key`,
+`value`, `inverse`). The other commands take theirs as `Annotated` types (`DEVICE.annotated()`).
 
 One rule for option values: a malformed or out-of-range value is a usage error (exit 2)
 whose message names the option — raised as `typer.BadParameter`, through a callback, `min=`,
@@ -26,6 +25,7 @@ import typer
 
 from mle6cli.errors import ConfigError
 from mle6cli.tasks import config as rules
+from mle6cli.tasks import specs
 
 NOT_RECORDED = None  # the key of an option a run does not record (where output goes, how it is shown)
 
@@ -37,8 +37,8 @@ class Option:
     `key` is what it sets in config.json (and in a --config file); `value(params, ctx)` makes that
     entry from the parsed parameters (default: the parameter as parsed); options that share a key
     (--seed, --seeds) get it from the first of them. `inverse` turns a config value back into the
-    parameter's (download -> --no-download). `check(params)` runs before the task: a check that
-    needs more than the parser has (a heavy import, another option)."""
+    parameter and its value (download -> --no-download, one seed -> --seed). `check(params)` runs before
+    the task: a check that needs more than the parser has (a heavy import, another option)."""
 
     name: str
     type: Any
@@ -46,7 +46,7 @@ class Option:
     help: str
     key: str | None = "="  # "=": the parameter's own name
     value: Callable[[dict, typer.Context], Any] | None = None
-    inverse: Callable[[Any], Any] | None = None
+    inverse: Callable[[Any], tuple[str, Any]] | None = None  # a config value -> (parameter, its value)
     sources: tuple[str, ...] = ()  # the parameters named when a resumed run's value would change
     check: Callable[[dict], None] | None = None
     flags: tuple[str, ...] = ()  # default: --name with dashes
@@ -78,6 +78,10 @@ class Option:
     def config_value(self, params: dict, ctx: typer.Context):
         return params[self.name] if self.value is None else self.value(params, ctx)
 
+    def from_config(self, value) -> tuple[str, Any]:
+        """The parameter a --config file's value for this option's key sets, and its value."""
+        return (self.name, value) if self.inverse is None else self.inverse(value)
+
 
 def by_rule(rule: rules.Number, parse: Callable | None = None):
     """Option callback: the value (or `parse(text)`'s list) checked by `rule`, a usage error in its words."""
@@ -98,49 +102,16 @@ def switch(name: str, help: str, **rest) -> Option:
     return Option(name, bool, False, help, **rest, typer={"metavar": ""})
 
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def complete_device(incomplete: str) -> list[str]:
-    """Tab completion of --device: the closed choices (and cuda:N is typed by hand)."""
-    return [d for d in DEVICES if d.startswith(incomplete)]
+def complete(words: tuple[str, ...]):
+    """Tab completion of an option with a few known words (--device: cuda:N is typed by hand)."""
+    return lambda incomplete: [w for w in words if w.startswith(incomplete)]
 
 
 DEVICE = Option(
-    "device",
-    str,
-    "auto",
-    "Where to compute: auto, cpu, cuda, cuda:N or mps (CPU threads: torch's default, or MLE6_THREADS=N).",
-    typer={"show_default": True, "autocompletion": complete_device},
+    "device", str, "auto", specs.DEVICE_HELP, typer={"show_default": True, "autocompletion": complete(specs.DEVICES)}
 )
 DeviceOpt = DEVICE.annotated()
 SEED_CHECK = by_rule(rules.SEED)  # the callback of a plain --seed
-
-
-def seed_option(default: int) -> Option:
-    """The --seed of a command whose default seed is `default` (shown in its help); with --seeds it
-    makes config.json's `seeds`."""
-    return Option(
-        "seed",
-        int | None,
-        None,
-        f"Random seed (default {default}); the same seed gives the same metrics.",
-        key="seeds",
-        value=lambda p, ctx: seeds_option(p["seed"], p["seeds"], default, ctx),
-        rule=rules.SEED,
-    )
-
-
-SEEDS = Option(
-    "seeds",
-    str | None,
-    None,
-    "Several seeds, a list or a range (0,1,2 or 0-4), instead of --seed: each is one more fused "
-    "member, and the results get means and 95% confidence intervals.",
-    rule=rules.SEED,
-    parse=lambda text: parse_seeds(text),
-)
-SeedsOpt = SEEDS.annotated()
 MAX_SEEDS = 1000
 
 
@@ -199,25 +170,13 @@ OUT = Option(
     key=NOT_RECORDED,
     typer={"callback": _out_folder},
 )
-TENSORBOARD = switch(
-    "tensorboard",
-    "Also write TensorBoard event files (run folder's tensorboard/, one run per member); "
-    "needs pip install 'mle6cli\\[tensorboard]'.",
-)
-SAVE_EVERY = Option(
-    "save_every",
-    int,
-    1,
-    "Save the resumable state every N epochs (0: only when stopped); a crash loses at most N epochs.",
-    rule=rules.SAVE_EVERY,
-)
 JSON = switch("json_out", "Print exactly one JSON document on stdout.", key=NOT_RECORDED, flags=("--json",))
 QUIET = switch("quiet", "Print nothing but the result (and errors).", key=NOT_RECORDED, flags=("--quiet", "-q"))
-SYNTHETIC = switch("synthetic", "Use the built-in synthetic data instead of a dataset on disk.")
 OVERWRITE = switch("overwrite", "Allow writing into a non-empty folder.", key=NOT_RECORDED)
 JsonOpt = JSON.annotated()
 QuietOpt = QUIET.annotated()
-SyntheticOpt = SYNTHETIC.annotated()
+SyntheticOpt = switch("synthetic", specs.SYNTHETIC_HELP).annotated()
+NoDownloadOpt = switch("no_download", specs.NO_DOWNLOAD_HELP).annotated()
 OverwriteOpt = OVERWRITE.annotated()
 
 
@@ -246,11 +205,6 @@ def whole_in_range(low: int, high: int):
     return check
 
 
-# the options of the training commands (train-cnn, sweep-lr, train-ae, pca-ae, run-all)
-EPOCHS = Option("epochs", int, 50, "Epochs to train each model.", rule=rules.EPOCHS)
-BATCH_SIZE = Option("batch_size", int, 64, "Images per training step.", rule=rules.BATCH_SIZE)
-LR = Option("lr", float, 1e-3, "Adam learning rate.", rule=rules.LR)
-DETERMINISTIC = switch("deterministic", "Also force torch's deterministic algorithms (matters on CUDA).")
 RESUME = Option(
     "resume",
     Path | None,
@@ -258,41 +212,6 @@ RESUME = Option(
     "Continue the interrupted run in this folder with its saved options.",
     key=NOT_RECORDED,
 )
-
-
-# what every training command but run-all has after its own options
-RUN = (DEVICE, SAVE_EVERY, TENSORBOARD, DETERMINISTIC)
-
-
-def seed_options(default: int) -> tuple[Option, Option]:
-    """--seed (default `default`) and --seeds: config.json's `seeds`."""
-    return seed_option(default), SEEDS
-
-
-def data_dir_option(data_dir: Path | None, synthetic: bool) -> str | None:
-    """The data folder as given (a run records it absolute, so --resume works from anywhere), or None."""
-    return None if synthetic or data_dir is None else str(data_dir)
-
-
-def data_folder(name: str, default: str, help: str, flag: str = "--data-dir") -> Option:
-    """A dataset folder: recorded as given, or None with --synthetic."""
-    return Option(
-        name, Path, Path(default), help, value=lambda p, ctx: data_dir_option(p[name], p["synthetic"]), flags=(flag,)
-    )
-
-
-SIGNS_DIR = data_folder("data_dir", "sign_data", "Folder with X_/Y_train|val|test.npy (see prepare-signs).")
-MNIST_DIR = data_folder("data_dir", "data", "Folder holding MNIST/raw/ (the four IDX files, plain or .gz).")
-NO_DOWNLOAD = switch(
-    "no_download",
-    "Never try to download MNIST; fail at once when it is missing.",
-    key="download",
-    value=lambda p, ctx: not p["no_download"],
-    inverse=lambda download: not download,
-)
-NoDownloadOpt = NO_DOWNLOAD.annotated()
-# the loop of both MNIST autoencoders (train-ae, pca-ae): the exercise trains each 10 epochs in batches of 128
-AUTOENCODER_LOOP = (EPOCHS.but(default=10), BATCH_SIZE.but(default=128), LR, *seed_options(0))
 
 
 def _key_sources(options: list[Option]) -> dict[str, tuple[str, ...]]:
@@ -354,25 +273,60 @@ def check_resume_alone(resume: Path | None, out: Path | None) -> None:
         raise typer.BadParameter("--resume continues in its own folder; leave out --out", param_hint="'--out'")
 
 
-def list_option(name: str, default: str, help: str, rule: rules.Number, *, whole: bool, plural: str) -> Option:
-    """An option that takes a comma-separated list of numbers (--lrs, --latent-dims), each checked by `rule`."""
-    return Option(
-        name, str, default, help, rule=rule,
-        parse=lambda text: number_list(text, whole=whole, plural=plural, example=default),
+def options_of(config_type) -> list[Option]:
+    """A command's options, made from its config's fields (`tasks.specs`), in config.json's order."""
+    hints = typing.get_type_hints(config_type)
+    return [option for f in rules.options_of(config_type) for option in _options_for(f, hints[f.name])]
+
+
+def _options_for(f, hint) -> list[Option]:
+    """The Typer option(s) of one config field: how it is typed (`declared.form`) decides."""
+    declared, rule, form = rules.declared(f), f.metadata.get("rule"), rules.declared(f).form
+    common = {"rule": rule, "flags": declared.flags}
+    if isinstance(form, rules.Seeds):
+        return _seed_options(f.name, f.default, declared.help, form, rule)
+    if isinstance(form, rules.Listed):
+        return [Option(f.name, str, form.text, declared.help, parse=form.parse, **common)]
+    if isinstance(form, rules.Negated):
+        return [switch(form.name, declared.help, key=f.name, value=lambda p, ctx: not p[form.name],
+                       inverse=lambda value: (form.name, not value))]  # fmt: skip
+    if isinstance(form, rules.Folder):
+        return [_folder(f.name, f.default, declared.help, form)]
+    if hint is bool:
+        return [switch(f.name, declared.help, flags=declared.flags)]
+    extra = {"show_default": True} if declared.show_default else {}
+    if declared.complete:
+        extra["autocompletion"] = complete(declared.complete)
+    return [Option(f.name, hint, f.default, declared.help, typer=extra, **common)]
+
+
+def _seed_options(key: str, default, help: str, form: rules.Seeds, rule) -> list[Option]:
+    """--seed K and --seeds LIST, which make one config key (one seed in a --config file sets --seed, so
+    --seed on the command line still wins). Without `form.single` the command's --seed is a field of
+    its own and --seeds alone sets the key (None when not given)."""
+
+    def inverse(value):
+        return ("seed", value[0]) if isinstance(value, list) and len(value) == 1 else ("seeds", value)
+
+    several = Option("seeds", str | None, None, form.several, rule=rule, parse=parse_seeds)
+    if not form.single:
+        value = lambda p, ctx: None if p["seeds"] is None else seeds_option(p["seed"], p["seeds"], 0, ctx)  # noqa: E731
+        return [replace(several, value=value, inverse=inverse, sources=("seed", "seeds"))]
+    one = Option(
+        "seed", int | None, None, help, key=key, rule=rule, inverse=inverse,
+        value=lambda p, ctx: seeds_option(p["seed"], p["seeds"], default[0], ctx),
     )  # fmt: skip
+    return [one, several]
 
 
-def number_list(text: str, *, whole: bool, plural: str, example: str) -> list:
-    """'1e-1,1e-3' -> [0.1, 0.001] (ints with `whole`), in order; a usage error names the first entry
-    that is not a number (the option's rule then checks the values)."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if not parts:
-        raise typer.BadParameter(f"give {plural} as a comma-separated list, e.g. {example}")
-    values = []
-    for part in parts:
-        try:
-            values.append(int(part) if whole else float(part))
-        except ValueError:
-            kind = "a whole number" if whole else "a number"
-            raise typer.BadParameter(f"{part!r} is not {kind}; give comma-separated {plural} like {example}") from None
-    return values
+def _folder(name: str, default, help: str, form: rules.Folder) -> Option:
+    """A folder option: recorded as given, or None (not given, or with `form.unless`: --synthetic)."""
+
+    def value(params, ctx):
+        unset = params[name] is None or (form.unless is not None and params[form.unless])
+        return None if unset else str(params[name])
+
+    flags = (form.flag,) if form.flag else ()
+    if default is None:
+        return Option(name, Path | None, None, help, value=value, flags=flags)
+    return Option(name, Path, Path(default), help, value=value, flags=flags)

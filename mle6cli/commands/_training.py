@@ -1,9 +1,10 @@
-"""A training command, declared once: its options, its task, and how its result is shown.
+"""A training command on the command line: its spec's options, its task, and how its result is shown.
 
 `training_command` builds the function Typer registers: its signature (what Typer reads) is made
-from the command's `Option`s, followed by what every training command has (--out, --overwrite,
---resume, --print-config, --json, --quiet; --config first). The parsed values reach the task as
-one dict, config.json's `options`, made by the options themselves (`Option.key`, `Option.value`).
+from the options of the command's spec (`tasks.specs`: its config's fields, `options_of`), followed
+by what every training command has (--out, --overwrite, --resume, --print-config, --json, --quiet;
+--config first). The parsed values reach the task as one dict, config.json's `options`, made by the
+options themselves (`Option.key`, `Option.value`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from mle6cli.commands._options import (
     OVERWRITE,
     QUIET,
     RESUME,
-    Option,
     check_resume_alone,
+    options_of,
     resume_overrides,
 )
 from mle6cli.commands._output import Printer, draw_in_background
@@ -32,8 +33,7 @@ COMMON = (OUT, OVERWRITE, RESUME, PRINT_CONFIG, JSON, QUIET)
 
 def training_command(
     doc: str,
-    task: Callable,
-    options: list[Option],
+    spec,
     render: Callable,
     *,
     distributed: bool = True,
@@ -42,14 +42,15 @@ def training_command(
 ):
     """The command function for a training task.
 
-    `doc`: its help (a summary line, then "Example: mle6 ..."). `task(options, *, out, overwrite,
-    resume, overrides, events)`: the task (import heavy modules inside it). `options`: the
-    command's own options, in config.json's order. `render(printer, result, params)` shows the
+    `doc`: its help (a summary line, then "Example: mle6 ..."). `spec`: the command's
+    `tasks.specs.CommandSpec`: its options (the config's fields, in config.json's order) and its task,
+    `spec.run(options, *, out, overwrite, resume, overrides, events)`. `render(printer, result, params)` shows the
     task's result (`params`: every parsed parameter). `distributed`: whether it runs under torchrun,
     its members shared by the processes. `note(params)`: a line said before the task starts.
     `draws_in_background`: its figures take plain data, so a drawing process is started before
     the task imports torch (pyplot's import then runs on another core).
     """
+    options = options_of(spec.config)
     every = [config_option(options), *options, *COMMON]
 
     def command(ctx: typer.Context, **params) -> None:
@@ -69,7 +70,7 @@ def training_command(
             draw_in_background()
         overrides = resume_overrides(ctx, params["resume"], recorded, options)
         with printer.events() as events:
-            result = task(
+            result = spec.run(
                 recorded,
                 out=params["out"],
                 overwrite=params["overwrite"],

@@ -1,33 +1,8 @@
 from __future__ import annotations
 
-from pathlib import Path
-
-from mle6cli.commands import _options as opt
 from mle6cli.commands._training import training_command
 from mle6cli.fmt import mean_ci, plural
-from mle6cli.tasks import config as rules
-from mle6cli.tasks.limits import MNIST_PIXELS
-
-LATENT_DIM = opt.Option(
-    "latent_dim",
-    int,
-    10,
-    f"k of the linear autoencoder 784→k→784 (1..{MNIST_PIXELS}).",
-    rule=rules.LINEAR_LATENT_DIM,
-)
-COMPARE = opt.Option(
-    "compare",
-    Path | None,
-    None,
-    "A train-ae run: compare its conv AEs with exact PCA at each of its dims.",
-    value=lambda p, ctx: None if p["compare"] is None else str(p["compare"]),
-)
-
-
-def _train(options, **run):
-    from mle6cli.tasks.pca import pca_ae
-
-    return pca_ae(options, **run)
+from mle6cli.tasks.specs import PCA_AE
 
 
 def _render(printer, result, params: dict) -> None:
@@ -75,15 +50,6 @@ pca_ae = training_command(
 
     Example: mle6 pca-ae --latent-dim 10 --epochs 10 --compare runs/train-ae/20250101-120000
     """,
-    _train,
-    [
-        opt.MNIST_DIR,
-        opt.SYNTHETIC,
-        LATENT_DIM,
-        *opt.AUTOENCODER_LOOP,
-        COMPARE,
-        *opt.RUN,
-        opt.NO_DOWNLOAD,
-    ],
+    PCA_AE,
     _render,
 )

@@ -2,37 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mle6cli.commands._options import (
-    DEVICE,
-    NO_DOWNLOAD,
-    SAVE_EVERY,
-    SEEDS,
-    SIGNS_DIR,
-    SYNTHETIC,
-    Option,
-    data_folder,
-    seeds_option,
-    switch,
-)
 from mle6cli.commands._training import training_command
 from mle6cli.fmt import lr_label
-from mle6cli.tasks import config as rules
-
-QUICK = switch("quick", "Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores.")
-# one seed, or several, for every step; neither: each step's own default
-SEED = Option(
-    "seed", int | None, None, "One seed for every step (default: each command's own default).", rule=rules.SEED
-)
-EVERY_STEP_SEEDS = SEEDS.but(
-    value=lambda p, ctx: None if p["seeds"] is None else seeds_option(p["seed"], p["seeds"], 0, ctx),
-    sources=("seed", "seeds"),
-)
-
-
-def _run(options, **run):
-    from mle6cli.tasks.sheet import run_all
-
-    return run_all(options, **run)
+from mle6cli.tasks.specs import RUN_ALL
 
 
 def _note(params: dict) -> str | None:
@@ -67,18 +39,7 @@ run_all = training_command(
 
     Example: mle6 run-all --quick --out runs/sheet
     """,
-    _run,
-    [
-        SIGNS_DIR.but(help="SIGNS arrays (X_/Y_train|val|test.npy)."),
-        data_folder("mnist_dir", "data", "Folder holding MNIST/raw/.", flag="--mnist-dir"),
-        SYNTHETIC,
-        QUICK,
-        DEVICE,
-        SAVE_EVERY,
-        SEED,
-        EVERY_STEP_SEEDS,
-        NO_DOWNLOAD,
-    ],
+    RUN_ALL,
     _render,
     distributed=False,
     note=_note,

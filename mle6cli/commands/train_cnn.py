@@ -1,14 +1,8 @@
 from __future__ import annotations
 
-from mle6cli.commands import _options as opt
 from mle6cli.commands._render import render_sweep
 from mle6cli.commands._training import training_command
-
-
-def _train(options, **run):
-    from mle6cli.tasks.classifier import train_cnn
-
-    return train_cnn(options, **run)
+from mle6cli.tasks.specs import TRAIN_CNN
 
 
 def _render(printer, summary: dict, params: dict) -> None:
@@ -32,16 +26,7 @@ train_cnn = training_command(
 
     Example: mle6 train-cnn --data-dir sign_data --lr 1e-3 --epochs 50 --batch-size 64
     """,
-    _train,
-    [
-        opt.SIGNS_DIR,
-        opt.SYNTHETIC,
-        opt.LR,
-        opt.EPOCHS,
-        opt.BATCH_SIZE,
-        *opt.seed_options(42),
-        *opt.RUN,
-    ],
+    TRAIN_CNN,
     _render,
     draws_in_background=True,
 )

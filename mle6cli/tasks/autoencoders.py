@@ -24,7 +24,8 @@ from mle6cli.engine.members import RECONSTRUCT
 from mle6cli.engine.runs import Member, Run, RunDirError
 from mle6cli.errors import Mle6Error
 from mle6cli.models import ConvAutoencoder
-from mle6cli.tasks.config import BATCH_SIZE, EPOCHS, INIT, LATENT_SIZE, LR, RETRIES, SEED, OptionsConfig, ruled
+from mle6cli.tasks.config import INIT
+from mle6cli.tasks.specs import AeConfig
 
 # A run is collapsed when its test MSE is at least 90% of mean(x²), the all-black score (collapsed
 # runs measured 97.8-100%, the slowest healthy one 83% after its first epoch) ...
@@ -33,7 +34,7 @@ TRIVIAL_FRACTION = 0.9
 # runs measured 1e-14 to 1e-8, healthy ones 5e-4 and more even after 8 steps on 512 images)
 MIN_OUTPUT_STD = 1e-5
 RETRY_SEED_STRIDE = 1000
-DEFAULT_DIMS = (3, 10, 100, 250)
+DEFAULT_DIMS = AeConfig().latent_dims  # the exercise's
 INITS = INIT.choices
 # Checkpoints of the exercise's model carry this; those of the earlier, different model do not.
 ARCHITECTURE = "exercise-conv-ae"
@@ -49,30 +50,6 @@ OUTPUTS = Outputs(
 
 class TrainingFailed(Mle6Error):
     """Some latent size ended collapsed or diverged (after every allowed restart)."""
-
-
-@dataclass(frozen=True)
-class AeConfig(OptionsConfig):
-    """Everything that determines a train-ae run (config.json's options, resolved)."""
-
-    latent_dims: tuple[int, ...] = ruled(DEFAULT_DIMS, LATENT_SIZE)
-    seeds: tuple[int, ...] = ruled((0,), SEED)
-    epochs: int = ruled(10, EPOCHS)
-    batch_size: int = ruled(128, BATCH_SIZE)
-    lr: float = ruled(1e-3, LR)
-    retries: int = ruled(2, RETRIES)
-    init: str = ruled("mean", INIT)
-    device: str = "auto"
-    deterministic: bool = False
-    data_dir: str | None = "data"
-    synthetic: bool = False
-    download: bool = True
-    ddp: bool = False  # under torchrun: every member data-parallel over the ranks, not members split
-
-    def spec(self) -> dict:
-        from mle6cli.data.mnist import mnist_spec
-
-        return mnist_spec(self.data_dir, self.synthetic, self.download)
 
 
 # ---------------------------------------------------------------- the model and its collapse

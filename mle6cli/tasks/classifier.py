@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from mle6cli import plots
@@ -25,9 +24,9 @@ from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.folder import Outputs, exports
 from mle6cli.engine.members import CLASSIFY
 from mle6cli.engine.runs import Member, RunDirError
-from mle6cli.errors import ConfigError, Mle6Error
+from mle6cli.errors import Mle6Error
 from mle6cli.fmt import lr_label, plural
-from mle6cli.tasks.config import ALIASES, BATCH_SIZE, EPOCHS, LR, SEED, OptionsConfig, ruled
+from mle6cli.tasks.specs import SWEEP_LR, TRAIN_CNN, SweepLrConfig, TrainCnnConfig
 
 METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_loss, val_acc
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
@@ -46,36 +45,13 @@ class TrainingDiverged(Mle6Error):
     """The training loss became NaN or infinite."""
 
 
-@dataclass(frozen=True)
-class ClassifierConfig(OptionsConfig):
-    """Everything that determines a classifier run (config.json's options, resolved)."""
-
-    aliases = ALIASES | {"lr": ("lrs", lambda v: [v])}  # train-cnn's one --lr is a one-member sweep
-
-    lrs: tuple[float, ...] = ruled((1e-3,), LR)
-    seeds: tuple[int, ...] = ruled((DEFAULT_SEED,), SEED)
-    epochs: int = ruled(50, EPOCHS)
-    batch_size: int = ruled(64, BATCH_SIZE)
-    device: str = "auto"
-    deterministic: bool = False
-    data_dir: str | None = "sign_data"
-    synthetic: bool = False
-    synthetic_per_class: tuple[int, int, int] = STANDARD_PER_CLASS  # (train, val, test) images per class
-
-    def __post_init__(self):
-        super().__post_init__()
-        if len(self.synthetic_per_class) != 3 or min(self.synthetic_per_class) < 1:
-            raise ConfigError(f"synthetic_per_class must be three positive counts, got {self.synthetic_per_class!r}")
-        if not self.synthetic and not self.data_dir:
-            raise ConfigError("give a data folder or use synthetic data")
-
-
-def load_data(config: ClassifierConfig, device) -> SignsData:
+def load_data(config: TrainCnnConfig | SweepLrConfig, device) -> SignsData:
     """The dataset a config names: the npy folder, or the built-in synthetic set."""
     from mle6cli.data.signs import load_signs, synthetic_signs
 
     if config.synthetic:
-        return synthetic_signs(device, seed=SYNTHETIC_SEED, per_class=config.synthetic_per_class)
+        per_class = config.synthetic_per_class or STANDARD_PER_CLASS
+        return synthetic_signs(device, seed=SYNTHETIC_SEED, per_class=per_class)
     return load_signs(config.data_dir, device)
 
 
@@ -149,7 +125,7 @@ def train_cnn(
     `data_dir`, `synthetic`); with `resume` the saved ones are used instead. SIGINT/SIGTERM (or
     `stop()`) save resume.pt and raise `Interrupted`; a NaN/infinite loss raises `TrainingDiverged`.
     """
-    return _classify("train-cnn", options, out, overwrite, resume, overrides, events, stop)
+    return _classify(TRAIN_CNN, options, out, overwrite, resume, overrides, events, stop)
 
 
 def sweep_lr(
@@ -166,18 +142,18 @@ def sweep_lr(
 
     A member that diverges is marked and the others go on. Returns the summary.
     """
-    return _classify("sweep-lr", options, out, overwrite, resume, overrides, events, stop)
+    return _classify(SWEEP_LR, options, out, overwrite, resume, overrides, events, stop)
 
 
-def _classify(command, options, out, overwrite, resume, overrides, events, stop) -> dict | None:
+def _classify(spec, options, out, overwrite, resume, overrides, events, stop) -> dict | None:
     from mle6cli.engine.fused import FusedCNNMembers
     from mle6cli.tasks.jobs import EpochLog, open_job
 
-    sweep = command == "sweep-lr"
+    sweep = spec is SWEEP_LR
     job = open_job(
-        command,
+        spec.name,
         options,
-        ClassifierConfig,
+        spec.config,
         load_data,
         out=out,
         overwrite=overwrite,

@@ -10,24 +10,17 @@ from __future__ import annotations
 import math
 import types
 import typing
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import Field, dataclass, field, fields
 
 from mle6cli.errors import ConfigError
 from mle6cli.tasks.limits import MAX_LATENT_DIM, MNIST_PIXELS, SEED_MAX
 
-# option name -> (config field, how a single value becomes the field's value)
-ALIASES = {
-    "seed": ("seeds", lambda v: [v]),
-    "no_download": ("download", lambda v: not v),
-}
-
 
 class OptionsConfig:
     """A frozen dataclass mixin: `from_options` maps a command's options onto the fields, and every
-    field declared with a rule (`ruled`) is checked by it."""
-
-    aliases: dict = ALIASES
+    field declared with a rule (`ruled`, `option`) is checked by it. An option typed under another name
+    (`--seed` for `seeds`, `--no-download` for `download`) is mapped by its field's `Form`."""
 
     def __post_init__(self):
         for f in fields(self):
@@ -42,9 +35,10 @@ class OptionsConfig:
     def from_options(cls, options: dict):
         names = {f.name: f for f in fields(cls)}
         hints = typing.get_type_hints(cls)
+        aliases = {alias: (f.name, convert) for f in options_of(cls) for alias, convert in _aliases(f).items()}
         values = {}
         for key, value in options.items():
-            field_name, convert = (key, None) if key in names else cls.aliases.get(key, (key, None))
+            field_name, convert = (key, None) if key in names else aliases.get(key, (key, None))
             if field_name in names:
                 values[field_name] = convert(value) if convert is not None else value
         for name, value in values.items():
@@ -127,6 +121,132 @@ def _show(value) -> str:
 def ruled(default, rule: Number | Choice):
     """A config field checked by `rule` (each entry of a tuple field) when the config is made."""
     return field(default=default, metadata={"rule": rule})
+
+
+# ---------------------------------------------------------------- a config field that is an option
+
+
+class Form:
+    """How the command line types a field other than as one value of its own type. Plain data: the
+    CLI layer (`commands._options.options_of`) makes the Typer options from it."""
+
+    def aliases(self) -> dict[str, Callable]:
+        """Other names a caller's options may give the field under -> their value as the field's."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Listed(Form):
+    """A tuple of numbers typed as comma-separated text (--lrs 1e-1,1e-3): `text` is the default as typed
+    (the field's default is made from it), `plural` names the values in messages."""
+
+    text: str
+    plural: str
+    whole: bool
+
+    def parse(self, text: str) -> list:
+        """'1e-1,1e-3' -> [0.1, 0.001] (ints when `whole`), in order; a ConfigError names the first entry that
+        is not a number (the field's rule then checks the values)."""
+        parts = [p.strip() for p in str(text).split(",") if p.strip()]
+        if not parts:
+            raise ConfigError(f"give {self.plural} as a comma-separated list, e.g. {self.text}")
+        values = []
+        for part in parts:
+            try:
+                values.append(int(part) if self.whole else float(part))
+            except ValueError:
+                kind = "a whole number" if self.whole else "a number"
+                raise ConfigError(
+                    f"{part!r} is not {kind}; give comma-separated {self.plural} like {self.text}"
+                ) from None
+        return values
+
+
+SEEDS_HELP = (
+    "Several seeds, a list or a range (0,1,2 or 0-4), instead of --seed: each is one more fused "
+    "member, and the results get means and 95% confidence intervals."
+)
+
+
+@dataclass(frozen=True)
+class Seeds(Form):
+    """The seeds, typed as --seed K (the field's help) or --seeds 0-4 (`several`: its help). `single`: the
+    field makes --seed too (run-all's --seed is a field of its own, and --seeds then sets this one)."""
+
+    single: bool = True
+    several: str = SEEDS_HELP
+
+    def aliases(self) -> dict[str, Callable]:
+        return {"seed": lambda v: [v]} if self.single else {}
+
+
+@dataclass(frozen=True)
+class Negated(Form):
+    """A switch that is the field's negation: the field `download`, typed --no-download."""
+
+    name: str
+
+    def aliases(self) -> dict[str, Callable]:
+        return {self.name: lambda v: not v}
+
+
+@dataclass(frozen=True)
+class Folder(Form):
+    """A folder: recorded as given (a run records it absolute, so --resume works from anywhere), None when
+    `unless` (--synthetic) is set or the option is not given."""
+
+    flag: str | None = None
+    unless: str | None = "synthetic"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A config field as a command's option: its help, its flags (default: --name with dashes), how it is
+    typed (`form`; None: one value of the field's type, a switch for a bool), tab completion's words,
+    whether help shows its default, and whether it is a member axis (it varies between the members of
+    one run: learning rate, seed, latent size)."""
+
+    help: str
+    flags: tuple[str, ...] = ()
+    form: Form | None = None
+    complete: tuple[str, ...] = ()
+    show_default: bool = False
+    axis: bool = False
+
+
+def option(default, help: str, rule: Number | Choice | None = None, **declared) -> Field:
+    """A config field that is an option of its command, declared once: default, help, bounds (`rule`) and
+    the rest of `Declared`. The command's Typer options, --config keys, --print-config, config.json, the
+    resume check, the library's defaults and the CLI reference are all made from these fields."""
+    form = declared.get("form")
+    if isinstance(form, Listed):
+        default = tuple(form.parse(form.text))
+    return field(default=default, metadata={"rule": rule, "option": Declared(help, **declared)})
+
+
+def listed(text: str, help: str, rule: Number, *, plural: str, axis: bool = False) -> Field:
+    """A tuple of numbers typed as comma-separated text; its default is `text` (as help shows it), parsed."""
+    return option(None, help, rule, form=Listed(text, plural, rule.whole), axis=axis)
+
+
+def declared(f: Field) -> Declared | None:
+    """How a config field is an option (None: the library's own field, not on the command line)."""
+    return f.metadata.get("option")
+
+
+def _aliases(f: Field) -> dict[str, Callable]:
+    form = declared(f).form
+    return form.aliases() if form is not None else {}
+
+
+def options_of(config_type) -> list[Field]:
+    """The fields of a config that are options, in config.json's order."""
+    return [f for f in fields(config_type) if declared(f) is not None]
+
+
+def member_axes(config_type) -> tuple[str, ...]:
+    """The fields whose values vary between the members of one run."""
+    return tuple(f.name for f in options_of(config_type) if declared(f).axis)
 
 
 EPOCHS = Number("epochs", minimum=1)

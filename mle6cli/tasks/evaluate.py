@@ -111,9 +111,9 @@ def _classifier(trained: Trained, data_dir, split, out, device) -> Evaluation:
 
     from mle6cli.data.signs import load_signs
     from mle6cli.files import write_csv
-    from mle6cli.tasks.classifier import ClassifierConfig, load_classifier, load_data, member_dir, test_weights
+    from mle6cli.tasks.classifier import load_classifier, load_data, member_dir, test_weights
 
-    config = ClassifierConfig.from_options(trained.options)
+    config = trained.config
     data = load_data(config, device) if data_dir is None else load_signs(data_dir, device)
     own = data_dir is None or Path(data_dir).resolve() == Path(config.data_dir or "").resolve()
     chosen = getattr(data, split)
@@ -176,9 +176,8 @@ def _autoencoders(trained: Trained, data_dir, split, device) -> Evaluation:
     from mle6cli.data.mnist import mnist_spec, open_mnist
     from mle6cli.data.splits import Split
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
-    from mle6cli.tasks.autoencoders import AeConfig, load_autoencoder
+    from mle6cli.tasks.autoencoders import load_autoencoder
     from mle6cli.tasks.pca import (
-        PcaAeConfig,
         checkpoint_name,
         load_linear_autoencoder,
         member_folder,
@@ -187,7 +186,7 @@ def _autoencoders(trained: Trained, data_dir, split, device) -> Evaluation:
     )
 
     linear = trained.kind == "linear-ae"
-    config = (PcaAeConfig if linear else AeConfig).from_options(trained.options)
+    config = trained.config
     spec = config.spec() if data_dir is None else mnist_spec(data_dir, False, download=False)
     own = spec == config.spec()
     data = open_mnist(spec, device)

@@ -136,17 +136,14 @@ def check_inputs(trained: Trained):
 
     try:
         if trained.kind == "classifier":
-            from mle6cli.tasks.classifier import ClassifierConfig, load_data
+            from mle6cli.tasks.classifier import load_data
 
-            x = load_data(ClassifierConfig.from_options(trained.options), "cpu").test.x
+            x = load_data(trained.config, "cpu").test.x
         else:
             from mle6cli.data.mnist import open_mnist
             from mle6cli.data.splits import as_float
-            from mle6cli.tasks.autoencoders import AeConfig
-            from mle6cli.tasks.pca import PcaAeConfig
 
-            config = (AeConfig if trained.kind == "autoencoder" else PcaAeConfig).from_options(trained.options)
-            spec = dict(config.spec(), download=False)
+            spec = dict(trained.config.spec(), download=False)
             x = as_float(open_mnist(spec, "cpu").test_x[:CHECK_IMAGES])
         return x[:CHECK_IMAGES], f"the run's test images ({len(x[:CHECK_IMAGES])})"
     except Mle6Error:

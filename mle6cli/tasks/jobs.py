@@ -56,7 +56,7 @@ class Job:
             batch_size=self.config.batch_size,
             on_epoch=on_epoch,
             stop=stop,
-            save_every=save_every(self.run),
+            save_every=self.config.save_every,
             shard=shard,
             note=log.events.note,
         )
@@ -103,8 +103,8 @@ def open_job(
         peers=peers,
     )
     try:
-        check_tensorboard(run.options)
         config = config_type.from_options(run.options)
+        check_tensorboard(config)
         if peers is not None and members is not None:
             peers.agree("count the members", lambda: check_world(peers.world, members(config), command))
         device = resolve_device(config.device)
@@ -158,14 +158,9 @@ def fingerprint(data) -> str:
     return hash_arrays(t for split in (data.train, data.val, data.test) for t in (split.x, split.y))
 
 
-def save_every(run: Run) -> int:
-    """How often (in epochs) the run saves its resumable state: --save-every, 1 by default."""
-    return int(run.options.get("save_every", 1))
-
-
-def check_tensorboard(options: dict) -> None:
+def check_tensorboard(config) -> None:
     """--tensorboard needs the optional extra; say how to get it, before anything runs."""
-    if options.get("tensorboard"):
+    if getattr(config, "tensorboard", False):  # a command without the option writes none
         try:
             import tensorboard  # noqa: F401
         except ModuleNotFoundError:
@@ -193,7 +188,7 @@ class EpochLog:
         self.epochs = job.config.epochs
         self.done = sum(len(m.state.history) + m.extra.get("epochs_before", 0) for m in members)
         self.logged = {_attempt(m): len(m.state.history) for m in members}
-        self.writers = {} if job.run.options.get("tensorboard") and job.run.writer else None
+        self.writers = {} if getattr(job.config, "tensorboard", False) and job.run.writer else None
         events.start(len(members) * self.epochs, job.run.command)
 
     def __call__(self, member: Member, row: dict) -> None:

@@ -25,7 +25,7 @@ from mle6cli.errors import Mle6Error
 from mle6cli.fmt import plural
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
 from mle6cli.tasks.autoencoders import METRICS_HEADER
-from mle6cli.tasks.config import BATCH_SIZE, EPOCHS, LINEAR_LATENT_DIM, LR, SEED, OptionsConfig, ruled
+from mle6cli.tasks.specs import PcaAeConfig
 
 
 def _as_double(x: torch.Tensor) -> torch.Tensor:
@@ -79,28 +79,6 @@ def principal_angles_deg(a: np.ndarray, b: np.ndarray) -> list[float]:
     from scipy.linalg import subspace_angles
 
     return sorted(float(v) for v in np.degrees(subspace_angles(a, b)))
-
-
-@dataclass(frozen=True)
-class PcaAeConfig(OptionsConfig):
-    """Everything that determines a pca-ae run (config.json's options, resolved)."""
-
-    latent_dim: int = ruled(10, LINEAR_LATENT_DIM)
-    seeds: tuple[int, ...] = ruled((0,), SEED)
-    epochs: int = ruled(10, EPOCHS)
-    batch_size: int = ruled(128, BATCH_SIZE)
-    lr: float = ruled(1e-3, LR)
-    device: str = "auto"
-    deterministic: bool = False
-    data_dir: str | None = "data"
-    synthetic: bool = False
-    download: bool = True
-    compare: str | None = None  # a train-ae run folder
-
-    def spec(self) -> dict:
-        from mle6cli.data.mnist import mnist_spec
-
-        return mnist_spec(self.data_dir, self.synthetic, self.download)
 
 
 @dataclass

@@ -21,8 +21,8 @@ from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.folder import Outputs
 from mle6cli.engine.interrupt import Interrupted
 from mle6cli.engine.runs import Run
-from mle6cli.tasks.config import SAVE_EVERY, SEED, OptionsConfig, ruled
 from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, gauss_conv_check
+from mle6cli.tasks.specs import RunAllConfig, SweepLrConfig
 
 CONV_CASES = [
     ("valid", ConvGeometry((64, 64), (3, 3), "valid")),
@@ -53,28 +53,6 @@ FULL = Plan()
 QUICK = Plan(sweep_epochs=8, ae_epochs=2, pca_epochs=3, latent_n=1000, gauss_samples=20_000)
 
 
-@dataclass(frozen=True)
-class RunAllConfig(OptionsConfig):
-    data_dir: str = "sign_data"
-    mnist_dir: str = "data"
-    synthetic: bool = False
-    quick: bool = False
-    device: str = "auto"
-    seed: int | None = ruled(None, SEED)  # None: each command's own default seed (train-cnn 42, train-ae 0, …)
-    seeds: tuple[int, ...] | None = ruled(None, SEED)  # several seeds for every step (means, CIs and bands)
-    download: bool = True
-    save_every: int = ruled(1, SAVE_EVERY)
-
-    @property
-    def plan(self) -> Plan:
-        return QUICK if self.quick else FULL
-
-    def seed_options(self) -> dict:
-        """What every step shares: the seeds, and how often to save."""
-        seeds = {"seeds": list(self.seeds)} if self.seeds else ({} if self.seed is None else {"seed": self.seed})
-        return {**seeds, "save_every": self.save_every}
-
-
 def total_epochs(plan: Plan) -> int:
     return len(plan.lrs) * plan.sweep_epochs + len(plan.ae_dims) * plan.ae_epochs + plan.pca_epochs
 
@@ -102,7 +80,7 @@ def run_all(
     """Run the whole sheet into a run folder and write the report; returns the summary (also summary.json)."""
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.device import describe_device, resolve_device
-    from mle6cli.tasks.classifier import ClassifierConfig, load_data
+    from mle6cli.tasks.classifier import load_data
 
     run = Run.open(
         "run-all", options, out=out, overwrite=overwrite, resume=resume, outputs=outputs(), overrides=overrides
@@ -125,7 +103,7 @@ def run_all(
         }
         if config.synthetic:
             signs_options["synthetic_per_class"] = list(plan.synthetic_signs_per_class)
-        signs = load_data(ClassifierConfig.from_options(signs_options), device)
+        signs = load_data(SweepLrConfig.from_options(signs_options), device)
         mnist_options = {
             "data_dir": None if config.synthetic else str(Path(config.mnist_dir).resolve()),
             "synthetic": config.synthetic,
@@ -133,7 +111,7 @@ def run_all(
             "device": config.device,
             **config.seed_options(),
         }
-        from mle6cli.tasks.autoencoders import AeConfig
+        from mle6cli.tasks.specs import AeConfig
 
         mnist = open_mnist(AeConfig.from_options(mnist_options).spec(), device)
         if run.resumed:

@@ -40,6 +40,13 @@ class Trained:
         """'lr=1e-03,seed=42' or 'latent_dim=10,seed=0'."""
         return ",".join(f"{k}={lr_label(v) if k == 'lr' else v}" for k, v in self.member.items())
 
+    @property
+    def config(self):
+        """The run's options as its command's config (`tasks.specs`), defaults filled in."""
+        from mle6cli.tasks.specs import SPECS
+
+        return SPECS[self.command].config.from_options(self.options)
+
     def describe(self) -> dict:
         return {
             "run": str(self.run),

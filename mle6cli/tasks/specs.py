@@ -1,0 +1,270 @@
+"""Each training command declared once: its spec, holding its typed config.
+
+A config's fields are the command's options, in config.json's order, each declared once with
+`config.option` (default, help, bounds, flags, how it is typed, whether it is a member axis). The
+command line (`commands._options.options_of`), --config, --print-config, config.json, the resume
+check, the library's defaults (`train_cnn({})`) and the CLI reference page are made from them.
+Plain data: no torch, no Typer (`mle6 --help` reads these).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mle6cli.errors import ConfigError
+from mle6cli.tasks import config as rules
+from mle6cli.tasks.config import SEEDS_HELP, Folder, Negated, OptionsConfig, Seeds, listed, option
+from mle6cli.tasks.limits import MNIST_PIXELS
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_HELP = "Where to compute: auto, cpu, cuda, cuda:N or mps (CPU threads: torch's default, or MLE6_THREADS=N)."
+SYNTHETIC_HELP = "Use the built-in synthetic data instead of a dataset on disk."
+NO_DOWNLOAD_HELP = "Never try to download MNIST; fail at once when it is missing."
+SEED_HELP = "Random seed (default {default}); the same seed gives the same metrics."  # a command's --seed
+
+
+# ---------------------------------------------------------------- the fields the commands share
+
+
+def device(default: str = "auto"):
+    return option(default, DEVICE_HELP, complete=DEVICES, show_default=True)
+
+
+def synthetic():
+    return option(False, SYNTHETIC_HELP)
+
+
+def signs_dir(help: str = "Folder with X_/Y_train|val|test.npy (see prepare-signs)."):
+    return option("sign_data", help, form=Folder("--data-dir"))
+
+
+def mnist_dir(name: str = "--data-dir", help: str = "Folder holding MNIST/raw/ (the four IDX files, plain or .gz)."):
+    return option("data", help, form=Folder(name))
+
+
+def epochs(default: int):
+    return option(default, "Epochs to train each model.", rules.EPOCHS)
+
+
+def batch_size(default: int):
+    return option(default, "Images per training step.", rules.BATCH_SIZE)
+
+
+def lr(default: float = 1e-3):
+    return option(default, "Adam learning rate.", rules.LR, axis=True)
+
+
+def seeds(default: int):
+    """--seed K (default `default`) or --seeds 0-4: config.json's `seeds`."""
+    return option((default,), SEED_HELP.format(default=default), rules.SEED, form=Seeds(), axis=True)
+
+
+def save_every():
+    return option(
+        1,
+        "Save the resumable state every N epochs (0: only when stopped); a crash loses at most N epochs.",
+        rules.SAVE_EVERY,
+    )
+
+
+def tensorboard():
+    return option(
+        False,
+        "Also write TensorBoard event files (run folder's tensorboard/, one run per member); "
+        "needs pip install 'mle6cli\\[tensorboard]'.",
+    )
+
+
+def deterministic():
+    return option(False, "Also force torch's deterministic algorithms (matters on CUDA).")
+
+
+def download():
+    return option(True, NO_DOWNLOAD_HELP, form=Negated("no_download"))
+
+
+# ---------------------------------------------------------------- the spec
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A training command: its name, its config (the options), and its task: `task(options, *, out,
+    overwrite, resume, overrides, events, stop)`, or its name `module:function`, imported when the
+    command runs (declaring the command then costs no torch import)."""
+
+    name: str
+    config: type
+    task: str | Callable
+
+    def run(self, options: dict, **run):
+        task = self.task
+        if isinstance(task, str):
+            module, function = task.split(":")
+            task = getattr(importlib.import_module(module), function)
+        return task(options, **run)
+
+
+# ---------------------------------------------------------------- the SIGNS classifier
+
+
+class _SignsConfig(OptionsConfig):
+    def __post_init__(self):
+        super().__post_init__()
+        per_class = self.synthetic_per_class
+        if per_class is not None and (len(per_class) != 3 or min(per_class) < 1):
+            raise ConfigError(f"synthetic_per_class must be three positive counts, got {per_class!r}")
+        if not self.synthetic and not self.data_dir:
+            raise ConfigError("give a data folder or use synthetic data")
+
+
+@dataclass(frozen=True)
+class TrainCnnConfig(_SignsConfig):
+    """Everything that determines a train-cnn run (config.json's options, resolved)."""
+
+    data_dir: str | None = signs_dir()
+    synthetic: bool = synthetic()
+    lr: float = lr()
+    epochs: int = epochs(50)
+    batch_size: int = batch_size(64)
+    seeds: tuple[int, ...] = seeds(42)
+    device: str = device()
+    save_every: int = save_every()
+    tensorboard: bool = tensorboard()
+    deterministic: bool = deterministic()
+    synthetic_per_class: tuple[int, int, int] | None = None  # (train, val, test) images per class; None: standard
+
+    @property
+    def lrs(self) -> tuple[float, ...]:
+        return (self.lr,)
+
+
+@dataclass(frozen=True)
+class SweepLrConfig(_SignsConfig):
+    """Everything that determines a sweep-lr run (config.json's options, resolved)."""
+
+    data_dir: str | None = signs_dir()
+    synthetic: bool = synthetic()
+    lrs: tuple[float, ...] = listed(
+        "1e-1,1e-3,1e-4,1e-5", "Comma-separated learning rates, one model each.", rules.LR,
+        plural="learning rates", axis=True,
+    )  # fmt: skip
+    epochs: int = epochs(50)
+    batch_size: int = batch_size(64)
+    seeds: tuple[int, ...] = seeds(42)
+    device: str = device()
+    save_every: int = save_every()
+    tensorboard: bool = tensorboard()
+    deterministic: bool = deterministic()
+    synthetic_per_class: tuple[int, int, int] | None = None
+
+
+TRAIN_CNN = CommandSpec("train-cnn", TrainCnnConfig, "mle6cli.tasks.classifier:train_cnn")
+SWEEP_LR = CommandSpec("sweep-lr", SweepLrConfig, "mle6cli.tasks.classifier:sweep_lr")
+
+
+# ---------------------------------------------------------------- the MNIST autoencoders
+
+
+class _MnistConfig(OptionsConfig):
+    def spec(self) -> dict:
+        """The MNIST files (or synthetic digits) the run trains on."""
+        from mle6cli.data.mnist import mnist_spec
+
+        return mnist_spec(self.data_dir, self.synthetic, self.download)
+
+
+@dataclass(frozen=True)
+class AeConfig(_MnistConfig):
+    """Everything that determines a train-ae run (config.json's options, resolved)."""
+
+    data_dir: str | None = mnist_dir()
+    synthetic: bool = synthetic()
+    latent_dims: tuple[int, ...] = listed(
+        "3,10,100,250", "Comma-separated latent sizes; one autoencoder each (1..4096).", rules.LATENT_SIZE,
+        plural="latent sizes", axis=True,
+    )  # fmt: skip
+    # the exercise trains each autoencoder 10 epochs in batches of 128
+    epochs: int = epochs(10)
+    batch_size: int = batch_size(128)
+    lr: float = lr()
+    seeds: tuple[int, ...] = seeds(0)
+    retries: int = option(2, "Restarts (with a derived seed) allowed per collapsed run.", rules.RETRIES)
+    init: str = option(
+        "mean",
+        "Initialisation: 'mean' starts the output at the mean pixel (the collapse fix); "
+        "'pytorch' is PyTorch's default, as in the exercise (collapses often).",
+        rules.INIT,
+        complete=rules.INIT.choices,
+    )
+    device: str = device()
+    save_every: int = save_every()
+    tensorboard: bool = tensorboard()
+    deterministic: bool = deterministic()
+    download: bool = download()
+    ddp: bool = option(  # under torchrun: every member data-parallel over the ranks, not members split
+        False,
+        "Under torchrun: train each autoencoder data-parallel (DistributedDataParallel), every rank "
+        "holding its share of the data, instead of splitting the autoencoders over the ranks.",
+    )
+
+
+@dataclass(frozen=True)
+class PcaAeConfig(_MnistConfig):
+    """Everything that determines a pca-ae run (config.json's options, resolved)."""
+
+    data_dir: str | None = mnist_dir()
+    synthetic: bool = synthetic()
+    latent_dim: int = option(10, f"k of the linear autoencoder 784→k→784 (1..{MNIST_PIXELS}).", rules.LINEAR_LATENT_DIM)
+    epochs: int = epochs(10)
+    batch_size: int = batch_size(128)
+    lr: float = lr()
+    seeds: tuple[int, ...] = seeds(0)
+    compare: str | None = option(  # a train-ae run folder
+        None, "A train-ae run: compare its conv AEs with exact PCA at each of its dims.", form=Folder(unless=None)
+    )
+    device: str = device()
+    save_every: int = save_every()
+    tensorboard: bool = tensorboard()
+    deterministic: bool = deterministic()
+    download: bool = download()
+
+
+TRAIN_AE = CommandSpec("train-ae", AeConfig, "mle6cli.tasks.autoencoders:train_ae")
+PCA_AE = CommandSpec("pca-ae", PcaAeConfig, "mle6cli.tasks.pca:pca_ae")
+
+
+# ---------------------------------------------------------------- the whole sheet
+
+
+@dataclass(frozen=True)
+class RunAllConfig(OptionsConfig):
+    """Everything that determines a run-all run (config.json's options, resolved)."""
+
+    data_dir: str | None = signs_dir("SIGNS arrays (X_/Y_train|val|test.npy).")
+    mnist_dir: str | None = mnist_dir("--mnist-dir", "Folder holding MNIST/raw/.")
+    synthetic: bool = synthetic()
+    quick: bool = option(False, "Fewer epochs and samples: the whole sheet in a few minutes on 2 CPU cores.")
+    device: str = device()
+    save_every: int = save_every()
+    # None: each command's own default seed (train-cnn 42, train-ae 0, …)
+    seed: int | None = option(None, "One seed for every step (default: each command's own default).", rules.SEED)
+    # several seeds for every step (means, CIs and bands)
+    seeds: tuple[int, ...] | None = option(None, SEEDS_HELP, rules.SEED, form=Seeds(single=False))
+    download: bool = download()
+
+    @property
+    def plan(self):
+        from mle6cli.tasks.sheet import FULL, QUICK
+
+        return QUICK if self.quick else FULL
+
+    def seed_options(self) -> dict:
+        """What every step shares: the seeds, and how often to save."""
+        seeds = {"seeds": list(self.seeds)} if self.seeds else ({} if self.seed is None else {"seed": self.seed})
+        return {**seeds, "save_every": self.save_every}
+
+
+RUN_ALL = CommandSpec("run-all", RunAllConfig, "mle6cli.tasks.sheet:run_all")
+SPECS = {spec.name: spec for spec in (TRAIN_CNN, SWEEP_LR, TRAIN_AE, PCA_AE, RUN_ALL)}
