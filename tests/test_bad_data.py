@@ -815,7 +815,7 @@ def test_mnist_float_unit_images_become_their_bytes(tmp_path):
 def ae_checkpoint(path: Path, **changes) -> Path:
     """A valid d=3 train-ae checkpoint (untrained weights), with `changes` to its entries."""
     from mle6cli.models import ConvAutoencoder
-    from mle6cli.tasks.autoencoders import ARCHITECTURE
+    from mle6cli.tasks.kinds import ARCHITECTURE
 
     torch.manual_seed(0)
     payload = {

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from mle6cli.commands._training import training_command
+from mle6cli.engine.folder import Outputs
 from mle6cli.errors import ConfigError
 from mle6cli.tasks import config as rules
 from mle6cli.tasks import specs
@@ -63,15 +64,11 @@ def toy_fit(options: dict, *, out=None, overwrite=False, resume=None, overrides=
 
     from mle6cli.data.splits import Split
     from mle6cli.engine.events import QUIET
-    from mle6cli.engine.folder import Outputs
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
     from mle6cli.tasks.jobs import EpochLog, open_job
 
     events = events or QUIET
-    job = open_job(
-        "toy-fit", options, ToyConfig, _load, out=out, overwrite=overwrite, resume=resume, events=events,
-        paths=(), outputs=Outputs(files=("metrics.csv",)), overrides=overrides,
-    )  # fmt: skip
+    job = open_job(TOY, options, _load, out=out, overwrite=overwrite, resume=resume, events=events, overrides=overrides)
     with job.run:
         config, run = job.config, job.run
         members = run.members([{"seed": seed} for seed in config.seeds])
@@ -94,7 +91,7 @@ def toy_fit(options: dict, *, out=None, overwrite=False, resume=None, overrides=
         return run.finish({"command": "toy-fit", "final": member.state.history[-1], "epochs": config.epochs})
 
 
-TOY = specs.CommandSpec("toy-fit", ToyConfig, toy_fit)
+TOY = specs.CommandSpec("toy-fit", ToyConfig, toy_fit, outputs=Outputs(files=("metrics.csv",)))
 
 # ---------------------------------------------------------------- the command (layer 4)
 

@@ -230,8 +230,9 @@ def test_the_onnx_export_agrees_with_torch_on_every_test_image(runner, app, cnn_
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["file"] == str(cnn_run / "model.torchscript.pt") and doc["max_difference"] <= TOLERANCE
-    from mle6cli.tasks.classifier import OUTPUTS
+    from mle6cli.tasks.specs import TRAIN_CNN
 
+    OUTPUTS = TRAIN_CNN.outputs
     assert OUTPUTS.declares("model.torchscript.pt") and OUTPUTS.declares("lr_1e-03/seed_2/model.onnx")  # --overwrite
     result = invoke(runner, app, "export", cnn_run, "--format", "torchscript", "--out", cnn_run / "model.pt")
     assert result.exit_code == 1

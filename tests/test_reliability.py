@@ -178,7 +178,8 @@ def test_a_run_writes_only_the_files_its_outputs_name(tmp_path):
 
 
 def test_run_all_clears_its_steps_folders_with_their_protocol_files():
-    from mle6cli.tasks import classifier, sheet
+    from mle6cli.tasks import sheet
+    from mle6cli.tasks.specs import SWEEP_LR
 
     outputs = sheet.outputs()
     for name in ("report.html", "latent.png", "sweep-lr/config.json", "sweep-lr/resume.rank1.pt",
@@ -187,7 +188,7 @@ def test_run_all_clears_its_steps_folders_with_their_protocol_files():
         assert outputs.declares(name), name
     for name in ("notes.txt", "sweep-lr/notes.txt", "model.pt", "train-ae/lr_1e-03/model.pt"):
         assert not outputs.declares(name), name
-    assert classifier.OUTPUTS.declares("lr_1e-03/metrics.csv") and classifier.OUTPUTS.declares("curves.png")
+    assert SWEEP_LR.outputs.declares("lr_1e-03/metrics.csv") and SWEEP_LR.outputs.declares("curves.png")
 
 
 @pytest.mark.usefixtures("tiny_synthetic")

@@ -6,11 +6,12 @@ from mle6cli.commands._output import Printer
 from mle6cli.fmt import lr_label, mean_ci, plural
 
 
-def render_sweep(printer: Printer, summary: dict) -> None:
-    """The sweep's table (per lr; with several seeds, means and 95% CIs), the best lr and the comparison."""
+def render_sweep(printer: Printer, summary: dict, spec) -> None:
+    """The sweep's table (per lr; with several seeds, means and 95% CIs), the best lr and the comparison;
+    `spec`: the command's (train-cnn --seeds: one lr, several seeds)."""
     stats = summary["stats"]
     several = len(summary["seeds"]) > 1
-    sweep = summary.get("command") != "train-cnn"  # train-cnn --seeds: one lr, several seeds
+    sweep = spec.config.sweep
     what = "Learning-rate sweep" if sweep else f"SIGNS CNN, lr {lr_label(summary['best_lr'])}"
     if several:
         rows = [

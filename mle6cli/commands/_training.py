@@ -90,6 +90,7 @@ def training_command(
         ]
     )
     command.__doc__ = doc
+    command.spec = spec
     command.options = every
     command.distributed = distributed
     return command

@@ -44,7 +44,7 @@ def evaluate(
         return
     trained = result.trained
     head = f"{trained.command} model {trained.label} on the {split} split ({result.images} images, {result.data})"
-    if trained.kind == "classifier":
+    if trained.kind.classifies:
         printer.line(head)
         printer.line(f"accuracy {cell(result.accuracy)}, loss {cell(result.loss)}")
         printer.table(
@@ -60,7 +60,7 @@ def evaluate(
         for name in ("confusion_csv", "confusion_png"):
             printer.line(f"{name.replace('_', ' ')}: {result.files[name]}")
     else:
-        pca = trained.kind == "linear-ae"
+        pca = any("pca_mse" in r for r in result.mse)  # a pca-ae run's: exact PCA beside each
         printer.table(
             head,
             ["latent size", "seed", "MSE", "run's test MSE", *(["exact PCA MSE"] if pca else [])],

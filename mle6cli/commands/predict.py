@@ -98,7 +98,7 @@ def predict(
         printer.json(result.to_json())
         return
     trained = result.trained
-    if trained.kind == "classifier":
+    if trained.kind.classifies:
         printer.table(
             f"{trained.command} model {trained.label} ({trained.checkpoint})",
             ["image", "sign", "probability", "top 3"],

@@ -9,7 +9,7 @@ def _render(printer, summary: dict, params: dict) -> None:
     if params["json_out"]:
         printer.json(summary)
     else:
-        render_sweep(printer, summary)
+        render_sweep(printer, summary, SWEEP_LR)
 
 
 sweep_lr = training_command(

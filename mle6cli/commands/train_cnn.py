@@ -10,7 +10,7 @@ def _render(printer, summary: dict, params: dict) -> None:
         printer.json(summary)
         return
     if "stats" in summary:  # several seeds: the sweep's table, one learning rate
-        render_sweep(printer, summary)
+        render_sweep(printer, summary, TRAIN_CNN)
         return
     final = summary["final"]
     printer.line(

@@ -19,13 +19,13 @@ from torch import nn
 
 from mle6cli.data.splits import ShardedSplit, Split, as_float
 from mle6cli.engine.events import QUIET, Events
-from mle6cli.engine.folder import Outputs, exports
 from mle6cli.engine.members import RECONSTRUCT
-from mle6cli.engine.runs import Member, Run, RunDirError
+from mle6cli.engine.runs import Member, Run
 from mle6cli.errors import Mle6Error
 from mle6cli.models import ConvAutoencoder
 from mle6cli.tasks.config import INIT
-from mle6cli.tasks.specs import AeConfig
+from mle6cli.tasks.kinds import AUTOENCODER
+from mle6cli.tasks.specs import TRAIN_AE, AeConfig
 
 # A run is collapsed when its test MSE is at least 90% of mean(x²), the all-black score (collapsed
 # runs measured 97.8-100%, the slowest healthy one 83% after its first epoch) ...
@@ -36,16 +36,7 @@ MIN_OUTPUT_STD = 1e-5
 RETRY_SEED_STRIDE = 1000
 DEFAULT_DIMS = AeConfig().latent_dims  # the exercise's
 INITS = INIT.choices
-# Checkpoints of the exercise's model carry this; those of the earlier, different model do not.
-ARCHITECTURE = "exercise-conv-ae"
 METRICS_HEADER = RECONSTRUCT.header(["test"])  # epoch, train_loss, test_loss
-# what a train-ae run writes: per latent size, in the run folder or one folder per seed (`member_files`)
-OUTPUTS = Outputs(
-    files=("ae_losses.png", "reconstructions.png"),
-    member_files=("metrics_d*.csv", "ae_d*.pt", *exports("ae_d*.pt")),
-    member_folders=("", "seed_*"),
-    tensorboard=True,
-)
 
 
 class TrainingFailed(Mle6Error):
@@ -155,37 +146,12 @@ def check_collapse(model: nn.Module, split: Split, test_mse: float, levels: Leve
 
 
 def save_checkpoint(run: Run, relative: Path, weights: dict, meta: dict) -> Path:
-    return run.save_torch(relative, {"model": "ae", "architecture": ARCHITECTURE, "state_dict": weights, **meta})
+    return run.save_torch(relative, AUTOENCODER.payload(weights, **meta))
 
 
 def load_autoencoder(path: Path, device=None) -> tuple[ConvAutoencoder, dict]:
     """A ConvAutoencoder from an `ae_d{D}.pt` checkpoint, with the checkpoint's metadata."""
-    from mle6cli.files import load_torch, non_finite_entry, state_dict_problem
-
-    path = Path(path)
-    payload = load_torch(path)
-    weights = payload.get("state_dict") if isinstance(payload, dict) else None
-    if not isinstance(weights, dict) or payload.get("model") != "ae":
-        raise RunDirError(f"{path} is not a train-ae checkpoint")
-    if payload.get("architecture") != ARCHITECTURE:
-        raise RunDirError(
-            f"{path} was made by an earlier, different architecture of the conv autoencoder (not the "
-            "exercise's); train it again with mle6 train-ae"
-        )
-    dim = payload.get("latent_dim")
-    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-        raise RunDirError(f"{path} is not a train-ae checkpoint (its latent_dim is {dim!r}, not a whole number >= 1)")
-    if not isinstance(payload.get("data", {}), dict):
-        raise RunDirError(f"{path} is not a train-ae checkpoint (its 'data' entry is not a mapping)")
-    try:
-        model = ConvAutoencoder(dim)
-        model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RunDirError(f"{path} does not fit the exercise's autoencoder: {state_dict_problem(exc)}") from None
-    bad = non_finite_entry(payload["state_dict"])
-    if bad is not None:
-        raise RunDirError(f"{path} holds NaN or infinite weights ({bad}); the model diverged or the file is damaged")
-    return model.to(device or torch.device("cpu")).eval(), payload
+    return AUTOENCODER.load(path, device or torch.device("cpu"))
 
 
 # ---------------------------------------------------------------- results
@@ -293,7 +259,7 @@ class AeResult:
 
     def summary(self) -> dict:
         return {
-            "command": "train-ae",
+            "command": TRAIN_AE.name,
             "status": "failed" if self.failed else "completed",
             "data": self.data,
             "synthetic": self.data["synthetic"],
@@ -313,10 +279,10 @@ class AeResult:
 # ---------------------------------------------------------------- the job
 
 
-def member_files(latent_dim: int, seed: int, several_seeds: bool) -> tuple[Path, Path]:
+def member_files(config: AeConfig, key: dict) -> tuple[Path, Path]:
     """(metrics csv, checkpoint) of a member, relative to the run folder."""
-    folder = Path(f"seed_{seed}") if several_seeds else Path()
-    return folder / f"metrics_d{latent_dim}.csv", folder / f"ae_d{latent_dim}.pt"
+    folder = config.member_dir(key)
+    return folder / f"metrics_d{key['latent_dim']}.csv", folder / f"ae_d{key['latent_dim']}.pt"
 
 
 def train_ae(
@@ -340,16 +306,14 @@ def train_ae(
         return open_mnist(config.spec(), "cpu" if config.ddp and launched() else device)
 
     job = open_job(
-        "train-ae",
+        TRAIN_AE,
         options,
-        AeConfig,
         load,
         out=out,
         overwrite=overwrite,
         resume=resume,
         events=events,
         data=data,
-        outputs=OUTPUTS,
         overrides=overrides,
         members=lambda config: None if config.ddp else len(config.latent_dims) * len(config.seeds),
     )
@@ -374,7 +338,7 @@ def train_ae(
             return text + (f" retry {m.extra['attempt']}" if m.extra["attempt"] else "")
 
         def metrics_file(m: Member) -> Path:
-            return member_files(m.key["latent_dim"], m.key["seed"], several)[0]
+            return member_files(config, m.key)[0]
 
         log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
@@ -418,7 +382,7 @@ def train_ae(
         log.close()
         if not writer:
             return None
-        results = [_finish_member(run, m, several, data.describe()) for m in members]
+        results = [_finish_member(run, config, m, data.describe()) for m in members]
         figures = _figures(results, run, data, levels, device)
         result = AeResult(
             config, results, run.path, data.describe(), levels, figures, run.clock.seconds(), run.clock.resumes
@@ -455,9 +419,9 @@ def _restart_if_collapsed(m: Member, config: AeConfig, events, label) -> bool:
     return True
 
 
-def _finish_member(run: Run, m: Member, several: bool, data_info: dict) -> DimResult:
+def _finish_member(run: Run, config: AeConfig, m: Member, data_info: dict) -> DimResult:
     s = m.state
-    metrics_file, checkpoint_file = member_files(m.key["latent_dim"], m.key["seed"], several)
+    metrics_file, checkpoint_file = member_files(config, m.key)
     history = s.history
     run.write_csv(metrics_file, METRICS_HEADER, history)
     if s.status == "diverged":

@@ -21,22 +21,15 @@ from pathlib import Path
 from mle6cli import plots
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
 from mle6cli.engine.events import QUIET, Events
-from mle6cli.engine.folder import Outputs, exports
 from mle6cli.engine.members import CLASSIFY
-from mle6cli.engine.runs import Member, RunDirError
+from mle6cli.engine.runs import Member
 from mle6cli.errors import Mle6Error
 from mle6cli.fmt import lr_label, plural
+from mle6cli.tasks.kinds import CLASSIFIER
 from mle6cli.tasks.specs import SWEEP_LR, TRAIN_CNN, SweepLrConfig, TrainCnnConfig
 
 METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_loss, val_acc
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
-# what a classifier run writes: each member's files in its folder (`member_dir`), then the run's
-OUTPUTS = Outputs(
-    files=("curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png"),
-    member_files=("metrics.csv", "model.pt", *exports("model.pt")),
-    member_folders=("", "lr_*", "lr_*/seed_*", "seed_*"),
-    tensorboard=True,
-)
 SYNTHETIC_SEED = 0  # the synthetic dataset is one fixed dataset, whatever the training seed
 DEFAULT_SEED = 42
 
@@ -75,38 +68,13 @@ def load_classifier(path: Path | str, device="cpu"):
     (`lr`, `epochs`, `seed`, …). The model maps (B, 3, 64, 64) floats in [0, 1] to
     log-probabilities of the six classes.
     """
-    from mle6cli.files import load_torch, non_finite_entry, state_dict_problem
-    from mle6cli.models import SIGNS_CLASSES, CNNClassifier
-
     path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-    payload = load_torch(path)
-    weights = payload.get("state_dict") if isinstance(payload, dict) else None
-    if not isinstance(weights, dict) or payload.get("model") != "cnn":
-        raise RunDirError(f"{path} is not a classifier saved by mle6 train-cnn or sweep-lr")
-    classes = payload.get("classes", SIGNS_CLASSES)
-    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
-        raise RunDirError(f"{path} does not fit the exercise's CNN: its class count is {classes!r}")
-    model = CNNClassifier(classes)
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RunDirError(f"{path} does not fit the exercise's CNN: {state_dict_problem(exc)}") from None
-    bad = non_finite_entry(payload["state_dict"])
-    if bad is not None:
-        raise RunDirError(f"{path} holds NaN or infinite weights ({bad}); the model diverged or the file is damaged")
+    model, payload = CLASSIFIER.load(path / "model.pt" if path.is_dir() else path, device)
     config = payload.get("config", {})
-    return model.to(device).eval(), config if isinstance(config, dict) else {}
+    return model, config if isinstance(config, dict) else {}
 
 
 # ---------------------------------------------------------------- the job
-
-
-def member_dir(lr: float, seed: int, *, sweep: bool, several_seeds: bool) -> Path:
-    """Where a member's files go: the run folder itself (train-cnn), lr_<lr>/ (a sweep), then seed_<s>/."""
-    path = Path(f"lr_{lr_label(lr)}") if sweep else Path()
-    return path / f"seed_{seed}" if several_seeds else path
 
 
 def train_cnn(
@@ -149,17 +117,15 @@ def _classify(spec, options, out, overwrite, resume, overrides, events, stop) ->
     from mle6cli.engine.fused import FusedCNNMembers
     from mle6cli.tasks.jobs import EpochLog, open_job
 
-    sweep = spec is SWEEP_LR
+    sweep = spec.config.sweep
     job = open_job(
-        spec.name,
+        spec,
         options,
-        spec.config,
         load_data,
         out=out,
         overwrite=overwrite,
         resume=resume,
         events=events,
-        outputs=OUTPUTS,
         overrides=overrides,
         members=lambda config: len(config.lrs) * len(config.seeds),
     )
@@ -169,7 +135,7 @@ def _classify(spec, options, out, overwrite, resume, overrides, events, stop) ->
         several_seeds = len(config.seeds) > 1
 
         def folder(m: Member) -> Path:
-            return member_dir(m.key["lr"], m.key["seed"], sweep=sweep, several_seeds=several_seeds)
+            return config.member_dir(m.key)
 
         def label(m: Member) -> str:
             parts = [f"lr {lr_label(m.key['lr'])}"] if sweep else []
@@ -278,8 +244,6 @@ def stats_rows(stats: list[dict]) -> list[dict]:
 
 
 def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> dict:
-    from mle6cli.models import SIGNS_CLASSES
-
     synthetic_tag = " (synthetic data)" if data.synthetic else ""
     single = not sweep and len(members) == 1  # train-cnn, one seed: the exercise's single run
     figure_done = None
@@ -315,10 +279,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             model_config = dict(run.options, lr=member.key["lr"], seed=member.key["seed"])
             model_config.pop("lrs", None)
             model_config.pop("seeds", None)
-            run.save_torch(
-                folder / "model.pt",
-                {"model": "cnn", "classes": SIGNS_CLASSES, "state_dict": member.weights, "config": model_config},
-            )
+            run.save_torch(folder / "model.pt", CLASSIFIER.payload(member.weights, config=model_config))
         records.append(record)
 
     base = {

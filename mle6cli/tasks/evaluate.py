@@ -40,7 +40,7 @@ class Evaluation:
         """Whether the figure equals the run's own (None: the run recorded none for this data and split)."""
         if self.recorded is None:
             return None
-        value = self.accuracy if self.trained.kind == "classifier" else self._chosen_mse()
+        value = self.accuracy if self.trained.kind.classifies else self._chosen_mse()
         return value == self.recorded
 
     def _chosen_mse(self) -> float | None:
@@ -51,7 +51,7 @@ class Evaluation:
 
     def to_json(self) -> dict:
         doc = {**self.trained.describe(), "split": self.split, "data": self.data, "images": self.images}
-        if self.trained.kind == "classifier":
+        if self.trained.kind.classifies:
             doc.update(accuracy=self.accuracy, loss=self.loss, per_class=self.per_class, confusion=self.confusion)
         else:
             doc["mse"] = self.mse
@@ -99,32 +99,29 @@ def evaluate(
     threads = read_json(Path(run) / "config.json").get("cpu_threads")
     if where.type == "cpu" and isinstance(threads, int) and threads >= 1 and not os.environ.get(THREADS_ENV):
         configure_threads(where, threads)  # the thread count changes CPU sums in the last bits: use the run's
-    if trained.kind == "classifier":
-        return _classifier(trained, data_dir, split, out, where)
-    if split == "val":
+    if split not in trained.kind.splits:
         raise DataError(f"{trained.run} is a {trained.command} run on MNIST, which has a train and a test split only")
-    return _autoencoders(trained, data_dir, split, where)
+    return trained.kind.evaluate(trained, data_dir, split, out, where)
 
 
-def _classifier(trained: Trained, data_dir, split, out, device) -> Evaluation:
+def evaluate_classifier(trained: Trained, data_dir, split, out, device) -> Evaluation:
+    """The classifier's `evaluate`: every completed member tested in one fused pass, as the run did."""
     import torch
 
     from mle6cli.data.signs import load_signs
     from mle6cli.files import write_csv
-    from mle6cli.tasks.classifier import load_classifier, load_data, member_dir, test_weights
+    from mle6cli.tasks.classifier import load_classifier, load_data, test_weights
 
     config = trained.config
     data = load_data(config, device) if data_dir is None else load_signs(data_dir, device)
     own = data_dir is None or Path(data_dir).resolve() == Path(config.data_dir or "").resolve()
     chosen = getattr(data, split)
     # the run's completed members in its own order: the fused pass that tested them, repeated
-    sweep = trained.command == "sweep-lr"
     records = trained.summary.get("runs") or [{**trained.member, "status": "completed"}]
     done = [r for r in records if r.get("status") == "completed"]
-    several = len(config.seeds) > 1
     weights, lrs, index = [], [], 0
     for j, r in enumerate(done):
-        path = trained.run / member_dir(r["lr"], r["seed"], sweep=sweep, several_seeds=several) / "model.pt"
+        path = trained.run / config.member_dir(r) / "model.pt"
         model, _ = load_classifier(path, "cpu")
         weights.append(model.state_dict())
         lrs.append(r["lr"])
@@ -171,7 +168,7 @@ def _classifier(trained: Trained, data_dir, split, out, device) -> Evaluation:
     return result
 
 
-def _autoencoders(trained: Trained, data_dir, split, device) -> Evaluation:
+def evaluate_autoencoders(trained: Trained, data_dir, split, device, *, linear: bool) -> Evaluation:
     """Every autoencoder of the run (each latent size and seed), and exact PCA beside a pca-ae run's."""
     from mle6cli.data.mnist import mnist_spec, open_mnist
     from mle6cli.data.splits import Split
@@ -180,12 +177,10 @@ def _autoencoders(trained: Trained, data_dir, split, device) -> Evaluation:
     from mle6cli.tasks.pca import (
         checkpoint_name,
         load_linear_autoencoder,
-        member_folder,
         projection_mse,
         singular_basis,
     )
 
-    linear = trained.kind == "linear-ae"
     config = trained.config
     spec = config.spec() if data_dir is None else mnist_spec(data_dir, False, download=False)
     own = spec == config.spec()
@@ -194,9 +189,7 @@ def _autoencoders(trained: Trained, data_dir, split, device) -> Evaluation:
     rows = []
     if linear:
         seeds = list(config.seeds)
-        checkpoints = [
-            trained.run / member_folder(s, len(seeds) > 1) / checkpoint_name(config.latent_dim) for s in seeds
-        ]
+        checkpoints = [trained.run / config.member_dir({"seed": s}) / checkpoint_name(config.latent_dim) for s in seeds]
         models = [
             (config.latent_dim, s, load_linear_autoencoder(path, device))
             for s, path in zip(seeds, checkpoints, strict=True)

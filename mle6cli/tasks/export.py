@@ -90,25 +90,6 @@ def check_packages(fmt: str) -> None:
         )
 
 
-def _module(trained: Trained):
-    """What is exported: the classifier as it is (log-probabilities), an autoencoder as (code, reconstruction)."""
-    from torch import nn
-
-    if trained.kind == "classifier":
-        return trained.model, ["log_probs"]
-
-    class CodeAndReconstruction(nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, images):
-            code = self.model.encode(images)
-            return code, self.model.decode(code)
-
-    return CodeAndReconstruction(trained.model).eval(), ["code", "reconstruction"]
-
-
 def metadata(trained: Trained, outputs: list[str]) -> dict[str, str]:
     layout = trained.layout
     colour = "RGB" if layout.channels == 3 else "grayscale"
@@ -118,7 +99,7 @@ def metadata(trained: Trained, outputs: list[str]) -> dict[str, str]:
         "reconstruction": f"(batch, 1, {layout.side}, {layout.side}) reconstruction in [0, 1]",
     }
     meta = {
-        "mle6.model": trained.kind,
+        "mle6.model": trained.kind.name,
         "mle6.input": f"images: float32 (batch, {layout.channels}, {layout.side}, {layout.side}), NCHW, {colour}",
         "mle6.scaling": "uint8 pixels divided by 255 (values in [0, 1]), nothing else",
         "mle6.outputs": "; ".join(f"{name}: {described[name]}" for name in outputs),
@@ -135,17 +116,8 @@ def check_inputs(trained: Trained):
     import torch
 
     try:
-        if trained.kind == "classifier":
-            from mle6cli.tasks.classifier import load_data
-
-            x = load_data(trained.config, "cpu").test.x
-        else:
-            from mle6cli.data.mnist import open_mnist
-            from mle6cli.data.splits import as_float
-
-            spec = dict(trained.config.spec(), download=False)
-            x = as_float(open_mnist(spec, "cpu").test_x[:CHECK_IMAGES])
-        return x[:CHECK_IMAGES], f"the run's test images ({len(x[:CHECK_IMAGES])})"
+        x = trained.kind.test_images(trained.config, CHECK_IMAGES)
+        return x, f"the run's test images ({len(x)})"
     except Mle6Error:
         layout = trained.layout
         generator = torch.Generator().manual_seed(SAMPLE_SEED)
@@ -168,7 +140,7 @@ def export(
     path = Path(out) if out is not None else default
     if path.resolve() == trained.checkpoint.resolve():
         raise ExportError(f"--out {path} is the run's own checkpoint; name another file")
-    module, outputs = _module(trained)
+    module, outputs = trained.kind.exported(trained.model)  # an autoencoder: (code, reconstruction)
     meta = metadata(trained, outputs)
     x, checked_on = check_inputs(trained)
     with torch.no_grad():

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mle6cli.engine.events import Events
-from mle6cli.engine.folder import Outputs
 from mle6cli.engine.runs import Member, Run
 
 
@@ -65,9 +64,8 @@ class Job:
 
 
 def open_job(
-    command: str,
+    spec,
     options: dict,
-    config_type,
     load: Callable,
     *,
     out,
@@ -75,15 +73,14 @@ def open_job(
     resume,
     events: Events,
     data=None,
-    paths: Sequence[str] = ("data_dir",),
     check: Callable | None = None,
-    outputs: Outputs | None = None,
     overrides: dict | None = None,
     members: Callable[[object], int | None] | None = None,
 ) -> Job:
-    """Open `command`'s run (fresh in `out`, or the interrupted one in `resume` with its saved options),
-    then device, seed and data (`load(config, device)` unless `data` is given, then `check(config,
-    data)`): all before the folder exists, so a bad input leaves nothing behind.
+    """Open the run of `spec`'s command (`tasks.specs.CommandSpec`: its name, config, `Outputs`; fresh in
+    `out`, or the interrupted one in `resume` with its saved options), then device, seed and data
+    (`load(config, device)` unless `data` is given, then `check(config, data)`): all before the folder
+    exists, so a bad input leaves nothing behind. The config's folders are recorded absolute.
 
     Under torchrun every rank joins the process group here; `members(config)` counts the run's
     members, and a world larger than that is refused (a rank would have nothing to train)."""
@@ -93,20 +90,20 @@ def open_job(
     peers = join()
     _say_notes(peers, events)
     run = Run.open(
-        command,
+        spec.name,
         options,
         out=out,
         overwrite=overwrite,
         resume=resume,
-        outputs=outputs,
+        outputs=spec.outputs,
         overrides=overrides,
         peers=peers,
     )
     try:
-        config = config_type.from_options(run.options)
+        config = spec.config.from_options(run.options)
         check_tensorboard(config)
         if peers is not None and members is not None:
-            peers.agree("count the members", lambda: check_world(peers.world, members(config), command))
+            peers.agree("count the members", lambda: check_world(peers.world, members(config), spec.name))
         device = resolve_device(config.device)
         if peers is not None:
             peers.use_device(device)
@@ -121,13 +118,20 @@ def open_job(
             events.note(note)
         if run.resumed:
             events.note(f"Resuming the run in {run.path} with its saved options.")
-        run.record_paths(*paths)
+        run.record_paths(*folders(spec.config))
         run.begin(device=describe_device(device), data=dict(data.describe(), fingerprint=fingerprint(data)))
         run.restore_rng()
     except BaseException:
         run.release()  # a resumed run holds its lock from the start
         raise
     return Job(run, config, device, data)
+
+
+def folders(config_type) -> list[str]:
+    """The config's options that name folders (recorded absolute, so --resume works from anywhere)."""
+    from mle6cli.tasks.config import Folder, declared, options_of
+
+    return [f.name for f in options_of(config_type) if isinstance(declared(f).form, Folder)]
 
 
 def _say_notes(peers, events: Events) -> None:

@@ -16,6 +16,7 @@ from mle6cli.data.splits import as_float
 from mle6cli.engine.runs import RunDirError
 from mle6cli.errors import Mle6Error
 from mle6cli.tasks.limits import MIN_POINTS
+from mle6cli.tasks.specs import TRAIN_AE
 
 LATENT_DIM = 3
 KNN_K = 5
@@ -34,7 +35,7 @@ def finished_ae_summary(run_dir: Path, option: str) -> dict:
         summary = read_json(run_dir / "summary.json")
     except FileError as exc:
         raise RunDirError(f"{option}: {exc}") from None
-    if not isinstance(summary, dict) or summary.get("command") != "train-ae":
+    if not isinstance(summary, dict) or summary.get("command") != TRAIN_AE.name:
         what = summary.get("command") if isinstance(summary, dict) else None
         held = f" (it holds a {what} run)" if what else ""
         raise RunDirError(f"{option}: {run_dir} is not a finished train-ae run{held}")

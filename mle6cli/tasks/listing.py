@@ -12,7 +12,7 @@ from pathlib import Path
 from mle6cli.engine.folder import CONFIG, RunDirError
 from mle6cli.engine.status import run_status
 from mle6cli.files import FileError, read_json
-from mle6cli.fmt import cell, lr_label
+from mle6cli.tasks.specs import SPECS
 
 DEFAULT_ROOT = Path("runs")
 
@@ -35,22 +35,13 @@ def headline(command: str | None, summary: dict | None) -> str:
     """The one number a person looks for first, per command."""
     if not summary:
         return ""
+    spec = SPECS.get(command)
+    if spec is None or spec.headline is None:
+        return ""
     try:
-        if command == "train-cnn":
-            return f"test acc {cell(summary.get('test_acc'))}"
-        if command == "sweep-lr":
-            return f"best lr {lr_label(summary['best_lr'])}, test acc {cell(summary.get('test_acc'))}"
-        if command == "train-ae":
-            stats = summary.get("stats") or []
-            return "test MSE " + ", ".join(f"d={s['latent_dim']} {cell(s['test_mse']['mean'])}" for s in stats)
-        if command == "pca-ae":
-            return f"linear AE {cell(summary.get('linear_ae_test_mse'))}, PCA {cell(summary.get('pca_test_mse'))}"
-        if command == "run-all":
-            sweep = summary["results"]["sweep_lr"]
-            return f"best lr {lr_label(sweep['best_lr'])}, test acc {cell(sweep.get('test_acc'))}"
+        return spec.headline(summary)
     except (KeyError, TypeError):
         return "?"
-    return ""
 
 
 def describe(folder: Path) -> dict:

@@ -19,13 +19,13 @@ import torch
 
 from mle6cli.data.splits import Split, as_float
 from mle6cli.engine.events import QUIET, Events
-from mle6cli.engine.folder import Outputs, exports
 from mle6cli.engine.runs import Member
 from mle6cli.errors import Mle6Error
 from mle6cli.fmt import plural
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
 from mle6cli.tasks.autoencoders import METRICS_HEADER
-from mle6cli.tasks.specs import PcaAeConfig
+from mle6cli.tasks.kinds import LINEAR_AE, checkpoint_name
+from mle6cli.tasks.specs import PCA_AE, PcaAeConfig
 
 
 def _as_double(x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,7 @@ class PcaAeResult:
 
     def summary(self) -> dict:
         return {
-            "command": "pca-ae",
+            "command": PCA_AE.name,
             "status": "completed",
             "data": self.data,
             **self.to_json(),
@@ -200,26 +200,7 @@ def compare_with_run(run_dir: Path, data, basis: np.ndarray, device) -> list[dic
 
 def load_linear_autoencoder(path: Path, device="cpu") -> LinearAutoencoder:
     """The linear autoencoder of a pca-ae run's `linear_ae_k<k>.pt`, in eval mode on `device`."""
-    from mle6cli.engine.folder import RunDirError
-    from mle6cli.files import load_torch, non_finite_entry, state_dict_problem
-
-    path = Path(path)
-    payload = load_torch(path)
-    if (
-        not isinstance(payload, dict)
-        or payload.get("model") != "linear-ae"
-        or not isinstance(payload.get("state_dict"), dict)
-    ):
-        raise RunDirError(f"{path} is not a linear autoencoder saved by mle6 pca-ae")
-    weights, dim = payload["state_dict"], payload.get("latent_dim")
-    try:
-        model = LinearAutoencoder(dim)
-        model.load_state_dict(weights)
-    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RunDirError(f"{path} does not fit the linear autoencoder: {state_dict_problem(exc)}") from None
-    if non_finite_entry(weights) is not None:
-        raise RunDirError(f"{path} holds NaN or infinite weights ({non_finite_entry(weights)})")
-    return model.to(device).eval()
+    return LINEAR_AE.load(path, device)[0]
 
 
 def _std(values: list[float]) -> float | None:
@@ -228,23 +209,6 @@ def _std(values: list[float]) -> float | None:
     mean = sum(values) / len(values)
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
-
-def member_folder(seed: int, several_seeds: bool) -> Path:
-    """Where a seed's files go: the run folder itself (one seed), else seed_<s>/."""
-    return Path(f"seed_{seed}") if several_seeds else Path()
-
-
-def checkpoint_name(latent_dim: int) -> str:
-    return f"linear_ae_k{latent_dim}.pt"
-
-
-# what a pca-ae run writes: each seed's files in the run folder (one seed) or in seed_<s>/
-OUTPUTS = Outputs(
-    files=("pca_ae_losses.png", "pca_ae_reconstructions.png"),
-    member_files=("metrics.csv", "linear_ae_k*.pt", *exports("linear_ae_k*.pt")),
-    member_folders=("", "seed_*"),
-    tensorboard=True,
-)
 
 # Under this many epochs a comparison is indicative only (the exercise trains 10).
 VERDICT_EPOCHS = 10
@@ -312,18 +276,15 @@ def pca_ae(
             check_compare_run(config.compare, data)
 
     job = open_job(
-        "pca-ae",
+        PCA_AE,
         options,
-        PcaAeConfig,
         lambda config, device: open_mnist(config.spec(), device),
         out=out,
         overwrite=overwrite,
         resume=resume,
         events=events,
         data=data,
-        paths=("data_dir", "compare"),
         check=check,
-        outputs=OUTPUTS,
         overrides=overrides,
         members=lambda config: len(config.seeds),
     )
@@ -334,7 +295,7 @@ def pca_ae(
         members = run.members([{"latent_dim": k, "seed": s} for s in config.seeds])
 
         def metrics_file(m: Member) -> Path:
-            return member_folder(m.key["seed"], several) / "metrics.csv"
+            return config.member_dir(m.key) / "metrics.csv"
 
         def label(m: Member) -> str:
             return f"linear AE k={k}" + (f" seed {m.key['seed']}" if several else "")
@@ -367,10 +328,7 @@ def pca_ae(
         for m in members:
             history = m.state.history
             run.write_csv(metrics_file(m), METRICS_HEADER, history)
-            run.save_torch(
-                member_folder(m.key["seed"], several) / checkpoint_name(k),
-                {"model": "linear-ae", "latent_dim": k, "state_dict": m.weights},
-            )
+            run.save_torch(config.member_dir(m.key) / checkpoint_name(k), LINEAR_AE.payload(m.weights, latent_dim=k))
             decoder_columns = m.weights["decoder.weight"].double().numpy()  # (784, k)
             seed_results.append(
                 {

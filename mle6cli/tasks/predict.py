@@ -19,6 +19,7 @@ from mle6cli.tasks.trained import Trained, open_trained
 BATCH = 256  # images per forward pass: 256 SIGNS images are 12 MB of float32
 TOP = 3
 FIGURE_COLUMNS = 16  # the figure shows the first 16 images
+FIGURE_ROWS = ("originals", "rebuilt")  # an autoencoder's figure: originals over reconstructions
 
 
 @dataclass
@@ -117,35 +118,27 @@ def predict(
     trained = open_trained(run, member, latent_dim, where)
     read = read_inputs(inputs, trained.layout, strict_size)
     result = Prediction(trained, read.names, read.resized)
-    model = trained.model
-    outputs, codes, errors, shown, rebuilt = [], [], [], [], []
+    outputs: dict[str, list] = {}
     start = time.perf_counter()
     with torch.inference_mode():
         for x in batches(read.pixels, where):
-            if trained.kind == "classifier":
-                outputs.append(model(x).exp().double().cpu())
-                continue
-            z = model.encode(x)
-            y = model.decode(z)
-            codes.append(z.cpu())
-            errors.append((y - x).pow(2).flatten(1).mean(1).cpu())
-            if sum(len(s) for s in shown) < FIGURE_COLUMNS:
-                shown.append(x[:FIGURE_COLUMNS].cpu())
-                rebuilt.append(y[:FIGURE_COLUMNS].cpu())
+            for name, value in trained.kind.infer(trained.model, x).items():
+                if name in FIGURE_ROWS:  # the figure's images: the first few only
+                    if sum(len(v) for v in outputs.get(name, ())) >= FIGURE_COLUMNS:
+                        continue
+                    value = value[:FIGURE_COLUMNS].cpu()
+                outputs.setdefault(name, []).append(value)
     result.seconds = time.perf_counter() - start
-    if trained.kind == "classifier":
-        result.probabilities = torch.cat(outputs).numpy()
-    else:
-        result.codes = torch.cat(codes).numpy()
-        result.errors = torch.cat(errors).numpy()
+    for name in ("probabilities", "codes", "errors"):
+        if name in outputs:
+            setattr(result, name, torch.cat(outputs[name]).numpy())
     if csv is not None:
         from mle6cli.files import write_csv
 
         result.csv = write_csv(csv, *result.csv_table())
-    if figure is not None and trained.kind != "classifier":
+    if figure is not None and "rebuilt" in outputs:
         from mle6cli import plots
 
-        originals = torch.cat(shown)[:FIGURE_COLUMNS, 0].numpy()
-        reconstructions = torch.cat(rebuilt)[:FIGURE_COLUMNS, 0].numpy()
-        result.figure = plots.pixel_rows_png([originals, reconstructions], figure)
+        rows = [torch.cat(outputs[name])[:FIGURE_COLUMNS, 0].numpy() for name in FIGURE_ROWS]
+        result.figure = plots.pixel_rows_png(rows, figure)
     return result

@@ -22,7 +22,7 @@ from mle6cli.engine.folder import Outputs
 from mle6cli.engine.interrupt import Interrupted
 from mle6cli.engine.runs import Run
 from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, gauss_conv_check
-from mle6cli.tasks.specs import RunAllConfig, SweepLrConfig
+from mle6cli.tasks.specs import PCA_AE, RUN_ALL, SWEEP_LR, TRAIN_AE, CommandSpec, RunAllConfig, SweepLrConfig
 
 CONV_CASES = [
     ("valid", ConvGeometry((64, 64), (3, 3), "valid")),
@@ -31,6 +31,7 @@ CONV_CASES = [
     ("up-sampling", ConvGeometry((7, 7), (3, 3), (1, 1), (2, 2), transposed=True, output_padding=(1, 1))),
 ]
 GAUSS = (1.0, 0.5, -2.0, 1.5)  # mu1, sigma1, mu2, sigma2
+STEPS = (SWEEP_LR, TRAIN_AE, PCA_AE)  # the training steps, each a run in its own sub-folder
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,9 @@ def total_epochs(plan: Plan) -> int:
 
 def outputs() -> Outputs:
     """What run-all writes: its report and figures, and each step's run folder."""
-    from mle6cli.tasks import autoencoders, classifier, pca
-
     return Outputs(
         files=("report.html", "report.md", "gauss_conv.png", "latent.png", "summary_cnn.txt", *CONFUSION),
-        steps={"sweep-lr": classifier.OUTPUTS, "train-ae": autoencoders.OUTPUTS, "pca-ae": pca.OUTPUTS},
+        steps={spec.name: spec.outputs for spec in STEPS},
     )
 
 
@@ -83,7 +82,7 @@ def run_all(
     from mle6cli.tasks.classifier import load_data
 
     run = Run.open(
-        "run-all", options, out=out, overwrite=overwrite, resume=resume, outputs=outputs(), overrides=overrides
+        RUN_ALL.name, options, out=out, overwrite=overwrite, resume=resume, outputs=outputs(), overrides=overrides
     )
     with run:  # a resumed run holds its lock from the start: let it go on any failure
         config = RunAllConfig.from_options(run.options)
@@ -120,38 +119,38 @@ def run_all(
         run.begin(device=describe_device(device), data={"signs": signs.source, "mnist": mnist.describe()})
         run.save([], step="the maths")  # resumable from here on, even after a crash
 
-        events.start(total_epochs(plan), "run-all")
+        events.start(total_epochs(plan), RUN_ALL.name)
         counter = _Counter(events)
         results, figures = {}, {}
         step = "the maths"
         try:
             _maths(run, config, results, figures, events)
-            step = "sweep-lr"
-            results["sweep_lr"] = _job(run, "sweep-lr", signs_options, counter, stop, data=None)
-            figures["sweep"] = run.path / "sweep-lr" / "sweep_curves.png"
+            step = SWEEP_LR.name
+            results["sweep_lr"] = _job(run, SWEEP_LR, signs_options, counter, stop, data=None)
+            figures["sweep"] = run.path / SWEEP_LR.name / "sweep_curves.png"
             results["confusion"] = _confusion(run, config.device, figures)
-            step = "train-ae"
+            step = TRAIN_AE.name
             ae_options = dict(
                 mnist_options, latent_dims=list(plan.ae_dims), epochs=plan.ae_epochs, batch_size=plan.ae_batch_size
             )
-            ae = _job(run, "train-ae", ae_options, counter, stop, data=mnist)
+            ae = _job(run, TRAIN_AE, ae_options, counter, stop, data=mnist)
             results["train_ae"] = ae
-            figures["ae_losses"] = run.path / "train-ae" / ae["figures"]["losses"]
-            figures["reconstructions"] = run.path / "train-ae" / ae["figures"]["reconstructions"]
+            figures["ae_losses"] = run.path / TRAIN_AE.name / ae["figures"]["losses"]
+            figures["reconstructions"] = run.path / TRAIN_AE.name / ae["figures"]["reconstructions"]
             step = "latent-plot"
             _latent(run, plan, mnist, device, results, figures, events)
-            step = "pca-ae"
+            step = PCA_AE.name
             pca_options = dict(
                 mnist_options,
                 latent_dim=plan.pca_dim,
                 epochs=plan.pca_epochs,
                 batch_size=plan.ae_batch_size,
-                compare=str(run.path / "train-ae"),
+                compare=str(run.path / TRAIN_AE.name),
             )
-            pca = _job(run, "pca-ae", pca_options, counter, stop, data=mnist, quick=config.quick)
+            pca = _job(run, PCA_AE, pca_options, counter, stop, data=mnist, quick=config.quick)
             results["pca_ae"] = pca
-            figures["pca_losses"] = run.path / "pca-ae" / pca["figures"]["losses"]
-            figures["pca_reconstructions"] = run.path / "pca-ae" / pca["figures"]["reconstructions"]
+            figures["pca_losses"] = run.path / PCA_AE.name / pca["figures"]["losses"]
+            figures["pca_reconstructions"] = run.path / PCA_AE.name / pca["figures"]["reconstructions"]
         except Interrupted as exc:
             run.save([], status="interrupted", step=step)
             raise run.interrupted(exc.signal_number, f"in {step}") from None
@@ -168,7 +167,7 @@ def run_all(
         run.output("report.html"), run.output("report.md")  # what write_sheet_report writes
         html_path, md_path = write_sheet_report(run.path, results, figures, plan, synthetic, provenance)
         summary = {
-            "command": "run-all",
+            "command": RUN_ALL.name,
             "quick": config.quick,
             "device": str(device),
             "synthetic": synthetic,
@@ -203,25 +202,23 @@ class _Counter:
         return Events(start=start, epoch=epoch, note=self.events.note, section=self.events.section)
 
 
-def _job(run: Run, command: str, options: dict, counter: _Counter, stop, *, data, **extra) -> dict:
+def _job(run: Run, spec: CommandSpec, options: dict, counter: _Counter, stop, *, data, **extra) -> dict:
     """One training step in its sub-folder: kept when finished, resumed when interrupted, else started."""
     from mle6cli.files import read_json
-    from mle6cli.tasks import autoencoders, classifier, pca
 
-    sub = run.path / command
-    counter.events.section(f"{command}")
+    sub = run.path / spec.name
+    counter.events.section(f"{spec.name}")
     if run.resumed and (sub / "summary.json").is_file():
         done = read_json(sub / "summary.json")
         counter.offset += _epochs_of(done)
         return done
-    functions = {"sweep-lr": classifier.sweep_lr, "train-ae": autoencoders.train_ae, "pca-ae": pca.pca_ae}
     kwargs = {"events": counter.for_step(), "stop": stop, **extra}
     if data is not None:
         kwargs["data"] = data
     if run.resumed and has_resume(sub):
-        functions[command](options, resume=sub, **kwargs)
+        spec.run(options, resume=sub, **kwargs)
     else:  # a new or --overwrite'd run-all folder: its step folders are ours to reuse
-        functions[command](options, out=sub, overwrite=True, **kwargs)
+        spec.run(options, out=sub, overwrite=True, **kwargs)
     return read_json(sub / "summary.json")
 
 
@@ -259,7 +256,7 @@ def _confusion(run: Run, device: str, figures: dict) -> dict:
 
     for name in CONFUSION:
         run.output(name)
-    result = evaluate(run.path / "sweep-lr", out=run.path, device=device)
+    result = evaluate(run.path / SWEEP_LR.name, out=run.path, device=device)
     figures["confusion"] = Path(result.files["confusion_png"])
     return {
         "member": result.trained.member,
@@ -278,7 +275,7 @@ def _latent(run: Run, plan: Plan, mnist, device, results: dict, figures: dict, e
 
     events.section("latent-plot: the d=3 codes")
     try:
-        path = find_d3_checkpoint(run.path / "train-ae")
+        path = find_d3_checkpoint(run.path / TRAIN_AE.name)
     except RunDirError:
         results["latent_plot"] = None  # no d=3 in this plan
         return

@@ -12,10 +12,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from mle6cli.engine.folder import Outputs, exports
 from mle6cli.errors import ConfigError
+from mle6cli.fmt import cell, lr_label
 from mle6cli.tasks import config as rules
 from mle6cli.tasks.config import SEEDS_HELP, Folder, Negated, OptionsConfig, Seeds, listed, option
+from mle6cli.tasks.kinds import AUTOENCODER, CLASSIFIER, LINEAR_AE, ModelKind
 from mle6cli.tasks.limits import MNIST_PIXELS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -90,13 +94,17 @@ def download():
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """A training command: its name, its config (the options), and its task: `task(options, *, out,
+    """A training command: its name, its config (the options), its task: `task(options, *, out,
     overwrite, resume, overrides, events, stop)`, or its name `module:function`, imported when the
-    command runs (declaring the command then costs no torch import)."""
+    command runs (declaring the command then costs no torch import), and the kind of model it leaves
+    (`tasks.kinds`; None: none that predict, evaluate and export take)."""
 
     name: str
     config: type
     task: str | Callable
+    kind: ModelKind | None = None
+    headline: Callable[[dict], str] | None = None  # `mle6 runs`' one number of a finished run's summary
+    outputs: Outputs | None = None  # what its run folder holds (`engine.folder.Outputs`)
 
     def run(self, options: dict, **run):
         task = self.task
@@ -110,6 +118,13 @@ class CommandSpec:
 
 
 class _SignsConfig(OptionsConfig):
+    sweep = False  # each learning rate in a folder of its own, lr_<lr>/
+
+    def member_dir(self, key: dict) -> Path:
+        """Where a member's files go: the run folder itself (train-cnn), lr_<lr>/ (a sweep), then seed_<s>/."""
+        path = Path(f"lr_{lr_label(key['lr'])}") if self.sweep else Path()
+        return path / f"seed_{key['seed']}" if len(self.seeds) > 1 else path
+
     def __post_init__(self):
         super().__post_init__()
         per_class = self.synthetic_per_class
@@ -144,6 +159,8 @@ class TrainCnnConfig(_SignsConfig):
 class SweepLrConfig(_SignsConfig):
     """Everything that determines a sweep-lr run (config.json's options, resolved)."""
 
+    sweep = True
+
     data_dir: str | None = signs_dir()
     synthetic: bool = synthetic()
     lrs: tuple[float, ...] = listed(
@@ -160,14 +177,39 @@ class SweepLrConfig(_SignsConfig):
     synthetic_per_class: tuple[int, int, int] | None = None
 
 
-TRAIN_CNN = CommandSpec("train-cnn", TrainCnnConfig, "mle6cli.tasks.classifier:train_cnn")
-SWEEP_LR = CommandSpec("sweep-lr", SweepLrConfig, "mle6cli.tasks.classifier:sweep_lr")
+# what a classifier run writes: each member's files in its folder (`member_dir`), then the run's
+CLASSIFIER_OUTPUTS = Outputs(
+    files=("curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png"),
+    member_files=("metrics.csv", "model.pt", *exports("model.pt")),
+    member_folders=("", "lr_*", "lr_*/seed_*", "seed_*"),
+    tensorboard=True,
+)
+
+
+def _test_acc(summary: dict) -> str:
+    return f"test acc {cell(summary.get('test_acc'))}"
+
+
+def _best_lr(summary: dict) -> str:
+    return f"best lr {lr_label(summary['best_lr'])}, test acc {cell(summary.get('test_acc'))}"
+
+
+TRAIN_CNN = CommandSpec(
+    "train-cnn", TrainCnnConfig, "mle6cli.tasks.classifier:train_cnn", CLASSIFIER, _test_acc, CLASSIFIER_OUTPUTS
+)
+SWEEP_LR = CommandSpec(
+    "sweep-lr", SweepLrConfig, "mle6cli.tasks.classifier:sweep_lr", CLASSIFIER, _best_lr, CLASSIFIER_OUTPUTS
+)
 
 
 # ---------------------------------------------------------------- the MNIST autoencoders
 
 
 class _MnistConfig(OptionsConfig):
+    def member_dir(self, key: dict) -> Path:
+        """Where a member's files go: the run folder itself (one seed), else seed_<s>/."""
+        return Path(f"seed_{key['seed']}") if len(self.seeds) > 1 else Path()
+
     def spec(self) -> dict:
         """The MNIST files (or synthetic digits) the run trains on."""
         from mle6cli.data.mnist import mnist_spec
@@ -231,8 +273,35 @@ class PcaAeConfig(_MnistConfig):
     download: bool = download()
 
 
-TRAIN_AE = CommandSpec("train-ae", AeConfig, "mle6cli.tasks.autoencoders:train_ae")
-PCA_AE = CommandSpec("pca-ae", PcaAeConfig, "mle6cli.tasks.pca:pca_ae")
+# what a train-ae run writes: per latent size, in the run folder or one folder per seed
+TRAIN_AE_OUTPUTS = Outputs(
+    files=("ae_losses.png", "reconstructions.png"),
+    member_files=("metrics_d*.csv", "ae_d*.pt", *exports("ae_d*.pt")),
+    member_folders=("", "seed_*"),
+    tensorboard=True,
+)
+# what a pca-ae run writes: each seed's files in the run folder (one seed) or in seed_<s>/
+PCA_AE_OUTPUTS = Outputs(
+    files=("pca_ae_losses.png", "pca_ae_reconstructions.png"),
+    member_files=("metrics.csv", "linear_ae_k*.pt", *exports("linear_ae_k*.pt")),
+    member_folders=("", "seed_*"),
+    tensorboard=True,
+)
+
+
+def _test_mse(summary: dict) -> str:
+    stats = summary.get("stats") or []
+    return "test MSE " + ", ".join(f"d={s['latent_dim']} {cell(s['test_mse']['mean'])}" for s in stats)
+
+
+def _linear_and_pca(summary: dict) -> str:
+    return f"linear AE {cell(summary.get('linear_ae_test_mse'))}, PCA {cell(summary.get('pca_test_mse'))}"
+
+
+TRAIN_AE = CommandSpec(
+    "train-ae", AeConfig, "mle6cli.tasks.autoencoders:train_ae", AUTOENCODER, _test_mse, TRAIN_AE_OUTPUTS
+)
+PCA_AE = CommandSpec("pca-ae", PcaAeConfig, "mle6cli.tasks.pca:pca_ae", LINEAR_AE, _linear_and_pca, PCA_AE_OUTPUTS)
 
 
 # ---------------------------------------------------------------- the whole sheet
@@ -266,5 +335,9 @@ class RunAllConfig(OptionsConfig):
         return {**seeds, "save_every": self.save_every}
 
 
-RUN_ALL = CommandSpec("run-all", RunAllConfig, "mle6cli.tasks.sheet:run_all")
+def _sheet(summary: dict) -> str:
+    return _best_lr(summary["results"]["sweep_lr"])
+
+
+RUN_ALL = CommandSpec("run-all", RunAllConfig, "mle6cli.tasks.sheet:run_all", headline=_sheet)
 SPECS = {spec.name: spec for spec in (TRAIN_CNN, SWEEP_LR, TRAIN_AE, PCA_AE, RUN_ALL)}
