@@ -17,6 +17,11 @@ def bench():
 
 
 @pytest.fixture(scope="module")
+def report():
+    return load_benchmark("bench_report")
+
+
+@pytest.fixture(scope="module")
 def seed_pipeline():
     return load_benchmark("seed_pipeline")
 
@@ -151,7 +156,7 @@ def test_a_failing_seed_pipeline_leaves_our_rows(tmp_path, bench, capsys, monkey
     assert "sweep-lr: seed pipeline failed: RuntimeError: boom" in table
 
 
-def test_a_row_keeps_each_sides_own_figure(bench):
+def test_a_row_keeps_each_sides_own_figure(report):
     """The whole command's fastest wall time; the loop's fastest train_seconds; graphs only if every run said so."""
 
     def job(train, wall, graphs=True):
@@ -162,29 +167,29 @@ def test_a_row_keeps_each_sides_own_figure(bench):
         "ours_loop": [job(0.5, 7.5), job(0.4, 7.9)],
         "seed": [job(20.0, 30.0), {"ok": False, "error": "x", "wall_seconds": 1.0}],
     }
-    row = bench.build_row("sweep-lr", runs, None, 1, 1)
+    row = report.build_row("sweep-lr", runs, None, 1, 1)
     assert row["ours"]["wall_seconds"] == 7.0 and row["ours_loop"]["train_seconds"] == 0.4
     assert row["seed"]["walls"] == [30.0, 1.0]
     assert row["ratio_wall_seconds"] == pytest.approx(30 / 7) and row["ratio_train_seconds"] == pytest.approx(50)
     assert row["graphs"] is True
     runs["ours_loop"][1]["graphs"] = False
-    assert bench.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is False
+    assert report.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is False
     runs["ours_loop"][1]["graphs"] = None
-    assert bench.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is None
-    skipped = bench.build_row("train-cnn", {"ours": [], "seed": [job(1.0, 2.0)]}, "not registered", 1, 1)
+    assert report.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is None
+    skipped = report.build_row("train-cnn", {"ours": [], "seed": [job(1.0, 2.0)]}, "not registered", 1, 1)
     assert skipped["ours"] == {"ok": False, "skipped": "not registered"} and skipped["ratio_wall_seconds"] is None
 
 
-def test_graphs_come_from_the_json_or_the_run_folder(tmp_path, bench):
-    assert bench.graphs_used({"graphs": True}) is True
-    assert bench.graphs_used({"train_seconds": 1.0}) is None  # an mle6 that does not say
+def test_graphs_come_from_the_json_or_the_run_folder(tmp_path, report):
+    assert report.graphs_used({"graphs": True}) is True
+    assert report.graphs_used({"train_seconds": 1.0}) is None  # an mle6 that does not say
     (tmp_path / "summary.json").write_text(json.dumps({"graphs": False}))
-    assert bench.graphs_used({"run_dir": str(tmp_path)}) is False
+    assert report.graphs_used({"run_dir": str(tmp_path)}) is False
 
 
-def test_the_seed_autoencoder_is_scaled_and_labelled(bench):
+def test_the_seed_autoencoder_is_scaled_and_labelled(report):
     job = {"ok": True, "wall_seconds": 20.0, "doc": {"train_seconds": 12.0, "eval_seconds": 2.0}}
-    bench.scale_seed_side(job, 1, 10)
+    report.scale_seed_side(job, 1, 10)
     assert job["train_seconds"] == pytest.approx(10.0 * 10 + 2.0)  # the loops x 10, the one test pass once
     assert job["wall_seconds"] == pytest.approx(20.0 + 102.0 - 12.0)
     assert (job["train_seconds_measured"], job["wall_seconds_measured"]) == (12.0, 20.0)
@@ -197,7 +202,7 @@ def test_the_seed_autoencoder_is_scaled_and_labelled(bench):
         "ratio_wall_seconds": 1.0,
         "ratio_train_seconds": 17.0,
     }
-    lines = bench.render_table({"device": "cuda:0 (X)", "signs": "synthetic", "rows": [row]})
+    lines = report.render_table({"device": "cuda:0 (X)", "signs": "synthetic", "rows": [row]})
     assert lines[1] == "TF32: not recorded" and lines[2].startswith("task ")
     assert lines[3].startswith("train-ae (seed: 1 epoch x 10)") and "an estimate" in lines[-1]
 

@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.metrics import silhouette_score as sk_silhouette
-from sklearn.neighbors import KNeighborsClassifier
+
+pytest.importorskip("sklearn")  # the oracle (the dev extra has it)
+from sklearn.metrics import silhouette_score as sk_silhouette  # noqa: E402
+from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 
 from mle6cli.tasks.latent import knn_accuracy, knn_split, silhouette_score
 from tests.mnist_helpers import TINY
