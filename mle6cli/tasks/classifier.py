@@ -72,7 +72,8 @@ class ClassifierConfig(OptionsConfig):
 
 def load_data(config: ClassifierConfig, device) -> SignsData:
     """The dataset a config names: the npy folder, or the built-in synthetic set."""
-    from mle6cli.data.signs import load_signs, synthetic_signs
+    from mle6cli.data.signs import load_signs
+    from mle6cli.data.synthetic import synthetic_signs
 
     if config.synthetic:
         return synthetic_signs(device, seed=SYNTHETIC_SEED, per_class=config.synthetic_per_class)
