@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from mle6cli import __version__
+from mle6cli import __version__, drawing
 from mle6cli.errors import Mle6Error, debug_from_env
 
 # click's UsageError, found through the public BadParameter so this works whether typer
@@ -180,16 +180,10 @@ def main() -> None:
     try:
         app(prog_name="mle6")
     except SystemExit as exc:
-        _stop_drawing()
+        drawing.shutdown()
         _leave(exc.code)
-    _stop_drawing()
+    drawing.shutdown()
     _leave(0)
-
-
-def _stop_drawing() -> None:
-    plots = sys.modules.get("mle6cli.plots")  # imported only by a command that draws
-    if plots is not None:
-        plots.stop_worker()
 
 
 def _leave(code) -> None:

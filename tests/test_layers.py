@@ -3,7 +3,7 @@
     cli, commands          the CLI: options, printing, the error boundary
     tasks                  the exercise's jobs (classifier, autoencoders, pca, latent, maths, the sheet)
     engine                 the loop, members, fused models, graphs, run folders, interrupts, the device
-    data, models, plots, report
+    data, models, plots, drawing, report
     errors, fmt, files     no dependencies inside the package
 
 Every import counts, including those inside functions (the lazy ones that keep start-up fast).
@@ -26,6 +26,7 @@ LAYERS = {
     "data": 1,
     "models": 1,
     "plots": 1,
+    "drawing": 1,
     "report": 1,
     "errors": 0,
     "fmt": 0,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mle6cli import plots
+from mle6cli import drawing, plots
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
 from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.folder import Outputs, exports
@@ -317,7 +317,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
         )
         figure = "sweep_curves.png" if sweep else "curves.png"
-        figure_done = plots.in_background(plots.sweep_curves_figure, groups, run.output(figure), title)
+        figure_done = drawing.in_background(plots.sweep_curves_figure, groups, run.output(figure), title)
     tests = _test_members(members, data, device)
     records = []
     for member, folder, test in zip(members, dirs, tests, strict=True):
@@ -366,7 +366,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
                 f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
             )
         title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
-        plots.in_background(plots.curves_figure, members[0].state.history, run.output("curves.png"), title)()
+        drawing.in_background(plots.curves_figure, members[0].state.history, run.output("curves.png"), title)()
         summary = {
             **base,
             "lr": config.lrs[0],
