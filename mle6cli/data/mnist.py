@@ -172,6 +172,13 @@ def read_idx(data: bytes, path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(dims)
 
 
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array, as MNIST's files hold it (what `read_idx` reads back)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.tobytes()
+
+
 def _type_name(x: np.ndarray) -> str:
     return x.dtype.newbyteorder("=").name
 
