@@ -77,3 +77,9 @@ def test_the_checker_catches_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from mle6cli.commands._output import Printer\n")
     assert [t for _, t in imports_of(bad)] == ["mle6cli.commands._output"]
     assert layer_of("mle6cli.commands._output") > layer_of("mle6cli.engine.loop")
+
+
+def test_the_commands_do_not_import_the_cli():
+    """cli imports the commands to register them; a command importing cli back would close a circle."""
+    for path in sorted((PACKAGE / "commands").glob("*.py")):
+        assert "mle6cli.cli" not in [target for _, target in imports_of(path)], f"{path.name} imports mle6cli.cli"
