@@ -6,10 +6,12 @@ train-cnn is a one-member sweep and "a sweep member equals train-cnn" holds by c
 Every member starts from the weights its seed draws and sees the batch order its seed draws,
 exactly as a single run with that seed would.
 
-Run folder of train-cnn: config.json, metrics.csv, curves.png, model.pt, summary.json (last).
-Run folder of sweep-lr: config.json, lr_<lr>/metrics.csv and lr_<lr>/model.pt per learning rate,
-sweep.csv, sweep_curves.png, summary.json (last). An interrupted run holds resume.pt instead of
-summary.json.
+Run folder of train-cnn: config.json, metrics.csv, curves.png, model.pt, summary.json (last); with
+several seeds (`--seeds`), seed_<s>/metrics.csv and seed_<s>/model.pt per seed, and sweep.csv,
+sweep_stats.csv and curves.png (their mean and band) beside them.
+Run folder of sweep-lr: config.json, lr_<lr>/metrics.csv and lr_<lr>/model.pt per learning rate
+(lr_<lr>/seed_<s>/ with several seeds), sweep.csv, sweep_stats.csv, sweep_curves.png, summary.json
+(last). An interrupted run holds resume.pt instead of summary.json. `OUTPUTS` declares them all.
 """
 
 from __future__ import annotations
