@@ -24,7 +24,7 @@ from pathlib import Path
 from mle6cli import drawing, plots
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
 from mle6cli.engine.events import QUIET, Events
-from mle6cli.engine.folder import Outputs, exports
+from mle6cli.engine.folder import Outputs, evaluations, exports
 from mle6cli.engine.members import CLASSIFY
 from mle6cli.engine.runs import Member, RunDirError
 from mle6cli.errors import ConfigError, Mle6Error
@@ -35,7 +35,7 @@ METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_l
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
 # what a classifier run writes: each member's files in its folder (`member_dir`), then the run's
 OUTPUTS = Outputs(
-    files=("curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png"),
+    files=("curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png", *evaluations()),
     member_files=("metrics.csv", "model.pt", *exports("model.pt")),
     member_folders=("", "lr_*", "lr_*/seed_*", "seed_*"),
     tensorboard=True,
