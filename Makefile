@@ -16,7 +16,7 @@ AE_EPOCHS ?=
 THREADS ?=
 REPEAT ?=
 
-.PHONY: install test demo lint bench gpu-data gpu-wheels gpu-check docs docs-pages docs-serve docs-figures clean
+.PHONY: install test test-fast demo lint bench gpu-data gpu-wheels gpu-check docs docs-pages docs-serve docs-figures clean
 
 install: $(STAMP)
 
@@ -27,8 +27,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The whole suite (what CI runs).
 test: install
 	$(BIN)/python -m pytest -q
+
+# The inner loop while working: every test not marked slow (the long end-to-end ones); `make test` before a commit.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check mle6cli tests benchmarks docs

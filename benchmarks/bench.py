@@ -47,10 +47,8 @@ still leaves what it measured.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -74,22 +72,17 @@ MNIST_FILES = {
 # ---------------------------------------------------------------- MNIST in torchvision's layout
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (plain or .gz) as a uint8 array."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    _, _, dtype, ndim = struct.unpack(">BBBB", data[:4])
-    if dtype != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file")
-    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+def _mnist():
+    """mle6cli.data.mnist of this checkout: MNIST is read, written and made up as the project does."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from mle6cli.data import mnist
+
+    return mnist
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.tobytes())
+    path.write_bytes(_mnist().idx_bytes(array))
 
 
 def _find_raw(root: Path, name: str) -> Path | None:
@@ -99,34 +92,26 @@ def _find_raw(root: Path, name: str) -> Path | None:
     return None
 
 
-def synthetic_mnist(n_train: int, n_test: int, seed: int = 0) -> dict:
-    """Blurry strokes on black, 28x28 uint8: stands in for MNIST where no copy is at hand."""
-    rng = np.random.default_rng(seed)
-
-    def images(n: int) -> np.ndarray:
-        out = np.zeros((n, 28, 28), dtype=np.uint8)
-        for img in out:
-            for _ in range(rng.integers(1, 4)):
-                r0, c0 = rng.integers(4, 24, 2)
-                r1, c1 = rng.integers(4, 24, 2)
-                for t in np.linspace(0, 1, 20):
-                    r, c = int(r0 + t * (r1 - r0)), int(c0 + t * (c1 - c0))
-                    img[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = 255
-        return out
-
+def _as_files(data) -> dict:
+    """An `MnistData` as the four arrays of MNIST's files (keys as in MNIST_FILES)."""
     return {
-        ("train", "images"): images(n_train),
-        ("train", "labels"): rng.integers(0, 10, n_train).astype(np.uint8),
-        ("test", "images"): images(n_test),
-        ("test", "labels"): rng.integers(0, 10, n_test).astype(np.uint8),
+        ("train", "images"): data.train_x[:, 0].numpy(),
+        ("train", "labels"): data.train_y.numpy().astype(np.uint8),
+        ("test", "images"): data.test_x[:, 0].numpy(),
+        ("test", "labels"): data.test_y.numpy().astype(np.uint8),
     }
+
+
+def synthetic_mnist(n_train: int, n_test: int, seed: int = 0) -> dict:
+    """The project's stand-in digits (`--synthetic`), 28x28 uint8: for where no copy of MNIST is at hand."""
+    return _as_files(_mnist().synthetic_mnist(seed, n_train, n_test))
 
 
 def tiled_mnist(source_root: Path | None, target_root: Path, n_train: int) -> dict:
     """Write MNIST/raw under `target_root` with the source's training images repeated up to n_train."""
     arrays, synthetic = None, True
     if source_root is not None and all(_find_raw(source_root, name) for name in MNIST_FILES.values()):
-        arrays = {key: read_idx(_find_raw(source_root, name)) for key, name in MNIST_FILES.items()}
+        arrays = _as_files(_mnist().load_mnist(source_root, "cpu", download=False))
         synthetic = False
     if arrays is None:
         arrays = synthetic_mnist(min(n_train, 8000), 2000)

@@ -38,33 +38,32 @@ def tiny_signs(folder: Path, n=(12, 6, 6)) -> Path:
     return folder
 
 
-def tiny_mnist_source(root: Path, bench) -> Path:
+def tiny_mnist_source(root: Path, gz: bool = False) -> tuple[Path, np.ndarray]:
+    """7 train / 3 test random digits under root/MNIST/raw/ (written here, plain or .gz); root and the train images."""
+    import gzip
+
+    from tests.mnist_helpers import FILES, idx_bytes
+
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(1)
-    arrays = {
-        ("train", "images"): rng.integers(0, 256, (7, 28, 28), dtype=np.uint8),
-        ("train", "labels"): np.arange(7, dtype=np.uint8),
-        ("test", "images"): rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
-        ("test", "labels"): np.arange(3, dtype=np.uint8),
-    }
-    for key, name in bench.MNIST_FILES.items():
-        bench.write_idx(raw / name, arrays[key])
-    return root
+    arrays = [
+        rng.integers(0, 256, (7, 28, 28), dtype=np.uint8),
+        np.arange(7, dtype=np.uint8),
+        rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+        np.arange(3, dtype=np.uint8),
+    ]
+    for name, array in zip(FILES, arrays, strict=True):
+        data = idx_bytes(array)
+        (raw / (f"{name}.gz" if gz else name)).write_bytes(gzip.compress(data) if gz else data)
+    return root, arrays[0]
 
 
-def test_idx_round_trip_and_tiling(tmp_path, bench):
-    import gzip
-
+@pytest.mark.parametrize("gz", [False, True])
+def test_tiling_repeats_the_source_in_order(tmp_path, bench, gz):
     from torchvision.datasets import MNIST
 
-    source = tiny_mnist_source(tmp_path / "src", bench)
-    image_file = source / "MNIST" / "raw" / "train-images-idx3-ubyte"
-    images = bench.read_idx(image_file)
-    assert images.shape == (7, 28, 28)
-    (tmp_path / "x.gz").write_bytes(gzip.compress(image_file.read_bytes()))
-    assert np.array_equal(bench.read_idx(tmp_path / "x.gz"), images)
-
+    source, images = tiny_mnist_source(tmp_path / "src", gz)
     info = bench.tiled_mnist(source, tmp_path / "tiled", 20)
     assert info == {"root": str(tmp_path / "tiled"), "n_train": 20, "source_images": 7, "synthetic": False}
     tiled = MNIST(str(tmp_path / "tiled"), train=True, download=False)
@@ -72,8 +71,18 @@ def test_idx_round_trip_and_tiling(tmp_path, bench):
     assert np.array_equal(tiled.data.numpy()[7:14], images)  # the source, repeated in order
     assert tiled.targets.tolist()[:9] == [0, 1, 2, 3, 4, 5, 6, 0, 1]
     assert len(MNIST(str(tmp_path / "tiled"), train=False, download=False)) == 3
+
+
+def test_without_a_source_the_tiles_are_the_projects_synthetic_digits(tmp_path, bench):
+    from torchvision.datasets import MNIST
+
+    from mle6cli.data.mnist import synthetic_mnist
+
     fake = bench.tiled_mnist(tmp_path / "absent", tmp_path / "fake", 30)
-    assert fake["synthetic"] and len(MNIST(str(tmp_path / "fake"), train=True, download=False)) == 30
+    assert fake["synthetic"] and fake["source_images"] == 30
+    tiled = MNIST(str(tmp_path / "fake"), train=True, download=False)
+    assert np.array_equal(tiled.data.numpy(), synthetic_mnist(0, 30, 2000).train_x[:, 0].numpy())
+    assert len(MNIST(str(tmp_path / "fake"), train=False, download=False)) == 2000
 
 
 def test_seed_pipeline_cnn_and_ae(tmp_path, bench, seed_pipeline):
@@ -84,7 +93,7 @@ def test_seed_pipeline_cnn_and_ae(tmp_path, bench, seed_pipeline):
     assert [r["lr"] for r in doc["runs"]] == [1e-3, 1e-4]
     assert doc["runs"][0]["final"]["epoch"] == 2 and 0 <= doc["test_acc"] <= 1
     assert 0 < doc["train_seconds"] < doc["total_seconds"]
-    root = bench.tiled_mnist(tiny_mnist_source(tmp_path / "src", bench), tmp_path / "m", 10)["root"]
+    root = bench.tiled_mnist(tiny_mnist_source(tmp_path / "src")[0], tmp_path / "m", 10)["root"]
     doc = seed_pipeline.main(["ae", "--mnist-root", root, "--latent-dims", "2,3", "--epochs", "1", "--device", "cpu"])
     assert [r["latent_dim"] for r in doc["runs"]] == [2, 3] and doc["n_train"] == 10
     assert all(0 < r["test_mse"] < 1 for r in doc["runs"])

@@ -24,7 +24,7 @@ LR_NUMBER = re.compile(r"\blr[ =]+(\d[\d.e+-]*\d)")  # "lr 1e-03", "lr=0.1" in a
 
 
 def _axes():
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots()
     return plt, fig, ax
 
@@ -235,7 +235,7 @@ def test_fixed_margin_figures_cut_nothing_off(monkeypatch, tmp_path, epochs, sca
 
 
 def test_the_layout_check_sees_a_cut_off_label_and_overlapping_panels():
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(6, 3))
     left.set_ylabel("a label")
     right.set_ylabel("another label")
@@ -307,32 +307,32 @@ def test_an_unknown_suffix_is_refused(tmp_path):
         plots.figure_format(tmp_path / "f.gif")
 
 
-# ---- the drawing process (plots.start_worker), run in a fresh interpreter: it forks only
+# ---- the drawing process (drawing.start), run in a fresh interpreter: it forks only
 # while torch is not imported, which in pytest's own process it always is
 
 WORKER_SCRIPT = r"""
 import os, signal, sys
 from pathlib import Path
-from mle6cli import plots
+from mle6cli import drawing, plots
 
 out = Path(sys.argv[1])
 history = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.2 / e, "train_acc": 0.15 * e, "val_acc": 0.14 * e}
            for e in range(1, 5)]
 groups = [("lr 1e-03", [history]), ("lr 1e-04", [history[:2]])]
-assert plots.start_worker(), "no worker started"
-(pid,) = plots._pool["executor"]._processes
+assert drawing.start(), "no worker started"
+(pid,) = drawing._pool["executor"]._processes
 assert "matplotlib.pyplot" not in sys.modules  # the worker imports it, not this process
-plots.in_background(plots.sweep_curves_figure, groups, out / "worker_sweep.png", "t")()
-plots.in_background(plots.curves_figure, history, out / "worker_curves.png", "t")()
+drawing.in_background(plots.sweep_curves_figure, groups, out / "worker_sweep.png", "t")()
+drawing.in_background(plots.curves_figure, history, out / "worker_curves.png", "t")()
 try:
-    plots.in_background(plots.curves_figure, history, out / "bad.gif")()
+    drawing.in_background(plots.curves_figure, history, out / "bad.gif")()
 except plots.PlotError as exc:
     print("error:", exc)
 assert "matplotlib.pyplot" not in sys.modules
 os.kill(pid, signal.SIGKILL)  # a worker that died: the next figure is drawn here
-plots.in_background(plots.curves_figure, history, out / "fallback_curves.png", "t")()
+drawing.in_background(plots.curves_figure, history, out / "fallback_curves.png", "t")()
 assert "matplotlib.pyplot" in sys.modules
-plots.stop_worker()
+drawing.shutdown()
 plots.sweep_curves_figure(groups, out / "local_sweep.png", "t")
 plots.curves_figure(history, out / "local_curves.png", "t")
 print("worker", pid)
@@ -355,9 +355,9 @@ def test_a_training_command_leaves_no_drawing_process_behind(tmp_path):
     """The worker ends when its parent does, also when the parent is killed mid-run."""
     script = (
         "import os, sys, time\n"
-        "from mle6cli import plots\n"
-        "plots.start_worker()\n"
-        "print(*plots._pool['executor']._processes, flush=True)\n"
+        "from mle6cli import drawing\n"
+        "drawing.start()\n"
+        "print(*drawing._pool['executor']._processes, flush=True)\n"
         "time.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=subprocess_env())

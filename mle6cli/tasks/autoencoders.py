@@ -19,7 +19,7 @@ from torch import nn
 
 from mle6cli.data.splits import ShardedSplit, Split, as_float
 from mle6cli.engine.events import QUIET, Events
-from mle6cli.engine.folder import Outputs, exports
+from mle6cli.engine.folder import Outputs, exports, predictions
 from mle6cli.engine.members import RECONSTRUCT
 from mle6cli.engine.runs import Member, Run, RunDirError
 from mle6cli.errors import Mle6Error
@@ -40,7 +40,7 @@ ARCHITECTURE = "exercise-conv-ae"
 METRICS_HEADER = RECONSTRUCT.header(["test"])  # epoch, train_loss, test_loss
 # what a train-ae run writes: per latent size, in the run folder or one folder per seed (`member_files`)
 OUTPUTS = Outputs(
-    files=("ae_losses.png", "reconstructions.png"),
+    files=("ae_losses.png", "reconstructions.png", *predictions()),
     member_files=("metrics_d*.csv", "ae_d*.pt", *exports("ae_d*.pt")),
     member_folders=("", "seed_*"),
     tensorboard=True,

@@ -19,7 +19,7 @@ import torch
 
 from mle6cli.data.splits import Split, as_float
 from mle6cli.engine.events import QUIET, Events
-from mle6cli.engine.folder import Outputs, exports
+from mle6cli.engine.folder import Outputs, exports, predictions
 from mle6cli.engine.runs import Member
 from mle6cli.errors import Mle6Error
 from mle6cli.fmt import plural
@@ -262,7 +262,7 @@ def checkpoint_name(latent_dim: int) -> str:
 
 # what a pca-ae run writes: each seed's files in the run folder (one seed) or in seed_<s>/
 OUTPUTS = Outputs(
-    files=("pca_ae_losses.png", "pca_ae_reconstructions.png"),
+    files=("pca_ae_losses.png", "pca_ae_reconstructions.png", *predictions()),
     member_files=("metrics.csv", "linear_ae_k*.pt", *exports("linear_ae_k*.pt")),
     member_folders=("", "seed_*"),
     tensorboard=True,
