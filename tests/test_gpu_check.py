@@ -333,6 +333,7 @@ def _bare_python(tmp_path, leave_out=()) -> dict:
     return dict(cli_env(), PYTHONPATH=str(trimmed))
 
 
+@pytest.mark.slow
 def test_the_environment_step_lists_every_missing_module_at_once(tmp_path):
     """A Python that lacks four of the modules: one run names the four, says how to bring them, exits 3."""
     env = _bare_python(tmp_path, leave_out=("typer", "h5py", "torchsummary", "torch_summary", "pytest", "_pytest"))

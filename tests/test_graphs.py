@@ -232,6 +232,7 @@ def test_a_failed_capture_trains_on_eagerly_from_the_same_state(capture_fails):
             assert all(torch.equal(v, b["optimizer"][moment][k]) for k, v in a["optimizer"][moment].items())
 
 
+@pytest.mark.slow
 def test_a_failed_capture_is_one_note_and_summary_says_no_graphs(capture_fails, runner, app, tmp_path):
     import json
 

@@ -68,6 +68,7 @@ def ae_run(runner, app, monkeypatch):
     return train
 
 
+@pytest.mark.slow
 def test_cli_on_a_run(runner, app, tmp_path, ae_run):
     run = ae_run("3", "r")
     result = runner.invoke(app, ["latent-plot", "--run", run, "--n", "100", "--out", "l.png", "--json"])
@@ -97,6 +98,7 @@ def test_cli_on_a_run(runner, app, tmp_path, ae_run):
     assert (tmp_path / "latent.png").exists()
 
 
+@pytest.mark.slow
 def test_run_without_d3_names_its_dims(runner, app, tmp_path, ae_run):
     run = ae_run("2,5", "r")
     result = runner.invoke(app, ["latent-plot", "--run", run])

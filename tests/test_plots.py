@@ -160,7 +160,7 @@ def _history(epochs: int, keys: tuple[str, ...], start: float = 1.8) -> list[dic
     return [{"epoch": e, **{k: start / e if "loss" in k else 0.2 * e for k in keys}} for e in range(1, epochs + 1)]
 
 
-@pytest.mark.parametrize("epochs", [1, 4])
+@pytest.mark.parametrize("epochs", [1, pytest.param(4, marks=pytest.mark.slow)])
 def test_every_training_figure_reads_plainly(monkeypatch, tmp_path, epochs):
     classifier = ("train_loss", "val_loss", "train_acc", "val_acc")
     with recording_figures(monkeypatch) as recorded:
@@ -220,8 +220,10 @@ def checking_layout(monkeypatch):
     yield faults
 
 
-@pytest.mark.parametrize("epochs", [1, 50])
-@pytest.mark.parametrize("scale", [1e-5, 1.0, 3e4])
+@pytest.mark.parametrize("epochs", [1, pytest.param(50, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "scale", [1e-5, pytest.param(1.0, marks=pytest.mark.slow), pytest.param(3e4, marks=pytest.mark.slow)]
+)
 def test_fixed_margin_figures_cut_nothing_off(monkeypatch, tmp_path, epochs, scale):
     """The training figures skip bbox_inches="tight": whatever the numbers, every label stays inside."""
     keys = ("train_loss", "val_loss", "train_acc", "val_acc")
@@ -269,6 +271,7 @@ def _latent_facts(monkeypatch, tmp_path, n=400):
     return recorded["latent.png"]
 
 
+@pytest.mark.slow
 def test_latent_legend_is_readable_and_beside_the_3d_axes(monkeypatch, tmp_path):
     facts = _latent_facts(monkeypatch, tmp_path)
     (legend,) = facts["legends"]
@@ -282,6 +285,7 @@ def test_latent_legend_is_readable_and_beside_the_3d_axes(monkeypatch, tmp_path)
     assert_reads_plainly("latent.png", facts)
 
 
+@pytest.mark.slow
 def test_latent_3d_ticks_are_few_and_small(monkeypatch, tmp_path):
     facts = _latent_facts(monkeypatch, tmp_path)
     (ax3,) = [ax for ax in facts["axes"] if ax["is3d"]]
@@ -339,6 +343,7 @@ print("worker", pid)
 """
 
 
+@pytest.mark.slow
 def test_the_drawing_process_draws_the_same_bytes_and_reports_errors(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", WORKER_SCRIPT, str(tmp_path)], capture_output=True, text=True, env=subprocess_env()

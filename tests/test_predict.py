@@ -202,6 +202,7 @@ def test_runs_that_are_not_finished_or_not_models_are_refused(runner, app, cnn_r
     assert result.exit_code == 2 and "'lr=fast': 'fast' is not a number" in result.output
 
 
+@pytest.mark.slow
 def test_evaluate_writes_into_the_run_per_split_and_refuses_to_replace(runner, app, tmp_path):
     from mle6cli.tasks.classifier import train_cnn
     from tests.signs_helpers import signs_options

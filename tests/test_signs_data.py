@@ -244,6 +244,7 @@ def test_prepare_signs_refuses_bad_sources(runner, app, tmp_path, args, message)
     assert not (tmp_path / "sign_data").exists()
 
 
+@pytest.mark.slow
 def test_prepare_signs_reads_the_real_test_file(runner, app, tmp_path):
     real_test = shared_path("signs_h5", "test_signs.h5")
     if not real_test.is_file():
