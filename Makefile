@@ -16,7 +16,7 @@ AE_EPOCHS ?=
 THREADS ?=
 REPEAT ?=
 
-.PHONY: install test demo lint bench gpu-data gpu-check docs docs-pages docs-serve docs-figures clean
+.PHONY: install test test-fast demo lint bench gpu-data gpu-wheels gpu-check docs docs-pages docs-serve docs-figures clean
 
 install: $(STAMP)
 
@@ -27,8 +27,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The whole suite (what CI runs).
 test: install
 	$(BIN)/python -m pytest -q
+
+# The inner loop while working: every test not marked slow (the long end-to-end ones); `make test` before a commit.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check mle6cli tests benchmarks docs
@@ -49,7 +54,14 @@ bench: install
 gpu-data:
 	$(PYTHON) benchmarks/gpu_data.py --signs $(SIGNS_DATA) --mnist-root $(MNIST_DIR) --dest gpu_data
 
-# Every check that needs a GPU, on a one-GPU box with the box's python3 (no venv, no internet needed):
+# The wheels gpu-check needs beyond the GPU box's torch and torchvision, downloaded into .whl/ (ignored) where
+# PyPI can be reached, for the box's Python (GPU_PYTHON: default this machine's) on manylinux x86_64; the
+# check unpacks the ones that bring a missing module itself: no pip, no network there.
+GPU_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+gpu-wheels:
+	$(PYTHON) benchmarks/gpu_env.py wheels --python $(GPU_PYTHON) --dest .whl
+
+# Every check that needs a GPU, on a one-GPU box with the box's python3 (no venv, no pip, no internet needed):
 # graph tests, CUDA tests, torchrun tests, then the benchmark at the goals' sizes, in under 8 minutes;
 # everything lands in $(OUT) (default gpu_out). docs/contributing.md, "Running the GPU check", and the header of
 # benchmarks/gpu_check.sh. GPU_CHECK_DRY_RUN=1: a rehearsal on the CPU.

@@ -1,37 +1,48 @@
 #!/usr/bin/env bash
 # benchmarks/gpu_check.sh (`make gpu-check`): every check that needs a GPU, in one command on a box
 # with one CUDA GPU (H100/H200 class), in at most 8 minutes. It measures and reports; it fixes
-# nothing and claims nothing it did not measure. It needs no venv and no internet: it uses the box's
-# python3 (torch with CUDA, torchvision, typer, rich, matplotlib, scipy, h5py, pytest, torch-summary)
-# and first installs any wheels found in .whl/ (for a box without internet that lacks one of them).
+# nothing and claims nothing it did not measure. It needs no venv, no pip and no internet: any
+# Python >= 3.10 with a CUDA build of torch and its torchvision. Everything else it needs (numpy,
+# typer, rich, matplotlib, scipy, h5py, pillow, torch-summary, pytest) is either there already or
+# carried as wheels in .whl/ (`make gpu-wheels GPU_PYTHON=3.12`, wherever PyPI can be reached), which
+# it unpacks itself into $SITE; the first step checks every module and stops at once, listing what
+# is missing and how to bring it, rather than failing step by step.
 #
 # Steps, in order, each under its own `timeout` (a stuck step is killed, recorded, and the next one
 # runs), everything tee'd to $OUT/gpu_check.log ($OUT: the environment's, else ./gpu_out):
-#   setup     wheels in .whl/*.whl into $SITE (/tmp/site); PYTHONPATH=$SITE:<repo>
+#   setup     benchmarks/gpu_env.py: the wheels of .whl/ that bring missing modules, unpacked into
+#             $SITE (/tmp/site), PYTHONPATH=$SITE:<repo>; then every module imported: a missing one
+#             stops the check here
 #   env       nvidia-smi -L; Python, torch, CUDA, cuDNN, NCCL versions, TF32's state
-#   graphs    pytest tests/test_graphs.py (graph capture and replay, the first thing a GPU must show)
-#   cuda      pytest -m "cuda and not torchrun": tests/test_cuda.py (fused sweep == separate runs,
-#             graphed == eager, CPU == CUDA on the real data with TF32 off, resume on CUDA, the
-#             training commands from the shell replaying graphs) and any other CUDA-marked test
-#   torchrun  pytest -m "cuda and torchrun": torchrun at world size 1 vs a plain process; its
-#             subprocesses end before the step's own limit (MLE6_CHECK_DEADLINE), so a hung launcher
-#             is a failed test, not a killed step
+#   graphs    pytest tests/test_graphs.py (graph capture and replay, a failure inside capture, the
+#             first thing a GPU must show)
+#   cuda      pytest -m "cuda and not torchrun" tests/test_cuda.py (fused sweep == separate runs,
+#             graphed == eager, resume on CUDA, the training commands from the shell replaying
+#             graphs, then, last, CPU == CUDA on the real data with TF32 off)
+#   torchrun  pytest -m "cuda and torchrun" tests/test_cuda.py tests/test_distributed.py: torchrun at
+#             world size 1 vs a plain process (sweep-lr's shards; train-ae --ddp, whose gradients go
+#             through NCCL; the one-GPU run byte for byte under --deterministic); its subprocesses
+#             end before the step's own limit (MLE6_CHECK_DEADLINE), so a hung launcher is a failed
+#             test, not a killed step
 #             -> pytest.log (the three steps), junit.xml (merged), cuda_checks.json (what each
 #             test measured: differences, torchrun's overhead, whether graphs were used)
-#             No -x anywhere: a first failure must not hide the other results.
+#             No -x anywhere: a first failure must not hide the other results. The tests are named
+#             files: collecting tests/ would import every test's optional packages.
 #   bench     benchmarks/bench.py --device cuda at the goals' sizes (50 SIGNS epochs; train-ae
 #             4 latent sizes x 10 epochs x 60k images, the seed's AE timed for 1 epoch and scaled
 #             x 10): every run of ours first (the command with its defaults, then at --save-every 0
 #             for the training loop), then the seed pipeline's -> bench.json, rewritten after
 #             every job, so a cut run keeps what it measured
-#   summary   ONE table: each step, each pytest step's counts and failures, torchrun's overhead,
-#             the bench table, every GPU goal met / MISSED / not measured next to the card's
-#             name -> summary.txt, gpu_check.json. It runs even after a step timed out.
+#   summary   ONE table (benchmarks/gpu_summary.py, standard library only): each step and its time,
+#             each pytest step's counts and failures, torchrun's overhead, the bench table, every
+#             GPU goal met / MISSED / not measured next to the card's name -> summary.txt,
+#             gpu_check.json. It runs even after a step timed out.
 # 7 files land in $OUT, no subfolders.
 #
-# ON THE GPU BOX: the repository (a clone or a copy of this tree) and its data in gpu_data/, which
+# ON THE GPU BOX: the repository (a clone or a copy of this tree), its data in gpu_data/, which
 # `make gpu-data SIGNS_DATA=<SIGNS npy folder> MNIST_DIR=<folder with MNIST/raw>` fills (21.6 MiB:
-# SIGNS npy arrays and mnist-mini). Then, from the repository:
+# SIGNS npy arrays and mnist-mini), and .whl/ if the box's Python lacks a module. Then, from the
+# repository:
 #     make gpu-check                       (or: bash benchmarks/gpu_check.sh; OUT=dir for elsewhere)
 # The table is the last thing printed, and summary.txt.
 #
@@ -39,24 +50,28 @@
 # shape). Each step's limit is the smaller of its cap and what is left of BUDGET (455 s) after
 # reserving the later steps' minimum, so the script ends before 480 s whatever hangs (a killed step
 # gets 10 s more to die: counted in the reserves).
-#   setup     ~3 s    (cap 30)
+#   setup     ~4 s    (cap 30)   unpacking the wheels; importing every module once
 #   env       ~10 s   (cap 40)   one torch import + CUDA init
-#   graphs    ~25 s   (cap 60)   collection ~5 s, torch + CUDA ~10 s, the graphed fits
-#   cuda      ~110 s  (cap 150)  fused ~5 s; graphed vs eager ~10 s; CPU vs CUDA on real data ~40 s
-#                                (the CPU side of train-ae, 4 sizes x 2 epochs on 8k images,
-#                                dominates); resume x3 ~15 s; the commands from the shell 3 x ~8 s
-#   torchrun  ~30 s   (cap 90)   2 processes x ~15 s
+#   graphs    ~25 s   (cap 60)   torch + CUDA ~10 s, the graphed fits
+#   cuda      ~90 s   (cap 150)  fused ~5 s; graphed vs eager ~10 s; resume x3 ~15 s; the commands
+#                                from the shell 3 x ~8 s; CPU vs CUDA on real data ~35 s (its CPU
+#                                halves: train-cnn and sweep-lr 2 epochs on 960 images, train-ae
+#                                2 sizes x 1 epoch x 2,000 images; the CPU rehearsal times them)
+#   torchrun  ~85 s   (cap 120)  sweep-lr plain + torchrun ~30 s, train-ae --ddp plain + torchrun
+#                                ~25 s, the --deterministic one-GPU pair ~30 s
 #   bench     ~190 s  (cap 240)  ours: sweep-lr 2 x ~8 s, seeds 2 x ~10 s, train-ae 2 x ~20 s,
 #                                train-cnn 2 x ~8 s; then the seed pipeline: sweep ~35 s, one-seed
 #                                sweep ~8 s, AE 1 epoch x 4 sizes on 60k ~40 s, train-cnn ~12 s
 #   summary   ~2 s    (cap 20)
-#   total     ~370 s estimated, 455 s at most.
+#   total     ~405 s estimated, 455 s at most.
 #
 # CPU REHEARSAL: GPU_CHECK_DRY_RUN=1 GPU_CHECK_PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh
-#   runs the same flow on the CPU in about a minute: tiny stand-in data (benchmarks/gpu_data.py
-#   --tiny), the CUDA tests on the CPU (MLE6_TEST_DEVICE=cpu, MLE6_CHECK_QUICK=1), a 1-epoch bench
-#   of sweep-lr, seeds and train-ae with the loop runs. It says DRY RUN at the top of its table and
-#   judges no GPU goal. tests/test_gpu_check.py runs it.
+#   runs the same flow on the CPU (MLE6_TEST_DEVICE=cpu: the "GPU" side of every comparison is the
+#   CPU too). With the real data in gpu_data/ (make gpu-data) the tests run at the check's own sizes,
+#   so each step's time shows what its CPU halves cost; without it, tiny stand-in data
+#   (benchmarks/gpu_data.py --tiny) and quick sizes (MLE6_CHECK_QUICK=1), in about a minute. The
+#   bench runs 1 epoch of sweep-lr, seeds and train-ae with the loop runs either way. It says DRY
+#   RUN at the top of its table and judges no GPU goal. tests/test_gpu_check.py runs it.
 #
 # Knobs: OUT, GPU_CHECK_DRY_RUN, GPU_CHECK_PYTHON (python3), GPU_CHECK_BUDGET (455 s),
 #        GPU_CHECK_DATA (gpu_data), GPU_CHECK_SITE (/tmp/site),
@@ -71,18 +86,15 @@ cd "$REPO" || exit 2
 # ---------------------------------------------------------------- the steps (each runs as `gpu_check.sh --step NAME`: do_NAME)
 
 do_setup() {
-  if [[ $DRY == 1 ]]; then
+  # the wheels first (a wheel is a zip: no pip, no network), then every module checked at once: a
+  # missing one stops the check here, in seconds, with the list and how to bring them
+  "$PY" benchmarks/gpu_env.py install --wheels .whl --target "$SITE" || return
+  "$PY" benchmarks/gpu_env.py check || return
+  if [[ $TINY == 1 ]]; then
     "$PY" benchmarks/gpu_data.py --tiny --dest "$DATA" || return
   fi
-  if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
-      || return
-    echo "installed into $SITE: $(cd .whl && ls -- *.whl | tr '\n' ' ')"
-  else
-    echo "no .whl/ folder: nothing to install (torch-summary must already be importable)"
-  fi
   if [[ -f $DATA/sign_data/X_train.npy ]]; then
-    echo "data: $DATA ($(du -sh "$DATA" | cut -f1))"
+    echo "data: $DATA ($(du -sh "$DATA" | cut -f1))$([[ $TINY == 1 ]] && echo ', tiny stand-ins')"
   else
     echo "WARNING: no data in $DATA (make gpu-data): real-data tests skip, SIGNS synthetic"
   fi
@@ -102,17 +114,19 @@ do_env() {
 pytest_step() {
   local name=$1 quick=()
   shift
-  [[ $DRY == 1 ]] && quick=(MLE6_TEST_DEVICE=cpu MLE6_CHECK_QUICK=1)
+  [[ $DRY == 1 ]] && quick=(MLE6_TEST_DEVICE=cpu)
+  [[ $TINY == 1 ]] && quick+=(MLE6_CHECK_QUICK=1)
   # CUBLAS_WORKSPACE_CONFIG before the first cuBLAS call: --deterministic can then be exact on CUDA;
   # MLE6_CHECK_DEADLINE: the tests' subprocesses end before this step's limit
   env "${quick[@]}" MLE6_GPU_DATA="$DATA" MLE6_CHECK_RECORD="$OUT/cuda_checks.json" CUBLAS_WORKSPACE_CONFIG=:4096:8 \
     MLE6_CHECK_DEADLINE="$STEP_DEADLINE" "$PY" -m pytest -v -rfEs --durations=15 -p no:cacheprovider \
-    --continue-on-collection-errors --junitxml="$WORK/junit-$name.xml" "$@"
+    --junitxml="$WORK/junit-$name.xml" "$@"
 }
 
+# named files: collecting the whole folder would import every test's optional packages, and cost seconds
 do_graphs() { pytest_step graphs tests/test_graphs.py; }
-do_cuda() { pytest_step cuda -m "cuda and not torchrun" --ignore=tests/test_graphs.py tests; }
-do_torchrun() { pytest_step torchrun -m "cuda and torchrun" --ignore=tests/test_graphs.py tests; }
+do_cuda() { pytest_step cuda -m "cuda and not torchrun" tests/test_cuda.py; }
+do_torchrun() { pytest_step torchrun -m "cuda and torchrun" tests/test_cuda.py tests/test_distributed.py; }
 
 do_bench() {
   # CUDA: the goals' sizes (bench.py's defaults there: 50 SIGNS epochs; AE 10 epochs on 60k images),
@@ -156,17 +170,20 @@ LOG=$OUT/gpu_check.log
 # only the files this script writes: a reused folder holds no stale results
 rm -f "$LOG" "$OUT"/{pytest.log,junit.xml,cuda_checks.json,bench.json,summary.txt,gpu_check.json}
 : >"$LOG"
+TINY=0
+DATA=${GPU_CHECK_DATA:-$REPO/gpu_data}
 if [[ $DRY == 1 ]]; then
-  DATA=$WORK/data
+  # the real data when it is here (make gpu-data): the CPU halves then run at the check's own sizes
+  # and their times are the GPU box's CPU side, measured; else tiny stand-ins, and quick sizes
+  [[ -f $DATA/sign_data/X_train.npy ]] || { DATA=$WORK/data; TINY=1; }
   SITE=${GPU_CHECK_SITE:-$WORK/site}
   DEVICE=cpu
   export OMP_NUM_THREADS=1 # on a shared 2-core machine two OpenMP threads mostly wait (tests/conftest.py)
 else
-  DATA=${GPU_CHECK_DATA:-$REPO/gpu_data}
   SITE=${GPU_CHECK_SITE:-/tmp/site}
   DEVICE=cuda
 fi
-export START DRY PY BUDGET OUT WORK STEPS DATA SITE DEVICE
+export START DRY TINY PY BUDGET OUT WORK STEPS DATA SITE DEVICE
 export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1
 
@@ -225,10 +242,15 @@ say "gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --sh
 # is the later steps' minimum share plus 10 s for a killed step to die. The bench keeps at least
 # 130 s (every run of ours, and the seed's sweep) whatever the tests do before it.
 step setup 30 415
+if [[ $(awk -F'\t' '$1 == "setup" { print $2 }' "$STEPS") != 0 ]]; then
+  # nothing else can run without those modules: the list above is what to bring
+  echo "gpu_check: stopped after setup (see above)" | tee -a "$LOG"
+  exit 1
+fi
 step env 40 375
 step graphs 60 300
-step cuda 150 210
-step torchrun 90 165
+step cuda 150 195
+step torchrun 120 150
 step bench 240 25
 step summary 20 0
 

@@ -67,7 +67,7 @@ def write_tiny(dest: Path) -> None:
     sys.path.insert(0, str(HERE))
     from bench import synthetic_mnist, write_idx
 
-    from mle6cli.data.signs import synthetic_arrays
+    from mle6cli.data.synthetic import synthetic_arrays
 
     signs = dest / "sign_data"
     signs.mkdir(parents=True, exist_ok=True)

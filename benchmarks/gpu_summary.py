@@ -30,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("mle6_bench", HERE / "bench.py")
+    """bench_report.py: the bench's goals and table, standard library only (like this file)."""
+    spec = importlib.util.spec_from_file_location("mle6_bench_report", HERE / "bench_report.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -316,7 +317,10 @@ def report_lines(args) -> tuple[list[str], dict]:
     lines += _table(step_rows)
 
     lines.append("")
-    lines.append("tests, step by step (graphs: tests/test_graphs.py; cuda: -m cuda; torchrun: -m torchrun):")
+    lines.append(
+        "tests, step by step (graphs: tests/test_graphs.py; cuda: tests/test_cuda.py -m cuda; "
+        "torchrun: tests/test_cuda.py, tests/test_distributed.py -m torchrun):"
+    )
     for name in TEST_STEPS:
         lines.append(_tests_line(name, tests[name]))
         for f in tests[name].get("failed", []):

@@ -65,12 +65,12 @@ class SignsDataset(Dataset):
 
 
 def synthetic_signs_arrays(seed: int = 0) -> dict[str, np.ndarray]:
-    """The project's synthetic SIGNS when it has one (mle6cli.data.signs), else a tiny stand-in here."""
-    if importlib.util.find_spec("mle6cli.data") is not None and importlib.util.find_spec("mle6cli.data.signs"):
-        from mle6cli.data import signs
+    """The project's synthetic SIGNS when it has one (mle6cli.data.synthetic), else a tiny stand-in here."""
+    if importlib.util.find_spec("mle6cli.data") is not None and importlib.util.find_spec("mle6cli.data.synthetic"):
+        from mle6cli.data import synthetic
 
-        if hasattr(signs, "synthetic_arrays"):
-            return signs.synthetic_arrays(seed)
+        if hasattr(synthetic, "synthetic_arrays"):
+            return synthetic.synthetic_arrays(seed)
     rng = np.random.default_rng(seed)
     arrays = {}
     for split, n in zip(SPLITS, (960, 120, 120), strict=True):

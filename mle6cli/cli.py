@@ -11,9 +11,10 @@ import sys
 from typing import Annotated
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperGroup
 
-from mle6cli import __version__
+from mle6cli import __version__, drawing
+from mle6cli.commands._plain import Command, Group
 from mle6cli.errors import Mle6Error, debug_from_env
 
 # click's UsageError, found through the public BadParameter so this works whether typer
@@ -65,24 +66,8 @@ def _options_of(group: TyperGroup, ctx) -> set[str]:
     return {opt for param in getattr(command, "params", []) for opt in param.opts}
 
 
-def _plain_flags(params: list) -> list:
-    """Flags take no value, so help shows none: no <bool> (typer's own --help and --install-completion too)."""
-    for param in params:
-        if getattr(param, "is_flag", False) and param.metavar is None:
-            param.metavar = ""
-    return params
-
-
-class Command(TyperCommand):
-    def get_params(self, ctx):
-        return _plain_flags(super().get_params(ctx))
-
-
-class BoundaryGroup(TyperGroup):
+class BoundaryGroup(Group):
     """Turns every failure into one line on stderr: exit 1 for errors, 2 for usage, 130 for Ctrl-C."""
-
-    def get_params(self, ctx):
-        return _plain_flags(super().get_params(ctx))
 
     def invoke(self, ctx):
         try:
@@ -180,16 +165,10 @@ def main() -> None:
     try:
         app(prog_name="mle6")
     except SystemExit as exc:
-        _stop_drawing()
+        drawing.shutdown()
         _leave(exc.code)
-    _stop_drawing()
+    drawing.shutdown()
     _leave(0)
-
-
-def _stop_drawing() -> None:
-    plots = sys.modules.get("mle6cli.plots")  # imported only by a command that draws
-    if plots is not None:
-        plots.stop_worker()
 
 
 def _leave(code) -> None:

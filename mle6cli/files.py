@@ -61,6 +61,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def check_replaceable(paths, overwrite: bool) -> None:
+    """Refuse, before any work, to replace files that exist, unless `overwrite`: one line naming them."""
+    existing = [Path(p) for p in paths if p is not None and Path(p).exists()]
+    if not existing or overwrite:
+        return
+    them = "them" if len(existing) > 1 else "it"
+    if len({p.parent for p in existing}) == 1:
+        names = ", ".join(p.name for p in existing)
+        raise FileError(f"{existing[0].parent} already holds {names}; pass --overwrite to replace {them}")
+    raise FileError(f"{' and '.join(map(str, existing))} already exist; pass --overwrite to replace them")
+
+
 def _unlink_quietly(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)

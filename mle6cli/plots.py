@@ -1,5 +1,5 @@
 """Every figure, drawn with matplotlib's Agg backend and saved in the format its file name asks for
-(PNG, PDF, SVG or JPEG). Functions return the path.
+(PNG, PDF, SVG or JPEG). Functions return the path. `drawing` draws them in a process of their own.
 
 Axes read the way people write numbers: whole epochs (`_epoch_axis`), plain numbers on log
 axes (`_plain_log_axis`: 1.8 and 0.05, never 1.8×10⁰), learning rates as `fmt.lr_label`.
@@ -7,7 +7,6 @@ axes (`_plain_log_axis`: 1.8 and 0.05, never 1.8×10⁰), learning rates as `fmt
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from mle6cli.errors import Mle6Error
@@ -18,96 +17,14 @@ class PlotError(Mle6Error):
     """A figure that cannot be written as asked."""
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (imported on first use: it costs about half a second)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt
-
-
-# ---- a drawing process started before torch is imported
-#
-# pyplot costs about half a second to import. A training command spends its first two seconds
-# importing torch on one core, so a command that draws in the background calls `start_worker()`
-# first: a pool of one process, forked before torch's threads exist, imports pyplot on the other
-# core meanwhile, then draws the figures `in_background` submits. Their arguments must be plain
-# data (lists, dicts, numbers, strings, paths): unpickling a tensor would import torch there.
-
-_pool: dict = {}  # "executor", "owner": the process that started it
-
-
-def start_worker() -> bool:
-    """Start the drawing process (POSIX only, and only while torch is not imported: forking a
-    process with torch's threads running is unsafe). Returns whether one runs."""
-    import sys
-
-    if _pool or "torch" in sys.modules or not hasattr(os, "fork"):
-        return bool(_pool)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("fork")
-    executor = ProcessPoolExecutor(1, mp_context=context, initializer=_start_drawing, initargs=(os.getpid(),))
-    executor.submit(int)  # a fork pool starts its process at the first task: now, before torch
-    _pool.update(executor=executor, owner=os.getpid())
-    return True
-
-
-def stop_worker() -> None:
-    """End the drawing process, once this process draws no more."""
-    executor = _pool.pop("executor", None)
-    if executor is not None and _pool.pop("owner") == os.getpid():
-        executor.shutdown(cancel_futures=True)
-
-
-def _start_drawing(parent: int) -> None:
-    import signal
-    import threading
-    import time
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-
-    def orphaned() -> None:  # a parent killed outright cannot end the pool: end with it
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=orphaned, daemon=True).start()
-    try:
-        _pyplot()
-    except Exception:  # the same error is met again, and reported, on the first figure
-        pass
-
-
-def in_background(figure, *args, **kwargs):
-    """Start `figure(*args, **kwargs)` and return a function that waits for its path (raising its
-    error). In the drawing process, this process goes on meanwhile; without one (or if it has
-    died), the figure is drawn here."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    executor = _pool.get("executor")
-    if executor is not None and _pool["owner"] == os.getpid():
-        try:
-            future = executor.submit(figure, *args, **kwargs)
-        except (BrokenProcessPool, RuntimeError):  # it died, or was shut down
-            future = None
-        if future is not None:
-
-            def wait():
-                try:
-                    return future.result()
-                except BrokenProcessPool:  # it died: draw here
-                    return figure(*args, **kwargs)
-                except Mle6Error:
-                    raise
-                except Exception as exc:
-                    raise PlotError(f"{type(exc).__name__}: {exc}") from None
-
-            return wait
-    path = figure(*args, **kwargs)
-    return lambda: path
 
 
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg"}
@@ -134,7 +51,7 @@ def save(fig, path: Path, tight: bool = True) -> Path:
     try:
         fig.savefig(buf, dpi=110, bbox_inches="tight" if tight else None, format=fmt)
     finally:
-        _pyplot().close(fig)
+        pyplot().close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -143,7 +60,7 @@ def gauss_conv_figure(data: dict, path: Path) -> Path:
     import numpy as np
     from scipy.stats import norm
 
-    plt = _pyplot()
+    plt = pyplot()
     g = data["gaussian"]
     lo = min(g.mu1 - 4 * g.sigma1, g.mu2 - 4 * g.sigma2, g.mean - 4 * g.std)
     hi = max(g.mu1 + 4 * g.sigma1, g.mu2 + 4 * g.sigma2, g.mean + 4 * g.std)
@@ -191,7 +108,7 @@ def _margins(fig, rows: int, cols: int, *, left, right, bottom, top, wspace=0.0,
 
 def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
     """Loss and accuracy per epoch, train vs val, side by side (one training run)."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [row["epoch"] for row in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     for split, style in (("train", "-"), ("val", "--")):
@@ -271,7 +188,7 @@ def mean_and_band(ax, histories: list[list[dict]], key: str, label: str, color, 
 def sweep_curves_figure(groups: list[tuple[str, list[list[dict]]]], path: Path, title: str = "") -> Path:
     """The exercise's 2×2 figure: train loss, val loss, train acc, val acc; one curve per learning rate
     (with several seeds, their mean and a min–max band)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
     colors = plt.get_cmap("tab10")
     panels = (
@@ -307,7 +224,7 @@ def _synthetic_tag(synthetic: bool) -> str:
 def ae_losses_figure(results, levels, path: Path, synthetic: bool = False) -> Path:
     """Train (solid) and test (dashed) MSE per epoch for every latent size, log scale, with the two
     collapsed levels (`levels.all_black`, `levels.mean_image`); several seeds: mean and min–max band."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = plt.get_cmap("tab10")
     dims = list(dict.fromkeys(r.latent_dim for r in results))
@@ -332,7 +249,7 @@ def ae_losses_figure(results, levels, path: Path, synthetic: bool = False) -> Pa
 
 def _image_grid(rows: list[tuple[str, object]], path: Path, title: str) -> Path:
     """rows: (label, images (k, 1, 28, 28) in [0, 1]); one row of k images per label."""
-    plt = _pyplot()
+    plt = pyplot()
     k = max(len(images) for _, images in rows)
     fig, axes = plt.subplots(len(rows), k, figsize=(1.1 * k + 1.2, 1.15 * len(rows) + 0.6), squeeze=False)
     for r, (label, images) in enumerate(rows):
@@ -363,7 +280,7 @@ def latent_figure(codes, labels, path: Path, title: str) -> Path:
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(13, 10))
     colors = plt.get_cmap("tab10")
     digits = sorted(set(int(v) for v in labels))
@@ -402,7 +319,7 @@ def latent_figure(codes, labels, path: Path, title: str) -> Path:
 
 def pca_losses_figure(history, pca_test_mse: float, path: Path, latent_dim: int, synthetic: bool = False) -> Path:
     """The linear autoencoder's train and test MSE per epoch against the exact PCA optimum."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     epochs = [row["epoch"] for row in history]
     ax.plot(epochs, [row["train_loss"] for row in history], "-o", ms=3, label="linear AE train")
@@ -455,7 +372,7 @@ def pixel_rows_png(rows: list, path: Path, scale: int = 3, gap: int = 2) -> Path
 
 def confusion_figure(matrix: list[list[int]], classes: list[str], path: Path, title: str) -> Path:
     """A confusion matrix: true class down, predicted class across, each cell's count written in it."""
-    plt = _pyplot()
+    plt = pyplot()
     k = len(classes)
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.55 * k))
     ax.imshow(matrix, cmap="Blues")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mle6cli.data.signs import synthetic_arrays
+from mle6cli.data.synthetic import synthetic_arrays
 
 SMALL = (8, 2, 2)  # images per class in train/val/test: 48/12/12
 

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from mle6cli import files
-from mle6cli.data.signs import synthetic_arrays
+from mle6cli.data.synthetic import synthetic_arrays
 from mle6cli.engine import runs
 from tests import data_checks
 from tests.signs_helpers import write_layout
@@ -157,11 +157,11 @@ SIGNS_REFUSED = {
     ),
     "NaN pixels": (
         _set("X_val", lambda a: np.where(np.arange(6)[:, None, None, None] == 4, np.nan, a["X_val"] / 255.0)),
-        "{d}/X_val.npy contains NaN",
+        "{d}/X_val.npy contains NaN (image 4)",
     ),
     "infinite pixels": (
         _set("X_train", lambda a: np.where(np.arange(12)[:, None, None, None] == 3, np.inf, a["X_train"] / 1.0)),
-        "{d}/X_train.npy contains inf (sample 3)",
+        "{d}/X_train.npy contains inf (image 3)",
     ),
     "NaN label": (
         _set("Y_test", lambda a: np.where(np.arange(6) == 2, np.nan, a["Y_test"])),
@@ -383,7 +383,7 @@ H5_REFUSED = {
     ),
     "h5 NaN pixels": _h5(
         lambda s: s.update(x=np.where(np.arange(18)[:, None, None, None] == 2, np.nan, s["x"] / 255.0)),
-        message="{train} contains NaN",
+        message="{train} contains NaN (image 2)",
     ),
     "h5 fractional float pixels above 1": _h5(
         lambda s: s.update(x=s["x"] * 0.7),
@@ -721,7 +721,7 @@ MNIST_REFUSED = {
     "[0, 1] images saved as bytes": (
         _put(IMAGES, lambda a: (a[IMAGES] > 127).astype(np.uint8)),
         False,
-        "{raw}/" + IMAGES + " has pixel values only 0..1; MNIST pixels run 0..255",
+        "{raw}/" + IMAGES + " has integer pixel values only 0..1; expected 0..255",
     ),
     "label above 9": (
         _put(LABELS, lambda a: np.full(40, 12, np.uint8)),

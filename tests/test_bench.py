@@ -17,6 +17,11 @@ def bench():
 
 
 @pytest.fixture(scope="module")
+def report():
+    return load_benchmark("bench_report")
+
+
+@pytest.fixture(scope="module")
 def seed_pipeline():
     return load_benchmark("seed_pipeline")
 
@@ -33,33 +38,32 @@ def tiny_signs(folder: Path, n=(12, 6, 6)) -> Path:
     return folder
 
 
-def tiny_mnist_source(root: Path, bench) -> Path:
+def tiny_mnist_source(root: Path, gz: bool = False) -> tuple[Path, np.ndarray]:
+    """7 train / 3 test random digits under root/MNIST/raw/ (written here, plain or .gz); root and the train images."""
+    import gzip
+
+    from tests.mnist_helpers import FILES, idx_bytes
+
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(1)
-    arrays = {
-        ("train", "images"): rng.integers(0, 256, (7, 28, 28), dtype=np.uint8),
-        ("train", "labels"): np.arange(7, dtype=np.uint8),
-        ("test", "images"): rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
-        ("test", "labels"): np.arange(3, dtype=np.uint8),
-    }
-    for key, name in bench.MNIST_FILES.items():
-        bench.write_idx(raw / name, arrays[key])
-    return root
+    arrays = [
+        rng.integers(0, 256, (7, 28, 28), dtype=np.uint8),
+        np.arange(7, dtype=np.uint8),
+        rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+        np.arange(3, dtype=np.uint8),
+    ]
+    for name, array in zip(FILES, arrays, strict=True):
+        data = idx_bytes(array)
+        (raw / (f"{name}.gz" if gz else name)).write_bytes(gzip.compress(data) if gz else data)
+    return root, arrays[0]
 
 
-def test_idx_round_trip_and_tiling(tmp_path, bench):
-    import gzip
-
+@pytest.mark.parametrize("gz", [False, True])
+def test_tiling_repeats_the_source_in_order(tmp_path, bench, gz):
     from torchvision.datasets import MNIST
 
-    source = tiny_mnist_source(tmp_path / "src", bench)
-    image_file = source / "MNIST" / "raw" / "train-images-idx3-ubyte"
-    images = bench.read_idx(image_file)
-    assert images.shape == (7, 28, 28)
-    (tmp_path / "x.gz").write_bytes(gzip.compress(image_file.read_bytes()))
-    assert np.array_equal(bench.read_idx(tmp_path / "x.gz"), images)
-
+    source, images = tiny_mnist_source(tmp_path / "src", gz)
     info = bench.tiled_mnist(source, tmp_path / "tiled", 20)
     assert info == {"root": str(tmp_path / "tiled"), "n_train": 20, "source_images": 7, "synthetic": False}
     tiled = MNIST(str(tmp_path / "tiled"), train=True, download=False)
@@ -67,8 +71,18 @@ def test_idx_round_trip_and_tiling(tmp_path, bench):
     assert np.array_equal(tiled.data.numpy()[7:14], images)  # the source, repeated in order
     assert tiled.targets.tolist()[:9] == [0, 1, 2, 3, 4, 5, 6, 0, 1]
     assert len(MNIST(str(tmp_path / "tiled"), train=False, download=False)) == 3
+
+
+def test_without_a_source_the_tiles_are_the_projects_synthetic_digits(tmp_path, bench):
+    from torchvision.datasets import MNIST
+
+    from mle6cli.data.mnist import synthetic_mnist
+
     fake = bench.tiled_mnist(tmp_path / "absent", tmp_path / "fake", 30)
-    assert fake["synthetic"] and len(MNIST(str(tmp_path / "fake"), train=True, download=False)) == 30
+    assert fake["synthetic"] and fake["source_images"] == 30
+    tiled = MNIST(str(tmp_path / "fake"), train=True, download=False)
+    assert np.array_equal(tiled.data.numpy(), synthetic_mnist(0, 30, 2000).train_x[:, 0].numpy())
+    assert len(MNIST(str(tmp_path / "fake"), train=False, download=False)) == 2000
 
 
 def test_seed_pipeline_cnn_and_ae(tmp_path, bench, seed_pipeline):
@@ -79,7 +93,7 @@ def test_seed_pipeline_cnn_and_ae(tmp_path, bench, seed_pipeline):
     assert [r["lr"] for r in doc["runs"]] == [1e-3, 1e-4]
     assert doc["runs"][0]["final"]["epoch"] == 2 and 0 <= doc["test_acc"] <= 1
     assert 0 < doc["train_seconds"] < doc["total_seconds"]
-    root = bench.tiled_mnist(tiny_mnist_source(tmp_path / "src", bench), tmp_path / "m", 10)["root"]
+    root = bench.tiled_mnist(tiny_mnist_source(tmp_path / "src")[0], tmp_path / "m", 10)["root"]
     doc = seed_pipeline.main(["ae", "--mnist-root", root, "--latent-dims", "2,3", "--epochs", "1", "--device", "cpu"])
     assert [r["latent_dim"] for r in doc["runs"]] == [2, 3] and doc["n_train"] == 10
     assert all(0 < r["test_mse"] < 1 for r in doc["runs"])
@@ -151,7 +165,7 @@ def test_a_failing_seed_pipeline_leaves_our_rows(tmp_path, bench, capsys, monkey
     assert "sweep-lr: seed pipeline failed: RuntimeError: boom" in table
 
 
-def test_a_row_keeps_each_sides_own_figure(bench):
+def test_a_row_keeps_each_sides_own_figure(report):
     """The whole command's fastest wall time; the loop's fastest train_seconds; graphs only if every run said so."""
 
     def job(train, wall, graphs=True):
@@ -162,29 +176,29 @@ def test_a_row_keeps_each_sides_own_figure(bench):
         "ours_loop": [job(0.5, 7.5), job(0.4, 7.9)],
         "seed": [job(20.0, 30.0), {"ok": False, "error": "x", "wall_seconds": 1.0}],
     }
-    row = bench.build_row("sweep-lr", runs, None, 1, 1)
+    row = report.build_row("sweep-lr", runs, None, 1, 1)
     assert row["ours"]["wall_seconds"] == 7.0 and row["ours_loop"]["train_seconds"] == 0.4
     assert row["seed"]["walls"] == [30.0, 1.0]
     assert row["ratio_wall_seconds"] == pytest.approx(30 / 7) and row["ratio_train_seconds"] == pytest.approx(50)
     assert row["graphs"] is True
     runs["ours_loop"][1]["graphs"] = False
-    assert bench.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is False
+    assert report.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is False
     runs["ours_loop"][1]["graphs"] = None
-    assert bench.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is None
-    skipped = bench.build_row("train-cnn", {"ours": [], "seed": [job(1.0, 2.0)]}, "not registered", 1, 1)
+    assert report.build_row("sweep-lr", runs, None, 1, 1)["graphs"] is None
+    skipped = report.build_row("train-cnn", {"ours": [], "seed": [job(1.0, 2.0)]}, "not registered", 1, 1)
     assert skipped["ours"] == {"ok": False, "skipped": "not registered"} and skipped["ratio_wall_seconds"] is None
 
 
-def test_graphs_come_from_the_json_or_the_run_folder(tmp_path, bench):
-    assert bench.graphs_used({"graphs": True}) is True
-    assert bench.graphs_used({"train_seconds": 1.0}) is None  # an mle6 that does not say
+def test_graphs_come_from_the_json_or_the_run_folder(tmp_path, report):
+    assert report.graphs_used({"graphs": True}) is True
+    assert report.graphs_used({"train_seconds": 1.0}) is None  # an mle6 that does not say
     (tmp_path / "summary.json").write_text(json.dumps({"graphs": False}))
-    assert bench.graphs_used({"run_dir": str(tmp_path)}) is False
+    assert report.graphs_used({"run_dir": str(tmp_path)}) is False
 
 
-def test_the_seed_autoencoder_is_scaled_and_labelled(bench):
+def test_the_seed_autoencoder_is_scaled_and_labelled(report):
     job = {"ok": True, "wall_seconds": 20.0, "doc": {"train_seconds": 12.0, "eval_seconds": 2.0}}
-    bench.scale_seed_side(job, 1, 10)
+    report.scale_seed_side(job, 1, 10)
     assert job["train_seconds"] == pytest.approx(10.0 * 10 + 2.0)  # the loops x 10, the one test pass once
     assert job["wall_seconds"] == pytest.approx(20.0 + 102.0 - 12.0)
     assert (job["train_seconds_measured"], job["wall_seconds_measured"]) == (12.0, 20.0)
@@ -197,7 +211,7 @@ def test_the_seed_autoencoder_is_scaled_and_labelled(bench):
         "ratio_wall_seconds": 1.0,
         "ratio_train_seconds": 17.0,
     }
-    lines = bench.render_table({"device": "cuda:0 (X)", "signs": "synthetic", "rows": [row]})
+    lines = report.render_table({"device": "cuda:0 (X)", "signs": "synthetic", "rows": [row]})
     assert lines[1] == "TF32: not recorded" and lines[2].startswith("task ")
     assert lines[3].startswith("train-ae (seed: 1 epoch x 10)") and "an estimate" in lines[-1]
 

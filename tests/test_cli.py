@@ -91,6 +91,7 @@ def test_fast_commands_do_not_import_torch(args):
     assert _imports_after(args) == set()
 
 
+@pytest.mark.slow
 def test_verify_does_import_torch():
     assert "torch" in _imports_after(["conv-size", "--verify"])
 
@@ -128,6 +129,7 @@ def test_console_script_and_module_entry_points():
         (["train-cnn", "--synthetic", "--epochs", "1", "--lr", "1e9", "--quiet"], 1),  # diverges after training
     ],
 )
+@pytest.mark.slow
 def test_the_fast_exit_keeps_the_output_and_the_exit_code(args, code, tmp_path):
     """Once torch is loaded the CLI leaves through os._exit (Python's teardown of torch costs ~0.5 s):
     everything printed must still arrive, with the same exit code as a normal exit."""

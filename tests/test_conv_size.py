@@ -7,8 +7,10 @@ import warnings
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
+pytest.importorskip("hypothesis")  # the property tests' generator (the dev extra has it)
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from mle6cli.errors import ConvSizeError
 from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, parse_pair

@@ -224,6 +224,7 @@ def test_an_unwritable_run_folder_is_refused_before_training(runner, app, small,
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_overwrite_clears_the_commands_own_outputs_and_nothing_else(runner, app, tmp_path):
     base = ["train-ae", "--synthetic", "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--out", "r", "-q"]
     assert runner.invoke(app, [*base, "--latent-dims", "3"]).exit_code == 0
@@ -235,6 +236,7 @@ def test_overwrite_clears_the_commands_own_outputs_and_nothing_else(runner, app,
     assert result.exit_code == 1 and "has no d=3 model (it has d=5)" in result.stderr
 
 
+@pytest.mark.slow
 def test_sweep_overwrite_removes_the_old_lr_folders(runner, app, small, tmp_path):
     first = runner.invoke(app, ["sweep-lr", "--lrs", "1e-2,1e-3", *train_args(small, tmp_path / "s", epochs=1)])
     assert first.exit_code == 0

@@ -6,8 +6,10 @@ runs end to end on a CPU too: there the "GPU" side is the CPU and nothing is a G
 Real data come from MLE6_GPU_DATA (default gpu_data/, see benchmarks/gpu_data.py); the tests
 that need them skip without. With MLE6_CHECK_RECORD=<file.json> each test also writes what it
 measured (largest differences, whether graphs were used, torchrun's overhead) there, so a passing
-run still says how close it was. MLE6_CHECK_QUICK=1 (the rehearsal) shrinks the two slowest tests:
-train-ae at 2 latent sizes for 1 epoch, and torchrun on the small npy layout for 1 epoch. With
+run still says how close it was. The CPU halves of the CPU-vs-device comparisons are as small as
+still proves the point (train-ae: 2 latent sizes, 1 epoch, 2,000 images) and run last, so a step
+cut by its time limit loses them first; MLE6_CHECK_QUICK=1 (a rehearsal on stand-in data) shrinks
+the torchrun test to the small npy layout for 1 epoch. With
 MLE6_CHECK_DEADLINE=<unix time> (the check's step limit) every subprocess here ends before it, so
 a hung process fails its test and the step still reports. The torchrun test is also marked
 `torchrun`: the check runs it in a step of its own, after the others.
@@ -51,11 +53,13 @@ Tolerances, and why:
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -87,6 +91,7 @@ pytestmark = [
 FUSED_REL, PER_MEMBER_REL = 2e-3, 1e-4
 DEVICES_REL, ACC_SLACK = 2e-2, 3  # CPU vs CUDA: losses, and accuracy within this many images
 GRAPH_REL, RESUME_REL, TORCHRUN_REL = 1e-4, 1e-3, 1e-3
+DDP_REL = 1e-2  # train-ae --ddp vs one process: what tests/test_distributed.py holds the CPU ranks to
 CHAOTIC_LR = 1e-2
 # what summary.json must say about CUDA graphs for a training command run here on DEVICE
 GRAPHS_EXPECTED = DEVICE.type == "cuda" and os.environ.get("MLE6_GRAPHS", "1") != "0"
@@ -256,6 +261,72 @@ def test_sweep_graphed_equals_eager(tmp_path, small, monkeypatch):
         assert_close(diff, GRAPH_REL, 1 / 12, f"lr {lr}")
 
 
+# ---------------------------------------------------------------- resume after an interrupt
+
+
+@pytest.mark.parametrize(
+    ("command", "deterministic"),
+    [("train-cnn", False), ("sweep-lr", False), ("train-cnn", True)],
+    ids=["train-cnn", "sweep-lr", "train-cnn-deterministic"],
+)
+def test_resume_on_the_device_matches_an_uninterrupted_run(tmp_path, small, command, deterministic):
+    """Stopped mid-epoch 2 (after 5 steps and epoch ends), then resumed: the same metrics as one go."""
+    from mle6cli.tasks.classifier import sweep_lr, train_cnn
+
+    task = train_cnn if command == "train-cnn" else sweep_lr
+    options = {"data_dir": str(small), "epochs": 3, "batch_size": 16, "seeds": [3], "device": str(DEVICE)}
+    options |= {"lr": 1e-3} if command == "train-cnn" else {"lrs": [1e-3, 1e-4]}
+    options["deterministic"] = deterministic
+    task(options, out=tmp_path / "whole")
+    with pytest.raises(Interrupted):
+        task(options, out=tmp_path / "cut", stop=StopAfter(5))
+    assert (tmp_path / "cut" / "resume.pt").is_file()
+    summary = task({}, resume=tmp_path / "cut")
+    assert summary["resumed"] == 1
+    files = sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("metrics.csv"))
+    assert files and files == sorted(p.relative_to(tmp_path / "cut") for p in (tmp_path / "cut").rglob("metrics.csv"))
+    diffs, identical = {}, True
+    for rel in files:
+        whole, cut = (tmp_path / "whole" / rel).read_bytes(), (tmp_path / "cut" / rel).read_bytes()
+        identical &= whole == cut
+        diffs[str(rel)] = row_differences(read_csv(tmp_path / "whole" / rel), read_csv(tmp_path / "cut" / rel))
+    graphs = {"whole": graphs_of(tmp_path / "whole"), "resumed": graphs_of(tmp_path / "cut")}
+    name = f"resume_{command}{'_deterministic' if deterministic else ''}"
+    record(name, device=str(DEVICE), identical=identical, graphs=graphs)
+    assert_graphs(tmp_path / "whole", GRAPHS_EXPECTED, f"{command} in one go")
+    assert_graphs(tmp_path / "cut", GRAPHS_EXPECTED, f"{command} resumed")
+    if deterministic:
+        assert identical, f"--deterministic on {DEVICE}: resumed metrics.csv not byte-identical: {diffs}"
+    for rel, diff in diffs.items():
+        assert_close(diff, RESUME_REL, 1 / 12, str(rel))
+
+
+# ---------------------------------------------------------------- the commands, as a shell runs them
+
+
+@pytest.mark.parametrize("command", ["train-cnn", "sweep-lr", "train-ae"])
+def test_training_commands_from_the_shell_replay_graphs(tmp_path, small, request, command):
+    """`mle6 <command> --device DEVICE` in its own process, with its defaults: it finishes, its steps
+    replay CUDA graphs on CUDA (summary.json's "graphs"), and no capture failure was noted."""
+    if command == "train-ae":
+        data = ["--data-dir", str(request.getfixturevalue("real_mnist")), "--latent-dims", "3"]
+    else:
+        data = ["--data-dir", str(small), "--batch-size", "16"]
+        data += ["--lrs", "1e-3,1e-4"] if command == "sweep-lr" else ["--lr", "1e-3"]
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "mle6cli", command, *data, "--epochs", "1", "--device", str(DEVICE)]
+    env = subprocess_env()
+    env.pop("MLE6_GRAPHS", None)  # the default: graphs wherever they can be used
+    started = time.perf_counter()
+    proc = run_cli([*argv, "--out", str(out), "--json"], time_left(240), env=env, cwd=tmp_path)
+    wall = time.perf_counter() - started
+    assert proc.returncode == 0, f"{command} failed:\n{proc.stderr[-3000:]}"
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("Note:")]
+    record(f"cli_{command}", device=str(DEVICE), graphs=graphs_of(out), notes=notes, wall_seconds=wall)
+    assert not [n for n in notes if "graph" in n.lower()], f"{command}: {notes}"
+    assert_graphs(out, DEVICE.type == "cuda", f"mle6 {command} on {DEVICE}")
+
+
 # ---------------------------------------------------------------- the CPU and DEVICE on the real data
 
 
@@ -325,11 +396,31 @@ def test_sweep_lr_on_the_device_equals_the_cpu(tmp_path, real_signs):
         assert_close(diff, DEVICES_REL, _slack(120), f"sweep-lr lr {lr:g}")
 
 
+def first_images(source: Path, dest: Path, n_train: int) -> Path:
+    """An MNIST folder holding the first `n_train` training images of `source` (and all its test
+    images): the CPU side of a comparison needs no more to show the kernels agree."""
+    raw_in, raw_out = source / "MNIST" / "raw", dest / "MNIST" / "raw"
+    raw_out.mkdir(parents=True)
+    for name, item in (("train-images-idx3-ubyte", 784), ("train-labels-idx1-ubyte", 1), ("t10k-images-idx3-ubyte", 0),
+                       ("t10k-labels-idx1-ubyte", 0)):  # fmt: skip
+        plain, packed = raw_in / name, raw_in / f"{name}.gz"
+        data = plain.read_bytes() if plain.is_file() else gzip.decompress(packed.read_bytes())
+        if item:  # the header's count, then that many items (IDX: images 16 bytes of header, labels 8)
+            header = 16 if item == 784 else 8
+            count = min(n_train, struct.unpack(">i", data[4:8])[0])
+            data = data[:4] + struct.pack(">i", count) + data[8:header] + data[header : header + count * item]
+        (raw_out / name).write_bytes(data)
+    return dest
+
+
+AE_DIMS, AE_EPOCHS, AE_IMAGES = [3, 10], 1, 2000  # the CPU side of train-ae: a few seconds on a GPU box's cores
+
+
 def test_train_ae_on_the_device_equals_the_cpu(tmp_path, real_mnist):
     from mle6cli.tasks.autoencoders import train_ae
 
-    dims = [3, 10] if QUICK else [3, 10, 100, 250]
-    options = {"data_dir": str(real_mnist), "latent_dims": dims, "epochs": 1 if QUICK else 2, "download": False}
+    data = first_images(real_mnist, tmp_path / "mnist", AE_IMAGES)
+    options = {"data_dir": str(data), "latent_dims": AE_DIMS, "epochs": AE_EPOCHS, "download": False}
     cpu = train_ae({**options, "device": "cpu"}, out=tmp_path / "cpu")
     dev = train_ae({**options, "device": str(DEVICE)}, out=tmp_path / "dev")
     diffs = {}
@@ -343,72 +434,6 @@ def test_train_ae_on_the_device_equals_the_cpu(tmp_path, real_mnist):
     assert_graphs(tmp_path / "dev", GRAPHS_EXPECTED, f"train-ae on {DEVICE}")
     for dim, diff in diffs.items():
         assert_close(diff, DEVICES_REL, 0.0, f"train-ae d={dim}")
-
-
-# ---------------------------------------------------------------- resume after an interrupt
-
-
-@pytest.mark.parametrize(
-    ("command", "deterministic"),
-    [("train-cnn", False), ("sweep-lr", False), ("train-cnn", True)],
-    ids=["train-cnn", "sweep-lr", "train-cnn-deterministic"],
-)
-def test_resume_on_the_device_matches_an_uninterrupted_run(tmp_path, small, command, deterministic):
-    """Stopped mid-epoch 2 (after 5 steps and epoch ends), then resumed: the same metrics as one go."""
-    from mle6cli.tasks.classifier import sweep_lr, train_cnn
-
-    task = train_cnn if command == "train-cnn" else sweep_lr
-    options = {"data_dir": str(small), "epochs": 3, "batch_size": 16, "seeds": [3], "device": str(DEVICE)}
-    options |= {"lr": 1e-3} if command == "train-cnn" else {"lrs": [1e-3, 1e-4]}
-    options["deterministic"] = deterministic
-    task(options, out=tmp_path / "whole")
-    with pytest.raises(Interrupted):
-        task(options, out=tmp_path / "cut", stop=StopAfter(5))
-    assert (tmp_path / "cut" / "resume.pt").is_file()
-    summary = task({}, resume=tmp_path / "cut")
-    assert summary["resumed"] == 1
-    files = sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("metrics.csv"))
-    assert files and files == sorted(p.relative_to(tmp_path / "cut") for p in (tmp_path / "cut").rglob("metrics.csv"))
-    diffs, identical = {}, True
-    for rel in files:
-        whole, cut = (tmp_path / "whole" / rel).read_bytes(), (tmp_path / "cut" / rel).read_bytes()
-        identical &= whole == cut
-        diffs[str(rel)] = row_differences(read_csv(tmp_path / "whole" / rel), read_csv(tmp_path / "cut" / rel))
-    graphs = {"whole": graphs_of(tmp_path / "whole"), "resumed": graphs_of(tmp_path / "cut")}
-    name = f"resume_{command}{'_deterministic' if deterministic else ''}"
-    record(name, device=str(DEVICE), identical=identical, graphs=graphs)
-    assert_graphs(tmp_path / "whole", GRAPHS_EXPECTED, f"{command} in one go")
-    assert_graphs(tmp_path / "cut", GRAPHS_EXPECTED, f"{command} resumed")
-    if deterministic:
-        assert identical, f"--deterministic on {DEVICE}: resumed metrics.csv not byte-identical: {diffs}"
-    for rel, diff in diffs.items():
-        assert_close(diff, RESUME_REL, 1 / 12, str(rel))
-
-
-# ---------------------------------------------------------------- the commands, as a shell runs them
-
-
-@pytest.mark.parametrize("command", ["train-cnn", "sweep-lr", "train-ae"])
-def test_training_commands_from_the_shell_replay_graphs(tmp_path, small, request, command):
-    """`mle6 <command> --device DEVICE` in its own process, with its defaults: it finishes, its steps
-    replay CUDA graphs on CUDA (summary.json's "graphs"), and no capture failure was noted."""
-    if command == "train-ae":
-        data = ["--data-dir", str(request.getfixturevalue("real_mnist")), "--latent-dims", "3"]
-    else:
-        data = ["--data-dir", str(small), "--batch-size", "16"]
-        data += ["--lrs", "1e-3,1e-4"] if command == "sweep-lr" else ["--lr", "1e-3"]
-    out = tmp_path / "run"
-    argv = [sys.executable, "-m", "mle6cli", command, *data, "--epochs", "1", "--device", str(DEVICE)]
-    env = subprocess_env()
-    env.pop("MLE6_GRAPHS", None)  # the default: graphs wherever they can be used
-    started = time.perf_counter()
-    proc = run_cli([*argv, "--out", str(out), "--json"], time_left(240), env=env, cwd=tmp_path)
-    wall = time.perf_counter() - started
-    assert proc.returncode == 0, f"{command} failed:\n{proc.stderr[-3000:]}"
-    notes = [line for line in proc.stderr.splitlines() if line.startswith("Note:")]
-    record(f"cli_{command}", device=str(DEVICE), graphs=graphs_of(out), notes=notes, wall_seconds=wall)
-    assert not [n for n in notes if "graph" in n.lower()], f"{command}: {notes}"
-    assert_graphs(out, DEVICE.type == "cuda", f"mle6 {command} on {DEVICE}")
 
 
 # ---------------------------------------------------------------- torchrun at world size 1
@@ -470,3 +495,31 @@ def test_torchrun_world_size_1_equals_the_plain_run(tmp_path, small):
     for a in docs["plain"]["runs"]:
         if a["lr"] < CHAOTIC_LR:
             assert_close(diffs[str(a["lr"])], TORCHRUN_REL, 1 / 12 if QUICK else 1 / 120, f"torchrun lr {a['lr']:g}")
+
+
+@pytest.mark.torchrun
+def test_ddp_under_torchrun_equals_the_plain_run(tmp_path, real_mnist):
+    """`torchrun --nproc-per-node 1 -m mle6cli train-ae --ddp`: every gradient goes through the training
+    group's all-reduce, NCCL on CUDA (its own debug log shows it ran), gloo on the CPU. One rank's
+    all-reduce of its whole batch changes no number beyond the ranks' tolerance (the CPU ddp test's)."""
+    data = first_images(real_mnist, tmp_path / "mnist", AE_IMAGES)
+    common = ["train-ae", "--data-dir", str(data), "--latent-dims", "3", "--epochs", "1", "--device", str(DEVICE)]
+    common += ["--no-download", "--quiet"]
+    plain = [sys.executable, "-m", "mle6cli", *common, "--out", str(tmp_path / "plain")]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "1"]
+    launched = [*launcher, "--master-port", str(_free_port()), "-m", "mle6cli", *common, "--ddp"]
+    env = subprocess_env()
+    env |= {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_FILE": str(tmp_path / "nccl.%p.log")}
+    for name, argv, share in (("plain", plain, 0.5), ("ddp", [*launched, "--out", str(tmp_path / "ddp")], 1.0)):
+        proc = run_cli(argv, time_left(180, share), env=env, cwd=tmp_path)
+        assert proc.returncode == 0, f"{name} failed:\n{proc.stderr[-3000:]}"
+    nccl_logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("nccl.*.log"))
+    diff = row_differences(
+        read_csv(tmp_path / "plain" / "metrics_d3.csv"), read_csv(tmp_path / "ddp" / "metrics_d3.csv")
+    )
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    record("ddp_torchrun", device=str(DEVICE), nccl_ran="NCCL INFO" in nccl_logs, metrics=diff)
+    assert config["options"]["ddp"] is True and config["ranks"] == 1
+    if DEVICE.type == "cuda":
+        assert "NCCL INFO" in nccl_logs, "NCCL wrote no debug log: the gradients did not go through NCCL"
+    assert_close(diff, DDP_REL, 0.0, "train-ae --ddp under torchrun")

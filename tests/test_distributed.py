@@ -142,6 +142,24 @@ def test_more_processes_than_members_is_refused():
     check_world(8, None, "train-ae")  # data parallel: every rank trains every member
 
 
+@pytest.mark.parametrize(
+    ("device", "wanted", "nccl", "expected"),
+    [
+        ("cuda", "auto", True, ("nccl", None)),
+        ("cuda", "nccl", True, ("nccl", None)),
+        ("cuda", "gloo", True, ("gloo", None)),  # the documented way around NCCL trouble
+        ("cuda", "auto", False, ("gloo", "Note: this torch has no NCCL; the ranks use gloo on CUDA (slower).")),
+        ("cuda", "gloo", False, ("gloo", None)),
+        ("cpu", "auto", True, ("gloo", None)),
+        ("cpu", "nccl", True, ("gloo", None)),  # join() says NCCL needs CUDA
+    ],
+)
+def test_the_training_backend_obeys_mle6_dist_backend(device, wanted, nccl, expected):
+    from mle6cli.engine.distributed import training_backend
+
+    assert training_backend(device, wanted, nccl) == expected
+
+
 def test_other_commands_are_refused_under_torchrun():
     from typer.testing import CliRunner
 
@@ -186,9 +204,16 @@ def test_train_ae_uneven_shards_equal_one_process(tmp_path):
 
 @pytest.mark.slow
 def test_two_nodes_on_localhost_equal_one_process(tmp_path, one_process):
+    """Two agents on one host with fixed roles (torchrun's static rendezvous: node 0 holds the store):
+    two c10d agents racing to host the store on one machine can leave one waiting forever."""
     port = _free_port()
-    launch = ["--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "mle6"]
-    nodes = [torchrun([*SWEEP, "--out", str(tmp_path / "nodes"), "--quiet"], nproc=1, launch=launch) for _ in range(2)]
+    launch = ["--nnodes", "2", "--master-addr", "127.0.0.1", "--master-port", str(port)]
+    nodes = [
+        torchrun(
+            [*SWEEP, "--out", str(tmp_path / "nodes"), "--quiet"], nproc=1, launch=[*launch, "--node-rank", str(n)]
+        )
+        for n in range(2)
+    ]
     for node in nodes:
         finished(node)
     same_files(one_process("sweep", SWEEP), tmp_path / "nodes")
@@ -290,9 +315,12 @@ def test_ddp_without_torchrun_is_one_process_with_a_note(tmp_path, tiny_syntheti
     assert "Note: --ddp without torchrun: one process trains on all the data." in result.output
 
 
+@pytest.mark.cuda
+@pytest.mark.torchrun
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_one_gpu_under_torchrun_equals_the_plain_cuda_run(tmp_path):
-    args = [*SWEEP, "--device", "cuda", "--quiet"]
+    """Byte for byte: --deterministic (cuDNN's default backward may add with atomics, in any order)."""
+    args = [*SWEEP, "--device", "cuda", "--deterministic", "--quiet"]
     finished(torchrun([*args, "--out", str(tmp_path / "nccl")], nproc=1))
     reference = single([*args, "--out", str(tmp_path / "one")])
     assert reference.returncode == 0, reference.stderr

@@ -80,6 +80,7 @@ def site(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_the_site_builds_strictly_with_every_page(site):
     for page in ["index.html", "getting-started.html", "reference/cli.html", "data-checks.html", "using-models.html"]:
         assert (site / page).is_file(), page

@@ -49,12 +49,12 @@ def _metric(model, split: Split) -> tuple[float, float]:
     return loss, (out.argmax(1) == split.y).sum().item() / len(split)
 
 
-def reference_run(state: dict, lr: float, data, epochs: int = EPOCHS, seed: int = SEED):
+def reference_run(state: dict, lr: float, data, epochs: int = EPOCHS, seed: int = SEED, weight_decay: float = 0.0):
     """The oracle: torch.optim.Adam over one CNNClassifier, batches from a seeded permutation per epoch."""
     model = CNNClassifier()
     model.load_state_dict(state)
     train, evals = data
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(1, epochs + 1):
@@ -79,13 +79,13 @@ def reference_run(state: dict, lr: float, data, epochs: int = EPOCHS, seed: int 
     return history, model, "completed"
 
 
-def fused_members(states, lrs, per_member=None):
+def fused_members(states, lrs, per_member=None, weight_decays=None):
     models = []
     for state in states:
         model = CNNClassifier()
         model.load_state_dict(state)
         models.append(model)
-    return fz.FusedCNNMembers(models, lrs, per_member=per_member)
+    return fz.FusedCNNMembers(models, lrs, per_member=per_member, weight_decays=weight_decays)
 
 
 def assert_rows_close(a: list[dict], b: list[dict], rel: float) -> None:
@@ -352,3 +352,158 @@ def test_module_members_train_autoencoders_side_by_side():
         s = MemberState(seed=seed)
         fit(alone, [s], train, {"test": test}, epochs=2, batch_size=8)
         assert s.history == ms[j].history and list(s.history[0]) == ["epoch", "train_loss", "test_loss"]
+
+
+# ---------------------------------------------------------------- weight decay against torch.optim.Adam(weight_decay=)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bit for bit, NaNs in the same places."""
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
+
+
+@pytest.mark.parametrize("stacked", [True, False])
+def test_adam_weight_decay_is_torch_adam_bit_for_bit(stacked):
+    """Each member's decay as torch's, moments included; a member with decay 0 is torch's plain Adam;
+    a frozen member (NaN gradient and weights) is not moved and its moments stay finite; .grad is left alone."""
+    torch.manual_seed(0)
+    lrs, wds = [1e-1, 1e-3, 0.5, 1e-2], [1e-2, 0.0, 0.5, 1e-2]
+    start = torch.randn(4, 33, 17)  # 561 values a member: vectorised kernels and their scalar tails alike
+    singles = [torch.nn.Parameter(start[j].clone()) for j in range(3)]
+    theirs = [torch.optim.Adam([p], lr=lr, weight_decay=wd) for p, lr, wd in zip(singles, lrs, wds, strict=False)]
+    start[3, 1, 1] = math.nan  # a diverged member's weights
+    if stacked:
+        params = [start.clone().requires_grad_()]
+        ours = Adam(params, [None], lrs, weight_decays=wds)
+    else:
+        params = [start[j].clone().requires_grad_() for j in range(4)]
+        ours = Adam(params, [0, 1, 2, 3], lrs, weight_decays=wds)
+    active = torch.tensor([True, True, True, False])
+    steps = [torch.randn(4, 33, 17) for _ in range(5)]
+    for grads in steps:
+        grads[3, 0, 0] = math.nan
+        given = [grads.clone()] if stacked else [grads[j].clone() for j in range(4)]
+        for p, g in zip(params, given, strict=True):
+            p.grad = g.clone()
+        ours.step(active=active)
+        assert all(_same(p.grad, g) for p, g in zip(params, given, strict=True))
+        for j in range(3):
+            singles[j].grad = grads[j].clone()
+            theirs[j].step()
+    got = [params[0][j] if stacked else params[j] for j in range(4)]
+    names = ["w"] if stacked else ["w"] * 4
+    for j in range(3):
+        assert torch.equal(got[j], singles[j]), j
+        state, want = ours.member_state(j, names), theirs[j].state[singles[j]]
+        assert state["weight_decay"] == wds[j] and state["step"] == 5.0
+        assert torch.equal(state["exp_avg"]["w"], want["exp_avg"])
+        assert torch.equal(state["exp_avg_sq"]["w"], want["exp_avg_sq"])
+    assert _same(got[3].detach(), start[3])  # frozen: never moved
+    assert all(torch.isfinite(m).all() for m in ours.exp_avg + ours.exp_avg_sq)
+    plain = torch.nn.Parameter(start[1].clone())  # the decay-0 member is Adam without any decay
+    adam = torch.optim.Adam([plain], lr=lrs[1])
+    for grads in steps:
+        plain.grad = grads[1].clone()
+        adam.step()
+    assert torch.equal(got[1], plain)
+
+
+def test_adam_refuses_bad_weight_decays():
+    p = [torch.zeros(2, 3, requires_grad=True)]
+    for bad in ([-1e-3, 0.0], [math.nan, 0.0], [math.inf, 0.0]):
+        with pytest.raises(ValueError, match="finite and non-negative"):
+            Adam(p, [None], [1e-3, 1e-3], weight_decays=bad)
+    with pytest.raises(ValueError, match="1 weight decays for 2 members"):
+        Adam(p, [None], [1e-3, 1e-3], weight_decays=[0.0])
+    assert Adam(p, [None], [1e-3, 1e-3]).decays is False
+    assert Adam(p, [None], [1e-3, 1e-3], weight_decays=[0, 0]).decays is False
+
+
+def test_one_member_with_weight_decay_is_the_plain_loop_bit_for_bit(data):
+    (state,) = initial_states(1, seed=7)
+    members = fused_members([state], [1e-2], weight_decays=[0.1])
+    s = MemberState(seed=SEED)
+    fit(members, [s], *data, epochs=EPOCHS, batch_size=BATCH)
+    want, model, _ = reference_run(state, 1e-2, data, weight_decay=0.1)
+    assert s.history == want
+    trained = members.export(0)["weights"]
+    assert all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
+    _, undecayed, _ = reference_run(state, 1e-2, data)  # the decay did change the weights
+    assert not torch.equal(trained["fc1.weight"], undecayed.state_dict()["fc1.weight"])
+
+
+def test_fused_members_with_different_weight_decays_equal_separate_runs(data):
+    """Each member equals torch's Adam with its own decay, alone; the decay-0 members equal runs with
+    no decay at all (every bit), beside members that decay; seeds give them their own batches."""
+    lrs, wds, seeds = [1e-2, 1e-2, 1e-3, 1e-2], [0.0, 0.1, 1e-3, 0.0], [5, 5, 9, 9]
+    states = initial_states(len(lrs))
+    members = fused_members(states, lrs, weight_decays=wds)
+    ms = [MemberState(seed=s) for s in seeds]
+    fit(members, ms, *data, epochs=EPOCHS, batch_size=BATCH)
+    plain = fused_members(states, lrs)  # the same run, no decay anywhere
+    ps = [MemberState(seed=s) for s in seeds]
+    fit(plain, ps, *data, epochs=EPOCHS, batch_size=BATCH)
+    for j, (lr, wd, seed) in enumerate(zip(lrs, wds, seeds, strict=True)):
+        want, model, _ = reference_run(states[j], lr, data, seed=seed, weight_decay=wd)
+        assert ms[j].history == want, j
+        trained = members.export(j)["weights"]
+        assert all(torch.equal(trained[k], v) for k, v in model.state_dict().items()), j
+        same = plain.export(j)["weights"]
+        assert (ms[j].history == ps[j].history) is (wd == 0), j
+        assert all(torch.equal(trained[k], v) for k, v in same.items()) is (wd == 0), j
+
+
+def test_a_resumed_member_keeps_its_weight_decay(data):
+    lrs, wds = [1e-2, 1e-3], [0.1, 0.0]
+    states = initial_states(2)
+    full = [MemberState(seed=SEED) for _ in lrs]
+    fit(fused_members(states, lrs, weight_decays=wds), full, *data, epochs=EPOCHS, batch_size=BATCH)
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 4  # mid-epoch 2
+
+    first = fused_members(states, lrs, weight_decays=wds)
+    cut = [MemberState(seed=SEED) for _ in lrs]
+    assert fit(first, cut, *data, epochs=EPOCHS, batch_size=BATCH, stop=stop) is True
+    saved = [first.export(j) for j in range(2)]
+    assert [m["optimizer"]["weight_decay"] for m in saved] == wds
+    with pytest.raises(ValueError, match="member 0 was saved with weight decay 0.1, not 0"):
+        fused_members(states, lrs).load(0, saved[0])
+    again = fused_members(initial_states(2, seed=99), lrs, weight_decays=wds)
+    for j, member in enumerate(saved):
+        again.load(j, member)
+    resumed = [MemberState.from_dict(s.to_dict()) for s in cut]
+    assert fit(again, resumed, *data, epochs=EPOCHS, batch_size=BATCH) is False
+    assert [s.history for s in resumed] == [s.history for s in full]
+    old = {k: v for k, v in saved[1]["optimizer"].items() if k != "weight_decay"}  # saved before decays existed
+    fused_members(states[1:], lrs[1:]).load(0, {"weights": saved[1]["weights"], "optimizer": old})
+
+
+def test_module_members_weight_decay_is_torch_adam():
+    """The autoencoders' members: each equals torch.optim.Adam(weight_decay=) on its model alone."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (16, 1, 28, 28), generator=g, dtype=torch.uint8)
+    wds = [1e-2, 0.0]
+
+    def build(d):
+        torch.manual_seed(d)
+        return ConvAutoencoder(d)
+
+    together = ModuleMembers([build(3), build(5)], [1e-3, 1e-3], RECONSTRUCT, weight_decays=wds)
+    ms = [MemberState(seed=1), MemberState(seed=1)]
+    fit(together, ms, Split(x), {}, epochs=2, batch_size=8)
+    for j, (d, wd) in enumerate(zip([3, 5], wds, strict=True)):
+        model = build(d)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=wd)
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(2):
+            perm = torch.randperm(len(x), generator=generator)
+            for start in range(0, len(x), 8):
+                xb = x[perm[start : start + 8]].float().div(255.0)
+                optimizer.zero_grad()
+                F.mse_loss(model(xb), xb).backward()
+                optimizer.step()
+        trained = together.export(j)["weights"]
+        assert all(torch.equal(trained[k], v) for k, v in model.state_dict().items()), j

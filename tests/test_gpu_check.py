@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
@@ -34,7 +35,7 @@ def summary():
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_benchmark("bench")
+    return load_benchmark("bench_report")  # the rows, goals and table of bench.json
 
 
 def test_the_script_parses_and_make_runs_it():
@@ -45,14 +46,15 @@ def test_the_script_parses_and_make_runs_it():
     body = text.split("set -u -o pipefail")[1]
     # what a bare GPU box needs: no venv, no download, local wheels only, every step under a timeout
     assert "venv" not in body
-    assert "--no-index --no-deps --no-compile --no-cache-dir --upgrade --target" in text
+    assert 'benchmarks/gpu_env.py install --wheels .whl --target "$SITE"' in body
+    assert " pip " not in body.replace("no pip,", "")
     assert 'timeout -k 10 "$limit"' in text
     # the order: graph tests, then the other CUDA tests, torchrun's last, then the bench and the table
     order = re.findall(r"^step (\w+) ", body, flags=re.M)
     assert order == ["setup", "env", "graphs", "cuda", "torchrun", "bench", "summary"]
-    assert (
-        'pytest_step cuda -m "cuda and not torchrun"' in body and 'pytest_step torchrun -m "cuda and torchrun"' in body
-    )
+    # named files: collecting tests/ would import every test's optional packages
+    assert 'pytest_step cuda -m "cuda and not torchrun" tests/test_cuda.py;' in body
+    assert 'pytest_step torchrun -m "cuda and torchrun" tests/test_cuda.py tests/test_distributed.py;' in body
     assert 'MLE6_CHECK_DEADLINE="$STEP_DEADLINE"' in body  # the tests' subprocesses end before the step
 
 
@@ -240,7 +242,9 @@ def test_the_summary_reads_a_run_that_was_cut_short(tmp_path, summary):
 
 
 def _rehearsal_env(out) -> dict:
+    """A rehearsal on tiny stand-in data (no gpu_data/ there): the flow, not the check's sizes."""
     env = dict(cli_env(), GPU_CHECK_DRY_RUN="1", GPU_CHECK_PYTHON=sys.executable, OUT=str(out))
+    env["GPU_CHECK_DATA"] = str(Path(out).parent / "no_data")
     for name in ("PYTHONPATH", "MLE6_TEST_DEVICE", "MLE6_CHECK_RECORD", "MLE6_GPU_DATA", "MLE6_CHECK_QUICK"):
         env.pop(name, None)
     env.pop("GPU_CHECK_CAPS", None)
@@ -271,7 +275,12 @@ def test_the_cpu_rehearsal_runs_the_whole_flow(tmp_path):
     # graph tests first, then the other CUDA tests, torchrun's last
     ran = re.findall(r"^tests/(test_\w+)\.py::(\w+)", (out / "pytest.log").read_text(), flags=re.M)
     files = [f for i, (f, _) in enumerate(ran) if i == 0 or ran[i - 1][0] != f]
-    assert files[:2] == ["test_graphs", "test_cuda"] and ran[-1][1].startswith("test_torchrun")
+    assert files[:2] == ["test_graphs", "test_cuda"]
+    assert ran[-3:] == [  # the torchrun step, from its two named files
+        ("test_cuda", "test_torchrun_world_size_1_equals_the_plain_run"),
+        ("test_cuda", "test_ddp_under_torchrun_equals_the_plain_run"),
+        ("test_distributed", "test_one_gpu_under_torchrun_equals_the_plain_cuda_run"),  # skipped without CUDA
+    ]
     assert sum(name.startswith("test_torchrun") for _, name in ran) == 1
     report = json.loads((out / "bench.json").read_text())
     assert report["complete"] and report["loop_runs"] and "cudnn.allow_tf32" in report["tf32"]
@@ -280,10 +289,12 @@ def test_the_cpu_rehearsal_runs_the_whole_flow(tmp_path):
     assert all("--save-every" in r["ours_loop"]["argv"] for r in report["rows"])
     assert all(r["ours"]["graphs"] in (False, None) for r in report["rows"])  # on the CPU: eager, or not reported
     checks = json.loads((out / "cuda_checks.json").read_text())
-    assert {"fused_sweep_grouped", "train_ae_cpu_vs_device", "cli_sweep-lr", "torchrun"} <= set(checks)
+    assert {"fused_sweep_grouped", "train_ae_cpu_vs_device", "cli_sweep-lr", "torchrun", "ddp_torchrun"} <= set(checks)
     assert all(c["device"] == "cpu" for c in checks.values())
     assert ElementTree.parse(out / "junit.xml").getroot().tag == "testsuites"
-    assert "no .whl/ folder" in (out / "gpu_check.log").read_text() or os.path.isdir(REPO / ".whl")
+    log = (out / "gpu_check.log").read_text()
+    assert "no .whl/ folder" in log or os.path.isdir(REPO / ".whl")
+    assert "every module the check needs imports" in log and "tiny stand-ins" in log
 
 
 @pytest.mark.slow
@@ -298,5 +309,132 @@ def test_the_table_still_comes_after_a_step_timed_out(tmp_path):
     assert table in proc.stdout
     assert "cuda      TIMED OUT (rc 124)" in table and "graphs    SKIPPED (cap 0)" in table
     assert re.search(r"torchrun  ok ", table)  # the next step still ran
-    assert "  torchrun: 1 passed" in table
+    assert re.search(r"\n  torchrun: 2 passed, 0 failed, 0 errors, [1-9]\d* skipped", table)  # the CUDA-only ones skip
     assert "GPU goals: 0 met, 0 MISSED, 7 not measured (of 7)" in table
+
+
+# ---------------------------------------------------------------- the environment step, on a bare Python
+
+GPU_ENV = REPO / "benchmarks" / "gpu_env.py"
+
+
+def _bare_python(tmp_path, leave_out=()) -> dict:
+    """An environment whose only packages are this venv's, less those starting with `leave_out` (the
+    interpreter runs with -S: no site-packages but the PYTHONPATH made here)."""
+    site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    trimmed = tmp_path / "site"
+    trimmed.mkdir()
+    for entry in site.iterdir():
+        if not entry.name.lower().startswith(tuple(leave_out)) or not leave_out:
+            (trimmed / entry.name).symlink_to(entry)
+    if not leave_out:
+        trimmed = tmp_path / "empty"
+        trimmed.mkdir()
+    return dict(cli_env(), PYTHONPATH=str(trimmed))
+
+
+@pytest.mark.slow
+def test_the_environment_step_lists_every_missing_module_at_once(tmp_path):
+    """A Python that lacks four of the modules: one run names the four, says how to bring them, exits 3."""
+    env = _bare_python(tmp_path, leave_out=("typer", "h5py", "torchsummary", "torch_summary", "pytest", "_pytest"))
+    proc = subprocess.run([sys.executable, "-S", str(GPU_ENV), "check"], capture_output=True, text=True, env=env)
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"gpu_check: 4 modules missing for the check on Python {version} ({sys.executable}):",
+        "  typer         typer          not installed",
+        "  h5py          h5py           not installed",
+        "  torchsummary  torch-summary  not installed",
+        "  pytest        pytest         not installed",
+        f"  bring them as wheels: where PyPI can be reached, `make gpu-wheels GPU_PYTHON={version.rsplit('.', 1)[0]}` "
+        "writes them into .whl/; copy that folder into this repository here and run the check again "
+        "(it unpacks them itself: no pip, no network)",
+    ]
+
+
+def test_on_the_standard_library_alone_torch_is_named_as_the_boxs_own(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-S", str(GPU_ENV), "check"], capture_output=True, text=True, env=_bare_python(tmp_path)
+    )
+    assert proc.returncode == 3
+    lines = proc.stdout.splitlines()
+    missing = [line.split()[0] for line in lines[1:] if line.startswith("  ") and line.split()[0].isidentifier()]
+    assert missing[:2] == ["torch", "torchvision"] and {"numpy", "typer", "pytest", "torchsummary"} <= set(missing)
+    assert any("torch and torchvision are the box's own" in line for line in lines)
+    assert lines[-1].startswith("  bring the others as wheels")
+
+
+def _wheel(folder: Path, name: str, module: str, tag: str = "py3-none-any", data: bool = False) -> Path:
+    """A wheel as an installer sees it: a zip of the package, its .dist-info, maybe a .data folder."""
+    import zipfile
+
+    path = folder / f"{name}-1.0-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        inside = f"{name}-1.0.data/purelib/{module}/__init__.py" if data else f"{module}/__init__.py"
+        wheel.writestr(inside, f"WHERE = {name!r}\n")
+        wheel.writestr(f"{name}-1.0.dist-info/METADATA", f"Name: {name}\nVersion: 1.0\n")
+        wheel.writestr(f"{name}-1.0.dist-info/WHEEL", f"Tag: {tag}\n")
+        wheel.writestr(f"{name}-1.0.dist-info/RECORD", "")
+        if data:
+            wheel.writestr(f"{name}-1.0.data/scripts/tool", "#!/bin/sh\n")
+    return path
+
+
+def test_wheels_that_bring_a_missing_module_are_unpacked_and_no_others(tmp_path):
+    wheels, target = tmp_path / "whl", tmp_path / "site"
+    wheels.mkdir()
+    _wheel(wheels, "brand_new", "mle6_test_brand_new")
+    _wheel(wheels, "in_data", "mle6_test_in_data", data=True)
+    _wheel(wheels, "json_again", "json")  # the standard library's own: already importable, left alone
+    _wheel(wheels, "other_python", "mle6_test_other", tag="cp27-cp27m-manylinux1_x86_64")
+    env = dict(cli_env(), PYTHONPATH="")
+    argv = [sys.executable, "-S", str(GPU_ENV), "install", "--wheels", str(wheels), "--target", str(target)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        f"unpacked into {target}: brand_new-1.0-py3-none-any.whl in_data-1.0-py3-none-any.whl"
+    )
+    assert sorted(p.name for p in target.iterdir()) == [
+        "brand_new-1.0.dist-info",
+        "in_data-1.0.dist-info",
+        "mle6_test_brand_new",
+        "mle6_test_in_data",
+    ]  # fmt: skip  (no scripts folder: a .data folder's scripts are not what the check runs)
+    code = "import mle6_test_brand_new as a, mle6_test_in_data as b; print(a.WHERE, b.WHERE)"
+    ran = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=dict(env, PYTHONPATH=str(target))
+    )
+    assert ran.stdout.split() == ["brand_new", "in_data"]
+    again = subprocess.run(argv, capture_output=True, text=True, env=env)  # a second run: nothing left to do
+    assert "nothing to unpack" in again.stdout
+
+
+def test_the_summary_needs_nothing_but_the_standard_library(tmp_path, bench):
+    """gpu_summary.py report under `python -S` (no site-packages): the same table as in this process."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    work.mkdir()
+    (out / "bench.json").write_text(json.dumps(_gpu_report(bench)))
+    env = {"python": "3.12.3", "torch": "2.11.0", "cuda_available": True, "device": "NVIDIA H200"}
+    (work / "env.json").write_text(json.dumps(env | {"tf32": {"cudnn.allow_tf32": False}}))
+    steps = tmp_path / "steps.tsv"
+    steps.write_text("setup\t0\t1.0\t30\nenv\t0\t9.0\t40\ngraphs\t0\t20.0\t60\n")
+    argv = [
+        "report",
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--tests-dir",
+        str(work),
+        "--env",
+        str(work / "env.json"),
+    ]
+    script = REPO / "benchmarks" / "gpu_summary.py"
+    proc = subprocess.run([sys.executable, "-S", "-E", str(script), *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    table = (out / "summary.txt").read_text()
+    assert table.startswith("==== GPU check: NVIDIA H200; torch 2.11.0, Python 3.12.3")
+    assert "sweep-lr" in table and "GPU goals:" in table
+    assert load_benchmark("gpu_summary").main(argv) == 0
+    assert (out / "summary.txt").read_text() == table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -230,6 +232,7 @@ def test_a_failed_capture_trains_on_eagerly_from_the_same_state(capture_fails):
             assert all(torch.equal(v, b["optimizer"][moment][k]) for k, v in a["optimizer"][moment].items())
 
 
+@pytest.mark.slow
 def test_a_failed_capture_is_one_note_and_summary_says_no_graphs(capture_fails, runner, app, tmp_path):
     import json
 
@@ -280,3 +283,238 @@ def test_a_step_that_synchronises_falls_back_on_a_gpu(monkeypatch):
     assert members.graphed == [False] and len(notes) == 1
     assert "synchroniz" in notes[0] and "mle6cli/engine/" in notes[0], notes
     assert state.history == eager_state.history
+
+
+# ---------------------------------------------------------------- a failure inside capture costs only its graph
+
+
+class FakeStream:
+    def __init__(self, name: str):
+        self.name = name
+
+    def wait_stream(self, other) -> None:
+        pass
+
+
+class FakeCuda:
+    """torch.cuda's streams and graphs as torch runs them, on the CPU. `torch.cuda.graph`'s exit ends
+    the capture with no try/finally: when the body failed (CUDA then invalidates the capture),
+    `capture_end` raises before the allocator stops routing to the graph's pool, and the stream
+    context is never left, so the capture stream stays current."""
+
+    def __init__(self):
+        self.default = self.current = FakeStream("default")
+        self.capturing = False
+        self.routing: set[tuple] = set()  # pools the allocator is routing allocations to
+        self.captures = 0
+        fake = self
+
+        class CUDAGraph:
+            pools = 0
+
+            def __init__(self):
+                CUDAGraph.pools += 1
+                self._pool = (CUDAGraph.pools, 0)
+
+            def pool(self):
+                return self._pool
+
+        class graph:
+            def __init__(self, cuda_graph):
+                self.cuda_graph = cuda_graph
+
+            def __enter__(self):
+                fake.captures += 1
+                self.before, fake.current = fake.current, FakeStream("capture")
+                fake.routing.add(self.cuda_graph.pool())
+                fake.capturing = True
+
+            def __exit__(self, kind, value, tb):
+                fake.capturing = False
+                if kind is not None:
+                    raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+                fake.routing.discard(self.cuda_graph.pool())
+                fake.current = self.before
+
+        class stream:
+            def __init__(self, s):
+                self.s = s
+
+            def __enter__(self):
+                self.before, fake.current = fake.current, self.s
+
+            def __exit__(self, *exc):
+                fake.current = self.before
+
+        def end_allocating(device, pool):
+            if pool not in fake.routing:
+                raise RuntimeError("not currently recording to that pool")
+            fake.routing.discard(pool)
+
+        def set_stream(s):
+            fake.current = s
+
+        self.patches = {
+            "CUDAGraph": CUDAGraph,
+            "graph": graph,
+            "stream": stream,
+            "Stream": lambda device=None: FakeStream("side"),
+            "current_stream": lambda device=None: fake.current,
+            "set_stream": set_stream,
+            "synchronize": lambda device=None: None,
+            "get_sync_debug_mode": lambda: 0,
+            "set_sync_debug_mode": lambda mode: None,
+        }
+        self.end_allocating = end_allocating
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    fake = FakeCuda()
+    for name, value in fake.patches.items():
+        monkeypatch.setattr(torch.cuda, name, value)
+    for name in ("_cuda_endAllocateToPool", "_cuda_endAllocateCurrentStreamToPool"):
+        monkeypatch.setattr(torch._C, name, fake.end_allocating, raising=False)
+    monkeypatch.setattr(graphs, "graphs_enabled", lambda device, requested=None: requested is not False)
+    monkeypatch.setattr(graphs, "capture_broken", None, raising=False)  # this process's flag, put back after the test
+    return fake
+
+
+def _fails_while_capturing(monkeypatch, fake):
+    """Adam's step reads a device value while a capture is underway, as a careless change would."""
+    from mle6cli.engine.optim import Adam
+
+    adam_step = Adam.step
+
+    def step(self, active=None):
+        adam_step(self, active)
+        if fake.capturing:
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(Adam, "step", step)
+
+
+def test_a_failure_inside_capture_costs_only_its_graph(fake_cuda, monkeypatch):
+    """The step fails inside `torch.cuda.graph`: the stream and the allocator are put back, graphs stay
+    off for the rest of the process (one note, naming the package line), and training goes on
+    eagerly from the state before the warm-up: the same numbers as a run that never tried."""
+    _fails_while_capturing(monkeypatch, fake_cuda)
+    data = signs_like(20)
+    lrs = [1e10, 1e-3, 1e-2]  # the first diverges in epoch 1: the loop binds again for the other two
+    results = []
+    for use_graphs in (False, None):
+        torch.manual_seed(0)
+        members = fz.FusedCNNMembers([CNNClassifier() for _ in lrs], lrs)
+        states = [MemberState(seed=0) for _ in lrs]
+        notes = []
+        fit(members, states, data, {"val": data}, epochs=2, batch_size=8, use_graphs=use_graphs, note=notes.append)
+        results.append(([s.history for s in states], [members.export(j) for j in range(3)], notes, members.graphed))
+    (eager, eager_weights, eager_notes, _), (fell_back, weights, notes, graphed) = results
+    assert eager_notes == [] and fake_cuda.captures == 1  # one capture tried, never again
+    assert graphed == [False, False]  # the first bind and the one after the divergence
+    assert len(notes) == 1, notes
+    assert re.fullmatch(
+        r"Note: CUDA graph capture failed \(RuntimeError: CUDA error: operation failed due to a previous error "
+        r"during capture at mle6cli/engine/\w+\.py:\d+\); training continues without graphs, and no step is "
+        r"captured again in this process\.",
+        notes[0],
+    ), notes[0]
+    assert graphs.capture_broken is not None and graphs.capture_broken in notes[0]
+    assert fake_cuda.current is fake_cuda.default  # the stream the step ran on is current again
+    assert fake_cuda.routing == set()  # the allocator left capture mode
+    assert fell_back[0] == [] and len(fell_back[1]) == 2  # lr 1e10 diverged in epoch 1, the others went on
+    assert fell_back == eager
+    for a, b in zip(eager_weights[1:], weights[1:], strict=True):  # the diverged member's weights are NaN
+        assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
+        for moment in ("exp_avg", "exp_avg_sq"):
+            assert all(torch.equal(v, b["optimizer"][moment][k]) for k, v in a["optimizer"][moment].items())
+
+    # a later fit in the same process (the next group, another test) does not try again, nor say so twice
+    again, notes = fz.FusedCNNMembers([CNNClassifier()], [1e-3]), []
+    fit(again, [MemberState(seed=0)], data, {}, epochs=1, batch_size=8, note=notes.append)
+    assert again.graphed == [False] and notes == [] and fake_cuda.captures == 1
+
+
+def test_an_interrupt_inside_capture_stays_an_interrupt(fake_cuda):
+    """Ctrl-C during capture: the stream and the allocator are put back, and the interrupt goes on up."""
+
+    def step(index, size):
+        if fake_cuda.capturing:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        graphs.make_step(step, batch_sizes=[4], device=torch.device("cpu"), modules=[], optimizers=[])
+    assert fake_cuda.current is fake_cuda.default and fake_cuda.routing == set()
+    assert graphs.capture_broken is None
+
+
+def test_the_first_capture_sees_training_mode(monkeypatch):
+    """Members handed over in eval mode train exactly as fresh ones, and every capture is made in
+    training mode (a graph replays the BatchNorm mode it was captured in)."""
+    modes = []
+    make_step = graphs.make_step
+
+    def recording(step, **kwargs):
+        modes.append([module.training for module in kwargs["modules"]])
+        return make_step(step, **kwargs)
+
+    monkeypatch.setattr(graphs, "make_step", recording)
+    data = signs_like(20)
+    results = []
+    for handed_over_in_eval in (False, True):
+        torch.manual_seed(0)
+        members = fz.FusedCNNMembers([CNNClassifier()], [1e-3])
+        if handed_over_in_eval:
+            members.train(False)
+        state = MemberState(seed=0)
+        fit(members, [state], data, {"val": data}, epochs=2, batch_size=8)
+        results.append((state.history, members.export(0)["weights"]))
+    assert modes == [[True], [True]]
+    assert results[0][0] == results[1][0]
+    assert all(torch.equal(v, results[1][1][k]) for k, v in results[0][1].items())
+
+
+@cuda
+@pytest.mark.cuda
+def test_a_failure_inside_capture_costs_only_its_graph_on_a_gpu(monkeypatch, no_tf32):
+    """The CUDA twin: a host read inside capture invalidates it for real. Afterwards the stream is the
+    one the step ran on, the allocator is out of capture mode (empty_cache raises otherwise), the
+    run went on eagerly with the eager run's numbers, and the process can still capture."""
+    from mle6cli.engine.optim import Adam
+
+    torch.backends.cudnn.deterministic = True
+    monkeypatch.setattr(graphs, "capture_broken", None)
+    data = signs_like(24, "cuda")
+    lrs = [1e10, 1e-3]
+
+    def run(use_graphs, notes=None):
+        torch.manual_seed(0)
+        members = fz.FusedCNNMembers([CNNClassifier().to("cuda") for _ in lrs], lrs)
+        states = [MemberState(seed=0) for _ in lrs]
+        note = None if notes is None else notes.append
+        fit(members, states, data, {}, epochs=2, batch_size=8, use_graphs=use_graphs, note=note)
+        return members, states
+
+    _, eager = run(False)
+    adam_step = Adam.step
+
+    def step_and_read_while_capturing(self, active=None):
+        adam_step(self, active)
+        if torch.cuda.is_current_stream_capturing():
+            float(self.step_count[0])
+
+    monkeypatch.setattr(Adam, "step", step_and_read_while_capturing)
+    stream = torch.cuda.current_stream()
+    notes = []
+    members, states = run(True, notes)
+    assert torch.cuda.current_stream() == stream
+    torch.cuda.empty_cache()  # raises while the allocator believes a capture is underway
+    assert members.graphed == [False, False] and len(notes) == 1, notes
+    assert "no step is captured again" in notes[0] and graphs.capture_broken
+    for a, b in zip(eager, states, strict=True):
+        assert a.status == b.status
+        _close(a.history, b.history, rel=1e-4)
+    monkeypatch.setattr(Adam, "step", adam_step)
+    monkeypatch.setattr(graphs, "capture_broken", None)
+    members, _ = run(True)
+    assert members.graphed[0] is True  # a new capture works in the same process

@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.metrics import silhouette_score as sk_silhouette
-from sklearn.neighbors import KNeighborsClassifier
+
+pytest.importorskip("sklearn")  # the oracle (the dev extra has it)
+from sklearn.metrics import silhouette_score as sk_silhouette  # noqa: E402
+from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 
 from mle6cli.tasks.latent import knn_accuracy, knn_split, silhouette_score
 from tests.mnist_helpers import TINY
@@ -66,6 +68,7 @@ def ae_run(runner, app, monkeypatch):
     return train
 
 
+@pytest.mark.slow
 def test_cli_on_a_run(runner, app, tmp_path, ae_run):
     run = ae_run("3", "r")
     result = runner.invoke(app, ["latent-plot", "--run", run, "--n", "100", "--out", "l.png", "--json"])
@@ -95,6 +98,7 @@ def test_cli_on_a_run(runner, app, tmp_path, ae_run):
     assert (tmp_path / "latent.png").exists()
 
 
+@pytest.mark.slow
 def test_run_without_d3_names_its_dims(runner, app, tmp_path, ae_run):
     run = ae_run("2,5", "r")
     result = runner.invoke(app, ["latent-plot", "--run", run])

@@ -3,7 +3,7 @@
     cli, commands          the CLI: options, printing, the error boundary
     tasks                  the exercise's jobs (classifier, autoencoders, pca, latent, maths, the sheet)
     engine                 the loop, members, fused models, graphs, run folders, interrupts, the device
-    data, models, plots, report
+    data, models, plots, drawing, report
     errors, fmt, files     no dependencies inside the package
 
 Every import counts, including those inside functions (the lazy ones that keep start-up fast).
@@ -26,6 +26,7 @@ LAYERS = {
     "data": 1,
     "models": 1,
     "plots": 1,
+    "drawing": 1,
     "report": 1,
     "errors": 0,
     "fmt": 0,
@@ -76,3 +77,9 @@ def test_the_checker_catches_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from mle6cli.commands._output import Printer\n")
     assert [t for _, t in imports_of(bad)] == ["mle6cli.commands._output"]
     assert layer_of("mle6cli.commands._output") > layer_of("mle6cli.engine.loop")
+
+
+def test_the_commands_do_not_import_the_cli():
+    """cli imports the commands to register them; a command importing cli back would close a circle."""
+    for path in sorted((PACKAGE / "commands").glob("*.py")):
+        assert "mle6cli.cli" not in [target for _, target in imports_of(path)], f"{path.name} imports mle6cli.cli"

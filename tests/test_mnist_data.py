@@ -151,3 +151,48 @@ def test_real_mnist_mini():
     # the reference figure in ../shared/README.md: predicting all zeros scores 0.123261
     assert float((data.test_x.double() / 255).pow(2).mean()) == pytest.approx(0.123261, abs=1e-6)
     assert sorted(torch.unique(data.train_y).tolist()) == list(range(10))
+
+
+def _damaged(side: tuple[int, ...], damage: str) -> np.ndarray:
+    """Three images of shape `side`, bytes-like, with one `damage` (in image 1, image 2 for inf)."""
+    x = np.full((3, *side), 200.0)
+    if damage == "nan":
+        x[1, 0] = np.nan
+    elif damage == "inf":
+        x[2, 0] = np.inf
+    elif damage == "fraction":
+        x[1, 0] = 3.5
+    elif damage == "negative":
+        x = x / 200.0
+        x[0, 0] = -1.0
+    elif damage == "scaled bytes":
+        x = (x > 100).astype(np.uint8)
+    return x
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("nan", "F contains NaN (image 1)"),
+        ("inf", "F contains inf (image 2)"),
+        (
+            "fraction",
+            "F has fractional pixel values above 1 (up to 200; image 1); "
+            "expected whole numbers 0..255 or floats in [0, 1]",
+        ),
+        ("negative", "F has pixel values from -1 to 1; expected 0..255 (or 0..1)"),
+        (
+            "scaled bytes",
+            "F has integer pixel values only 1..1; expected 0..255 "
+            "(images scaled to [0, 1] and then cast to integers lose their content)",
+        ),
+    ],
+)
+def test_signs_and_mnist_word_a_pixel_fault_alike(damage, message):
+    from mle6cli.data import signs
+
+    with pytest.raises(DataError) as mnist_error:
+        mnist._check_images(_damaged((28, 28), damage), "F", [])
+    with pytest.raises(DataError) as signs_error:
+        signs.check_images(_damaged((64, 64, 3), damage), "F", [])
+    assert str(mnist_error.value) == str(signs_error.value) == message

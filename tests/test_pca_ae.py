@@ -88,6 +88,7 @@ def test_principal_angles_against_an_independent_computation():
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_cli_json_files_and_figures(runner, app, tmp_path):
     result = runner.invoke(
         app, ["pca-ae", "--synthetic", "--latent-dim", "6", "--epochs", "2", "--device", "cpu", "--out", "p", "--json"]
@@ -130,6 +131,7 @@ def test_latent_dim_out_of_range(runner, app, tmp_path, k):
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_compare_with_a_train_ae_run(runner, app, tmp_path):
     trained = runner.invoke(
         app,
@@ -176,6 +178,7 @@ def test_compare_refuses_other_data_and_non_runs(runner, app, tmp_path):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_real_digits_optimum(runner, app):
     root = shared_path("mnist-mini")
     if not (root / "MNIST" / "raw").is_dir():

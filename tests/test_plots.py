@@ -24,7 +24,7 @@ LR_NUMBER = re.compile(r"\blr[ =]+(\d[\d.e+-]*\d)")  # "lr 1e-03", "lr=0.1" in a
 
 
 def _axes():
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots()
     return plt, fig, ax
 
@@ -160,7 +160,7 @@ def _history(epochs: int, keys: tuple[str, ...], start: float = 1.8) -> list[dic
     return [{"epoch": e, **{k: start / e if "loss" in k else 0.2 * e for k in keys}} for e in range(1, epochs + 1)]
 
 
-@pytest.mark.parametrize("epochs", [1, 4])
+@pytest.mark.parametrize("epochs", [1, pytest.param(4, marks=pytest.mark.slow)])
 def test_every_training_figure_reads_plainly(monkeypatch, tmp_path, epochs):
     classifier = ("train_loss", "val_loss", "train_acc", "val_acc")
     with recording_figures(monkeypatch) as recorded:
@@ -220,8 +220,10 @@ def checking_layout(monkeypatch):
     yield faults
 
 
-@pytest.mark.parametrize("epochs", [1, 50])
-@pytest.mark.parametrize("scale", [1e-5, 1.0, 3e4])
+@pytest.mark.parametrize("epochs", [1, pytest.param(50, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "scale", [1e-5, pytest.param(1.0, marks=pytest.mark.slow), pytest.param(3e4, marks=pytest.mark.slow)]
+)
 def test_fixed_margin_figures_cut_nothing_off(monkeypatch, tmp_path, epochs, scale):
     """The training figures skip bbox_inches="tight": whatever the numbers, every label stays inside."""
     keys = ("train_loss", "val_loss", "train_acc", "val_acc")
@@ -235,7 +237,7 @@ def test_fixed_margin_figures_cut_nothing_off(monkeypatch, tmp_path, epochs, sca
 
 
 def test_the_layout_check_sees_a_cut_off_label_and_overlapping_panels():
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(6, 3))
     left.set_ylabel("a label")
     right.set_ylabel("another label")
@@ -269,6 +271,7 @@ def _latent_facts(monkeypatch, tmp_path, n=400):
     return recorded["latent.png"]
 
 
+@pytest.mark.slow
 def test_latent_legend_is_readable_and_beside_the_3d_axes(monkeypatch, tmp_path):
     facts = _latent_facts(monkeypatch, tmp_path)
     (legend,) = facts["legends"]
@@ -282,6 +285,7 @@ def test_latent_legend_is_readable_and_beside_the_3d_axes(monkeypatch, tmp_path)
     assert_reads_plainly("latent.png", facts)
 
 
+@pytest.mark.slow
 def test_latent_3d_ticks_are_few_and_small(monkeypatch, tmp_path):
     facts = _latent_facts(monkeypatch, tmp_path)
     (ax3,) = [ax for ax in facts["axes"] if ax["is3d"]]
@@ -307,38 +311,39 @@ def test_an_unknown_suffix_is_refused(tmp_path):
         plots.figure_format(tmp_path / "f.gif")
 
 
-# ---- the drawing process (plots.start_worker), run in a fresh interpreter: it forks only
+# ---- the drawing process (drawing.start), run in a fresh interpreter: it forks only
 # while torch is not imported, which in pytest's own process it always is
 
 WORKER_SCRIPT = r"""
 import os, signal, sys
 from pathlib import Path
-from mle6cli import plots
+from mle6cli import drawing, plots
 
 out = Path(sys.argv[1])
 history = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.2 / e, "train_acc": 0.15 * e, "val_acc": 0.14 * e}
            for e in range(1, 5)]
 groups = [("lr 1e-03", [history]), ("lr 1e-04", [history[:2]])]
-assert plots.start_worker(), "no worker started"
-(pid,) = plots._pool["executor"]._processes
+assert drawing.start(), "no worker started"
+(pid,) = drawing._pool["executor"]._processes
 assert "matplotlib.pyplot" not in sys.modules  # the worker imports it, not this process
-plots.in_background(plots.sweep_curves_figure, groups, out / "worker_sweep.png", "t")()
-plots.in_background(plots.curves_figure, history, out / "worker_curves.png", "t")()
+drawing.in_background(plots.sweep_curves_figure, groups, out / "worker_sweep.png", "t")()
+drawing.in_background(plots.curves_figure, history, out / "worker_curves.png", "t")()
 try:
-    plots.in_background(plots.curves_figure, history, out / "bad.gif")()
+    drawing.in_background(plots.curves_figure, history, out / "bad.gif")()
 except plots.PlotError as exc:
     print("error:", exc)
 assert "matplotlib.pyplot" not in sys.modules
 os.kill(pid, signal.SIGKILL)  # a worker that died: the next figure is drawn here
-plots.in_background(plots.curves_figure, history, out / "fallback_curves.png", "t")()
+drawing.in_background(plots.curves_figure, history, out / "fallback_curves.png", "t")()
 assert "matplotlib.pyplot" in sys.modules
-plots.stop_worker()
+drawing.shutdown()
 plots.sweep_curves_figure(groups, out / "local_sweep.png", "t")
 plots.curves_figure(history, out / "local_curves.png", "t")
 print("worker", pid)
 """
 
 
+@pytest.mark.slow
 def test_the_drawing_process_draws_the_same_bytes_and_reports_errors(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", WORKER_SCRIPT, str(tmp_path)], capture_output=True, text=True, env=subprocess_env()
@@ -355,9 +360,9 @@ def test_a_training_command_leaves_no_drawing_process_behind(tmp_path):
     """The worker ends when its parent does, also when the parent is killed mid-run."""
     script = (
         "import os, sys, time\n"
-        "from mle6cli import plots\n"
-        "plots.start_worker()\n"
-        "print(*plots._pool['executor']._processes, flush=True)\n"
+        "from mle6cli import drawing\n"
+        "drawing.start()\n"
+        "print(*drawing._pool['executor']._processes, flush=True)\n"
         "time.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=subprocess_env())

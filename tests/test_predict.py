@@ -203,6 +203,48 @@ def test_runs_that_are_not_finished_or_not_models_are_refused(runner, app, cnn_r
 
 
 @pytest.mark.slow
+def test_evaluate_writes_into_the_run_per_split_and_refuses_to_replace(runner, app, tmp_path):
+    from mle6cli.tasks.classifier import train_cnn
+    from tests.signs_helpers import signs_options
+
+    run = tmp_path / "run"
+    options = signs_options(write_layout(tmp_path / "small"), epochs=1)
+    with one_thread():
+        train_cnn(options, out=run)
+    for split in ("test", "val"):
+        result = invoke(runner, app, "evaluate", run, "--split", split, "--device", "cpu", "--json")
+        assert result.exit_code == 0, result.output
+        folder = run / "evaluation" / split
+        files = {"confusion_csv": str(folder / "confusion.csv"), "confusion_png": str(folder / "confusion.png")}
+        assert json.loads(result.stdout)["files"] == files
+        assert (folder / "confusion.csv").read_text().startswith("true,predicted_0,")
+    assert not Path("evaluation").exists()  # nothing in the current folder
+    before = (run / "evaluation" / "test" / "confusion.csv").read_bytes()
+
+    again = invoke(runner, app, "evaluate", run, "--device", "cpu")
+    assert again.exit_code == 1 and again.stdout == ""
+    assert again.stderr == (
+        f"Error: {run / 'evaluation' / 'test'} already holds confusion.csv, confusion.png; "
+        "pass --overwrite to replace them\n"
+    )
+    assert (run / "evaluation" / "test" / "confusion.csv").read_bytes() == before
+    (run / "evaluation" / "test" / "confusion.png").unlink()
+    again = invoke(runner, app, "evaluate", run, "--device", "cpu", "--out", run / "evaluation" / "test")
+    assert again.exit_code == 1
+    assert again.stderr == (
+        f"Error: {run / 'evaluation' / 'test'} already holds confusion.csv; pass --overwrite to replace it\n"
+    )
+    assert invoke(runner, app, "evaluate", run, "--device", "cpu", "--overwrite").exit_code == 0
+    assert (run / "evaluation" / "test" / "confusion.png").is_file()
+    assert invoke(runner, app, "evaluate", run, "--device", "cpu", "--out", "ev").exit_code == 0
+    assert Path("ev/confusion.csv").read_bytes() == (run / "evaluation" / "test" / "confusion.csv").read_bytes()
+
+    with one_thread():  # the evaluations described the old model: an --overwrite of the run clears them
+        train_cnn(options, out=run, overwrite=True)
+    assert not (run / "evaluation").exists() and (run / "summary.json").is_file()
+
+
+@pytest.mark.slow
 def test_the_onnx_export_agrees_with_torch_on_every_test_image(runner, app, cnn_run, signs, tmp_path):
     pytest.importorskip("onnxruntime")
     import onnxruntime
@@ -278,6 +320,7 @@ def test_autoencoder_codes_equal_encode_and_evaluate_reproduces_the_run(runner, 
     np.save("digits.npy", test_x[:, 0].numpy())
     result = invoke(runner, app, "predict", run, "digits.npy", "--device", "cpu", "--json", "--figure", "rec.png")
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["figure"] == "rec.png"
     rows = json.loads(result.stdout)["predictions"]
     model, _ = load_autoencoder(run / "ae_d3.pt")
     with torch.no_grad():
@@ -296,6 +339,36 @@ def test_autoencoder_codes_equal_encode_and_evaluate_reproduces_the_run(runner, 
     result = invoke(runner, app, "evaluate", run, "--split", "val")
     assert result.exit_code == 1
     assert result.stderr == f"Error: {run} is a train-ae run on MNIST, which has a train and a test split only\n"
+
+
+def test_predict_draws_into_the_run_and_refuses_to_replace(runner, app, ae_run):
+    root, run = ae_run
+    np.save("digits.npy", np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8))
+    figure = run / "predictions" / "reconstructions.png"
+    try:
+        result = invoke(runner, app, "predict", run, "digits.npy", "--device", "cpu", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["figure"] == str(figure) and figure.is_file()
+        assert not Path("reconstructions.png").exists()
+        before = figure.read_bytes()
+        again = invoke(runner, app, "predict", run, "digits.npy", "--device", "cpu", "--out", "rows.csv")
+        assert again.exit_code == 1 and again.stdout == ""
+        assert again.stderr == (
+            f"Error: {run / 'predictions'} already holds reconstructions.png; pass --overwrite to replace it\n"
+        )
+        assert figure.read_bytes() == before and not Path("rows.csv").exists()
+        Path("rows.csv").write_text("mine\n")
+        again = invoke(runner, app, "predict", run, "digits.npy", "--device", "cpu", "--out", "rows.csv")
+        assert again.stderr == (f"Error: rows.csv and {figure} already exist; pass --overwrite to replace them\n")
+        args = ["predict", run, "digits.npy", "--device", "cpu", "--out", "rows.csv", "--overwrite"]
+        assert invoke(runner, app, *args).exit_code == 0
+        assert Path("rows.csv").read_text().startswith("image,reconstruction_mse,z_0")
+    finally:
+        figure.unlink(missing_ok=True)
+    from mle6cli.tasks import autoencoders, pca
+
+    for outputs in (autoencoders.OUTPUTS, pca.OUTPUTS):  # an --overwrite of the run clears the figure
+        assert outputs.declares("predictions/reconstructions.png")
 
 
 def test_without_the_export_packages_onnx_is_one_line_with_the_pip_command(cnn_run, tmp_path):

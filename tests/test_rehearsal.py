@@ -35,15 +35,16 @@ def digits_like(n: int = 16) -> Split:
     return Split(torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8))
 
 
-def cnns(count: int, per_member: bool | None = None) -> fz.FusedCNNMembers:
+def cnns(count: int, per_member: bool | None = None, weight_decays=None) -> fz.FusedCNNMembers:
     torch.manual_seed(0)
     lrs = [1e-1, 1e-2, 1e-3, 1e-4][:count] if count <= 4 else [1e-3] * count
-    return fz.FusedCNNMembers([CNNClassifier() for _ in range(count)], lrs, per_member=per_member)
+    models = [CNNClassifier() for _ in range(count)]
+    return fz.FusedCNNMembers(models, lrs, per_member=per_member, weight_decays=weight_decays)
 
 
-def autoencoders(dims) -> ModuleMembers:
+def autoencoders(dims, weight_decays=None) -> ModuleMembers:
     torch.manual_seed(0)
-    return ModuleMembers([ConvAutoencoder(d) for d in dims], [1e-3] * len(dims), RECONSTRUCT)
+    return ModuleMembers([ConvAutoencoder(d) for d in dims], [1e-3] * len(dims), RECONSTRUCT, weight_decays)
 
 
 def linear_autoencoders(count: int) -> ModuleMembers:
@@ -60,8 +61,19 @@ CASES = {
     "sweep-lr, a frozen member (grouped)": (lambda: cnns(4, per_member=False), [0, 0, 1, 1], [1, 0, 1, 1]),
     "sweep-lr, a frozen member (per member)": (lambda: cnns(4, per_member=True), [0, 1, 0, 1], [1, 1, 0, 1]),
     "sweep-lr, 20 members (sliced Adam)": (lambda: cnns(20), [j % 5 for j in range(20)], None),
+    "sweep-lr, weight decays, a frozen member (grouped)": (
+        lambda: cnns(4, per_member=False, weight_decays=[1e-2, 0.0, 1e-4, 1e-2]),
+        [0, 0, 1, 1],
+        [1, 1, 0, 1],
+    ),
+    "sweep-lr, weight decays, 20 members (sliced Adam)": (
+        lambda: cnns(20, weight_decays=[1e-3 * (j % 3) for j in range(20)]),
+        [j % 5 for j in range(20)],
+        None,
+    ),
     "train-ae": (lambda: autoencoders([3, 10]), [0, 0], None),
     "train-ae, seeds and a stopped member": (lambda: autoencoders([3, 3, 10]), [0, 1, 0], [1, 0, 1]),
+    "train-ae, weight decays": (lambda: autoencoders([3, 10], weight_decays=[1e-2, 0.0]), [0, 1], None),
     "pca-ae, seeds": (lambda: linear_autoencoders(2), [0, 1], None),
 }
 

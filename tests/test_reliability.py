@@ -192,6 +192,7 @@ def test_run_all_clears_its_steps_folders_with_their_protocol_files():
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_a_failed_run_in_an_overwritten_folder_does_not_look_finished(runner, app, tmp_path):
     ok = runner.invoke(app, ["pca-ae", "--synthetic", "--epochs", "1", "--device", "cpu", "--out", "p", "-q"])
     assert ok.exit_code == 0 and (tmp_path / "p" / "summary.json").is_file()
@@ -323,6 +324,7 @@ def test_out_of_memory_in_a_command_without_batch_size(runner, app, monkeypatch)
 # ---------------------------------------------------------------- determinism on CPU
 
 
+@pytest.mark.slow
 def test_sweep_lr_same_seed_same_bytes(runner, app, tmp_path, small):
     from tests.signs_helpers import train_args
 
@@ -335,6 +337,7 @@ def test_sweep_lr_same_seed_same_bytes(runner, app, tmp_path, small):
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_pca_ae_same_seed_same_bytes(runner, app, tmp_path):
     for out, seed in (("a", "3"), ("b", "3"), ("c", "4")):
         args = ["pca-ae", "--synthetic", "--latent-dim", "4", "--epochs", "2", "--seed", seed, "--device", "cpu"]

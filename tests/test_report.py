@@ -11,9 +11,9 @@ from mle6cli.report import Section, Table, write_report
 
 
 def _png(path, colour):
-    from mle6cli.plots import _pyplot, save
+    from mle6cli.plots import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(2, 1.5))
     ax.plot([0, 1], [0, 1], color=colour)
     return save(fig, path)

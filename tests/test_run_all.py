@@ -236,7 +236,9 @@ def test_no_1_epochs_anywhere(sheet):
     assert "1 epoch" in (out / "report.md").read_text()
 
 
-@pytest.mark.parametrize(("suffix", "magic"), [(".pdf", b"%PDF"), (".svg", b"<svg")])
+@pytest.mark.parametrize(
+    ("suffix", "magic"), [pytest.param(".pdf", b"%PDF", marks=pytest.mark.slow), (".svg", b"<svg")]
+)
 def test_latent_plot_writes_the_format_its_out_names(sheet, runner, app, tmp_path, suffix, magic):
     out, _, _ = sheet
     checkpoint = out / "train-ae" / "ae_d3.pt"
@@ -248,6 +250,7 @@ def test_latent_plot_writes_the_format_its_out_names(sheet, runner, app, tmp_pat
     assert magic in (tmp_path / f"x{suffix}").read_bytes()[:400]
 
 
+@pytest.mark.slow
 def test_a_finished_folder_is_refused_then_overwritten(sheet):
     out, first, _ = sheet
     again = tiny_run_all("--out", str(out))
@@ -273,6 +276,7 @@ def test_seed_for_each_step():
     assert run_all_module.RunAllConfig(seed=7).seed_options() == {"seed": 7, "save_every": 1}
 
 
+@pytest.mark.slow
 def test_seeds_carry_bands_and_intervals_into_the_report(tmp_path):
     out = tmp_path / "seeded"
     result = tiny_run_all("--out", str(out), "--seeds", "0-1", "--json")

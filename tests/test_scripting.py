@@ -22,6 +22,7 @@ TRAINING = ["train-cnn", "sweep-lr", "train-ae", "pca-ae"]
 # ---------------------------------------------------------------- config files
 
 
+@pytest.mark.slow
 def test_a_run_folders_config_json_reproduces_the_run(runner, app, small, tmp_path):
     first = runner.invoke(app, ["train-cnn", *train_args(small, tmp_path / "a", "--seed", "5"), "-q"])
     assert first.exit_code == 0
@@ -83,6 +84,7 @@ def test_bad_config_files_are_usage_errors_naming_key_and_file(runner, app, tmp_
 # ---------------------------------------------------------------- run listings
 
 
+@pytest.mark.slow
 def test_runs_lists_newest_first_and_compares(runner, app, small, tmp_path):
     for name, lr in (("old", "1e-3"), ("new", "1e-2")):
         assert (
@@ -112,6 +114,7 @@ def test_runs_lists_newest_first_and_compares(runner, app, small, tmp_path):
 # ---------------------------------------------------------------- TensorBoard
 
 
+@pytest.mark.slow
 def test_tensorboard_events_hold_the_metrics_of_every_member(runner, app, small, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -151,6 +154,7 @@ def _complete(words: str) -> list[str]:
     return out.stdout.split()
 
 
+@pytest.mark.slow
 def test_shell_completion_of_closed_choices(runner, app):
     assert _complete("mle6 train-cnn --device c") == ["cpu", "cuda"]
     assert _complete("mle6 summary l") == ["linear-ae"]

@@ -84,6 +84,7 @@ def test_bad_seed_lists_are_usage_errors(runner, app, tmp_path, command, args, m
     assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_each_seed_of_a_fused_sweep_is_the_single_run_with_that_seed(runner, app, small, tmp_path):
     many = runner.invoke(app, ["sweep-lr", "--lrs", "1e-2,1e-3", "--seeds", "3,5", *train_args(small, tmp_path / "m")])
     assert many.exit_code == 0, many.output
@@ -98,6 +99,7 @@ def test_each_seed_of_a_fused_sweep_is_the_single_run_with_that_seed(runner, app
     assert "(mean ± 95% CI)" in many.stdout and "seeds 3,5" in many.stdout
 
 
+@pytest.mark.slow
 def test_sweep_stats_files_and_json(runner, app, small, tmp_path):
     result = runner.invoke(
         app, ["sweep-lr", "--lrs", "1e-2,1e-3", "--seeds", "0-2", *train_args(small, tmp_path / "s"), "--json"]
@@ -128,6 +130,7 @@ def test_sweep_stats_files_and_json(runner, app, small, tmp_path):
     assert (tmp_path / "s" / "sweep_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_two_learning_rates_closer_than_the_noise_are_not_distinguishable(runner, app, tmp_path):
     """Synthetic hands, two learning rates 1% apart: the seeds' spread swamps the difference."""
     args = ["sweep-lr", "--synthetic", "--lrs", "1e-3,1.01e-3", "--seeds", "0-2", "--epochs", "1"]
@@ -138,6 +141,7 @@ def test_two_learning_rates_closer_than_the_noise_are_not_distinguishable(runner
     assert comparison["sentence"].endswith("with 3 seeds") and "is not distinguishable from" in comparison["sentence"]
 
 
+@pytest.mark.slow
 def test_multi_seed_resume_is_byte_identical(small, tmp_path):
     options = signs_options(small, seeds=[1, 2])
     options["lrs"] = [options.pop("lr"), 1e-2]
@@ -159,6 +163,7 @@ def test_train_cnn_with_seeds_reports_mean_and_ci(runner, app, small, tmp_path):
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_train_ae_seeds_equal_single_runs_and_get_statistics(runner, app, tmp_path):
     base = ["train-ae", "--synthetic", "--latent-dims", "3", "--epochs", "2", "--batch-size", "64", "--device", "cpu"]
     many = runner.invoke(app, [*base, "--seeds", "0-1", "--out", "m", "--json"])

@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from mle6cli.data.signs import (
-    FILES,
-    load_signs,
-    stratified_split,
-    synthetic_arrays,
-    synthetic_signs,
-)
+from mle6cli.data.prepare import stratified_split
+from mle6cli.data.signs import FILES, load_signs
+from mle6cli.data.synthetic import synthetic_arrays, synthetic_signs
 from mle6cli.errors import DataError
 from tests.conftest import shared_path
 from tests.signs_helpers import SMALL, write_layout
@@ -80,7 +76,7 @@ def _corrupt(folder: Path, name: str, array) -> None:
         ),
         (
             lambda d: _corrupt(d, "X_test", np.full((12, 64, 64, 3), np.nan, dtype=np.float32)),
-            "{d}/X_test.npy contains NaN",
+            "{d}/X_test.npy contains NaN (image 0)",
         ),
         (
             lambda d: _corrupt(d, "Y_test", np.array([0.0, 1, 2, 3, 4, np.nan, 0, 1, 2, 3, 4, 5])),
@@ -248,6 +244,7 @@ def test_prepare_signs_refuses_bad_sources(runner, app, tmp_path, args, message)
     assert not (tmp_path / "sign_data").exists()
 
 
+@pytest.mark.slow
 def test_prepare_signs_reads_the_real_test_file(runner, app, tmp_path):
     real_test = shared_path("signs_h5", "test_signs.h5")
     if not real_test.is_file():

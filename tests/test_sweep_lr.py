@@ -62,6 +62,7 @@ def test_sweep_through_the_cli(runner, app, small, tmp_path):
     assert config["command"] == "sweep-lr" and config["options"]["lrs"] == [1e-2, 1e-3, 2.5e-4]
 
 
+@pytest.mark.slow
 def test_a_sweep_member_equals_the_separate_run(runner, app, small, tmp_path):
     """Same seed -> same initial weights and batch order: lr 1e-3 in a sweep is train-cnn --lr 1e-3."""
     assert runner.invoke(app, ["sweep-lr", "--lrs", "1e-2,1e-3", *train_args(small, tmp_path / "s")]).exit_code == 0
@@ -71,6 +72,7 @@ def test_a_sweep_member_equals_the_separate_run(runner, app, small, tmp_path):
     assert member != (tmp_path / "s" / "lr_1e-02" / "metrics.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_human_output_names_the_best(runner, app, small, tmp_path):
     result = runner.invoke(app, ["sweep-lr", "--lrs", "1e-3,1e-4", *train_args(small, tmp_path / "s", epochs=1)])
     assert result.exit_code == 0, result.output
@@ -78,6 +80,7 @@ def test_human_output_names_the_best(runner, app, small, tmp_path):
     assert "best lr 1e-0" in result.stdout and "|val - test|" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_diverging_lr_is_marked_and_the_sweep_goes_on(runner, app, small, tmp_path):
     result = runner.invoke(app, ["sweep-lr", "--lrs", "1e10,1e-3", *train_args(small, tmp_path / "s"), "--json"])
     assert result.exit_code == 0, result.output
@@ -143,6 +146,7 @@ def _sweep_options(small, **overrides):
 
 
 @pytest.mark.parametrize("stop_at", [2, 4, 5])  # mid first epoch, mid second epoch, at the first epoch's end
+@pytest.mark.slow
 def test_sweep_resume_is_byte_identical(tmp_path, small, stop_at):
     options = _sweep_options(small, lrs=[1e-2, 1e-3])
     expected = sweep_lr(options, out=tmp_path / "ref")
@@ -162,6 +166,7 @@ def test_sweep_resume_is_byte_identical(tmp_path, small, stop_at):
     assert summary["best_lr"] == expected["best_lr"] and summary["resumed"] == 1
 
 
+@pytest.mark.slow
 def test_resume_through_the_cli_uses_the_saved_lrs(runner, app, small, tmp_path):
     cut = tmp_path / "cut"
     with pytest.raises(Interrupted):

@@ -31,6 +31,7 @@ def digits():
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_run_folder_json_and_files(runner, app, tmp_path):
     result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3,5", "--out", "r", "--json"])
     assert result.exit_code == 0, result.output
@@ -79,6 +80,7 @@ def test_human_output(runner, app):
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_numbers(runner, app, tmp_path):
     for out, seed in (("a", "7"), ("b", "7"), ("c", "8")):
         result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", seed, "--out", out, "-q"])
@@ -88,6 +90,7 @@ def test_same_seed_same_bytes_other_seed_other_numbers(runner, app, tmp_path):
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_deterministic_flag(runner, app, tmp_path):
     try:
         result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", "7", "--out", "d", "--deterministic"])
@@ -171,6 +174,7 @@ def dead_first_try(monkeypatch):
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_collapsed_run_is_restarted_with_a_derived_seed(runner, app, tmp_path, dead_first_try):
     result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seed", "5", "--out", "r", "--json"])
     assert result.exit_code == 0, result.output
@@ -184,6 +188,7 @@ def test_collapsed_run_is_restarted_with_a_derived_seed(runner, app, tmp_path, d
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_collapse_that_survives_the_retries_fails_loudly(runner, app, tmp_path, dead_first_try):
     result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--retries", "0", "--out", "r", "--json"])
     assert result.exit_code == 1
@@ -202,6 +207,7 @@ def test_collapse_that_survives_the_retries_fails_loudly(runner, app, tmp_path, 
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_a_diverged_dim_is_recorded_the_others_go_on(runner, app, tmp_path, monkeypatch):
     original = autoencoders.build_autoencoder
 
@@ -248,6 +254,7 @@ def test_usage_errors_exit_2(runner, app, tmp_path, args, message):
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+@pytest.mark.slow
 def test_bad_device_and_run_folders(runner, app, tmp_path):
     result = runner.invoke(app, ["train-ae", "--synthetic", "--device", "cuda:7"])
     if not torch.cuda.is_available():

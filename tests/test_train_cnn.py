@@ -74,6 +74,7 @@ def test_epoch_metrics_are_means_over_every_sample():
 # ---------------------------------------------------------------- the command
 
 
+@pytest.mark.slow
 def test_train_cnn_on_synthetic_data_through_the_cli(runner, app, tmp_path):
     result = runner.invoke(app, ["train-cnn", "--synthetic", "--epochs", "1", "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
@@ -115,6 +116,7 @@ def test_run_folder_model_and_human_output(runner, app, small, tmp_path):
         load_classifier(tmp_path / "other.pt")
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_metrics(runner, app, small, tmp_path):
     for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
         result = runner.invoke(app, ["train-cnn", *train_args(small, tmp_path / name, "--seed", seed, "--quiet")])
@@ -191,7 +193,9 @@ def test_divergence_exits_1_naming_the_epoch(runner, app, small, tmp_path):
 # ---------------------------------------------------------------- interruption and resume
 
 
-@pytest.mark.parametrize("stop_at", [2, 4, 9])  # mid-epoch 1, after epoch 1, mid-epoch 3
+@pytest.mark.parametrize(  # mid-epoch 1, after epoch 1, mid-epoch 3
+    "stop_at", [2, pytest.param(4, marks=pytest.mark.slow), pytest.param(9, marks=pytest.mark.slow)]
+)
 def test_resume_after_a_stop_is_byte_identical(tmp_path, small, stop_at):
     options = signs_options(small, epochs=3, seeds=[3])
     expected = train_cnn(options, out=tmp_path / "ref")
@@ -294,6 +298,7 @@ def _shrunk(folder):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_real_data_beats_chance(runner, app):
     folder = shared_path("sign_data")
     if not folder.is_dir():

@@ -149,13 +149,13 @@ def live_progress(console):
 
 def draw_in_background() -> None:
     """For a command whose figures take plain data, called before it imports torch: start the drawing
-    process (`plots.start_worker`), so pyplot imports on another core while torch imports here. Not
+    process (`drawing.start`), so pyplot imports on another core while torch imports here. Not
     in a torchrun rank other than 0, which draws nothing."""
+    from mle6cli import drawing
     from mle6cli.engine.distributed import follower
-    from mle6cli.plots import start_worker
 
     if not follower():
-        start_worker()
+        drawing.start()
 
 
 def epoch_label(member: str, epoch: int, epochs: int) -> str:

@@ -7,7 +7,7 @@ import typer
 
 from mle6cli.commands._options import DeviceOpt, JsonOpt, QuietOpt, by_rule
 from mle6cli.commands._output import Printer
-from mle6cli.commands.predict import LatentDimOpt, MemberOpt, RunArg, member_option
+from mle6cli.commands.predict import LatentDimOpt, MemberOpt, ReplaceOpt, RunArg, member_option
 from mle6cli.fmt import cell
 from mle6cli.tasks import config as rules
 
@@ -24,8 +24,13 @@ def evaluate(
     member: MemberOpt = None,
     latent_dim: LatentDimOpt = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for the classifier's confusion.csv and confusion.png.")
-    ] = Path("evaluation"),
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for the classifier's confusion.csv and confusion.png (default: RUN/evaluation/<split>).",
+        ),
+    ] = None,
+    overwrite: ReplaceOpt = False,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -34,11 +39,13 @@ def evaluate(
 
     Example: mle6 evaluate runs/sweep-lr/20250101-120000 --split val --out eval/
     """
+    from mle6cli.engine.folder import evaluation_dir
     from mle6cli.tasks.evaluate import evaluate as run_evaluate
 
     printer = Printer(json_mode=json_out, quiet=quiet)
     chosen = {"member": member_option(member), "latent_dim": latent_dim}
-    result = run_evaluate(run, **chosen, data_dir=data_dir, split=split, out=out, device=device)
+    out = out if out is not None else evaluation_dir(run, split)
+    result = run_evaluate(run, **chosen, data_dir=data_dir, split=split, out=out, overwrite=overwrite, device=device)
     if json_out:
         printer.json(result.to_json())
         return

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mle6cli.commands._options import DeviceOpt, JsonOpt, QuietOpt
+from mle6cli.commands._options import OVERWRITE, DeviceOpt, JsonOpt, QuietOpt
 from mle6cli.commands._output import Printer
 from mle6cli.fmt import cell
 
@@ -31,6 +31,7 @@ MemberOpt = Annotated[
         "rate, its best seed).",
     ),
 ]
+ReplaceOpt = OVERWRITE.but(help="Replace output files that exist (they are refused otherwise).").annotated()
 LatentDimOpt = Annotated[
     int | None,
     typer.Option("--latent-dim", min=1, help="Which autoencoder of a train-ae run (needed when it has several)."),
@@ -43,10 +44,21 @@ def _csv_file(value: Path | None) -> Path | None:
     return value
 
 
-def _png_file(value: Path) -> Path:
-    if value.suffix.lower() != ".png":
+def _png_file(value: Path | None) -> Path | None:
+    if value is not None and value.suffix.lower() != ".png":
         raise typer.BadParameter(f"name a .png file, got {value}")
     return value
+
+
+FigureOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--figure",
+        callback=_png_file,
+        help="An autoencoder's originals over reconstructions, first 16 images "
+        "(default: RUN/predictions/reconstructions.png).",
+    ),
+]
 
 
 def predict(
@@ -65,12 +77,8 @@ def predict(
     out: Annotated[
         Path | None, typer.Option("--out", callback=_csv_file, help="Also write one CSV row per image here.")
     ] = None,
-    figure: Annotated[
-        Path,
-        typer.Option(
-            "--figure", callback=_png_file, help="An autoencoder's originals over reconstructions (first 16 images)."
-        ),
-    ] = Path("reconstructions.png"),
+    figure: FigureOpt = None,
+    overwrite: ReplaceOpt = False,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -79,6 +87,7 @@ def predict(
 
     Example: mle6 predict runs/train-cnn/20250101-120000 hand.jpg photos/ --out predictions.csv
     """
+    from mle6cli.engine.folder import prediction_figure
     from mle6cli.tasks.predict import predict as run_predict
 
     printer = Printer(json_mode=json_out, quiet=quiet)
@@ -90,7 +99,8 @@ def predict(
         strict_size=strict_size,
         device=device,
         csv=out,
-        figure=figure,
+        figure=figure if figure is not None else prediction_figure(run),
+        overwrite=overwrite,
     )
     for note in result.resized:
         printer.note(f"resized {note}")

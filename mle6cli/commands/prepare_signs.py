@@ -46,7 +46,7 @@ def prepare_signs(
 
     Example: mle6 prepare-signs --train-h5 train_signs.h5 --test-h5 test_signs.h5 --out sign_data
     """
-    from mle6cli.data.signs import prepare_signs as prepare
+    from mle6cli.data.prepare import prepare_signs as prepare
 
     report = prepare(
         out,

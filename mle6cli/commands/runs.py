@@ -4,30 +4,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from mle6cli.commands._options import JsonOpt
 from mle6cli.commands._output import Printer
+from mle6cli.commands._plain import Command, Group
 
 
-class _ListByDefault(TyperGroup):
+class _ListByDefault(Group):
     """`mle6 runs [DIR]` lists; `mle6 runs status DIR` and `mle6 runs compare A B` are subcommands."""
-
-    def get_params(self, ctx):
-        from mle6cli.cli import _plain_flags
-
-        return _plain_flags(super().get_params(ctx))
 
     def parse_args(self, ctx, args):
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
             args = ["list", *args]
         return super().parse_args(ctx, args)
-
-
-def _command():
-    from mle6cli.cli import Command
-
-    return Command
 
 
 runs_app = typer.Typer(
@@ -38,7 +27,7 @@ runs_app = typer.Typer(
 )
 
 
-@runs_app.command("list", cls=_command())
+@runs_app.command("list", cls=Command)
 def list_command(
     root: Annotated[Path, typer.Argument(help="Where to look for run folders.")] = Path("runs"),
     json_out: JsonOpt = False,
@@ -73,7 +62,7 @@ def list_command(
     )
 
 
-@runs_app.command("status", cls=_command())
+@runs_app.command("status", cls=Command)
 def status_command(
     run: Annotated[Path, typer.Argument(help="A run folder.")],
     json_out: JsonOpt = False,
@@ -98,7 +87,7 @@ def status_command(
         printer.line(f"continue with: mle6 {status['command']} --resume {run}")
 
 
-@runs_app.command("compare", cls=_command())
+@runs_app.command("compare", cls=Command)
 def compare_command(
     runs: Annotated[list[Path], typer.Argument(help="Two or more run folders.")],
     json_out: JsonOpt = False,

@@ -99,7 +99,7 @@ def read_inputs(paths: list[Path], layout: Layout, strict_size: bool = False) ->
 def read_npy_images(path: Path, layout: Layout) -> np.ndarray:
     """An .npy of uint8 images in the dataset's own layout: (N, 64, 64, 3) for SIGNS, (N, 28, 28) for
     MNIST (one image without N is accepted too); (N, side, side, channels) back."""
-    from mle6cli.data.signs import read_npy
+    from mle6cli.data.arrays import read_npy
 
     try:
         array = read_npy(path)

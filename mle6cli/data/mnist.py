@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mle6cli.data.checks import check_pixels
 from mle6cli.data.splits import Split
 from mle6cli.errors import DataError
 from mle6cli.models import MNIST_SIDE
@@ -171,42 +172,32 @@ def read_idx(data: bytes, path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(dims)
 
 
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array, as MNIST's files hold it (what `read_idx` reads back)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.tobytes()
+
+
 def _type_name(x: np.ndarray) -> str:
     return x.dtype.newbyteorder("=").name
 
 
 def _check_images(x: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
-    """(N, 28, 28) pixels 0..255 as uint8; float pixels in [0, 1] or whole 0..255 are accepted with a note."""
+    """(N, 28, 28) pixels 0..255 as uint8 (`data.checks.check_pixels`); float pixels in [0, 1] or whole 0..255
+    are accepted with a note."""
     if x.ndim != 3:
         raise DataError(f"{path} holds an array of shape {tuple(x.shape)}; MNIST images are N×28×28 (one grey channel)")
     if tuple(x.shape[1:]) != (MNIST_SIDE, MNIST_SIDE):
         raise DataError(f"{path} holds images of shape {tuple(x.shape[1:])}, expected 28x28")
     if len(x) == 0:
         raise DataError(f"{path} holds no images")
-    is_float = np.issubdtype(x.dtype, np.floating)
-    if is_float:
-        if np.isnan(x).any():
-            raise DataError(f"{path} contains NaN (image {int(np.flatnonzero(np.isnan(x).any(axis=(1, 2)))[0])})")
-        if np.isinf(x).any():
-            raise DataError(f"{path} contains inf (image {int(np.flatnonzero(np.isinf(x).any(axis=(1, 2)))[0])})")
-    lo, hi = (float(x.min()), float(x.max())) if is_float else (int(x.min()), int(x.max()))
-    if lo < 0 or hi > 255:
-        raise DataError(f"{path} has pixel values from {lo:g} to {hi:g}; expected 0..255")
-    if is_float:
-        whole = bool(np.all(x == np.round(x)))
-        if hi > 1 and not whole:
-            raise DataError(
-                f"{path} has fractional pixel values above 1 (up to {hi:g}); "
-                "expected whole numbers 0..255 or floats in [0, 1]"
-            )
+    x = check_pixels(x, str(path))
+    if np.issubdtype(x.dtype, np.floating):
+        hi = float(x.max())
         what = "in [0, 1]; stored as bytes 0..255 (×255, rounded)" if hi <= 1 else "with whole values 0..255"
         notes.append(f"Note: {path} holds {_type_name(x)} pixels {what} like MNIST's.")
         return np.rint(x.astype(np.float64) * (255.0 if hi <= 1 else 1.0)).astype(np.uint8)
-    if hi <= 1:
-        raise DataError(
-            f"{path} has pixel values only {lo}..{hi}; MNIST pixels run 0..255 "
-            "(were images scaled to [0, 1] and then saved as integers?)"
-        )
     if x.dtype != np.uint8:
         notes.append(f"Note: {path} holds {_type_name(x)} pixels; read as the bytes 0..255 they are.")
     return x.astype(np.uint8)

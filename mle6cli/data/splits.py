@@ -11,7 +11,7 @@ FINGERPRINT_SCHEME = "v2"  # v2: the arrays as the dataset stores them (before v
 
 def fingerprint(arrays) -> str:
     """A hash of the arrays (numpy arrays or tensors) with their dtypes and shapes: `v2:<32 hex digits>`.
-    A resume does not compare fingerprints of different schemes (`Run._check_same_data`)."""
+    A resume does not compare fingerprints of different schemes (`engine.checkpoints.check_same_data`)."""
     import hashlib
 
     import numpy as np

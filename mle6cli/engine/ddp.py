@@ -30,10 +30,20 @@ class DataParallelMembers(ModuleMembers):
 
     graphable = False  # a rank's share of a batch changes size from step to step
 
-    def __init__(self, models: Sequence[nn.Module], lrs: Sequence[float], task: Task, *, group, world: int, rank: int):
+    def __init__(
+        self,
+        models: Sequence[nn.Module],
+        lrs: Sequence[float],
+        task: Task,
+        *,
+        group,
+        world: int,
+        rank: int,
+        weight_decays: Sequence[float] | None = None,
+    ):
         from torch.nn.parallel import DistributedDataParallel
 
-        super().__init__(models, lrs, task)
+        super().__init__(models, lrs, task, weight_decays)
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         self.parallel = [
             DistributedDataParallel(model, device_ids=device_ids, process_group=group) for model in self.models

@@ -96,11 +96,14 @@ def shard(costs: Sequence[float], world: int) -> list[list[int]]:
 class Peers:
     """This process's place in a launched run: rank, world, the rendezvous store and the gloo group."""
 
-    def __init__(self, rank: int, world: int, local_rank: int, store, timeout: float, notes: list[str]):
+    def __init__(
+        self, rank: int, world: int, local_rank: int, store, timeout: float, notes: list[str], wanted: str = "auto"
+    ):
         self.rank, self.world, self.local_rank = rank, world, local_rank
         self.store = store
         self.timeout = timeout
         self.notes = notes  # one-line notes for rank 0 to show (a backend fallback)
+        self.wanted = wanted  # MLE6_DIST_BACKEND: auto, nccl or gloo
         self.members: list[tuple[str, int]] = []  # (host, pid) per rank
         self.device_group = None  # the group training collectives use (NCCL on CUDA)
         self.backend = "gloo"
@@ -270,20 +273,21 @@ class Peers:
             ) from None
 
     def use_device(self, device) -> None:
-        """The group for training collectives on `device`: NCCL for CUDA (gloo if this torch has no
-        NCCL, said in a note), gloo on the CPU."""
+        """The group for training collectives on `device` (`training_backend` chooses)."""
         import torch
         import torch.distributed as dist
 
         if device.type == "cuda":
             torch.cuda.set_device(device)
-            if dist.is_nccl_available():
-                from datetime import timedelta
+        backend, note = training_backend(device.type, self.wanted, dist.is_nccl_available())
+        if note:
+            self.notes.append(note)
+        if backend == "nccl":
+            from datetime import timedelta
 
-                self.backend = "nccl"
-                self.device_group = dist.new_group(backend="nccl", timeout=timedelta(seconds=self.timeout))
-                return
-            self.notes.append("Note: this torch has no NCCL; the ranks use gloo on CUDA (slower).")
+            self.backend = "nccl"
+            self.device_group = dist.new_group(backend="nccl", timeout=timedelta(seconds=self.timeout))
+            return
         self.device_group = None  # the default (gloo) group
 
     def close(self) -> None:
@@ -295,6 +299,18 @@ class Peers:
                 dist.destroy_process_group()
             except Exception:
                 pass
+
+
+def training_backend(device_type: str, wanted: str, nccl_available: bool) -> tuple[str, str | None]:
+    """The backend of the training collectives (`--ddp`'s gradients) and a note to show, if any.
+
+    NCCL on CUDA unless MLE6_DIST_BACKEND=gloo asks otherwise (the way around NCCL trouble) or this
+    torch has none; gloo on the CPU, where NCCL cannot run (join() says so when it was asked for)."""
+    if device_type != "cuda" or wanted == "gloo":
+        return "gloo", None
+    if not nccl_available:
+        return "gloo", "Note: this torch has no NCCL; the ranks use gloo on CUDA (slower)."
+    return "nccl", None
 
 
 def process_alive(pid: int) -> bool:
@@ -354,7 +370,7 @@ def join() -> Peers | None:
         )
     except Exception as exc:
         raise DistributedError(f"could not join the process group as rank {rank} of {world}: {exc}") from None
-    peers = Peers(rank, world, local_rank, store, timeout, notes)
+    peers = Peers(rank, world, local_rank, store, timeout, notes, wanted)
     peers.members = [tuple(m) for m in peers.all_gather("meet", (socket.gethostname(), os.getpid()))]
     atexit.register(peers.close)
     _current = peers

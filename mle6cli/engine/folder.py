@@ -8,7 +8,7 @@
     .lock           held while the run runs (`engine.lock`)
 
 and the command's own files, declared once in its `Outputs`: the `Run` writes nothing else, and an
---overwrite clears exactly those.
+--overwrite clears exactly those (with what export, evaluate and predict write there by default).
 """
 
 from __future__ import annotations
@@ -73,6 +73,32 @@ def exports(checkpoint: str) -> tuple[str, ...]:
     """What `mle6 export` writes beside a checkpoint by default (an --overwrite clears those too)."""
     stem = checkpoint.removesuffix(".pt")
     return (f"{stem}.onnx", f"{stem}.torchscript.pt")
+
+
+# What `mle6 evaluate` and `mle6 predict` write into a run folder by default: evaluation/<split>/
+# (the classifier's confusion matrix) and predictions/ (an autoencoder's figure)
+EVALUATION = "evaluation"
+CONFUSION = ("confusion.csv", "confusion.png")
+PREDICTIONS = "predictions"
+RECONSTRUCTIONS = "reconstructions.png"
+
+
+def evaluation_dir(run: Path | str, split: str) -> Path:
+    return Path(run) / EVALUATION / split
+
+
+def prediction_figure(run: Path | str) -> Path:
+    return Path(run) / PREDICTIONS / RECONSTRUCTIONS
+
+
+def evaluations() -> tuple[str, ...]:
+    """What `mle6 evaluate` writes into a classifier's run folder by default (an --overwrite clears those too)."""
+    return tuple(f"{EVALUATION}/*/{name}" for name in CONFUSION)
+
+
+def predictions() -> tuple[str, ...]:
+    """What `mle6 predict` writes into an autoencoder's run folder by default (an --overwrite clears it too)."""
+    return (f"{PREDICTIONS}/{RECONSTRUCTIONS}",)
 
 
 class UndeclaredOutput(Exception):

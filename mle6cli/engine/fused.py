@@ -267,16 +267,23 @@ def unpack(fused: FusedCNN) -> list[CNNClassifier]:
 
 
 class FusedCNNMembers(Members):
-    """M SIGNS CNNs as one FusedCNN with one Adam learning rate each."""
+    """M SIGNS CNNs as one FusedCNN with one Adam learning rate (and weight decay, default none) each."""
 
     task = CLASSIFY
 
-    def __init__(self, models: Sequence[CNNClassifier], lrs: Sequence[float], per_member: bool | None = None):
+    def __init__(
+        self,
+        models: Sequence[CNNClassifier],
+        lrs: Sequence[float],
+        per_member: bool | None = None,
+        weight_decays: Sequence[float] | None = None,
+    ):
         self.model = pack(models, per_member=per_member)
         self.count = self.model.members
         self.device = self.model.conv1_weight.device
         self.names = [source for _, source in _PARAMS]
-        self.optimizer = Adam([getattr(self.model, name) for name, _ in _PARAMS], [None] * len(_PARAMS), lrs)
+        params = [getattr(self.model, name) for name, _ in _PARAMS]
+        self.optimizer = Adam(params, [None] * len(_PARAMS), lrs, weight_decays=weight_decays)
         super().__init__()
 
     def modules(self) -> list[nn.Module]:

@@ -19,7 +19,11 @@ replacement that replays a CUDA graph:
 
 A capture never costs a run: if warm-up or capture fails, every tensor is put back as it was and
 `make_step` returns the eager step, after telling `on_fallback` why (`is_graphed` says which
-one a run got). Anywhere but CUDA the step function is used as it is (`graphs_enabled` says
+one a run got). A failure *inside* `torch.cuda.graph` is worse than one in the warm-up: torch's
+context manager has no try/finally, so the capture stream stays current and the caching
+allocator stays in capture mode; the stream and the allocator are put back here, and no step is
+captured again in this process (`capture_broken` says why), so one failed capture costs only
+its graph. Anywhere but CUDA the step function is used as it is (`graphs_enabled` says
 which applies). Set MLE6_GRAPHS=0 to turn capture off everywhere. tests/test_rehearsal.py runs
 every step function on fake CUDA tensors on a CPU and fails on any host synchronisation.
 """
@@ -34,6 +38,17 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+# why capture was turned off for the rest of this process (a failure inside capture), or None
+capture_broken: str | None = None
+
+
+class CaptureBroken(RuntimeError):
+    """A step failed inside `torch.cuda.graph`; `reason` names the failure and the package line."""
+
+    def __init__(self, cause: BaseException):
+        self.reason = failure(cause)
+        super().__init__(self.reason)
 
 
 def graphs_enabled(device: torch.device, requested: bool | None = None) -> bool:
@@ -126,11 +141,22 @@ class GraphedStep:
         for size, index in self.index.items():
             for optimizer in optimizers:  # backward in the graph must allocate, not accumulate into, .grad
                 optimizer.zero_grad()
-            graph = torch.cuda.CUDAGraph()
+            self.graphs[size] = self._capture_one(step, index, size)
+        torch.cuda.synchronize(device)
+
+    def _capture_one(self, step, index: torch.Tensor, size: int):
+        graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.current_stream(self.device)
+        try:
             with torch.cuda.graph(graph):
                 step(index, size)
-            self.graphs[size] = graph
-        torch.cuda.synchronize(device)
+        except BaseException as exc:
+            _leave_capture(graph, self.device, stream)
+            interrupt = _interrupt_in(exc)
+            if interrupt is not None:  # torch's capture_end may have raised over it: it stays an interrupt
+                raise interrupt from None
+            raise CaptureBroken(exc) from exc
+        return graph
 
     def __call__(self, index: torch.Tensor, size: int) -> None:
         if size not in self.graphs:  # a batch size nobody announced: run it eagerly
@@ -142,6 +168,30 @@ class GraphedStep:
         else:
             with torch.cuda.device(self.device):
                 self.graphs[size].replay()
+
+
+def _interrupt_in(exc: BaseException | None) -> BaseException | None:
+    """A KeyboardInterrupt or SystemExit that `exc` is, or was raised while handling."""
+    while exc is not None:
+        if not isinstance(exc, Exception):
+            return exc
+        exc = exc.__context__
+    return None
+
+
+def _leave_capture(graph, device: torch.device, stream) -> None:
+    """Undo what a failed `torch.cuda.graph` block leaves behind: its `__exit__` calls `capture_end()`
+    with no try/finally, and when CUDA's end of capture fails (an invalidated capture),
+    `capture_end` raises before it ends the allocator's routing to the graph's pool, and the
+    stream context is never left. Both are put back; nothing else here can repair the graph."""
+    torch.cuda.set_stream(stream)
+    # renamed across releases; when capture_end did finish, the allocator answers "not recording"
+    end = getattr(torch._C, "_cuda_endAllocateToPool", None) or getattr(
+        torch._C, "_cuda_endAllocateCurrentStreamToPool", None
+    )
+    if end is not None:
+        with contextlib.suppress(RuntimeError):
+            end(device.index if device.index is not None else 0, graph.pool())
 
 
 class _sync_is_an_error:
@@ -175,7 +225,8 @@ def make_step(
     `modules` and `optimizers` are what it trains; `extra` are other tensors it changes. When
     capture fails, `on_fallback(note)` hears why and the eager `step` is returned.
     """
-    if not graphs_enabled(device, enabled):
+    global capture_broken
+    if capture_broken is not None or not graphs_enabled(device, enabled):
         return step
     try:
         return GraphedStep(
@@ -187,6 +238,14 @@ def make_step(
             optimizers=optimizers,
             extra=extra,
         )
+    except CaptureBroken as exc:
+        capture_broken = exc.reason
+        if on_fallback is not None:
+            on_fallback(
+                f"Note: CUDA graph capture failed ({exc.reason}); training continues without graphs, "
+                "and no step is captured again in this process."
+            )
+        return step
     except (RuntimeError, ValueError, TypeError) as exc:  # CUDA's errors are RuntimeErrors; torch's own misuse checks
         if on_fallback is not None:
             on_fallback(f"Note: CUDA graph capture failed ({failure(exc)}); training continues without graphs.")
@@ -199,13 +258,26 @@ def is_graphed(step: Callable) -> bool:
 
 
 def failure(exc: BaseException) -> str:
-    """An exception in one line, with the package's innermost line that raised it (where to look)."""
+    """An exception in one line, with the package's innermost line that raised it (where to look).
+
+    The line is looked for in the exception, then in what it was raised from or while handling
+    (`__cause__`, `__context__`): a failed capture's RuntimeError comes from torch's `capture_end`,
+    raised while handling the step's own error, which holds the line."""
     text = str(exc).strip().splitlines()
     where = ""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen and not where:
+        seen.add(id(cause))
+        where = _package_line(cause)
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {text[0] if text else ''}{where}"
+
+
+def _package_line(exc: BaseException) -> str:
     package = Path(__file__).resolve().parents[1]
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         path = Path(frame.filename).resolve()
         if path.is_relative_to(package) and path != Path(__file__).resolve():
-            where = f" at {path.relative_to(package.parent)}:{frame.lineno}"
-            break
-    return f"{type(exc).__name__}: {text[0] if text else ''}{where}"
+            return f" at {path.relative_to(package.parent)}:{frame.lineno}"
+    return ""

@@ -120,88 +120,133 @@ def fit(
     lead = states[live.index(True)]
     if any(states[j].position != lead.position for j in range(len(states)) if live[j]):
         raise ValueError("the members to train stand at different points; fit each of position_groups apart")
-    device = train.x.device
-    n = len(train)
-    steps_per_epoch = math.ceil(n / batch_size)
+    return _Fit(members, states, live, train, batch_size, use_graphs, note).run(evals, epochs, on_epoch, stop)
 
-    # one generator (and permutation) per seed: members sharing a seed share their batches
-    seeds = list(dict.fromkeys(states[j].seed for j in range(len(states)) if live[j]))
-    group_of = [seeds.index(s.seed) if s.seed in seeds else 0 for s in states]
-    generators, perms = [], []
-    for seed in seeds:
-        first = next(s for j, s in enumerate(states) if live[j] and s.seed == seed)
-        generator = torch.Generator().manual_seed(seed)
-        if first.generator is not None:
-            generator.set_state(first.generator)
-        generators.append(generator)
-        perms.append(first.perm)
 
-    alive = torch.tensor(live, device=device)
-    loss_sum = torch.zeros(len(states), device=device, dtype=sum_dtype(device))
-    correct = torch.zeros(len(states), device=device, dtype=torch.int64)
+class _Fit:
+    """One `fit` call: the seed groups' batch orders, the device sums, the step (graphed or not) and
+    where the loop stands; its methods are the loop's steps."""
 
-    step = train_step(members, train, alive, loss_sum, correct)
+    def __init__(
+        self,
+        members: Members,
+        states: list[MemberState],
+        live: list[bool],
+        train: Split,
+        batch_size: int,
+        use_graphs: bool | None,
+        note: Callable[[str], None] | None,
+    ):
+        self.members, self.states, self.live, self.train = members, states, live, train
+        self.batch_size, self.use_graphs, self.note = batch_size, use_graphs, note
+        self.device = train.x.device
+        self.n = len(train)
+        self.steps_per_epoch = math.ceil(self.n / batch_size)
+        lead = states[live.index(True)]
+        self.epoch, self.batch, self.seen = lead.epoch, lead.batch, lead.seen
 
-    def bind() -> Callable[[torch.Tensor, int], None]:
-        members.bind(group_of, live)
+        # one generator (and permutation) per seed: members sharing a seed share their batches
+        self.seeds = list(dict.fromkeys(states[j].seed for j in range(len(states)) if live[j]))
+        self.group_of = [self.seeds.index(s.seed) if s.seed in self.seeds else 0 for s in states]
+        self.generators, self.perms = [], []
+        for seed in self.seeds:
+            first = next(s for j, s in enumerate(states) if live[j] and s.seed == seed)
+            generator = torch.Generator().manual_seed(seed)
+            if first.generator is not None:
+                generator.set_state(first.generator)
+            self.generators.append(generator)
+            self.perms.append(first.perm)
+
+        self.alive = torch.tensor(live, device=self.device)
+        self.loss_sum = torch.zeros(len(states), device=self.device, dtype=sum_dtype(self.device))
+        self.correct = torch.zeros(len(states), device=self.device, dtype=torch.int64)
+        self.step = train_step(members, train, self.alive, self.loss_sum, self.correct)
+
+    def run(self, evals: dict[str, Split], epochs: int, on_epoch, stop) -> bool:
+        # training mode before the first capture: a graph replays the mode it was captured in
+        self.members.train(True)
+        run_step = self.bind()
+        while self.epoch < epochs:
+            if self.perms[0] is None:
+                self.new_epoch()
+            if self.train_epoch(run_step, stop):
+                return True
+            before = list(self.live)
+            self.end_epoch(evals, on_epoch)
+            if not any(self.live):
+                return False
+            if self.live != before:  # fewer members to train: skip the retired ones (and recapture)
+                self.alive.copy_(torch.tensor(self.live, device=self.device))
+                run_step = self.bind()
+            if stop is not None and stop() and self.epoch < epochs:
+                return True
+        for j, s in enumerate(self.states):
+            if self.live[j]:
+                s.status = COMPLETED
+        return False
+
+    def bind(self) -> Callable[[torch.Tensor, int], None]:
+        """The members bound to the live seed groups, and the step to run (graphed where it can be)."""
+        members, n, batch_size = self.members, self.n, self.batch_size
+        members.bind(self.group_of, self.live)
         sizes = sorted({min(batch_size, n), n % batch_size} - {0})
         graphed = graphs.make_step(
-            step,
+            self.step,
             batch_sizes=sizes,
-            groups=len(seeds),
-            device=device,
+            groups=len(self.seeds),
+            device=self.device,
             modules=members.modules(),
             optimizers=[members.optimizer],
-            extra=[alive, loss_sum, correct],
-            enabled=use_graphs if members.graphable else False,
-            on_fallback=note,
+            extra=[self.alive, self.loss_sum, self.correct],
+            enabled=self.use_graphs if members.graphable else False,
+            on_fallback=self.note,
         )
         members.graphed.append(graphs.is_graphed(graphed))
         return graphed
 
-    run_step = bind()
-    position = {"epoch": lead.epoch, "batch": lead.batch, "seen": lead.seen}
-
-    def sync(sums: bool = True) -> None:
+    def sync(self, sums: bool = True) -> None:
         """Copy the loop's position (and the device sums) into the live members' states."""
         if sums:
-            run_loss, run_correct = members.run_sums(loss_sum, correct)
+            run_loss, run_correct = self.members.run_sums(self.loss_sum, self.correct)
             values, counts = run_loss.tolist(), run_correct.tolist()
-        for j, s in enumerate(states):
-            if live[j]:
+        for j, s in enumerate(self.states):
+            if self.live[j]:
                 if sums:
                     s.loss_sum, s.correct = values[j], int(counts[j])
-                s.epoch, s.batch, s.seen = position["epoch"], position["batch"], position["seen"]
-                s.perm = perms[group_of[j]]
-                s.generator = generators[group_of[j]].get_state()
+                s.epoch, s.batch, s.seen = self.epoch, self.batch, self.seen
+                s.perm = self.perms[self.group_of[j]]
+                s.generator = self.generators[self.group_of[j]].get_state()
 
-    members.train(True)
-    while position["epoch"] < epochs:
-        if perms[0] is None:  # a new epoch
-            perms = [torch.randperm(n, generator=g) for g in generators]
-            position["batch"] = position["seen"] = 0
-            for j, s in enumerate(states):
-                if live[j]:
-                    s.loss_sum, s.correct = 0.0, 0
-            sync(sums=False)
-        batches = train.epoch_batches(torch.stack(perms), batch_size)  # [(index (S, B) on the device, size)]
-        share = members.own_share([s.loss_sum for s in states], [s.correct for s in states])
-        loss_sum.copy_(torch.tensor(share[0], dtype=torch.float64))
-        correct.copy_(torch.tensor(share[1], dtype=torch.int64))
+    def new_epoch(self) -> None:
+        self.perms = [torch.randperm(self.n, generator=g) for g in self.generators]
+        self.batch = self.seen = 0
+        for j, s in enumerate(self.states):
+            if self.live[j]:
+                s.loss_sum, s.correct = 0.0, 0
+        self.sync(sums=False)
+
+    def train_epoch(self, run_step, stop) -> bool:
+        """The epoch's batches from where the loop stands; True when `stop` cut it short."""
+        states = self.states
+        batches = self.train.epoch_batches(torch.stack(self.perms), self.batch_size)  # [(index (S, B), size)]
+        share = self.members.own_share([s.loss_sum for s in states], [s.correct for s in states])
+        self.loss_sum.copy_(torch.tensor(share[0], dtype=torch.float64))
+        self.correct.copy_(torch.tensor(share[1], dtype=torch.int64))
         interrupted = False
-        while position["batch"] < steps_per_epoch:
-            index, size = batches[position["batch"]]
+        while self.batch < self.steps_per_epoch:
+            index, size = batches[self.batch]
             run_step(index, size)
-            position["batch"] += 1
-            position["seen"] += size
-            if stop is not None and stop() and position["batch"] < steps_per_epoch:
+            self.batch += 1
+            self.seen += size
+            if stop is not None and stop() and self.batch < self.steps_per_epoch:
                 interrupted = True
                 break
-        sync()
-        if interrupted:
-            return True
+        self.sync()
+        return interrupted
 
-        before = list(live)
+    def end_epoch(self, evals: dict[str, Split], on_epoch) -> None:
+        """Diverged members frozen, every live member's history row, then `on_epoch`'s retirements."""
+        states, live, members = self.states, self.live, self.members
         rows: list[dict | None] = [None] * len(states)
         for j, s in enumerate(states):
             if live[j] and not math.isfinite(s.loss_sum / s.seen):
@@ -219,21 +264,10 @@ def fit(
                     row[f"{name}_acc"] = accs[j]
             s.history.append(row)
             rows[j] = row
-        position["epoch"] += 1
-        position["batch"] = position["seen"] = 0
-        perms = [None] * len(seeds)
-        sync(sums=False)
+        self.epoch += 1
+        self.batch = self.seen = 0
+        self.perms = [None] * len(self.seeds)
+        self.sync(sums=False)
         for j in (on_epoch(rows) if on_epoch is not None else None) or ():
             if live[j]:
                 states[j].status, live[j] = STOPPED, False
-        if not any(live):
-            return False
-        if live != before:  # fewer members to train: skip the retired ones (and recapture)
-            alive.copy_(torch.tensor(live, device=device))
-            run_step = bind()
-        if stop is not None and stop() and position["epoch"] < epochs:
-            return True
-    for j, s in enumerate(states):
-        if live[j]:
-            s.status = COMPLETED
-    return False

@@ -1,9 +1,9 @@
 """M models trained side by side: what the one loop (`engine.loop.fit`) trains.
 
-A `Members` holds M models and one `engine.optim.Adam` with a learning rate per member. The
-loop hands it a batch per seed group — `x` (S, B, ...) and `groups[j]`, the row of `x` member j
-trains on — and gets back each member's loss: one backward of the sum of the members'
-losses gives every member exactly its own gradient. Two kinds:
+A `Members` holds M models and one `engine.optim.Adam` with a learning rate (and an L2 weight
+decay, none by default) per member. The loop hands it a batch per seed group — `x` (S, B, ...)
+and `groups[j]`, the row of `x` member j trains on — and gets back each member's loss: one
+backward of the sum of the members' losses gives every member exactly its own gradient. Two kinds:
 
 - `ModuleMembers`: any nn.Modules (the autoencoders, the linear AE), one after another;
 - `fused.FusedCNNMembers`: the SIGNS CNNs stacked into one fused model.
@@ -166,9 +166,15 @@ class Members:
 
 
 class ModuleMembers(Members):
-    """Any nn.Modules, each with its own learning rate, stepped one after another."""
+    """Any nn.Modules, each with its own learning rate (and weight decay, default none), stepped one after another."""
 
-    def __init__(self, models: Sequence[nn.Module], lrs: Sequence[float], task: Task):
+    def __init__(
+        self,
+        models: Sequence[nn.Module],
+        lrs: Sequence[float],
+        task: Task,
+        weight_decays: Sequence[float] | None = None,
+    ):
         self.models = list(models)
         self.count = len(self.models)
         self.task = task
@@ -179,7 +185,7 @@ class ModuleMembers(Members):
                 params.append(p)
                 member_of.append(j)
                 self.names.append(name)
-        self.optimizer = Adam(params, member_of, lrs)
+        self.optimizer = Adam(params, member_of, lrs, weight_decays=weight_decays)
         super().__init__()
 
     def modules(self) -> list[nn.Module]:

@@ -1,10 +1,11 @@
-"""Adam with one learning rate per member: torch.optim.Adam's arithmetic, without torch.optim.
+"""Adam with one learning rate (and L2 weight decay) per member: torch.optim.Adam's arithmetic, without torch.optim.
 
 Two reasons not to use torch.optim.Adam: constructing one imports torch._dynamo (about 1.7 s
 of start-up), and a sweep needs one learning rate per member inside one fused step. The
-arithmetic is torch's single-tensor Adam (no weight decay, no amsgrad), operation for
-operation, so the numbers are bit-identical to it on the CPU (tests/test_engine.py checks):
+arithmetic is torch's single-tensor Adam (no amsgrad), operation for operation, so the numbers
+are bit-identical to it on the CPU (tests/test_engine.py and tests/test_weight_decay.py check):
 
+    g <- g + wd·p  (only for a member whose weight decay wd is not 0, as torch skips it for 0)
     m <- lerp(m, g, 1 - b1);  v <- b2·v + (1 - b2)·g²
     p <- p - (lr / (1 - b1^t)) · m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
@@ -17,6 +18,7 @@ stopped member: its gradients are replaced by zeros and its step size by 0).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -61,6 +63,7 @@ class Adam:
         lrs: Sequence[float],
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_decays: Sequence[float] | None = None,
     ):
         self.params = list(params)
         self.member_of = list(member_of)
@@ -76,6 +79,14 @@ class Adam:
                 raise ValueError(f"a parameter of shape {tuple(p.shape)} does not fit {self.members} members")
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)
+        # plain floats, like betas and eps: torch adds the decay as add(p, alpha=wd), and a captured
+        # graph keeps them; whether any member decays is decided here, once, not in the step
+        self.weight_decays = [0.0] * self.members if weight_decays is None else [float(w) for w in weight_decays]
+        if len(self.weight_decays) != self.members:
+            raise ValueError(f"{len(self.weight_decays)} weight decays for {self.members} members")
+        if not all(0 <= w < math.inf for w in self.weight_decays):
+            raise ValueError("weight decays must be finite and non-negative")
+        self.decays = any(w != 0 for w in self.weight_decays)
         self.step_count = torch.zeros(self.members, dtype=sum_dtype(device), device=device)  # (M,)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
@@ -106,8 +117,6 @@ class Adam:
                 continue
             if p.dtype not in scalars:
                 scalars[p.dtype] = (step_size.to(p.dtype), bias_correction2_sqrt.to(p.dtype))
-            if active is not None:  # a frozen member's gradient may be NaN: zeros instead
-                grad = torch.where(active.view(_stacked(p)) if j is None else active[j], grad, 0.0)
             params.append(p)
             grads.append(grad)
             avgs.append(exp_avg)
@@ -115,6 +124,13 @@ class Adam:
             owners.append(j)
         if not params:
             return
+        if self.decays:  # before the masks below: a frozen member's moments never see its decay
+            grads = self._decayed(params, grads, owners)
+        if active is not None:  # a frozen member's gradient may be NaN: zeros instead
+            grads = [
+                torch.where(active.view(_stacked(p)) if j is None else active[j], g, 0.0)
+                for p, g, j in zip(params, grads, owners, strict=True)
+            ]
         # the module docstring's arithmetic, one dispatch per operation for every parameter at once
         # (on the CPU each _foreach_ op runs the same per-tensor kernel: the same bits)
         torch._foreach_lerp_(avgs, grads, 1 - beta1)  # m <- lerp(m, g, 1 - b1)
@@ -132,6 +148,19 @@ class Adam:
         torch._foreach_add_(denoms, self.eps)
         torch._foreach_div_(updates, denoms)
         torch._foreach_sub_(params, updates)  # p <- p - (lr / (1 - b1^t)) · m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    def _decayed(self, params, grads, owners) -> list[torch.Tensor]:
+        """g + wd·p for every member whose decay wd is not 0, computed as torch.optim.Adam does it,
+        `add(p, alpha=wd)`: into copies (p.grad stays as backward made it), one _foreach_ op per member
+        over its tensors and its slices of the stacked ones; a member with wd 0 is left untouched."""
+        out = [g.clone() if j is None or self.weight_decays[j] != 0 else g for g, j in zip(grads, owners, strict=True)]
+        for k, wd in enumerate(self.weight_decays):
+            if wd == 0:
+                continue
+            mine = [i for i, j in enumerate(owners) if j in (k, None)]
+            targets = [out[i] if owners[i] == k else out[i][k] for i in mine]
+            torch._foreach_add_(targets, [params[i] if owners[i] == k else params[i][k] for i in mine], alpha=wd)
+        return out
 
     def _scalar_groups(self, params, avgs, denoms, owners) -> list[_ScalarGroup]:
         """The tensors grouped so that one per-member scalar, or one list of them, applies to each group.
@@ -160,8 +189,14 @@ class Adam:
     # ---- one member's state, in plain tensors (checkpoints hold members, so a run can be re-sharded)
 
     def member_state(self, j: int, names: Sequence[str]) -> dict:
-        """Member j's step count and moments; `names[i]` names parameter i's slice of member j."""
-        out = {"step": float(self.step_count[j]), "lr": float(self.lrs[j]), "exp_avg": {}, "exp_avg_sq": {}}
+        """Member j's step count, hyperparameters and moments; `names[i]` names parameter i's slice of member j."""
+        out = {
+            "step": float(self.step_count[j]),
+            "lr": float(self.lrs[j]),
+            "weight_decay": self.weight_decays[j],
+            "exp_avg": {},
+            "exp_avg_sq": {},
+        }
         for name, p_member, m, v in zip(names, self.member_of, self.exp_avg, self.exp_avg_sq, strict=True):
             if p_member is None:
                 m, v = m[j], v[j]
@@ -173,7 +208,14 @@ class Adam:
 
     @torch.no_grad()
     def load_member_state(self, j: int, names: Sequence[str], state: dict) -> None:
-        """Copy member j's saved state in place (a captured CUDA graph keeps pointing at these tensors)."""
+        """Copy member j's saved state in place (a captured CUDA graph keeps pointing at these tensors).
+
+        The weight decay is the optimizer's own, fixed when it was made: a state saved with another one
+        is refused, so a resumed member goes on with the decay it trained with (none in states saved
+        before decays existed)."""
+        saved = float(state.get("weight_decay", 0.0))
+        if saved != self.weight_decays[j]:
+            raise ValueError(f"member {j} was saved with weight decay {saved:g}, not {self.weight_decays[j]:g}")
         self.step_count[j] = float(state["step"])
         for name, p_member, m, v in zip(names, self.member_of, self.exp_avg, self.exp_avg_sq, strict=True):
             if p_member is None:

@@ -6,10 +6,12 @@ train-cnn is a one-member sweep and "a sweep member equals train-cnn" holds by c
 Every member starts from the weights its seed draws and sees the batch order its seed draws,
 exactly as a single run with that seed would.
 
-Run folder of train-cnn: config.json, metrics.csv, curves.png, model.pt, summary.json (last).
-Run folder of sweep-lr: config.json, lr_<lr>/metrics.csv and lr_<lr>/model.pt per learning rate,
-sweep.csv, sweep_curves.png, summary.json (last). An interrupted run holds resume.pt instead of
-summary.json.
+Run folder of train-cnn: config.json, metrics.csv, curves.png, model.pt, summary.json (last); with
+several seeds (`--seeds`), seed_<s>/metrics.csv and seed_<s>/model.pt per seed, and sweep.csv,
+sweep_stats.csv and curves.png (their mean and band) beside them.
+Run folder of sweep-lr: config.json, lr_<lr>/metrics.csv and lr_<lr>/model.pt per learning rate
+(lr_<lr>/seed_<s>/ with several seeds), sweep.csv, sweep_stats.csv, sweep_curves.png, summary.json
+(last). An interrupted run holds resume.pt instead of summary.json. `OUTPUTS` declares them all.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mle6cli import plots
+from mle6cli import drawing, plots
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
 from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.members import CLASSIFY
@@ -40,7 +42,8 @@ class TrainingDiverged(Mle6Error):
 
 def load_data(config: TrainCnnConfig | SweepLrConfig, device) -> SignsData:
     """The dataset a config names: the npy folder, or the built-in synthetic set."""
-    from mle6cli.data.signs import load_signs, synthetic_signs
+    from mle6cli.data.signs import load_signs
+    from mle6cli.data.synthetic import synthetic_signs
 
     if config.synthetic:
         per_class = config.synthetic_per_class or STANDARD_PER_CLASS
@@ -256,7 +259,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
         )
         figure = "sweep_curves.png" if sweep else "curves.png"
-        figure_done = plots.in_background(plots.sweep_curves_figure, groups, run.output(figure), title)
+        figure_done = drawing.in_background(plots.sweep_curves_figure, groups, run.output(figure), title)
     tests = _test_members(members, data, device)
     records = []
     for member, folder, test in zip(members, dirs, tests, strict=True):
@@ -302,7 +305,7 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
                 f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
             )
         title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
-        plots.in_background(plots.curves_figure, members[0].state.history, run.output("curves.png"), title)()
+        drawing.in_background(plots.curves_figure, members[0].state.history, run.output("curves.png"), title)()
         summary = {
             **base,
             "lr": config.lrs[0],

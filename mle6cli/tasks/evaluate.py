@@ -86,16 +86,21 @@ def evaluate(
     data_dir: Path | None = None,
     split: str = "test",
     out: Path | None = None,
+    overwrite: bool = False,
     device: str = "auto",
 ) -> Evaluation:
     """The model of `run` on `split` of its own data (or of `data_dir`); the classifier's confusion matrix
-    is written under `out` as confusion.csv and confusion.png."""
+    is written under `out` as confusion.csv and confusion.png, which must not exist unless `overwrite`
+    (`engine.folder.evaluation_dir` is the command's default `out`)."""
     from mle6cli.engine.device import THREADS_ENV, configure_threads, resolve_device
-    from mle6cli.files import read_json
+    from mle6cli.engine.folder import CONFUSION
+    from mle6cli.files import check_replaceable, read_json
 
     SPLIT.check(split)
     where = resolve_device(device)
     trained = open_trained(run, member, latent_dim, where, any_dim=True)
+    if out is not None and trained.kind == "classifier":
+        check_replaceable([Path(out) / name for name in CONFUSION], overwrite)
     threads = read_json(Path(run) / "config.json").get("cpu_threads")
     if where.type == "cpu" and isinstance(threads, int) and threads >= 1 and not os.environ.get(THREADS_ENV):
         configure_threads(where, threads)  # the thread count changes CPU sums in the last bits: use the run's

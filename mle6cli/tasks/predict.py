@@ -107,15 +107,19 @@ def predict(
     device: str = "auto",
     csv: Path | None = None,
     figure: Path | None = None,
+    overwrite: bool = False,
 ) -> Prediction:
     """Run `run`'s model on `inputs`; write `csv` (one row per image) and, for an autoencoder, `figure`
-    (originals over reconstructions) when given."""
+    (originals over reconstructions) when given. Neither may exist unless `overwrite`
+    (`engine.folder.prediction_figure` is the command's default figure)."""
     import torch
 
     from mle6cli.engine.device import resolve_device
+    from mle6cli.files import check_replaceable
 
     where = resolve_device(device)
     trained = open_trained(run, member, latent_dim, where)
+    check_replaceable([csv, figure if trained.kind != "classifier" else None], overwrite)
     read = read_inputs(inputs, trained.layout, strict_size)
     result = Prediction(trained, read.names, read.resized)
     outputs: dict[str, list] = {}

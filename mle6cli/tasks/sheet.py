@@ -256,7 +256,7 @@ def _confusion(run: Run, device: str, figures: dict) -> dict:
 
     for name in CONFUSION:
         run.output(name)
-    result = evaluate(run.path / SWEEP_LR.name, out=run.path, device=device)
+    result = evaluate(run.path / SWEEP_LR.name, out=run.path, overwrite=True, device=device)  # files declared above
     figures["confusion"] = Path(result.files["confusion_png"])
     return {
         "member": result.trained.member,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mle6cli.engine.folder import Outputs, exports
+from mle6cli.engine.folder import Outputs, evaluations, exports, predictions
 from mle6cli.errors import ConfigError
 from mle6cli.fmt import cell, lr_label
 from mle6cli.tasks import config as rules
@@ -179,7 +179,7 @@ class SweepLrConfig(_SignsConfig):
 
 # what a classifier run writes: each member's files in its folder (`member_dir`), then the run's
 CLASSIFIER_OUTPUTS = Outputs(
-    files=("curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png"),
+    files=("curves.png", "sweep.csv", "sweep_stats.csv", "sweep_curves.png", *evaluations()),
     member_files=("metrics.csv", "model.pt", *exports("model.pt")),
     member_folders=("", "lr_*", "lr_*/seed_*", "seed_*"),
     tensorboard=True,
@@ -275,14 +275,14 @@ class PcaAeConfig(_MnistConfig):
 
 # what a train-ae run writes: per latent size, in the run folder or one folder per seed
 TRAIN_AE_OUTPUTS = Outputs(
-    files=("ae_losses.png", "reconstructions.png"),
+    files=("ae_losses.png", "reconstructions.png", *predictions()),
     member_files=("metrics_d*.csv", "ae_d*.pt", *exports("ae_d*.pt")),
     member_folders=("", "seed_*"),
     tensorboard=True,
 )
 # what a pca-ae run writes: each seed's files in the run folder (one seed) or in seed_<s>/
 PCA_AE_OUTPUTS = Outputs(
-    files=("pca_ae_losses.png", "pca_ae_reconstructions.png"),
+    files=("pca_ae_losses.png", "pca_ae_reconstructions.png", *predictions()),
     member_files=("metrics.csv", "linear_ae_k*.pt", *exports("linear_ae_k*.pt")),
     member_folders=("", "seed_*"),
     tensorboard=True,
