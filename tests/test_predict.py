@@ -365,9 +365,9 @@ def test_predict_draws_into_the_run_and_refuses_to_replace(runner, app, ae_run):
         assert Path("rows.csv").read_text().startswith("image,reconstruction_mse,z_0")
     finally:
         figure.unlink(missing_ok=True)
-    from mle6cli.tasks import autoencoders, pca
+    from mle6cli.tasks.specs import PCA_AE, TRAIN_AE
 
-    for outputs in (autoencoders.OUTPUTS, pca.OUTPUTS):  # an --overwrite of the run clears the figure
+    for outputs in (TRAIN_AE.outputs, PCA_AE.outputs):  # an --overwrite of the run clears the figure
         assert outputs.declares("predictions/reconstructions.png")
 
 
