@@ -25,6 +25,7 @@ from mle6cli.errors import Mle6Error
 from mle6cli.models import ConvAutoencoder
 from mle6cli.tasks.config import INIT
 from mle6cli.tasks.kinds import AUTOENCODER
+from mle6cli.tasks.schema import TrainAeSummary, write
 from mle6cli.tasks.specs import TRAIN_AE, AeConfig
 
 # A run is collapsed when its test MSE is at least 90% of mean(x²), the all-black score (collapsed
@@ -257,23 +258,23 @@ class AeResult:
             "status": "failed" if self.failed else "completed",
         }
 
-    def summary(self) -> dict:
-        return {
-            "command": TRAIN_AE.name,
-            "status": "failed" if self.failed else "completed",
-            "data": self.data,
-            "synthetic": self.data["synthetic"],
-            "epochs": self.config.epochs,
-            "seeds": list(self.config.seeds),
-            "trivial_test_mse": self.levels.all_black,
-            "mean_image_test_mse": self.levels.mean_image,
-            "runs": [r.to_dict() for r in self.runs],
-            "stats": self.stats(),
-            "figures": self.figures,
-            "train_seconds": self.train_seconds,
-            "resumed": self.resumed,
-            "run_dir": str(self.run_dir),
-        }
+    def summary(self) -> TrainAeSummary:
+        return TrainAeSummary(
+            command=TRAIN_AE.name,
+            status="failed" if self.failed else "completed",
+            data=self.data,
+            synthetic=self.data["synthetic"],
+            epochs=self.config.epochs,
+            seeds=list(self.config.seeds),
+            trivial_test_mse=self.levels.all_black,
+            mean_image_test_mse=self.levels.mean_image,
+            runs=[r.to_dict() for r in self.runs],
+            stats=self.stats(),
+            figures=self.figures,
+            train_seconds=self.train_seconds,
+            resumed=self.resumed,
+            run_dir=str(self.run_dir),
+        )
 
 
 # ---------------------------------------------------------------- the job
@@ -387,7 +388,7 @@ def train_ae(
         result = AeResult(
             config, results, run.path, data.describe(), levels, figures, run.clock.seconds(), run.clock.resumes
         )
-        run.finish(result.summary())
+        write(run, result.summary())
         return result
 
 

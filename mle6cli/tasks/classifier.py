@@ -28,6 +28,7 @@ from mle6cli.engine.runs import Member
 from mle6cli.errors import Mle6Error
 from mle6cli.fmt import lr_label, plural
 from mle6cli.tasks.kinds import CLASSIFIER
+from mle6cli.tasks.schema import SweepSummary, TrainCnnSummary, write
 from mle6cli.tasks.specs import SWEEP_LR, TRAIN_CNN, SweepLrConfig, TrainCnnConfig
 
 METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_loss, val_acc
@@ -306,15 +307,15 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             )
         title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
         drawing.in_background(plots.curves_figure, members[0].state.history, run.output("curves.png"), title)()
-        summary = {
+        summary = TrainCnnSummary(
             **base,
-            "lr": config.lrs[0],
-            "seed": config.seeds[0],
-            "final": record["final"],
-            "test_loss": record["test_loss"],
-            "test_acc": record["test_acc"],
-        }
-        return run.finish(summary)
+            lr=config.lrs[0],
+            seed=config.seeds[0],
+            final=record["final"],
+            test_loss=record["test_loss"],
+            test_acc=record["test_acc"],
+        )
+        return write(run, summary)
 
     rows = [
         dict(
@@ -337,23 +338,23 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
         )
     best = ranked[0]
     comparison = compare_best(records, ranked)
-    summary = {
+    summary = SweepSummary(
         **base,
-        "lrs": list(config.lrs),
-        "seed": config.seeds[0],
-        "runs": records,
-        "best_lr": best["lr"],
-        "best_val_acc": best["val_acc"]["mean"],
-        "best_val_loss": best["val_loss"]["mean"],
-        "test_acc": best["test_acc"]["mean"],
-        "test_loss": best["test_loss"]["mean"],
-        "val_test_gap": abs(best["val_acc"]["mean"] - best["test_acc"]["mean"]),
-        "stats": {
+        lrs=list(config.lrs),
+        seed=config.seeds[0],
+        runs=records,
+        best_lr=best["lr"],
+        best_val_acc=best["val_acc"]["mean"],
+        best_val_loss=best["val_loss"]["mean"],
+        test_acc=best["test_acc"]["mean"],
+        test_loss=best["test_loss"]["mean"],
+        val_test_gap=abs(best["val_acc"]["mean"] - best["test_acc"]["mean"]),
+        stats={
             "level": 0.95,
             "configs": stats,
             "best_lr": best["lr"],
             "runner_up_lr": ranked[1]["lr"] if len(ranked) > 1 else None,
             "comparison": comparison.to_dict() if comparison is not None else None,
         },
-    }
-    return run.finish(summary)
+    )
+    return write(run, summary)

@@ -25,6 +25,7 @@ from mle6cli.fmt import plural
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
 from mle6cli.tasks.autoencoders import METRICS_HEADER
 from mle6cli.tasks.kinds import LINEAR_AE, checkpoint_name
+from mle6cli.tasks.schema import PcaAeSummary, write
 from mle6cli.tasks.specs import PCA_AE, PcaAeConfig
 
 
@@ -125,16 +126,16 @@ class PcaAeResult:
             doc["verdict"] = self.verdict
         return doc
 
-    def summary(self) -> dict:
-        return {
-            "command": PCA_AE.name,
-            "status": "completed",
-            "data": self.data,
+    def summary(self) -> PcaAeSummary:
+        return PcaAeSummary(
+            command=PCA_AE.name,
+            status="completed",
+            data=self.data,
             **self.to_json(),
-            "pca_train_mse": self.pca_train_mse,
-            "history": self.history,
-            "figures": self.figures,
-        }
+            pca_train_mse=self.pca_train_mse,
+            history=self.history,
+            figures=self.figures,
+        )
 
 
 def check_compare_run(run_dir: Path, data) -> list[dict]:
@@ -374,5 +375,5 @@ def pca_ae(
             verdict=compare_verdict(compare, compare[0]["epochs"] if compare else None, quick) if compare else None,
             figures=figures,
         )
-        run.finish(result.summary())
+        write(run, result.summary())
         return result

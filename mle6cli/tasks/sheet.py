@@ -22,6 +22,7 @@ from mle6cli.engine.folder import Outputs
 from mle6cli.engine.interrupt import Interrupted
 from mle6cli.engine.runs import Run
 from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, gauss_conv_check
+from mle6cli.tasks.schema import RunAllSummary, Summary, read, write
 from mle6cli.tasks.specs import PCA_AE, RUN_ALL, SWEEP_LR, TRAIN_AE, CommandSpec, RunAllConfig, SweepLrConfig
 
 CONV_CASES = [
@@ -166,20 +167,20 @@ def run_all(
         }
         run.output("report.html"), run.output("report.md")  # what write_sheet_report writes
         html_path, md_path = write_sheet_report(run.path, results, figures, plan, synthetic, provenance)
-        summary = {
-            "command": RUN_ALL.name,
-            "quick": config.quick,
-            "device": str(device),
-            "synthetic": synthetic,
-            "data": {"signs": provenance["signs"], "mnist": mnist.source},
-            "seconds": time.perf_counter() - started,
+        summary = RunAllSummary(
+            command=RUN_ALL.name,
+            quick=config.quick,
+            device=str(device),
+            synthetic=synthetic,
+            data={"signs": provenance["signs"], "mnist": mnist.source},
+            seconds=time.perf_counter() - started,
             # every training step's steps replayed from CUDA graphs
-            "graphs": all(results[step].get("graphs", False) for step in ("sweep_lr", "train_ae", "pca_ae")),
-            "results": results,
-            "report_html": str(html_path),
-            "report_md": str(md_path),
-        }
-        return run.finish(summary)
+            graphs=all(results[step].get("graphs", False) for step in ("sweep_lr", "train_ae", "pca_ae")),
+            results=results,
+            report_html=str(html_path),
+            report_md=str(md_path),
+        )
+        return write(run, summary)
 
 
 class _Counter:
@@ -204,14 +205,12 @@ class _Counter:
 
 def _job(run: Run, spec: CommandSpec, options: dict, counter: _Counter, stop, *, data, **extra) -> dict:
     """One training step in its sub-folder: kept when finished, resumed when interrupted, else started."""
-    from mle6cli.files import read_json
-
     sub = run.path / spec.name
     counter.events.section(f"{spec.name}")
     if run.resumed and (sub / "summary.json").is_file():
-        done = read_json(sub / "summary.json")
+        done = read(sub)
         counter.offset += _epochs_of(done)
-        return done
+        return done.to_json()
     kwargs = {"events": counter.for_step(), "stop": stop, **extra}
     if data is not None:
         kwargs["data"] = data
@@ -219,10 +218,10 @@ def _job(run: Run, spec: CommandSpec, options: dict, counter: _Counter, stop, *,
         spec.run(options, resume=sub, **kwargs)
     else:  # a new or --overwrite'd run-all folder: its step folders are ours to reuse
         spec.run(options, out=sub, overwrite=True, **kwargs)
-    return read_json(sub / "summary.json")
+    return read(sub).to_json()
 
 
-def _epochs_of(summary: dict) -> int:
+def _epochs_of(summary: Summary) -> int:
     """The epochs a finished step trained, for the running count."""
     runs = summary.get("runs")
     if isinstance(runs, list):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mle6cli.fmt import cell, lr_label, mean_ci, plural
 from mle6cli.report import Section, Table, write_report
+from mle6cli.tasks.schema import PcaAeSummary, SweepSummary, TrainAeSummary, read
 
 # What the exercise sheet itself prints or says, set beside our numbers.
 EXERCISE = {
@@ -66,11 +67,13 @@ def build_sections(results: dict, figures: dict, plan, synthetic: dict) -> list[
             ],
         )
     )
-    sections.append(_sweep_section(results["sweep_lr"], figures, plan, synthetic["signs"], results.get("confusion")))
-    sections.append(_ae_section(results["train_ae"], figures, plan, synthetic["mnist"]))
+    # each training step's summary, read back through its schema (tasks.schema)
+    sweep, ae, pca = (read(results[step]) for step in ("sweep_lr", "train_ae", "pca_ae"))
+    sections.append(_sweep_section(sweep, figures, plan, synthetic["signs"], results.get("confusion")))
+    sections.append(_ae_section(ae, figures, plan, synthetic["mnist"]))
     if results.get("latent_plot"):
         sections.append(_latent_section(results["latent_plot"], figures))
-    sections.append(_pca_section(results["pca_ae"], figures))
+    sections.append(_pca_section(pca, figures))
     return sections
 
 
@@ -133,7 +136,7 @@ def _gauss_section(g: dict, figures: dict) -> Section:
     )
 
 
-def _sweep_section(s: dict, figures: dict, plan, synthetic: bool, confusion: dict | None = None) -> Section:
+def _sweep_section(s: SweepSummary, figures: dict, plan, synthetic: bool, confusion: dict | None = None) -> Section:
     by_lr = {r["lr"]: r for r in s["runs"]}
     bad = by_lr.get(1e-1)
     rows = [
@@ -230,7 +233,7 @@ def _confusion_table(confusion: dict) -> Table:
     )
 
 
-def _ae_section(ae: dict, figures: dict, plan, synthetic: bool) -> Section:
+def _ae_section(ae: TrainAeSummary, figures: dict, plan, synthetic: bool) -> Section:
     rows = [
         [
             r["latent_dim"],
@@ -317,7 +320,7 @@ def _latent_section(lat: dict, figures: dict) -> Section:
     )
 
 
-def _pca_section(p: dict, figures: dict) -> Section:
+def _pca_section(p: PcaAeSummary, figures: dict) -> Section:
     rows = [[p["latent_dim"], cell(p["linear_ae_test_mse"]), cell(p["pca_test_mse"]), cell(p["ratio"])]]
     angles = p["principal_angles_deg"]
     tables = [

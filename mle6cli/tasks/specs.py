@@ -21,7 +21,9 @@ from mle6cli.tasks import config as rules
 from mle6cli.tasks.config import SEEDS_HELP, Folder, Negated, OptionsConfig, Seeds, listed, option
 from mle6cli.tasks.kinds import AUTOENCODER, CLASSIFIER, LINEAR_AE, ModelKind
 from mle6cli.tasks.limits import MNIST_PIXELS
+from mle6cli.tasks.schema import PcaAeSummary, RunAllSummary, Summary, SweepSummary, TrainAeSummary, TrainCnnSummary
 
+SPECS: dict[str, CommandSpec] = {}  # every training command, by name, in the order they are declared
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_HELP = "Where to compute: auto, cpu, cuda, cuda:N or mps (CPU threads: torch's default, or MLE6_THREADS=N)."
 SYNTHETIC_HELP = "Use the built-in synthetic data instead of a dataset on disk."
@@ -105,6 +107,10 @@ class CommandSpec:
     kind: ModelKind | None = None
     headline: Callable[[dict], str] | None = None  # `mle6 runs`' one number of a finished run's summary
     outputs: Outputs | None = None  # what its run folder holds (`engine.folder.Outputs`)
+    summary: type[Summary] | None = None  # its summary.json (`tasks.schema`)
+
+    def __post_init__(self):
+        SPECS[self.name] = self  # declaring a command is registering it: runs, the schema page find it
 
     def run(self, options: dict, **run):
         task = self.task
@@ -195,11 +201,13 @@ def _best_lr(summary: dict) -> str:
 
 
 TRAIN_CNN = CommandSpec(
-    "train-cnn", TrainCnnConfig, "mle6cli.tasks.classifier:train_cnn", CLASSIFIER, _test_acc, CLASSIFIER_OUTPUTS
-)
+    "train-cnn", TrainCnnConfig, "mle6cli.tasks.classifier:train_cnn", CLASSIFIER, _test_acc, CLASSIFIER_OUTPUTS,
+    TrainCnnSummary,  # with several seeds: a SweepSummary
+)  # fmt: skip
 SWEEP_LR = CommandSpec(
-    "sweep-lr", SweepLrConfig, "mle6cli.tasks.classifier:sweep_lr", CLASSIFIER, _best_lr, CLASSIFIER_OUTPUTS
-)
+    "sweep-lr", SweepLrConfig, "mle6cli.tasks.classifier:sweep_lr", CLASSIFIER, _best_lr, CLASSIFIER_OUTPUTS,
+    SweepSummary,
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------- the MNIST autoencoders
@@ -299,9 +307,12 @@ def _linear_and_pca(summary: dict) -> str:
 
 
 TRAIN_AE = CommandSpec(
-    "train-ae", AeConfig, "mle6cli.tasks.autoencoders:train_ae", AUTOENCODER, _test_mse, TRAIN_AE_OUTPUTS
+    "train-ae", AeConfig, "mle6cli.tasks.autoencoders:train_ae", AUTOENCODER, _test_mse, TRAIN_AE_OUTPUTS,
+    TrainAeSummary,
+)  # fmt: skip
+PCA_AE = CommandSpec(
+    "pca-ae", PcaAeConfig, "mle6cli.tasks.pca:pca_ae", LINEAR_AE, _linear_and_pca, PCA_AE_OUTPUTS, PcaAeSummary
 )
-PCA_AE = CommandSpec("pca-ae", PcaAeConfig, "mle6cli.tasks.pca:pca_ae", LINEAR_AE, _linear_and_pca, PCA_AE_OUTPUTS)
 
 
 # ---------------------------------------------------------------- the whole sheet
@@ -339,5 +350,4 @@ def _sheet(summary: dict) -> str:
     return _best_lr(summary["results"]["sweep_lr"])
 
 
-RUN_ALL = CommandSpec("run-all", RunAllConfig, "mle6cli.tasks.sheet:run_all", headline=_sheet)
-SPECS = {spec.name: spec for spec in (TRAIN_CNN, SWEEP_LR, TRAIN_AE, PCA_AE, RUN_ALL)}
+RUN_ALL = CommandSpec("run-all", RunAllConfig, "mle6cli.tasks.sheet:run_all", headline=_sheet, summary=RunAllSummary)
