@@ -1,6 +1,8 @@
-"""The shipped job script examples/slurm/sweep.sbatch on a real SLURM: a one-node cluster on
-localhost (tests/slurm_cluster.py), the script adapted only through its variables and sbatch's
-command line.
+"""The shipped job scripts examples/slurm/*.sbatch on a real SLURM: a one-node cluster on
+localhost (tests/slurm_cluster.py), each script adapted only through its variables and sbatch's
+command line. Every script is submitted with a command line mle6 refuses, in a job shorter than its
+NEAR_END: it must fail at once with mle6's status and line, never requeued. sweep.sbatch is also
+cut mid-training and must requeue itself and finish exactly.
 
 How the cut is made fast and still the script's own path: the job gets `--time=1
 --signal=TERM@5`, the shortest time limit SLURM has. slurmctld sends a --signal warning from its
@@ -122,6 +124,59 @@ def test_the_docs_show_the_shipped_sweep_script_and_every_script_parses():
         assert "#SBATCH --signal=TERM@" in text and "B:TERM" not in text.replace('"B:TERM"', ""), path
         assert "#SBATCH --requeue" in text and 'scontrol requeue "$SLURM_JOB_ID"' in text, path
         assert "\nrun=$RUNS/$EXPERIMENT\n" in text, path  # named by the experiment, not the job id
+        # the command line is checked before anything is launched
+        check = '\nmle6 "$COMMAND" "${args[@]}" --print-config --quiet >/dev/null || exit $?\n'
+        assert -1 < text.find(check) < text.find("\nsrun "), path
+
+
+# each script with a command line mle6 refuses, and the start of mle6's one line about it
+BAD_LINES = {
+    "sweep.sbatch": (
+        ["--synthetic", "--lrs", "banana", "--seeds", "0-2", "--epochs", "3"],
+        "Error: mle6 sweep-lr: Invalid value for '--lrs': 'banana' is not a number",
+    ),
+    "one-gpu.sbatch": (["--synthetic", "--epoch", "3"], "Error: mle6 train-ae: No such option: --epoch "),
+    "run-all.sbatch": (
+        ["--synthetic", "--quick", "--seeds", "0-x"],
+        "Error: mle6 run-all: Invalid value for '--seeds': '0-x' is not a seed or a range",
+    ),
+}
+
+
+def wait_unrequeued(slurm, job: str, log: Path, timeout: float) -> dict[str, str]:
+    """The job's fields once it has ended; fails at once if it was ever requeued."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        fields = slurm.job(job)
+        restarted = fields.get("Restarts", "0") != "0" or fields.get("JobState") in ("REQUEUED", "REQUEUE_HOLD")
+        assert not restarted, f"job {job} was requeued: {fields}\n{log.read_text()[-3000:] if log.exists() else ''}"
+        if fields.get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"):
+            return fields
+        time.sleep(0.5)
+    raise AssertionError(f"job {job} did not end within {timeout:.0f} s: {slurm.job(job)}")
+
+
+@pytest.mark.slow
+def test_a_bad_command_line_fails_the_job_at_once_and_is_never_requeued(slurm, tmp_path):
+    # a one-minute job is well inside NEAR_END (300 s), where a stop without a save is taken for
+    # the scheduler's: a usage error must still end it, with mle6's exit status 2 and one line
+    runs = tmp_path / "runs"
+    env = job_env(runs, "bad", epochs=3)
+    jobs = {}
+    for name, (args, _) in BAD_LINES.items():
+        log = tmp_path / f"{name}.out"
+        sbatch = [*ONE_NODE] if name == "sweep.sbatch" else ["--gpus=0", "--cpus-per-task=1"]
+        job_vars = dict(env, EXPERIMENT=name, MLE6_ARGS=" ".join(args))
+        jobs[name] = (slurm.submit([*sbatch, "--time=1", f"--output={log}", str(SCRIPT.parent / name)], job_vars), log)
+    for name, (job, log) in jobs.items():
+        fields = wait_unrequeued(slurm, job, log, timeout=60)
+        text = log.read_text()
+        ended = (fields["JobState"], fields["ExitCode"], fields["Restarts"])
+        assert ended == ("FAILED", "2:0", "0"), (name, fields, text)
+        lines = text.splitlines()
+        # mle6's line alone: no torchrun report, no second attempt, no line of the script's own
+        assert len(lines) == 1 and lines[0].startswith(BAD_LINES[name][1]), (name, text)
+    assert not runs.exists()  # nothing was written
 
 
 @pytest.mark.slow
