@@ -10,23 +10,22 @@ autoencoder").
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from mle6cli.data.splits import ShardedSplit, Split, as_float
-from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.members import RECONSTRUCT
 from mle6cli.engine.runs import Member, Run
 from mle6cli.errors import Mle6Error
 from mle6cli.models import ConvAutoencoder
 from mle6cli.tasks.config import INIT
+from mle6cli.tasks.jobs import Restarts
 from mle6cli.tasks.kinds import AUTOENCODER
 from mle6cli.tasks.schema import TrainAeSummary, write
-from mle6cli.tasks.specs import TRAIN_AE, AeConfig
+from mle6cli.tasks.specs import TRAIN_AE, AeConfig, RunParams
 
 # A run is collapsed when its test MSE is at least 90% of mean(x²), the all-black score (collapsed
 # runs measured 97.8-100%, the slowest healthy one 83% after its first epoch) ...
@@ -286,19 +285,10 @@ def member_files(config: AeConfig, key: dict) -> tuple[Path, Path]:
     return folder / f"metrics_d{key['latent_dim']}.csv", folder / f"ae_d{key['latent_dim']}.pt"
 
 
-def train_ae(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    data=None,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
-) -> AeResult | None:
+def train_ae(options: dict, params: RunParams | None = None, *, data=None, **given) -> AeResult | None:
     """train-ae: one ConvAutoencoder per latent size and seed (Adam, MSE), with collapse detection and
-    restarts; writes the run folder and returns an AeResult. `data` may pass MNIST already open."""
+    restarts; writes the run folder and returns an AeResult. `params` (or its keywords): how it runs,
+    `RunParams`; `data` may pass MNIST already open."""
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.distributed import launched
     from mle6cli.tasks.jobs import EpochLog, open_job
@@ -306,16 +296,14 @@ def train_ae(
     def load(config: AeConfig, device):  # data-parallel ranks keep only their share on the device
         return open_mnist(config.spec(), "cpu" if config.ddp and launched() else device)
 
+    params = RunParams.of(params, given)
+    events = params.events
     job = open_job(
         TRAIN_AE,
         options,
         load,
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        events=events,
+        params,
         data=data,
-        overrides=overrides,
         members=lambda config: None if config.ddp else len(config.latent_dims) * len(config.seeds),
     )
     with job.run:
@@ -332,16 +320,17 @@ def train_ae(
             train_split, test_split = data.train_split(), data.test_split()
         several = len(config.seeds) > 1
         keys = [{"latent_dim": d, "seed": s} for d in config.latent_dims for s in config.seeds]
-        members = run.members(keys, extra={"attempt": 0, "attempts": [], "epochs_before": 0})
+        members = run.members(keys, extra=asdict(Restarts()))
 
         def label(m: Member) -> str:
             text = f"d={m.key['latent_dim']}" + (f" seed {m.key['seed']}" if several else "")
-            return text + (f" retry {m.extra['attempt']}" if m.extra["attempt"] else "")
+            attempt = Restarts.of(m).attempt
+            return text + (f" retry {attempt}" if attempt else "")
 
         def metrics_file(m: Member) -> Path:
             return member_files(config, m.key)[0]
 
-        log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
+        log = EpochLog(job, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
         def check(group: list[Member], rows: list[dict | None], backend) -> list[int]:
             retire = []
@@ -349,9 +338,11 @@ def train_ae(
                 if row is None:
                     continue
                 verdict = check_collapse(backend.models[j], test_split, row["test_loss"], levels)
-                m.extra["collapse"] = verdict.reason  # None: healthy
+                restarts = Restarts.of(m)
+                restarts.collapse = verdict.reason  # None: healthy
+                restarts.keep(m)
                 # a saturated sigmoid does not recover: give up at once while a restart is left
-                if verdict.collapsed and m.extra["attempt"] < config.retries:
+                if verdict.collapsed and restarts.attempt < config.retries:
                     retire.append(j)
             return retire
 
@@ -373,9 +364,7 @@ def train_ae(
             return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
 
         while True:
-            writer = job.train(
-                members, build, train_split, {"test": test_split}, log, stop=stop, check=check, shard=peers is None
-            )
+            writer = job.train(members, build, train_split, {"test": test_split}, log, check=check, shard=peers is None)
             restarted = [m for m in members if _restart_if_collapsed(m, config, events, label)]
             if not restarted:
                 break
@@ -409,29 +398,31 @@ def _restart_if_collapsed(m: Member, config: AeConfig, events, label) -> bool:
 
     if m.state.status != "stopped":
         return False
-    reason = m.extra.get("collapse") or "collapsed"
+    restarts = Restarts.of(m)
+    reason = restarts.collapse or "collapsed"
     events.note(f"Note: {label(m)} collapsed with seed {m.state.seed} ({reason}); restarted.")
-    m.extra["attempts"].append(_attempt_record(m, "collapsed", reason))
-    m.extra["epochs_before"] += len(m.state.history)
-    m.extra["attempt"] += 1
-    m.state = MemberState(seed=attempt_seed(m.key["seed"], m.extra["attempt"]))
+    restarts.attempts.append(_attempt_record(m, "collapsed", reason))
+    restarts.epochs_before += len(m.state.history)
+    restarts.attempt += 1
+    restarts.collapse = None
+    restarts.keep(m)
+    m.state = MemberState(seed=attempt_seed(m.key["seed"], restarts.attempt))
     m.weights = m.optimizer = None
-    m.extra["collapse"] = None
     return True
 
 
 def _finish_member(run: Run, config: AeConfig, m: Member, data_info: dict) -> DimResult:
-    s = m.state
+    s, restarts = m.state, Restarts.of(m)
     metrics_file, checkpoint_file = member_files(config, m.key)
     history = s.history
     run.write_csv(metrics_file, METRICS_HEADER, history)
     if s.status == "diverged":
         status, collapsed, reason = "diverged", False, f"non-finite loss in epoch {s.diverged_epoch}"
-    elif m.extra.get("collapse"):
-        status, collapsed, reason = "collapsed", True, m.extra["collapse"]
+    elif restarts.collapse:
+        status, collapsed, reason = "collapsed", True, restarts.collapse
     else:
         status, collapsed, reason = "completed", False, None
-    attempts = list(m.extra["attempts"]) + [_attempt_record(m, status, reason)]
+    attempts = list(restarts.attempts) + [_attempt_record(m, status, reason)]
     final = history[-1]["test_loss"] if history else None
     result = DimResult(
         latent_dim=m.key["latent_dim"],
@@ -440,7 +431,7 @@ def _finish_member(run: Run, config: AeConfig, m: Member, data_info: dict) -> Di
         history=history,
         status=status,
         collapsed=collapsed,
-        retries=m.extra["attempt"],
+        retries=restarts.attempt,
         final_test_mse=final if status != "diverged" else None,
         attempts=attempts,
         diverged_epoch=s.diverged_epoch,

@@ -15,19 +15,18 @@ summary.json.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from mle6cli import plots
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
-from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.members import CLASSIFY
 from mle6cli.engine.runs import Member
 from mle6cli.errors import Mle6Error
 from mle6cli.fmt import lr_label, plural
 from mle6cli.tasks.kinds import CLASSIFIER
 from mle6cli.tasks.schema import SweepSummary, TrainCnnSummary, write
-from mle6cli.tasks.specs import SWEEP_LR, TRAIN_CNN, SweepLrConfig, TrainCnnConfig
+from mle6cli.tasks.specs import SWEEP_LR, TRAIN_CNN, RunParams, SweepLrConfig, TrainCnnConfig
 
 METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_loss, val_acc
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
@@ -78,58 +77,32 @@ def load_classifier(path: Path | str, device="cpu"):
 # ---------------------------------------------------------------- the job
 
 
-def train_cnn(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
-) -> dict | None:
+def train_cnn(options: dict, params: RunParams | None = None, **given) -> dict | None:
     """train-cnn: the CNN with Adam and NLL loss, tested once at the end; returns the summary.
 
     `options` are the command's (`lr`, `epochs`, `batch_size`, `seed`, `device`, `deterministic`,
-    `data_dir`, `synthetic`); with `resume` the saved ones are used instead. SIGINT/SIGTERM (or
-    `stop()`) save resume.pt and raise `Interrupted`; a NaN/infinite loss raises `TrainingDiverged`.
+    `data_dir`, `synthetic`; `TrainCnnConfig`); `params` (or its keywords: out, overwrite, resume,
+    overrides, events, stop) say how it runs, `RunParams`; with `resume` the saved options are used
+    instead. SIGINT/SIGTERM (or `stop()`) save resume.pt and raise `Interrupted`; a NaN/infinite loss
+    raises `TrainingDiverged`.
     """
-    return _classify(TRAIN_CNN, options, out, overwrite, resume, overrides, events, stop)
+    return _classify(TRAIN_CNN, options, RunParams.of(params, given))
 
 
-def sweep_lr(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
-) -> dict | None:
+def sweep_lr(options: dict, params: RunParams | None = None, **given) -> dict | None:
     """sweep-lr: one CNN per learning rate (same initial weights, same batches); the best by val accuracy.
 
-    A member that diverges is marked and the others go on. Returns the summary.
+    A member that diverges is marked and the others go on. Returns the summary. `params`: as train_cnn's.
     """
-    return _classify(SWEEP_LR, options, out, overwrite, resume, overrides, events, stop)
+    return _classify(SWEEP_LR, options, RunParams.of(params, given))
 
 
-def _classify(spec, options, out, overwrite, resume, overrides, events, stop) -> dict | None:
+def _classify(spec, options: dict, params: RunParams) -> dict | None:
     from mle6cli.engine.fused import FusedCNNMembers
     from mle6cli.tasks.jobs import EpochLog, open_job
 
     sweep = spec.config.sweep
-    job = open_job(
-        spec,
-        options,
-        load_data,
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        events=events,
-        overrides=overrides,
-        members=lambda config: len(config.lrs) * len(config.seeds),
-    )
+    job = open_job(spec, options, load_data, params, members=lambda config: len(config.lrs) * len(config.seeds))
     with job.run:
         config, run = job.config, job.run
         members = run.members([{"lr": lr, "seed": seed} for lr in config.lrs for seed in config.seeds])
@@ -142,16 +115,14 @@ def _classify(spec, options, out, overwrite, resume, overrides, events, stop) ->
             parts = [f"lr {lr_label(m.key['lr'])}"] if sweep else []
             return " ".join(parts + ([f"seed {m.key['seed']}"] if several_seeds else []))
 
-        log = EpochLog(
-            job, events, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:]
-        )
+        log = EpochLog(job, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:])
 
         def build(group: list[Member]):
             return FusedCNNMembers(
                 [initial_model(m.key["seed"], job.device) for m in group], [m.key["lr"] for m in group]
             )
 
-        writer = job.train(members, build, job.data.train, {"val": job.data.val}, log, stop=stop)
+        writer = job.train(members, build, job.data.train, {"val": job.data.val}, log)
         log.close()
         if not writer:
             return None

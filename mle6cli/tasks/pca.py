@@ -10,7 +10,6 @@ time, so the optimum costs one pass over the data whatever N is.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import numpy as np
 import torch
 
 from mle6cli.data.splits import Split, as_float
-from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.runs import Member
 from mle6cli.errors import Mle6Error
 from mle6cli.fmt import plural
@@ -26,7 +24,7 @@ from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
 from mle6cli.tasks.autoencoders import METRICS_HEADER
 from mle6cli.tasks.kinds import LINEAR_AE, checkpoint_name
 from mle6cli.tasks.schema import PcaAeSummary, write
-from mle6cli.tasks.specs import PCA_AE, PcaAeConfig
+from mle6cli.tasks.specs import PCA_AE, PcaAeConfig, RunParams
 
 
 def _as_double(x: torch.Tensor) -> torch.Tensor:
@@ -253,19 +251,11 @@ def compare_verdict(rows: list[dict], epochs: int | None, quick: bool = False) -
 
 
 def pca_ae(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    data=None,
-    quick: bool = False,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
+    options: dict, params: RunParams | None = None, *, data=None, quick: bool = False, **given
 ) -> PcaAeResult | None:
     """pca-ae: train the linear AE (one per seed), compute its exact optimum, compare them, and
-    optionally set a train-ae run's conv AEs beside exact PCA at their latent sizes."""
+    optionally set a train-ae run's conv AEs beside exact PCA at their latent sizes. `params` (or its
+    keywords): how it runs, `RunParams`; `data` may pass MNIST already open; `quick`: a --quick sheet's."""
     from mle6cli import plots
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
@@ -280,13 +270,9 @@ def pca_ae(
         PCA_AE,
         options,
         lambda config, device: open_mnist(config.spec(), device),
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        events=events,
+        RunParams.of(params, given),
         data=data,
         check=check,
-        overrides=overrides,
         members=lambda config: len(config.seeds),
     )
     with job.run:
@@ -301,7 +287,7 @@ def pca_ae(
         def label(m: Member) -> str:
             return f"linear AE k={k}" + (f" seed {m.key['seed']}" if several else "")
 
-        log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
+        log = EpochLog(job, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
         def build(group):
             models = []
@@ -311,7 +297,7 @@ def pca_ae(
                     models.append(LinearAutoencoder(k))
             return ModuleMembers([model.to(device) for model in models], [config.lr] * len(group), RECONSTRUCT)
 
-        writer = job.train(members, build, data.train_split(), {"test": data.test_split()}, log, stop=stop)
+        writer = job.train(members, build, data.train_split(), {"test": data.test_split()}, log)
         log.close()
         if not writer:
             return None

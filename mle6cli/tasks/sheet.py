@@ -12,18 +12,26 @@ summary.json) are kept, the interrupted one resumes from its resume.pt, the rest
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mle6cli.engine.checkpoints import has_resume
-from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.events import Events
 from mle6cli.engine.folder import Outputs
 from mle6cli.engine.interrupt import Interrupted
 from mle6cli.engine.runs import Run
 from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, gauss_conv_check
 from mle6cli.tasks.schema import RunAllSummary, Summary, read, write
-from mle6cli.tasks.specs import PCA_AE, RUN_ALL, SWEEP_LR, TRAIN_AE, CommandSpec, RunAllConfig, SweepLrConfig
+from mle6cli.tasks.specs import (
+    PCA_AE,
+    RUN_ALL,
+    SWEEP_LR,
+    TRAIN_AE,
+    CommandSpec,
+    RunAllConfig,
+    RunParams,
+    SweepLrConfig,
+)
 
 CONV_CASES = [
     ("valid", ConvGeometry((64, 64), (3, 3), "valid")),
@@ -67,23 +75,23 @@ def outputs() -> Outputs:
     )
 
 
-def run_all(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
-) -> dict:
-    """Run the whole sheet into a run folder and write the report; returns the summary (also summary.json)."""
+def run_all(options: dict, params: RunParams | None = None, **given) -> dict:
+    """Run the whole sheet into a run folder and write the report; returns the summary (also summary.json).
+    `params` (or its keywords): how it runs, `RunParams`."""
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.device import describe_device, resolve_device
     from mle6cli.tasks.classifier import load_data
 
+    params = RunParams.of(params, given)
+    events, stop = params.events, params.stop
     run = Run.open(
-        RUN_ALL.name, options, out=out, overwrite=overwrite, resume=resume, outputs=outputs(), overrides=overrides
+        RUN_ALL.name,
+        options,
+        out=params.out,
+        overwrite=params.overwrite,
+        resume=params.resume,
+        outputs=outputs(),
+        overrides=params.overrides,
     )
     with run:  # a resumed run holds its lock from the start: let it go on any failure
         config = RunAllConfig.from_options(run.options)
@@ -211,13 +219,13 @@ def _job(run: Run, spec: CommandSpec, options: dict, counter: _Counter, stop, *,
         done = read(sub)
         counter.offset += _epochs_of(done)
         return done.to_json()
-    kwargs = {"events": counter.for_step(), "stop": stop, **extra}
     if data is not None:
-        kwargs["data"] = data
+        extra["data"] = data
     if run.resumed and has_resume(sub):
-        spec.run(options, resume=sub, **kwargs)
+        params = RunParams(resume=sub, events=counter.for_step(), stop=stop)
     else:  # a new or --overwrite'd run-all folder: its step folders are ours to reuse
-        spec.run(options, out=sub, overwrite=True, **kwargs)
+        params = RunParams(out=sub, overwrite=True, events=counter.for_step(), stop=stop)
+    spec.run(options, params, **extra)
     return read(sub).to_json()
 
 
