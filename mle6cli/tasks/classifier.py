@@ -216,20 +216,42 @@ def stats_rows(stats: list[dict]) -> list[dict]:
 
 
 def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> dict:
+    """Test and save every member, write the tables and figures, then summary.json."""
     synthetic_tag = " (synthetic data)" if data.synthetic else ""
     single = not sweep and len(members) == 1  # train-cnn, one seed: the exercise's single run
-    figure_done = None
-    if not single:  # drawn (by plots' worker, when one runs) while the members are tested and saved
-        groups = [
-            (f"lr {lr_label(lr)}", [m.state.history for m in members if m.key["lr"] == lr and m.state.history])
-            for lr in config.lrs
-        ]
-        title = ("Learning-rate sweep" if sweep else f"SIGNS CNN, lr {lr_label(config.lrs[0])}") + (
-            f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
-        )
-        figure = "sweep_curves.png" if sweep else "curves.png"
-        figure_done = plots.in_background(plots.sweep_curves_figure, groups, run.output(figure), title)
-    tests = _test_members(members, data, device)
+    # the sweep's figure is drawn (by plots' worker, when one runs) while the members are tested and saved
+    figure_done = None if single else _draw_sweep_curves(run, config, members, sweep, synthetic_tag)
+    records = _save_members(run, members, dirs, _test_members(members, data, device))
+    base = {
+        "command": run.command,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "seeds": list(config.seeds),
+        "device": str(device),
+        "synthetic": data.synthetic,
+        "data": data.source.get("path", "synthetic"),
+        "train_seconds": train_seconds,
+    }
+    if single:
+        return _finish_single(run, config, members[0], records[0], base, synthetic_tag)
+    return _finish_sweep(run, config, records, base, figure_done)
+
+
+def _draw_sweep_curves(run, config, members, sweep: bool, synthetic_tag: str):
+    """Start drawing the members' curves, grouped by learning rate; returns what waits for the figure."""
+    groups = [
+        (f"lr {lr_label(lr)}", [m.state.history for m in members if m.key["lr"] == lr and m.state.history])
+        for lr in config.lrs
+    ]
+    title = ("Learning-rate sweep" if sweep else f"SIGNS CNN, lr {lr_label(config.lrs[0])}") + (
+        f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
+    )
+    figure = "sweep_curves.png" if sweep else "curves.png"
+    return plots.in_background(plots.sweep_curves_figure, groups, run.output(figure), title)
+
+
+def _save_members(run, members: list[Member], dirs: list[Path], tests: list[dict | None]) -> list[dict]:
+    """Each member's metrics.csv, and model.pt when it completed; its record for summary.json's `runs`."""
     records = []
     for member, folder, test in zip(members, dirs, tests, strict=True):
         s = member.state
@@ -253,38 +275,33 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             model_config.pop("seeds", None)
             run.save_torch(folder / "model.pt", CLASSIFIER.payload(member.weights, config=model_config))
         records.append(record)
+    return records
 
-    base = {
-        "command": run.command,
-        "epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "seeds": list(config.seeds),
-        "device": str(device),
-        "synthetic": data.synthetic,
-        "data": data.source.get("path", "synthetic"),
-        "train_seconds": train_seconds,
-    }
-    if single:
-        (record,) = records
-        if record["status"] == "diverged":
-            run.drop_resume()
-            loss = members[0].state.loss_sum / max(members[0].state.seen, 1)
-            raise TrainingDiverged(
-                f"training diverged at epoch {record['diverged_epoch']}: the training loss became {loss}; "
-                f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
-            )
-        title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
-        plots.in_background(plots.curves_figure, members[0].state.history, run.output("curves.png"), title)()
-        summary = TrainCnnSummary(
-            **base,
-            lr=config.lrs[0],
-            seed=config.seeds[0],
-            final=record["final"],
-            test_loss=record["test_loss"],
-            test_acc=record["test_acc"],
+
+def _finish_single(run, config, member: Member, record: dict, base: dict, synthetic_tag: str) -> dict:
+    """train-cnn's one run: its curves and summary, or TrainingDiverged."""
+    if record["status"] == "diverged":
+        run.drop_resume()
+        loss = member.state.loss_sum / max(member.state.seen, 1)
+        raise TrainingDiverged(
+            f"training diverged at epoch {record['diverged_epoch']}: the training loss became {loss}; "
+            f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
         )
-        return write(run, summary)
+    title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
+    plots.in_background(plots.curves_figure, member.state.history, run.output("curves.png"), title)()
+    summary = TrainCnnSummary(
+        **base,
+        lr=config.lrs[0],
+        seed=config.seeds[0],
+        final=record["final"],
+        test_loss=record["test_loss"],
+        test_acc=record["test_acc"],
+    )
+    return write(run, summary)
 
+
+def _finish_sweep(run, config, records: list[dict], base: dict, figure_done) -> dict:
+    """A sweep (or train-cnn's seeds): sweep.csv, sweep_stats.csv, the best learning rate, the summary."""
     rows = [
         dict(
             {k: r[k] for k in ("lr", "seed", "status", "epochs_done", "test_loss", "test_acc")},
