@@ -8,6 +8,7 @@ A task (classifier, autoencoders, pca) adds only its config, its data loader, it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -29,7 +30,8 @@ class Restarts:
 
     @classmethod
     def of(cls, member: Member) -> Restarts:
-        return cls(**{f.name: member.extra[f.name] for f in fields(cls) if f.name in member.extra})
+        """The member's restarts, a copy (members made from one `extra` share its lists): `keep` stores it."""
+        return cls(**deepcopy({f.name: member.extra[f.name] for f in fields(cls) if f.name in member.extra}))
 
     def keep(self, member: Member) -> None:
         """Into the member's resume state."""
