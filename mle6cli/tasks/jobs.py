@@ -108,16 +108,7 @@ def open_job(
 
     peers, events = join(), params.events
     _say_notes(peers, events)
-    run = Run.open(
-        spec.name,
-        options,
-        out=params.out,
-        overwrite=params.overwrite,
-        resume=params.resume,
-        outputs=spec.outputs,
-        overrides=params.overrides,
-        peers=peers,
-    )
+    run = params.open(spec.name, options, spec.outputs, peers)
     try:
         config = spec.config.from_options(run.options)
         check_tensorboard(config)

@@ -86,15 +86,7 @@ def run_all(options: dict, params: RunParams | None = None, **given) -> dict:
 
     params = RunParams.of(params, given)
     events = params.events
-    run = Run.open(
-        RUN_ALL.name,
-        options,
-        out=params.out,
-        overwrite=params.overwrite,
-        resume=params.resume,
-        outputs=outputs(),
-        overrides=params.overrides,
-    )
+    run = params.open(RUN_ALL.name, options, outputs())
     with run:  # a resumed run holds its lock from the start: let it go on any failure
         config = RunAllConfig.from_options(run.options)
         device = resolve_device(config.device)

@@ -109,6 +109,21 @@ class RunParams:
     events: Events = field(default_factory=lambda: QUIET)
     stop: Callable[[], bool] | None = None
 
+    def open(self, command: str, options: dict, outputs: Outputs, peers=None):
+        """`command`'s run (`engine.runs.Run.open`): a new folder, or the interrupted one to resume."""
+        from mle6cli.engine.runs import Run
+
+        return Run.open(
+            command,
+            options,
+            out=self.out,
+            overwrite=self.overwrite,
+            resume=self.resume,
+            outputs=outputs,
+            overrides=self.overrides,
+            peers=peers,
+        )
+
     @classmethod
     def of(cls, params: RunParams | None, given: dict) -> RunParams:
         """`params`, or the same from keywords (`train_cnn(options, out=..., stop=...)`)."""
