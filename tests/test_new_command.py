@@ -60,22 +60,20 @@ def _load(config: ToyConfig, device) -> ToyData:
     return ToyData(x[:32].to(device), x[32:].to(device))
 
 
-def toy_fit(options: dict, *, out=None, overwrite=False, resume=None, overrides=None, events=None, stop=None):
+def toy_fit(options: dict, params: specs.RunParams | None = None, **given):
     import torch
 
     from mle6cli.data.splits import Split
-    from mle6cli.engine.events import QUIET
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
     from mle6cli.tasks.jobs import EpochLog, open_job
     from mle6cli.tasks.schema import write
 
-    events = events or QUIET
-    job = open_job(TOY, options, _load, out=out, overwrite=overwrite, resume=resume, events=events, overrides=overrides)
+    job = open_job(TOY, options, _load, specs.RunParams.of(params, given))
     with job.run:
         config, run = job.config, job.run
         members = run.members([{"seed": seed} for seed in config.seeds])
         header = RECONSTRUCT.header(["test"])
-        log = EpochLog(job, events, members, header, lambda m: "metrics.csv", lambda m: "", header[1:])
+        log = EpochLog(job, members, header, lambda m: "metrics.csv", lambda m: "", header[1:])
 
         def build(group):
             models = []
@@ -85,7 +83,7 @@ def toy_fit(options: dict, *, out=None, overwrite=False, resume=None, overrides=
             return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
 
         data = job.data
-        writer = job.train(members, build, Split(data.train_x), {"test": Split(data.test_x)}, log, stop=stop)
+        writer = job.train(members, build, Split(data.train_x), {"test": Split(data.test_x)}, log)
         log.close()
         if not writer:
             return None

@@ -155,34 +155,7 @@ def _sweep_section(s: SweepSummary, figures: dict, plan, synthetic: bool, confus
             ]
         )
     seeds = s.get("seeds") or [s.get("seed")]
-    if len(seeds) > 1:
-        members = [
-            [
-                lr_label(c["lr"]),
-                f"{c['seeds']} of {len(seeds)}" + (f", {c['diverged']} diverged" if c["diverged"] else ""),
-                mean_ci(c["train_loss"]),
-                mean_ci(c["val_loss"]),
-                mean_ci(c["val_acc"]),
-                mean_ci(c["test_acc"]),
-            ]
-            for c in s["stats"]["configs"]
-        ]
-        member_columns = ["lr", "seeds trained", "train loss", "val loss", "val acc", "test acc"]
-        member_caption = f"Every learning rate over seeds {', '.join(map(str, seeds))}: mean ± 95% CI (Student t)"
-    else:
-        members = [
-            [
-                lr_label(r["lr"]),
-                r["status"],
-                cell((r.get("final") or {}).get("train_loss")),
-                cell((r.get("final") or {}).get("val_loss")),
-                cell((r.get("final") or {}).get("val_acc")),
-                cell(r.get("test_acc")),
-            ]
-            for r in s["runs"]
-        ]
-        member_columns = ["lr", "status", "train loss", "val loss", "val acc", "test acc"]
-        member_caption = "Every learning rate"
+    member_columns, members, member_caption = _sweep_members(s, seeds)
     comparison = (s.get("stats") or {}).get("comparison")
     epochs_note = (
         ""
@@ -221,6 +194,36 @@ def _sweep_section(s: SweepSummary, figures: dict, plan, synthetic: bool, confus
         ],
         [figures["sweep"], *([figures["confusion"]] if confusion and "confusion" in figures else [])],
     )
+
+
+def _sweep_members(s: SweepSummary, seeds: list) -> tuple[list[str], list[list], str]:
+    """The sweep's members table: per learning rate over the seeds (mean ± CI), or each member."""
+    if len(seeds) > 1:
+        members = [
+            [
+                lr_label(c["lr"]),
+                f"{c['seeds']} of {len(seeds)}" + (f", {c['diverged']} diverged" if c["diverged"] else ""),
+                mean_ci(c["train_loss"]),
+                mean_ci(c["val_loss"]),
+                mean_ci(c["val_acc"]),
+                mean_ci(c["test_acc"]),
+            ]
+            for c in s["stats"]["configs"]
+        ]
+        caption = f"Every learning rate over seeds {', '.join(map(str, seeds))}: mean ± 95% CI (Student t)"
+        return ["lr", "seeds trained", "train loss", "val loss", "val acc", "test acc"], members, caption
+    members = [
+        [
+            lr_label(r["lr"]),
+            r["status"],
+            cell((r.get("final") or {}).get("train_loss")),
+            cell((r.get("final") or {}).get("val_loss")),
+            cell((r.get("final") or {}).get("val_acc")),
+            cell(r.get("test_acc")),
+        ]
+        for r in s["runs"]
+    ]
+    return ["lr", "status", "train loss", "val loss", "val acc", "test acc"], members, "Every learning rate"
 
 
 def _confusion_table(confusion: dict) -> Table:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.folder import Outputs, evaluations, exports, predictions
 from mle6cli.errors import ConfigError
 from mle6cli.fmt import cell, lr_label
@@ -95,6 +96,43 @@ def download():
 
 
 @dataclass(frozen=True)
+class RunParams:
+    """How a training task runs, besides its options: where the run goes (`out`: a new folder, default
+    runs/<command>/<timestamp>; `overwrite`: into a non-empty one), or the interrupted run it continues
+    (`resume`, with `overrides`: the options a resumed run may change), who hears of its progress
+    (`events`), and `stop()`, asked between steps (True: save resume.pt and raise `Interrupted`)."""
+
+    out: Path | str | None = None
+    overwrite: bool = False
+    resume: Path | str | None = None
+    overrides: dict | None = None
+    events: Events = field(default_factory=lambda: QUIET)
+    stop: Callable[[], bool] | None = None
+
+    def open(self, command: str, options: dict, outputs: Outputs, peers=None):
+        """`command`'s run (`engine.runs.Run.open`): a new folder, or the interrupted one to resume."""
+        from mle6cli.engine.runs import Run
+
+        return Run.open(
+            command,
+            options,
+            out=self.out,
+            overwrite=self.overwrite,
+            resume=self.resume,
+            outputs=outputs,
+            overrides=self.overrides,
+            peers=peers,
+        )
+
+    @classmethod
+    def of(cls, params: RunParams | None, given: dict) -> RunParams:
+        """`params`, or the same from keywords (`train_cnn(options, out=..., stop=...)`)."""
+        if params is not None and given:
+            raise TypeError(f"give RunParams or keywords, not both ({', '.join(given)})")
+        return params if params is not None else cls(**given)
+
+
+@dataclass(frozen=True)
 class CommandSpec:
     """A training command: its name, its config (the options), its task: `task(options, *, out,
     overwrite, resume, overrides, events, stop)`, or its name `module:function`, imported when the
@@ -112,12 +150,13 @@ class CommandSpec:
     def __post_init__(self):
         SPECS[self.name] = self  # declaring a command is registering it: runs, the schema page find it
 
-    def run(self, options: dict, **run):
+    def run(self, options: dict, params: RunParams | None = None, **extra):
+        """The task on `options` (config.json's), run as `params` says; `extra`: the task's own keywords."""
         task = self.task
         if isinstance(task, str):
             module, function = task.split(":")
             task = getattr(importlib.import_module(module), function)
-        return task(options, **run)
+        return task(options, params or RunParams(), **extra)
 
 
 # ---------------------------------------------------------------- the SIGNS classifier

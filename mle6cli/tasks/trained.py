@@ -15,7 +15,7 @@ from pathlib import Path
 from mle6cli.data.images import Layout
 from mle6cli.engine.folder import RunDirError
 from mle6cli.fmt import lr_label
-from mle6cli.tasks.kinds import SIGNS_NAMES, ModelKind  # noqa: F401 (SIGNS_NAMES: the classes' names, here too)
+from mle6cli.tasks.kinds import ModelKind
 from mle6cli.tasks.schema import Summary, read
 from mle6cli.tasks.specs import SPECS
 
