@@ -29,14 +29,11 @@ from mle6cli.tasks.collapse import (  # noqa: F401 (the collapse's names, here t
     init_output_bias,
     mean_intensity,
 )
-from mle6cli.tasks.config import INIT
 from mle6cli.tasks.jobs import Restarts
 from mle6cli.tasks.kinds import AUTOENCODER
 from mle6cli.tasks.schema import TrainAeSummary, write
 from mle6cli.tasks.specs import TRAIN_AE, AeConfig, RunParams
 
-DEFAULT_DIMS = AeConfig().latent_dims  # the exercise's
-INITS = INIT.choices
 METRICS_HEADER = RECONSTRUCT.header(["test"])  # epoch, train_loss, test_loss
 
 

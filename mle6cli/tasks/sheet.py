@@ -29,6 +29,7 @@ from mle6cli.tasks.specs import (
     TRAIN_AE,
     AeConfig,
     CommandSpec,
+    PcaAeConfig,
     RunAllConfig,
     RunParams,
     SweepLrConfig,
@@ -44,16 +45,19 @@ GAUSS = (1.0, 0.5, -2.0, 1.5)  # mu1, sigma1, mu2, sigma2
 STEPS = (SWEEP_LR, TRAIN_AE, PCA_AE)  # the training steps, each a run in its own sub-folder
 
 
+_SWEEP, _AE, _PCA = SweepLrConfig(), AeConfig(), PcaAeConfig()  # the commands' defaults: the exercise's
+
+
 @dataclass(frozen=True)
 class Plan:
-    lrs: tuple[float, ...] = (1e-1, 1e-3, 1e-4, 1e-5)
-    sweep_epochs: int = 50
-    batch_size: int = 64
-    ae_dims: tuple[int, ...] = (3, 10, 100, 250)
-    ae_epochs: int = 10
-    ae_batch_size: int = 128
-    pca_dim: int = 10
-    pca_epochs: int = 10
+    lrs: tuple[float, ...] = _SWEEP.lrs
+    sweep_epochs: int = _SWEEP.epochs
+    batch_size: int = _SWEEP.batch_size
+    ae_dims: tuple[int, ...] = _AE.latent_dims
+    ae_epochs: int = _AE.epochs
+    ae_batch_size: int = _AE.batch_size
+    pca_dim: int = _PCA.latent_dim
+    pca_epochs: int = _PCA.epochs
     latent_n: int = 2048
     gauss_samples: int = 100_000
     synthetic_signs_per_class: tuple[int, int, int] = (160, 20, 20)  # train/val/test, as the real split
