@@ -48,16 +48,8 @@ def prepare_signs(
     """
     from mle6cli.data.prepare import prepare_signs as prepare
 
-    report = prepare(
-        out,
-        train_h5=train_h5,
-        test_h5=test_h5,
-        train_dir=train_dir,
-        test_dir=test_dir,
-        val_per_class=val_per_class,
-        seed=seed,
-        overwrite=overwrite,
-    )
+    sources = {"train_h5": train_h5, "test_h5": test_h5, "train_dir": train_dir, "test_dir": test_dir}
+    report = prepare(out, **sources, val_per_class=val_per_class, seed=seed, overwrite=overwrite)
     printer = Printer(json_mode=json_out, quiet=quiet)
     for note in report["notes"]:  # what the sources held that was accepted only after a second look
         printer.note(note)

@@ -95,7 +95,7 @@ class GraphedStep:
         step: Callable[[torch.Tensor, int], None],
         *,
         batch_sizes: Sequence[int],
-        groups: int,
+        groups: int = 1,
         device: torch.device,
         modules: Sequence[nn.Module],
         optimizers: Sequence,
@@ -208,36 +208,24 @@ class _sync_is_an_error:
 def make_step(
     step: Callable[[torch.Tensor, int], None],
     *,
-    batch_sizes: Sequence[int],
-    device: torch.device,
-    modules: Sequence[nn.Module],
-    optimizers: Sequence,
-    extra: Sequence[torch.Tensor] = (),
-    groups: int = 1,
     enabled: bool | None = None,
     on_fallback: Callable[[str], None] | None = None,
+    **capture,
 ) -> Callable[[torch.Tensor, int], None]:
     """`step` itself, or on CUDA its graph-replaying twin.
 
-    `step(index, size)` must do all its work in tensors on `device` (no `.item()`, no host sync,
+    `step(index, size)` must do all its work in tensors on the device (no `.item()`, no host sync,
     no new Python state between calls) and read its batch through `index`, of shape (groups, B),
-    of `size` samples (B, but for a data-parallel rank's share).
-    `modules` and `optimizers` are what it trains; `extra` are other tensors it changes. When
-    capture fails, `on_fallback(note)` hears why and the eager `step` is returned.
+    of `size` samples (B, but for a data-parallel rank's share). `capture` is `GraphedStep`'s:
+    `batch_sizes`, `device`, `modules` and `optimizers` (what it trains), `extra` (other tensors
+    it changes) and `groups`. When capture fails, `on_fallback(note)` hears why and the eager
+    `step` is returned.
     """
     global capture_broken
-    if capture_broken is not None or not graphs_enabled(device, enabled):
+    if capture_broken is not None or not graphs_enabled(capture["device"], enabled):
         return step
     try:
-        return GraphedStep(
-            step,
-            batch_sizes=batch_sizes,
-            groups=groups,
-            device=device,
-            modules=modules,
-            optimizers=optimizers,
-            extra=extra,
-        )
+        return GraphedStep(step, **capture)
     except CaptureBroken as exc:
         capture_broken = exc.reason
         if on_fallback is not None:
