@@ -158,3 +158,21 @@ def test_a_run_records_exactly_the_options_of_its_spec(name, printed):
     from mle6cli.tasks.specs import SPECS
 
     assert list(printed[name]) == [f.name for f in options_of(SPECS[name].config)]
+
+
+def test_no_model_kind_or_command_name_is_compared_as_a_string():
+    """Kinds are objects and commands are specs: a string comparison with either is a check that can
+    never hold again (a ModelKind never equals "classifier"), so none may be written outside the specs."""
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "mle6cli"
+    names = r'"(classifier|autoencoder|linear-ae|train-cnn|sweep-lr|train-ae|pca-ae|run-all)"'
+    pattern = re.compile(rf"kind\w*\s*(==|!=)\s*{names}|{names}\s*(==|!=)|(==|!=)\s*{names}")
+    found = [
+        f"{path.relative_to(package.parent)}:{n}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name not in ("specs.py", "kinds.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert found == []

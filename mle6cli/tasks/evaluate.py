@@ -99,7 +99,7 @@ def evaluate(
     SPLIT.check(split)
     where = resolve_device(device)
     trained = open_trained(run, member, latent_dim, where, any_dim=True)
-    if out is not None and trained.kind == "classifier":
+    if out is not None and trained.kind.classifies:  # only a classifier writes files here
         check_replaceable([Path(out) / name for name in CONFUSION], overwrite)
     threads = read_json(Path(run) / "config.json").get("cpu_threads")
     if where.type == "cpu" and isinstance(threads, int) and threads >= 1 and not os.environ.get(THREADS_ENV):

@@ -119,7 +119,7 @@ def predict(
 
     where = resolve_device(device)
     trained = open_trained(run, member, latent_dim, where)
-    check_replaceable([csv, figure if trained.kind != "classifier" else None], overwrite)
+    check_replaceable([csv, None if trained.kind.classifies else figure], overwrite)  # a classifier draws none
     read = read_inputs(inputs, trained.layout, strict_size)
     result = Prediction(trained, read.names, read.resized)
     outputs: dict[str, list] = {}
