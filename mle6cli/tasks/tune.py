@@ -1,0 +1,295 @@
+"""`mle6 tune <command>`: an Optuna study whose trials train together, as the members of one fused model.
+
+The study is Optuna's (its ask-and-tell interface; its samplers and pruners), stored in a journal file
+(study.journal in the run folder, or --storage: a journal file or database URL that several processes
+share). Each round asks up to --parallel trials; each trial is one member per seed of one fused model
+(the target task's own builders), trained by the one loop through the run protocol, so the round is an
+ordinary run with resume.pt. After every epoch each trial reports its seeds' mean validation metric;
+a trial the pruner stops leaves the batch at that epoch boundary (the loop's `on_epoch` retirement), and
+its slot stays empty until the round ends. Finished trials are told their value, pruned ones PRUNED,
+diverged ones FAIL.
+
+Exact resume: a round is a run's members (resume.pt), the sampler is seeded afresh each round from
+--seed and the number of trials asked before it, and the pruners read only the storage; an interrupted
+round goes on from its last save, a trial asked but never saved starts again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.folder import default_run_dir
+from mle6cli.errors import Mle6Error
+from mle6cli.tasks.tune_space import grid_size
+from mle6cli.tasks.tune_study import JOURNAL, STATES, asking, make_sampler, open_storage, open_study, require_optuna
+from mle6cli.tasks.tune_targets import TUNE_SPECS, Target, mean
+
+
+class NoTrialCompleted(Mle6Error):
+    """Every trial of the study was pruned or diverged."""
+
+
+# ---------------------------------------------------------------- the task
+
+
+def tune(
+    target: Target,
+    options: dict,
+    *,
+    out: Path | str | None = None,
+    overwrite: bool = False,
+    resume: Path | str | None = None,
+    overrides: dict | None = None,
+    events: Events = QUIET,
+    stop: Callable[[], bool] | None = None,
+) -> dict:
+    """A study of the target command's member axes; returns the summary (see the module docstring)."""
+    from mle6cli.tasks.jobs import open_job
+
+    optuna = require_optuna()
+    spec = TUNE_SPECS[target.name]
+    if out is None and resume is None:
+        out = default_run_dir(f"tune/{target.name}")
+    opened = {}
+
+    def check(config, data):  # before the folder exists: a storage elsewhere that cannot be opened leaves nothing
+        if config.storage is not None:
+            opened["storage"] = open_storage(optuna, config.storage, Path("."))
+
+    job = open_job(
+        spec,
+        options,
+        target.load,
+        out=out,
+        overwrite=overwrite,
+        resume=resume,
+        events=events,
+        overrides=overrides,
+        check=check,
+    )
+    with job.run:
+        config, run = job.config, job.run
+        storage, lock = opened.get("storage") or open_storage(optuna, None, run.path)
+        where = config.storage or str(run.path / JOURNAL)
+        study = open_study(optuna, storage, target, config, run.options, where)
+        total = min(config.trials, grid_size(config.dimensions)) if config.sampler == "grid" else config.trials
+        rounds = Rounds(optuna, study, target, job, lock, total)
+        batch = rounds.interrupted()
+        while batch or (batch := rounds.ask()):
+            rounds.train(batch, events, stop)
+            rounds.tell(batch)
+            rounds.write_table()
+            events.note(rounds.progress())
+            batch = []
+        return rounds.finish()
+
+
+class Rounds:
+    """The study's rounds in one run folder: ask, train fused, tell; the table; the best trial."""
+
+    def __init__(self, optuna, study, target: Target, job, lock, total: int):
+        self.optuna, self.study, self.target, self.job, self.lock, self.total = optuna, study, target, job, lock, total
+        self.config, self.run, self.dims = job.config, job.run, job.config.dimensions
+        self.owner = str(self.run.path)
+
+    def _members(self, number: int, params: dict) -> list:
+        from mle6cli.engine.loop import MemberState
+        from mle6cli.engine.runs import Member
+
+        return [Member({"trial": number, **params, "seed": s}, MemberState(seed=s)) for s in self.config.seeds]
+
+    def _trial(self, number: int):
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        return self.optuna.trial.Trial(self.study, frozen._trial_id)  # a running trial, for report and tell
+
+    def interrupted(self) -> list:
+        """The round a resumed run was in: its saved members whose trials still run, then the trials this
+        folder asked but never saved (started again)."""
+        running = {t.number: t for t in self.study.get_trials(deepcopy=False) if t.state.name == "RUNNING"}
+        mine = {n: t for n, t in running.items() if t.user_attrs.get("run") == self.owner}
+        batch = [m for m in (self.run.saved_members() or []) if m.key["trial"] in mine]
+        saved = {m.key["trial"] for m in batch}
+        for number, frozen in sorted(mine.items()):
+            if number not in saved:
+                batch += self._members(number, {d.axis.key: frozen.params[d.axis.key] for d in self.dims})
+        return batch
+
+    def ask(self) -> list:
+        distributions = {d.axis.key: d.distribution() for d in self.dims}
+        with asking(self.lock):
+            asked = len(self.study.get_trials(deepcopy=False))
+            count = min(self.config.parallel, self.total - asked)
+            if count <= 0:
+                return []
+            self.study.sampler = make_sampler(self.optuna, self.config, asked)
+            trials = [self.study.ask(distributions) for _ in range(count)]
+            for trial in trials:
+                trial.set_user_attr("run", self.owner)
+        return [
+            m for t in trials for m in self._members(t.number, {d.axis.key: t.params[d.axis.key] for d in self.dims})
+        ]
+
+    def train(self, batch: list, events: Events, stop) -> None:
+        from mle6cli.tasks.jobs import EpochLog
+
+        job, target, config = self.job, self.target, self.config
+        several = len(config.seeds) > 1
+        trials = {n: self._trial(n) for n in dict.fromkeys(m.key["trial"] for m in batch)}
+
+        def label(m) -> str:
+            return f"trial {m.key['trial']}" + (f" seed {m.key['seed']}" if several else "")
+
+        log = EpochLog(job, events, batch, target.header, trial_metrics(several), label, target.header[1:])
+        train, evals = target.splits(job.data, config)
+        job.train(
+            batch,
+            lambda group: target.build(group, config, job.data, job.device),
+            train,
+            evals,
+            log,
+            stop=stop,
+            check=reporter(target.metric, trials),
+        )
+        log.close()
+
+    def tell(self, batch: list) -> None:
+        """Each trial of the round: FAIL (a member diverged), PRUNED (retired), or its value; the best of
+        this folder so far is written as a run of the target command."""
+        states = {t.number: t.state.name for t in self.study.get_trials(deepcopy=False)}
+        for number, members in by_trial(batch).items():
+            if states.get(number) != "RUNNING":
+                continue  # told before the process was cut
+            trial = self._trial(number)
+            finals = [m.state.history[-1] for m in members if m.state.history]
+            trial.set_user_attr("epochs", max(len(m.state.history) for m in members))
+            trial.set_user_attr("final", finals)
+            for metric in self.target.shown:
+                if len(finals) == len(members):
+                    trial.set_user_attr(metric, mean(f[metric] for f in finals))
+            statuses = {m.state.status for m in members}
+            if "diverged" in statuses:
+                trial.set_user_attr("state", "diverged")
+                self.study.tell(number, state=self.optuna.trial.TrialState.FAIL)
+            elif "stopped" in statuses:
+                self.study.tell(number, state=self.optuna.trial.TrialState.PRUNED)
+            else:
+                value = mean(f[self.target.metric] for f in finals)
+                if self.target.better(value, self.best_here()):
+                    self.target.write_model(
+                        self.run, self.config, trial.params, members, self.job.data, self.job.device
+                    )
+                self.study.tell(number, value)
+
+    def best_here(self) -> float | None:
+        values = [
+            t.value
+            for t in self.study.get_trials(deepcopy=False, states=(self._complete,))
+            if t.user_attrs.get("run") == self.owner
+        ]
+        best = None
+        for value in values:
+            if self.target.better(value, best):
+                best = value
+        return best
+
+    @property
+    def _complete(self):
+        return self.optuna.trial.TrialState.COMPLETE
+
+    def rows(self) -> list[dict]:
+        rows = []
+        for t in self.study.get_trials(deepcopy=False):
+            state = t.user_attrs.get("state") or STATES.get(t.state.name, t.state.name.lower())
+            row = {"number": t.number, "state": state, **t.params}
+            row["epochs"] = t.user_attrs.get("epochs", len(t.intermediate_values))
+            row["value"] = t.value if t.value is not None else ""
+            rows.append(dict(row, **{m: t.user_attrs.get(m, "") for m in self.target.shown}))
+        return rows
+
+    def write_table(self) -> None:
+        header = ["number", "state", *(d.axis.key for d in self.dims), "epochs", "value", *self.target.shown]
+        self.run.write_csv("trials.csv", header, self.rows())
+
+    def progress(self) -> str:
+        states = [r["state"] for r in self.rows()]
+        done = sum(s in ("complete", "pruned", "diverged", "failed") for s in states)
+        return (
+            f"trials: {done}/{self.total} done ({states.count('pruned')} pruned, {states.count('diverged')} "
+            f"diverged), {states.count('running')} running"
+        )
+
+    def finish(self) -> dict:
+        return finish_study(self)
+
+
+def by_trial(members: list) -> dict[int, list]:
+    out: dict[int, list] = {}
+    for m in members:
+        out.setdefault(m.key["trial"], []).append(m)
+    return out
+
+
+def trial_metrics(several: bool) -> Callable:
+    def path(m) -> Path:
+        folder = Path("trials") / str(m.key["trial"])
+        return (folder / f"seed_{m.key['seed']}" if several else folder) / "metrics.csv"
+
+    return path
+
+
+def reporter(metric: str, trials: dict) -> Callable:
+    """The loop's `on_epoch` check: every trial reports its seeds' mean, then the pruner decides (all reports
+    first, so no decision depends on the order of the trials); a pruned trial, or the rest of a trial with a
+    diverged member, is retired."""
+
+    def check(group: list, rows: list, backend) -> list[int]:
+        indices: dict[int, list[int]] = {}
+        for j, m in enumerate(group):
+            indices.setdefault(m.key["trial"], []).append(j)
+        retire, reported = [], []
+        for number, mine in indices.items():
+            if any(group[j].state.status == "diverged" for j in mine):
+                retire += [j for j in mine if rows[j] is not None]
+            elif all(rows[j] is not None for j in mine):
+                trials[number].report(mean(rows[j][metric] for j in mine), rows[mine[0]]["epoch"])
+                reported.append(number)
+        for number in reported:
+            if trials[number].should_prune():
+                retire += indices[number]
+        return retire
+
+    return check
+
+
+def finish_study(rounds: Rounds) -> dict:
+    """summary.json: the best trial, its parameters, its test metrics (this folder's best only: the test set
+    is seen once, by the model the study chose)."""
+    study, target, config, run = rounds.study, rounds.target, rounds.config, rounds.run
+    rows = rounds.rows()
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == rounds._complete]
+    summary = {
+        "command": target.command,
+        "target": target.name,
+        "metric": target.metric,
+        "direction": target.direction,
+        "trials": len(rows),
+        "states": {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "diverged", "failed")},
+        "member_epochs": sum(int(r["epochs"] or 0) for r in rows) * len(config.seeds),
+        "storage": config.storage or str(run.path / JOURNAL),
+        "best_trial": None,
+    }
+    if not complete:
+        run.drop_resume()
+        run.finish(dict(summary, status="failed"))
+        raise NoTrialCompleted(f"no trial of the study completed (see {run.path / 'trials.csv'})")
+    best = study.best_trial
+    summary.update(best_trial=best.number, best_params=best.params, best_value=best.value)
+    summary["best_run_dir"] = best.user_attrs.get("run")
+    if best.user_attrs.get("run") == rounds.owner:
+        members = target.reload(run, config, best.number, best.params, best.user_attrs["final"])
+        test = target.test(members, rounds.job.data, rounds.job.device)
+        target.write_summary(run, config, best.params, members, test)
+        summary.update({k: v for k, v in test.items() if k != "per_seed"}, model=str(run.path / target.name))
+    return run.finish(dict(summary, status="completed"))

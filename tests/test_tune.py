@@ -1,0 +1,178 @@
+"""mle6 tune: the search space, the study (real Optuna), fused trials against trials trained alone, pruning
+inside the fused batch, several processes on one journal, resume."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+import pytest
+
+from mle6cli.errors import ConfigError
+from mle6cli.tasks.specs import TRAIN_AE, TRAIN_CNN
+from mle6cli.tasks.tune_space import parse_space, tunable_axes
+
+optuna = pytest.importorskip("optuna")  # a dev dependency: `make install` brings it
+
+CNN_AXES = tunable_axes(TRAIN_CNN.config)
+AE_AXES = tunable_axes(TRAIN_AE.config)
+
+
+# ---------------------------------------------------------------- the space
+
+
+@pytest.mark.parametrize(
+    "texts, axes, expected",
+    [
+        (["lr=log:1e-5..1e-1"], CNN_AXES, [("lr", "log", 1e-5, 1e-1, ())]),
+        (["lr=float: 1e-4 .. 1e-2"], CNN_AXES, [("lr", "float", 1e-4, 1e-2, ())]),
+        (["lr=choice:1e-3,1e-2"], CNN_AXES, [("lr", "choice", None, None, (1e-3, 1e-2))]),
+        (
+            ["latent-dim=int:2..64", "lr=log:1e-4..1e-2"],
+            AE_AXES,
+            [("latent-dim", "int", 2, 64, ()), ("lr", "log", 1e-4, 1e-2, ())],
+        ),
+        (["latent-dim=choice:3,10,100"], AE_AXES, [("latent-dim", "choice", None, None, (3, 10, 100))]),
+    ],
+)
+def test_good_spaces(texts, axes, expected):
+    dims = parse_space(texts, axes, "tune x")
+    assert [(d.name, d.kind, d.low, d.high, d.choices) for d in dims] == expected
+    assert all(isinstance(v, int) for d in dims if d.axis.rule.whole for v in (d.low, d.high, *d.choices) if v)
+
+
+BAD_SPACES = [
+    (
+        ["latent-dim=int:2..8"],
+        CNN_AXES,
+        "--space latent-dim: mle6 tune x has no member axis 'latent-dim' (its axes: lr)",
+    ),
+    (["seed=int:0..4"], CNN_AXES, "--space seed: mle6 tune x has no member axis 'seed' (its axes: lr)"),
+    (["lr"], CNN_AXES, "--space 'lr': give NAME=KIND:LOW..HIGH, e.g. lr=log:1e-5..1e-1"),
+    (
+        ["lr=1e-5..1e-1"],
+        CNN_AXES,
+        "--space lr: unknown kind '1e-5..1e-1'; give log:, float:, int: or choice: before the range",
+    ),
+    (["lr=log:1e-1..1e-5"], CNN_AXES, "--space lr: the range 1e-1..1e-5 runs backwards"),
+    (["lr=log:1e-3..1e-3"], CNN_AXES, "--space lr: the range 1e-3..1e-3 is empty"),
+    (["lr=log:0..1e-1"], CNN_AXES, "--space lr: log: needs bounds above 0, got 0"),
+    (["lr=float:-1..1"], CNN_AXES, "--space lr: the learning rate must be a positive number, got -1"),
+    (["lr=log:1e-5"], CNN_AXES, "--space lr: give a range log:LOW..HIGH, e.g. lr=log:1e-5..1e-1"),
+    (["lr=log:a..1"], CNN_AXES, "--space lr: 'a' is not a number"),
+    (["lr=int:1..3"], CNN_AXES, "--space lr: the learning rate takes log: or float:, not int:"),
+    (["latent-dim=log:2..64"], AE_AXES, "--space latent-dim: latent size takes int:, not log:"),
+    (["latent-dim=int:0..8"], AE_AXES, "--space latent-dim: latent size must be between 1 and 4096, got 0"),
+    (["latent-dim=int:2.5..8"], AE_AXES, "--space latent-dim: '2.5' is not a whole number"),
+    (
+        ["latent-dim=choice:"],
+        AE_AXES,
+        "--space latent-dim: choice: needs at least one value, e.g. latent-dim=choice:a,b",
+    ),
+    (["latent-dim=choice:3,3"], AE_AXES, "--space latent-dim: latent size 3 is listed twice"),
+    (["lr=log:1e-4..1e-2", "lr=log:1e-3..1e-1"], CNN_AXES, "--space lr is given twice"),
+    ([], CNN_AXES, "give the search space, e.g. --space lr=log:1e-5..1e-1"),
+]  # noqa: E501
+
+
+@pytest.mark.parametrize("texts, axes, message", BAD_SPACES)
+def test_bad_spaces(texts, axes, message):
+    with pytest.raises(ConfigError) as err:
+        parse_space(texts, axes, "tune x")
+    assert str(err.value) == message
+
+
+PREFIX = "Error: mle6 tune train-cnn: Invalid value for "
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--space", "latent-dim=int:2..8"],
+         "Error: --space latent-dim: mle6 tune train-cnn has no member axis 'latent-dim' (its axes: lr)"),
+        (["--space", "lr=log:1e-1..1e-5"], "Error: --space lr: the range 1e-1..1e-5 runs backwards"),
+        (["--space", "lr=log:0..1"], "Error: --space lr: log: needs bounds above 0, got 0"),
+        ([], "Error: give the search space, e.g. --space lr=log:1e-5..1e-1"),
+        (["--space", "lr=log:1e-4..1e-1", "--trials", "0"],
+         PREFIX + "'--trials': trials must be between 1 and 100000, got 0"),
+        (["--space", "lr=log:1e-4..1e-1", "--sampler", "grid"],
+         "Error: --sampler grid needs int: or choice: axes; --space lr is a continuous range "
+         "(list its values, e.g. lr=choice:1e-4,1e-3,1e-2)"),
+        (["--space", "lr=log:1e-4..1e-1", "--storage", "nowhere/study.journal"],
+         "Error: --storage nowhere/study.journal: the folder nowhere does not exist"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_exit_2_and_nothing_written(runner, app, tmp_path, args, message):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["tune", "train-cnn", "--synthetic", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == message + "\n"
+    assert not out.exists()
+
+
+def test_without_optuna_the_command_says_what_to_install(runner, app, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if it were not installed
+    result = runner.invoke(app, ["tune", "train-cnn", "--synthetic", "--space", "lr=log:1e-4..1e-1"])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: mle6 tune needs Optuna: pip install 'mle6cli[tune]'\n"
+
+
+# ---------------------------------------------------------------- the study
+
+
+def _options(small, **changes) -> dict:
+    options = {
+        "data_dir": str(small), "epochs": 2, "batch_size": 16, "seeds": [1], "device": "cpu", "trials": 2,
+        "parallel": 2, "space": ["lr=log:1e-4..1e-1"], "sampler": "random", "pruner": "none",
+    }  # fmt: skip
+    return dict(options, **changes)
+
+
+def _tune(options, **run):
+    from mle6cli.tasks.tune_targets import TUNE_SPECS
+
+    return TUNE_SPECS["train-cnn"].run(options, **run)
+
+
+def _rows(path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def _weights(path):
+    from mle6cli.files import load_torch
+
+    return load_torch(path)["state_dict"]
+
+
+def _same_weights(a, b) -> bool:
+    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and a[k].equal(b[k]) for k in a)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_fused_trial_equals_the_same_configuration_trained_alone(small, tmp_path):
+    from mle6cli.tasks.classifier import train_cnn
+
+    summary = _tune(_options(small), out=tmp_path / "study")
+    study = tmp_path / "study"
+    rows = _rows(study / "trials.csv")
+    assert [r["number"] for r in rows] == ["0", "1"] and {r["state"] for r in rows} == {"complete"}
+    for row in rows:  # each trial was member 0 or 1 of one fused model
+        alone = tmp_path / f"alone{row['number']}"
+        train_cnn({"data_dir": str(small), "lr": float(row["lr"]), "epochs": 2, "batch_size": 16, "seed": 1,
+                   "device": "cpu"}, out=alone)  # fmt: skip
+        assert (study / "trials" / row["number"] / "metrics.csv").read_bytes() == (alone / "metrics.csv").read_bytes()
+    best = tmp_path / f"alone{summary['best_trial']}"
+    assert _same_weights(_weights(study / "train-cnn" / "model.pt"), _weights(best / "model.pt"))
+    alone_summary = __import__("json").loads((best / "summary.json").read_text())
+    assert summary["test_acc"] == alone_summary["test_acc"] and summary["test_loss"] == alone_summary["test_loss"]
+    assert summary["best_value"] == max(float(r["value"]) for r in rows)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_the_best_trial_is_a_run_that_predict_and_evaluate_take(small, tmp_path, runner, app):
+    summary = _tune(_options(small), out=tmp_path / "study")
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "study" / "train-cnn"), "--json"])
+    assert result.exit_code == 0, result.output
+    evaluation = __import__("json").loads(result.stdout)
+    assert evaluation["accuracy"] == summary["test_acc"]
