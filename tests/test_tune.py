@@ -4,6 +4,7 @@ inside the fused batch, several processes on one journal, resume."""
 from __future__ import annotations
 
 import csv
+import subprocess
 import sys
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from mle6cli.errors import ConfigError
 from mle6cli.tasks.specs import TRAIN_AE, TRAIN_CNN
 from mle6cli.tasks.tune_space import parse_space, tunable_axes
+from tests.conftest import StopAfter, subprocess_env
 
 optuna = pytest.importorskip("optuna")  # a dev dependency: `make install` brings it
 
@@ -176,3 +178,71 @@ def test_the_best_trial_is_a_run_that_predict_and_evaluate_take(small, tmp_path,
     assert result.exit_code == 0, result.output
     evaluation = __import__("json").loads(result.stdout)
     assert evaluation["accuracy"] == summary["test_acc"]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_pruned_trial_leaves_the_batch_without_changing_the_others(small, tmp_path):
+    options = _options(small, epochs=4, trials=8, parallel=4)
+    pruned = _tune(dict(options, pruner="hyperband"), out=tmp_path / "pruned")
+    full = _tune(options, out=tmp_path / "full")
+    assert pruned["states"]["pruned"] > 0 and full["states"]["pruned"] == 0
+    assert pruned["member_epochs"] < full["member_epochs"]
+    rows = _rows(tmp_path / "pruned" / "trials.csv")
+    rounds = [rows[i : i + 4] for i in range(0, 8, 4)]
+    assert any({r["state"] for r in batch} == {"pruned", "complete"} for batch in rounds)  # both in one fused batch
+    for row in rows:  # the random sampler draws the same trials; pruning only cuts some short
+        mine = (tmp_path / "pruned" / "trials" / row["number"] / "metrics.csv").read_bytes()
+        theirs = (tmp_path / "full" / "trials" / row["number"] / "metrics.csv").read_bytes()
+        if row["state"] == "complete":
+            assert mine == theirs
+        else:
+            assert row["state"] == "pruned" and theirs.startswith(mine) and int(row["epochs"]) < 4
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("stop_at", [3, 21])  # in the first round's first epoch; in the second round
+def test_a_cut_study_resumes_to_the_same_trials_and_best_model(small, tmp_path, stop_at):
+    from mle6cli.engine.interrupt import Interrupted
+
+    options = _options(small, epochs=4, trials=8, parallel=4, sampler="tpe", pruner="hyperband")
+    expected = _tune(options, out=tmp_path / "ref")
+    cut = tmp_path / "cut"
+    with pytest.raises(Interrupted) as err:
+        _tune(options, out=cut, stop=StopAfter(stop_at))
+    assert f"Continue with: mle6 tune train-cnn --resume {cut}" in str(err.value)
+    summary = _tune({}, resume=cut)
+    assert (cut / "trials.csv").read_bytes() == (tmp_path / "ref" / "trials.csv").read_bytes()
+    assert (cut / "train-cnn" / "model.pt").read_bytes() == (tmp_path / "ref" / "train-cnn" / "model.pt").read_bytes()
+    assert (summary["best_trial"], summary["test_acc"]) == (expected["best_trial"], expected["test_acc"])
+    assert summary["resumed"] == 1
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_journal_and_run_n_trials_once(small, tmp_path):
+    journal = tmp_path / "shared.journal"
+    args = ["--data-dir", str(small), "--epochs", "2", "--batch-size", "16", "--seed", "1", "--device", "cpu",
+            "--trials", "6", "--parallel", "2", "--space", "lr=log:1e-4..1e-1", "--storage", str(journal),
+            "--quiet"]  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mle6cli", "tune", "train-cnn", *args, "--out", str(tmp_path / f"p{i}")],
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    study = optuna.load_study(study_name="mle6-train-cnn", storage=JournalStorage(JournalFileBackend(str(journal))))
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    owners = {t.user_attrs["run"] for t in trials}
+    assert owners <= {str(tmp_path / "p0"), str(tmp_path / "p1")}
+    trained = [n for i in range(2) for n in (tmp_path / f"p{i}" / "trials").iterdir()]
+    assert sorted(int(p.name) for p in trained) == list(range(6))  # each trial trained by one process, once
