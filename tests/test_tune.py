@@ -13,6 +13,7 @@ from mle6cli.errors import ConfigError
 from mle6cli.tasks.specs import TRAIN_AE, TRAIN_CNN
 from mle6cli.tasks.tune_space import parse_space, tunable_axes
 from tests.conftest import StopAfter, subprocess_env
+from tests.mnist_helpers import tiny_synthetic  # noqa: F401 (a fixture)
 
 optuna = pytest.importorskip("optuna")  # a dev dependency: `make install` brings it
 
@@ -246,3 +247,25 @@ def test_two_processes_share_one_journal_and_run_n_trials_once(small, tmp_path):
     assert owners <= {str(tmp_path / "p0"), str(tmp_path / "p1")}
     trained = [n for i in range(2) for n in (tmp_path / f"p{i}" / "trials").iterdir()]
     assert sorted(int(p.name) for p in trained) == list(range(6))  # each trial trained by one process, once
+
+
+@pytest.mark.usefixtures("one_torch_thread", "tiny_synthetic")
+def test_tune_train_ae_searches_lr_and_latent_size_on_a_held_out_split(runner, app, tmp_path):
+    out = tmp_path / "ae"
+    args = ["tune", "train-ae", "--synthetic", "--epochs", "1", "--batch-size", "64", "--trials", "2",
+            "--parallel", "2",
+            "--space", "lr=log:1e-3..1e-2", "--space", "latent-dim=int:2..8", "--pruner", "none", "--sampler", "random",
+            "--device", "cpu", "--out", str(out), "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = __import__("json").loads(result.stdout)
+    assert summary["direction"] == "minimize" and summary["metric"] == "val_loss"
+    rows = _rows(out / "trials.csv")
+    assert [r["state"] for r in rows] == ["complete", "complete"] and summary["best_value"] == min(
+        float(r["value"]) for r in rows
+    )
+    dim = summary["best_params"]["latent_dim"]
+    assert 2 <= dim <= 8 and (out / "train-ae" / f"ae_d{dim}.pt").is_file()
+    result = runner.invoke(app, ["evaluate", str(out / "train-ae"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert __import__("json").loads(result.stdout)["mse"][0]["mse"] == summary["test_mse"]
