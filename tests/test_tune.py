@@ -188,6 +188,9 @@ def test_a_pruned_trial_leaves_the_batch_without_changing_the_others(small, tmp_
     full = _tune(options, out=tmp_path / "full")
     assert pruned["states"]["pruned"] > 0 and full["states"]["pruned"] == 0
     assert pruned["member_epochs"] < full["member_epochs"]
+    assert pruned["figures"] == {"history": "history.png", "objective_lr": "objective_lr.png", "curves": "curves.png"}
+    for name in pruned["figures"].values():
+        assert (tmp_path / "pruned" / name).read_bytes().startswith(b"\x89PNG")
     rows = _rows(tmp_path / "pruned" / "trials.csv")
     rounds = [rows[i : i + 4] for i in range(0, 8, 4)]
     assert any({r["state"] for r in batch} == {"pruned", "complete"} for batch in rounds)  # both in one fused batch

@@ -208,6 +208,15 @@ class Rounds:
             rows.append(dict(row, **{m: t.user_attrs.get(m, "") for m in self.target.shown}))
         return rows
 
+    def curves(self) -> list[dict]:
+        """Each trial as the figures take it: number, state, params, value (complete ones), reports by epoch."""
+        states = {r["number"]: r["state"] for r in self.rows()}
+        return [
+            {"number": t.number, "state": states[t.number], "params": t.params,
+             "value": t.value if t.state == self._complete else None, "curve": sorted(t.intermediate_values.items())}
+            for t in self.study.get_trials(deepcopy=False)
+        ]  # fmt: skip
+
     def write_table(self) -> None:
         header = ["number", "state", *(d.axis.key for d in self.dims), "epochs", "value", *self.target.shown]
         self.run.write_csv("trials.csv", header, self.rows())
@@ -284,8 +293,11 @@ def finish_study(rounds: Rounds) -> dict:
         run.drop_resume()
         run.finish(dict(summary, status="failed"))
         raise NoTrialCompleted(f"no trial of the study completed (see {run.path / 'trials.csv'})")
+    from mle6cli.tasks.tune_figures import study_figures
+
+    figures = study_figures(run, rounds.curves(), rounds.dims, target.metric, target.direction == "maximize")
     best = study.best_trial
-    summary.update(best_trial=best.number, best_params=best.params, best_value=best.value)
+    summary.update(figures=figures, best_trial=best.number, best_params=best.params, best_value=best.value)
     summary["best_run_dir"] = best.user_attrs.get("run")
     if best.user_attrs.get("run") == rounds.owner:
         members = target.reload(run, config, best.number, best.params, best.user_attrs["final"])
