@@ -245,7 +245,7 @@ def test_two_processes_share_one_journal_and_run_n_trials_once(small, tmp_path):
     study = optuna.load_study(study_name="mle6-train-cnn", storage=JournalStorage(JournalFileBackend(str(journal))))
     trials = study.get_trials()
     assert sorted(t.number for t in trials) == list(range(6))
-    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)  # none left running
     owners = {t.user_attrs["run"] for t in trials}
     assert owners <= {str(tmp_path / "p0"), str(tmp_path / "p1")}
     trained = [n for i in range(2) for n in (tmp_path / f"p{i}" / "trials").iterdir()]
