@@ -181,6 +181,7 @@ def test_the_best_trial_is_a_run_that_predict_and_evaluate_take(small, tmp_path,
     assert evaluation["accuracy"] == summary["test_acc"]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_pruned_trial_leaves_the_batch_without_changing_the_others(small, tmp_path):
     options = _options(small, epochs=4, trials=8, parallel=4)
@@ -203,6 +204,7 @@ def test_a_pruned_trial_leaves_the_batch_without_changing_the_others(small, tmp_
             assert row["state"] == "pruned" and theirs.startswith(mine) and int(row["epochs"]) < 4
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("stop_at", [3, 21])  # in the first round's first epoch; in the second round
 def test_a_cut_study_resumes_to_the_same_trials_and_best_model(small, tmp_path, stop_at):
@@ -272,3 +274,34 @@ def test_tune_train_ae_searches_lr_and_latent_size_on_a_held_out_split(runner, a
     result = runner.invoke(app, ["evaluate", str(out / "train-ae"), "--json"])
     assert result.exit_code == 0, result.output
     assert __import__("json").loads(result.stdout)["mse"][0]["mse"] == summary["test_mse"]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_study_then_resume_matches_an_uninterrupted_study(small, tmp_path):
+    import os
+    import signal
+    import time
+
+    args = ["tune", "train-cnn", "--data-dir", str(small), "--epochs", "4", "--batch-size", "16", "--seed", "1",
+            "--device", "cpu", "--trials", "8", "--parallel", "4", "--space", "lr=log:1e-4..1e-1",
+            "--pruner", "hyperband", "--quiet"]  # fmt: skip
+
+    def mle6(*more) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "mle6cli", *args, *more], env=subprocess_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    ref = mle6("--out", str(tmp_path / "ref"))
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    cut = tmp_path / "cut"
+    victim = mle6("--out", str(cut))
+    deadline = time.monotonic() + 120
+    while not (cut / "trials.csv").is_file() and time.monotonic() < deadline:  # the first round is told
+        time.sleep(0.05)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert not (cut / "summary.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "mle6cli", "tune", "train-cnn", "--resume", str(cut), "--quiet"],
+                             env=subprocess_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert (cut / "trials.csv").read_bytes() == (tmp_path / "ref" / "trials.csv").read_bytes()
+    assert (cut / "train-cnn" / "model.pt").read_bytes() == (tmp_path / "ref" / "train-cnn" / "model.pt").read_bytes()

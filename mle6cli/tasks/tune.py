@@ -9,9 +9,9 @@ a trial the pruner stops leaves the batch at that epoch boundary (the loop's `on
 its slot stays empty until the round ends. Finished trials are told their value, pruned ones PRUNED,
 diverged ones FAIL.
 
-Exact resume: a round is a run's members (resume.pt), the sampler is seeded afresh each round from
---seed and the number of trials asked before it, and the pruners read only the storage; an interrupted
-round goes on from its last save, a trial asked but never saved starts again.
+Exact resume: a round is a run's members (resume.pt), the sampler is seeded afresh for each trial from
+--seed and its number, and the pruners read only the storage; an interrupted round goes on from its
+last save, a trial asked but never saved starts again, and a round cut while it was asked is completed.
 """
 
 from __future__ import annotations
@@ -106,30 +106,59 @@ class Rounds:
 
     def interrupted(self) -> list:
         """The round a resumed run was in: its saved members whose trials still run, then the trials this
-        folder asked but never saved (started again)."""
-        running = {t.number: t for t in self.study.get_trials(deepcopy=False) if t.state.name == "RUNNING"}
-        mine = {n: t for n, t in running.items() if t.user_attrs.get("run") == self.owner}
-        batch = [m for m in (self.run.saved_members() or []) if m.key["trial"] in mine]
-        saved = {m.key["trial"] for m in batch}
-        for number, frozen in sorted(mine.items()):
-            if number not in saved:
-                batch += self._members(number, {d.axis.key: frozen.params[d.axis.key] for d in self.dims})
+        folder asked but never saved (started again), then those of the round it was cut before asking.
+        A running trial that no process owns was asked by one killed before it could say so (a live
+        process names itself while it holds the lock): it is taken over."""
+        with asking(self.lock):
+            trials = self.study.get_trials(deepcopy=False)
+            for t in trials:
+                if t.state.name == "RUNNING" and "run" not in t.user_attrs and self.lock is not None:
+                    self._trial(t.number).set_user_attr("run", self.owner)
+            trials = self.study.get_trials(deepcopy=False)
+            mine = {t.number: t for t in trials if t.state.name == "RUNNING" and t.user_attrs.get("run") == self.owner}
+            batch = [m for m in (self.run.saved_members() or []) if m.key["trial"] in mine]
+            saved = {m.key["trial"] for m in batch}
+            unsaved = sorted(set(mine) - saved)
+            if unsaved:  # the round was cut while it was asked: ask the rest, as the whole round would have been
+                start = unsaved[0]
+                wanted = min(self.config.parallel, self.total - start) - sum(n >= start for n in mine)
+                fresh = self._ask(min(wanted, self.total - len(trials)))
+                unsaved += [t.number for t in fresh]
+                mine.update({t.number: t for t in fresh})
+        for number in unsaved:
+            batch += self._members(number, self._params(mine[number]))
         return batch
 
+    def _suggest(self, number: int) -> dict:
+        """Draw the trial's parameters (through the sampler seeded for its number): what asking it does, and
+        what a trial that a killed process asked but never drew gets on resume."""
+        self.study.sampler = make_sampler(self.optuna, self.config, number)
+        trial = self._trial(number)
+        for d in self.dims:
+            d.suggest(trial)
+        return trial.params
+
+    def _params(self, trial) -> dict:
+        params = trial.params if all(d.axis.key in trial.params for d in self.dims) else self._suggest(trial.number)
+        return {d.axis.key: params[d.axis.key] for d in self.dims}
+
     def ask(self) -> list:
-        distributions = {d.axis.key: d.distribution() for d in self.dims}
         with asking(self.lock):
-            asked = len(self.study.get_trials(deepcopy=False))
-            count = min(self.config.parallel, self.total - asked)
-            if count <= 0:
-                return []
-            self.study.sampler = make_sampler(self.optuna, self.config, asked)
-            trials = [self.study.ask(distributions) for _ in range(count)]
-            for trial in trials:
-                trial.set_user_attr("run", self.owner)
-        return [
-            m for t in trials for m in self._members(t.number, {d.axis.key: t.params[d.axis.key] for d in self.dims})
-        ]
+            count = min(self.config.parallel, self.total - len(self.study.get_trials(deepcopy=False)))
+            trials = self._ask(count)
+        return [m for t in trials for m in self._members(t.number, self._params(t))]
+
+    def _ask(self, count: int) -> list:
+        """`count` new trials, each drawn by a sampler seeded by --seed and its number, and named as this
+        folder's at once (the caller holds the lock)."""
+        trials = []
+        for _ in range(max(count, 0)):
+            self.study.sampler = make_sampler(self.optuna, self.config, len(self.study.get_trials(deepcopy=False)))
+            trial = self.study.ask()
+            trial.set_user_attr("run", self.owner)
+            self._suggest(trial.number)
+            trials.append(self._trial(trial.number))
+        return trials
 
     def train(self, batch: list, events: Events, stop) -> None:
         from mle6cli.tasks.jobs import EpochLog

@@ -83,15 +83,14 @@ class Dimension:
     def name(self) -> str:
         return self.axis.name
 
-    def distribution(self):
-        """The Optuna distribution a trial draws this parameter from."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
+    def suggest(self, trial):
+        """Draw this parameter for an Optuna trial (its sampler decides)."""
+        key = self.axis.key
         if self.kind == "choice":
-            return CategoricalDistribution(self.choices)
+            return trial.suggest_categorical(key, list(self.choices))
         if self.kind == "int":
-            return IntDistribution(int(self.low), int(self.high))
-        return FloatDistribution(self.low, self.high, log=self.kind == "log")
+            return trial.suggest_int(key, int(self.low), int(self.high))
+        return trial.suggest_float(key, self.low, self.high, log=self.kind == "log")
 
     def grid(self) -> list:
         """The values a grid search takes (int: every one in the range; choice: those listed)."""

@@ -86,7 +86,7 @@ def make_pruner(optuna, name: str, epochs: int):
 
 
 def make_sampler(optuna, config, asked: int):
-    """The sampler of a round, seeded by --seed and the trials asked before it (a resumed study draws the same)."""
+    """The sampler of one trial, seeded by --seed and the trials asked before it (a resumed study draws the same)."""
     seed = (config.seeds[0] * 1_000_003 + asked) % 2**32
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
