@@ -305,3 +305,30 @@ def test_sigkill_mid_study_then_resume_matches_an_uninterrupted_study(small, tmp
     assert resumed.returncode == 0, resumed.stderr
     assert (cut / "trials.csv").read_bytes() == (tmp_path / "ref" / "trials.csv").read_bytes()
     assert (cut / "train-cnn" / "model.pt").read_bytes() == (tmp_path / "ref" / "train-cnn" / "model.pt").read_bytes()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_resuming_with_another_space_or_joining_a_study_of_other_options_is_refused(small, tmp_path, runner, app):
+    from mle6cli.engine.interrupt import Interrupted
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Interrupted):
+        _tune(_options(small, epochs=1), out=cut, stop=StopAfter(2))
+    result = runner.invoke(app, ["tune", "train-cnn", "--resume", str(cut), "--space", "lr=log:1e-3..1e-2"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: mle6 tune train-cnn: Invalid value for '--resume': --space would change the run being resumed; "
+        "a resumed run keeps its options (only --device, --save-every, --tensorboard may change)\n"
+    )
+    journal = str(cut / "study.journal")  # a second process on the same study, with other epochs
+    other = tmp_path / "other"
+    args = ["tune", "train-cnn", "--data-dir", str(small), "--epochs", "3", "--space", "lr=log:1e-4..1e-1",
+            "--storage", journal, "--sampler", "random", "--pruner", "none", "--seed", "1",
+            "--out", str(other)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: --storage {journal}: its study was started with other options (batch_size, epochs differ); "
+        "give the same ones, or another storage\n"
+    )
+    assert not other.exists()

@@ -54,9 +54,13 @@ def tune(
         out = default_run_dir(f"tune/{target.name}")
     opened = {}
 
-    def check(config, data):  # before the folder exists: a storage elsewhere that cannot be opened leaves nothing
+    def study(config, folder: Path):
+        storage, lock = open_storage(optuna, config.storage, folder)
+        return open_study(optuna, storage, target, config, config.storage or str(folder / JOURNAL)), lock
+
+    def check(config, data):  # before the folder exists: a storage elsewhere that cannot be used leaves nothing
         if config.storage is not None:
-            opened["storage"] = open_storage(optuna, config.storage, Path("."))
+            opened["study"] = study(config, Path("."))
 
     job = open_job(
         spec,
@@ -71,11 +75,9 @@ def tune(
     )
     with job.run:
         config, run = job.config, job.run
-        storage, lock = opened.get("storage") or open_storage(optuna, None, run.path)
-        where = config.storage or str(run.path / JOURNAL)
-        study = open_study(optuna, storage, target, config, run.options, where)
+        optuna_study, lock = opened.get("study") or study(config, run.path)
         total = min(config.trials, grid_size(config.dimensions)) if config.sampler == "grid" else config.trials
-        rounds = Rounds(optuna, study, target, job, lock, total)
+        rounds = Rounds(optuna, optuna_study, target, job, lock, total)
         batch = rounds.interrupted()
         while batch or (batch := rounds.ask()):
             rounds.train(batch, events, stop)

@@ -95,11 +95,18 @@ def make_sampler(optuna, config, asked: int):
     return optuna.samplers.TPESampler(seed=seed, constant_liar=config.parallel > 1)
 
 
-def study_identity(target, options: dict) -> dict:
-    return {"command": target.command, **{k: v for k, v in options.items() if k not in OWN_CHOICES}}
+def study_identity(target, config) -> dict:
+    """What every process of one study must share: the command and its resolved options but its own choices."""
+    import json
+
+    from mle6cli.files import dumps
+    from mle6cli.tasks.config import options_of
+
+    options = {f.name: getattr(config, f.name) for f in options_of(type(config)) if f.name not in OWN_CHOICES}
+    return {"command": target.command, **json.loads(dumps(options))}
 
 
-def open_study(optuna, storage, target, config, options: dict, where: str):
+def open_study(optuna, storage, target, config, where: str):
     study = optuna.create_study(
         storage=storage,
         study_name=f"mle6-{target.name}",
@@ -107,7 +114,7 @@ def open_study(optuna, storage, target, config, options: dict, where: str):
         load_if_exists=True,
         pruner=make_pruner(optuna, config.pruner, config.epochs),
     )
-    identity = study_identity(target, options)
+    identity = study_identity(target, config)
     saved = study.user_attrs.get("mle6")
     if saved is None:
         study.set_user_attr("mle6", identity)

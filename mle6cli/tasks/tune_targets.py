@@ -16,10 +16,21 @@ from types import SimpleNamespace
 
 from mle6cli.engine.folder import CONFIG, SUMMARY, Outputs
 from mle6cli.files import write_json
+from mle6cli.fmt import cell
 from mle6cli.tasks.config import options_of
 from mle6cli.tasks.specs import TRAIN_AE, TRAIN_CNN, CommandSpec
 
 AE_VAL_FRACTION = 6  # the autoencoder's validation split: the last 1/6 of the training images (MNIST: 10,000)
+
+
+# a member axis that the members' constructor takes per member (beside the learning rates): the trial's
+# parameter -> the constructor's argument; an axis whose parameter no trial has is not passed
+MEMBER_ARGUMENTS = {"weight_decay": "weight_decays"}
+
+
+def member_arguments(group) -> dict:
+    """The per-member arguments of a fused group's constructor, from its members' keys."""
+    return {arg: [m.key[key] for m in group] for key, arg in MEMBER_ARGUMENTS.items() if key in group[0].key}
 
 
 def plain(document: dict) -> dict:
@@ -137,7 +148,8 @@ class CnnTarget(Target):
         from mle6cli.engine.fused import FusedCNNMembers
         from mle6cli.tasks.classifier import initial_model
 
-        return FusedCNNMembers([initial_model(m.key["seed"], device) for m in group], [m.key["lr"] for m in group])
+        models = [initial_model(m.key["seed"], device) for m in group]
+        return FusedCNNMembers(models, [m.key["lr"] for m in group], **member_arguments(group))
 
     def test(self, members, data, device) -> dict:
         from mle6cli.tasks.classifier import test_weights
@@ -208,7 +220,7 @@ class AeTarget(Target):
         train, _ = self.splits(data, config)
         mean_pixel = mean_intensity(train.x) if config.init == "mean" else None
         models = [build_autoencoder(m.key["latent_dim"], m.state.seed, device, mean_pixel) for m in group]
-        return ModuleMembers(models, [m.key["lr"] for m in group], RECONSTRUCT)
+        return ModuleMembers(models, [m.key["lr"] for m in group], RECONSTRUCT, **member_arguments(group))
 
     def test(self, members, data, device) -> dict:
         from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
@@ -274,6 +286,14 @@ TARGETS = {
 }
 
 
+def _headline(summary: dict) -> str:
+    """`mle6 runs`' one line of a finished study."""
+    if summary.get("best_trial") is None:
+        return "no trial completed"
+    tested = next((f"{k.replace('_', ' ')} {cell(summary[k])}" for k in ("test_acc", "test_mse") if k in summary), "")
+    return f"best trial {summary['best_trial']} of {summary['trials']}" + (f", {tested}" if tested else "")
+
+
 def _task(target: Target):
     def task(options: dict, **run):
         from mle6cli.tasks.tune import tune
@@ -286,7 +306,8 @@ def _task(target: Target):
 def _spec(target: Target) -> CommandSpec:
     from mle6cli.tasks.tune_space import tune_config
 
-    return CommandSpec(target.command, tune_config(target.spec), _task(target), outputs=target.outputs())
+    config = tune_config(target.spec)
+    return CommandSpec(target.command, config, _task(target), headline=_headline, outputs=target.outputs())
 
 
 # the tune commands' specs, by target: `mle6 tune train-cnn`, `mle6 tune train-ae`
