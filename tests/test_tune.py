@@ -332,3 +332,20 @@ def test_resuming_with_another_space_or_joining_a_study_of_other_options_is_refu
         "give the same ones, or another storage\n"
     )
     assert not other.exists()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_tensorboard_holds_one_hparams_record_per_trial(small, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    _tune(_options(small, epochs=1, tensorboard=True), out=tmp_path / "study")
+    rows = _rows(tmp_path / "study" / "trials.csv")
+    for row in rows:
+        events = EventAccumulator(str(tmp_path / "study" / "tensorboard" / f"trial_{row['number']}"))
+        events.Reload()
+        content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+        assert hparams["lr"].number_value == float(row["lr"]) and hparams["state"].string_value == "complete"
+        assert events.Scalars("hparam/val_acc")[0].value == pytest.approx(float(row["val_acc"]))

@@ -201,17 +201,22 @@ class Rounds:
                     trial.set_user_attr(metric, mean(f[metric] for f in finals))
             statuses = {m.state.status for m in members}
             if "diverged" in statuses:
-                trial.set_user_attr("state", "diverged")
+                state = "diverged"
+                trial.set_user_attr("state", state)
                 self.study.tell(number, state=self.optuna.trial.TrialState.FAIL)
             elif "stopped" in statuses:
+                state = "pruned"
                 self.study.tell(number, state=self.optuna.trial.TrialState.PRUNED)
             else:
-                value = mean(f[self.target.metric] for f in finals)
+                state, value = "complete", mean(f[self.target.metric] for f in finals)
                 if self.target.better(value, self.best_here()):
                     self.target.write_model(
                         self.run, self.config, trial.params, members, self.job.data, self.job.device
                     )
                 self.study.tell(number, value)
+            if self.config.tensorboard:
+                metrics = {m: trial.user_attrs[m] for m in self.target.shown if m in trial.user_attrs}
+                hparams_record(self.run, number, dict(trial.params, state=state), metrics)
 
     def best_here(self) -> float | None:
         values = [
@@ -262,6 +267,15 @@ class Rounds:
 
     def finish(self) -> dict:
         return finish_study(self)
+
+
+def hparams_record(run, number: int, params: dict, metrics: dict) -> None:
+    """--tensorboard: the trial's HParams record (its parameters and state, its final validation metrics) in
+    tensorboard/trial_<n>/, beside the members' curves."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(log_dir=str(run.tensorboard_dir(f"trial_{number}"))) as writer:
+        writer.add_hparams(params, {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
 
 
 def by_trial(members: list) -> dict[int, list]:

@@ -34,8 +34,8 @@ KINDS = ("log", "float", "int", "choice")
 # an axis not listed here is named after its field
 AXIS_NAMES = {"lrs": "lr", "latent_dims": "latent-dim", "weight_decays": "weight-decay"}
 NOT_TUNED = ("seeds",)  # each trial trains over every seed given (--seeds): not a parameter of the search
-# target options a study does not use: restarts of collapsed autoencoders, data-parallel members, per-member TensorBoard
-UNUSED = ("retries", "ddp", "tensorboard")
+# target options a study does not use: restarts of collapsed autoencoders, data-parallel members
+UNUSED = ("retries", "ddp")
 SAMPLERS = Choice("sampler", ("tpe", "random", "grid"))
 PRUNERS = Choice("pruner", ("sha", "hyperband", "median", "none"))
 TRIALS = Number("trials", minimum=1, maximum=100_000)

@@ -15,7 +15,17 @@ from mle6cli.errors import Mle6Error
 JOURNAL = "study.journal"
 INSTALL = "mle6 tune needs Optuna: pip install 'mle6cli[tune]'"
 # options a process joining a shared study may choose for itself; every other one must match the study's
-OWN_CHOICES = ("data_dir", "device", "save_every", "deterministic", "download", "trials", "parallel", "storage")
+OWN_CHOICES = (
+    "data_dir",
+    "device",
+    "save_every",
+    "tensorboard",
+    "deterministic",
+    "download",
+    "trials",
+    "parallel",
+    "storage",
+)
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
 

@@ -79,6 +79,7 @@ class Target:
                 "trials/*/seed_*/metrics.csv",
             ),
             steps={self.spec.name: self.spec.outputs},
+            tensorboard=True,
         )
 
     def better(self, value: float, than: float | None) -> bool:
