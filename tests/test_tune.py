@@ -349,3 +349,13 @@ def test_tensorboard_holds_one_hparams_record_per_trial(small, tmp_path):
         hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
         assert hparams["lr"].number_value == float(row["lr"]) and hparams["state"].string_value == "complete"
         assert events.Scalars("hparam/val_acc")[0].value == pytest.approx(float(row["val_acc"]))
+
+
+def test_config_files_and_print_config_carry_the_space(runner, app, tmp_path):
+    (tmp_path / "study.toml").write_text('space = ["lr=log:1e-4..1e-1", "latent-dim=int:2..8"]\nepochs = 3\n')
+    args = ["tune", "train-ae", "--synthetic", "--config", str(tmp_path / "study.toml"), "--print-config"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert 'space = ["lr=log:1e-4..1e-1", "latent-dim=int:2..8"]\n' in result.stdout and "epochs = 3\n" in result.stdout
+    result = runner.invoke(app, [*args, "--space", "lr=log:1e-3..1e-2"])  # the command line wins, as a whole
+    assert 'space = ["lr=log:1e-3..1e-2"]\n' in result.stdout
