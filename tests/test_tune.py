@@ -92,14 +92,14 @@ PREFIX = "Error: mle6 tune train-cnn: Invalid value for "
     "args, message",
     [
         (["--space", "latent-dim=int:2..8"],
-         "Error: --space latent-dim: mle6 tune train-cnn has no member axis 'latent-dim' (its axes: lr)"),
-        (["--space", "lr=log:1e-1..1e-5"], "Error: --space lr: the range 1e-1..1e-5 runs backwards"),
-        (["--space", "lr=log:0..1"], "Error: --space lr: log: needs bounds above 0, got 0"),
-        ([], "Error: give the search space, e.g. --space lr=log:1e-5..1e-1"),
+         PREFIX + "'--space': --space latent-dim: mle6 tune train-cnn has no member axis 'latent-dim' (its axes: lr)"),
+        (["--space", "lr=log:1e-1..1e-5"], PREFIX + "'--space': --space lr: the range 1e-1..1e-5 runs backwards"),
+        (["--space", "lr=log:0..1"], PREFIX + "'--space': --space lr: log: needs bounds above 0, got 0"),
+        ([], PREFIX + "'--space': give the search space, e.g. --space lr=log:1e-5..1e-1"),
         (["--space", "lr=log:1e-4..1e-1", "--trials", "0"],
          PREFIX + "'--trials': trials must be between 1 and 100000, got 0"),
         (["--space", "lr=log:1e-4..1e-1", "--sampler", "grid"],
-         "Error: --sampler grid needs int: or choice: axes; --space lr is a continuous range "
+         PREFIX + "'--sampler': --sampler grid needs int: or choice: axes; --space lr is a continuous range "
          "(list its values, e.g. lr=choice:1e-4,1e-3,1e-2)"),
         (["--space", "lr=log:1e-4..1e-1", "--storage", "nowhere/study.journal"],
          "Error: --storage nowhere/study.journal: the folder nowhere does not exist"),
@@ -111,6 +111,18 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(runner, app, tmp_path,
     assert result.exit_code == 2, result.output
     assert result.stderr == message + "\n"
     assert not out.exists()
+    if "--storage" not in args:  # what a job script checks before it launches anything
+        result = runner.invoke(app, ["tune", "train-cnn", "--synthetic", "--out", str(out), *args, "--print-config"])
+        assert (result.exit_code, result.stderr, result.stdout) == (2, message + "\n", "")
+
+
+def test_a_library_caller_meets_the_same_checks_as_a_usage_error(small, tmp_path):
+    from mle6cli.tasks.tune_space import SpaceError
+
+    with pytest.raises(SpaceError) as err:
+        _tune(_options(small, space=["lr=log:1e-1..1e-5"]), out=tmp_path / "run")
+    assert str(err.value) == "--space lr: the range 1e-1..1e-5 runs backwards" and err.value.exit_code == 2
+    assert not (tmp_path / "run").exists()
 
 
 def test_without_optuna_the_command_says_what_to_install(runner, app, tmp_path, monkeypatch):

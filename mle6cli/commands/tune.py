@@ -4,6 +4,8 @@ then the study's own (--trials, --space, --parallel, --sampler, --pruner, --stor
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import typer
 
 from mle6cli.commands._training import training_command
@@ -39,6 +41,26 @@ def _render(printer, summary: dict, params: dict) -> None:
     printer.line(f"run folder {summary['run_dir']}")
 
 
+def _check_space(spec, params: dict) -> None:
+    """The space as a usage error naming its option, before anything else (--print-config too, so a job
+    script's check of its command line catches it); a resumed study keeps its own."""
+    from mle6cli.tasks.tune_space import SpaceError, check_study, parse_space
+
+    if params["resume"] is not None:
+        return
+    config = spec.config
+    try:
+        parse_space(params["space"], config.axes, spec.name)
+    except SpaceError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--space'") from None
+    try:
+        check_study(
+            SimpleNamespace(sampler=params["sampler"], dimensions=parse_space(params["space"], config.axes, ""))
+        )
+    except SpaceError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--sampler'") from None
+
+
 def _command(name: str, spec):
     command = training_command(
         f"""Search the member axes of {name} with Optuna; trials train fused, --parallel at a time.
@@ -49,7 +71,14 @@ def _command(name: str, spec):
         _render,
         distributed=False,
     )
-    return command
+
+    def checked(ctx: typer.Context, **params) -> None:
+        _check_space(spec, params)
+        command(ctx, **params)
+
+    for attribute in ("__signature__", "__doc__", "spec", "options", "distributed"):
+        setattr(checked, attribute, getattr(command, attribute))
+    return checked
 
 
 tune_app = typer.Typer(
