@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from mle6cli.tasks.specs import TRAIN_AE, TRAIN_CNN
 from mle6cli.tasks.tune_space import parse_space, tunable_axes
 from tests.conftest import StopAfter, subprocess_env
 from tests.mnist_helpers import tiny_synthetic  # noqa: F401 (a fixture)
+from tests.test_slurm import slurm  # noqa: F401 (a fixture: a one-node SLURM on localhost)
 
 optuna = pytest.importorskip("optuna")  # a dev dependency: `make install` brings it
 
@@ -371,3 +373,45 @@ def test_config_files_and_print_config_carry_the_space(runner, app, tmp_path):
     assert 'space = ["lr=log:1e-4..1e-1", "latent-dim=int:2..8"]\n' in result.stdout and "epochs = 3\n" in result.stdout
     result = runner.invoke(app, [*args, "--space", "lr=log:1e-3..1e-2"])  # the command line wins, as a whole
     assert 'space = ["lr=log:1e-3..1e-2"]\n' in result.stdout
+
+
+@pytest.mark.slow
+def test_an_array_job_shares_one_study_runs_n_trials_once_and_never_requeues_a_typo(small, tmp_path, request):
+    import os
+
+    from tests.conftest import REPO
+
+    cluster = request.getfixturevalue("slurm")  # a one-node SLURM on localhost
+    script = REPO / "examples" / "slurm" / "tune.sbatch"
+    runs = tmp_path / "runs"
+    base = subprocess_env()
+    args = (f"--data-dir {small} --epochs 2 --batch-size 16 --seed 1 --device cpu --trials 6 --parallel 2 "
+            "--space lr=log:1e-4..1e-1 --quiet")  # fmt: skip
+    env = dict(base, PATH=os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")]), RUNS=str(runs),
+               STUDY="lr", COMMAND="tune train-cnn", MLE6_ARGS=args)  # fmt: skip
+    one_node = ["--gpus=0", "--cpus-per-task=1", "--array=0-1", f"--output={tmp_path}/task-%a.out"]
+    job = cluster.submit([*one_node, "--time=5", str(script)], env)
+    for task in (0, 1):
+        fields = cluster.wait(f"{job}_{task}", timeout=300)
+        log = (tmp_path / f"task-{task}.out").read_text()
+        assert (fields["JobState"], fields["ExitCode"], fields["Restarts"]) == ("COMPLETED", "0:0", "0"), (fields, log)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(runs / "lr" / "study.journal")))
+    trials = optuna.load_study(study_name="mle6-train-cnn", storage=storage).get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    trained = [p for task in (0, 1) for p in (runs / "lr" / f"task-{task}" / "trials").glob("*")]
+    assert sorted(int(p.name) for p in trained) == list(range(6))  # each trial trained once, by one task
+
+    # a typo: mle6's one line, the task FAILED with its exit code, never requeued, in a job shorter than NEAR_END
+    bad = dict(env, STUDY="typo", MLE6_ARGS=args.replace("lr=log:1e-4..1e-1", "lr=log:1e-1..1e-4"))
+    job = cluster.submit(["--gpus=0", "--cpus-per-task=1", "--array=0", f"--output={tmp_path}/typo.out", "--time=1",
+                        str(script)], bad)  # fmt: skip
+    fields = cluster.wait(f"{job}_0", timeout=120)
+    log = (tmp_path / "typo.out").read_text()
+    assert (fields["JobState"], fields["ExitCode"], fields["Restarts"]) == ("FAILED", "2:0", "0"), (fields, log)
+    assert log == (
+        "Error: mle6 tune train-cnn: Invalid value for '--space': --space lr: the range 1e-1..1e-4 runs backwards\n"
+    )
+    assert not (runs / "typo").exists()
