@@ -70,6 +70,7 @@ def _command(name: str, spec):
         spec,
         _render,
         distributed=False,
+        draws_in_background=True,
     )
 
     def checked(ctx: typer.Context, **params) -> None:

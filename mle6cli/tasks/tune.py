@@ -342,11 +342,11 @@ def finish_study(rounds: Rounds) -> dict:
 
     figures = study_figures(run, rounds.curves(), rounds.dims, target.metric, target.direction == "maximize")
     best = study.best_trial
-    summary.update(figures=figures, best_trial=best.number, best_params=best.params, best_value=best.value)
+    summary.update(best_trial=best.number, best_params=best.params, best_value=best.value)
     summary["best_run_dir"] = best.user_attrs.get("run")
     if best.user_attrs.get("run") == rounds.owner:
         members = target.reload(run, config, best.number, best.params, best.user_attrs["final"])
         test = target.test(members, rounds.job.data, rounds.job.device)
         target.write_summary(run, config, best.params, members, test)
         summary.update({k: v for k, v in test.items() if k != "per_seed"}, model=str(run.path / target.name))
-    return run.finish(dict(summary, status="completed"))
+    return run.finish(dict(summary, figures=figures(), status="completed"))

@@ -80,13 +80,13 @@ def curves_figure(trials: list[dict], metric: str, path: Path) -> Path:
     return plots.save(fig, path)
 
 
-def study_figures(run, trials: list[dict], dims, metric: str, maximize: bool) -> dict[str, str]:
-    """Every figure of the study in its run folder; their names by what they show."""
-    figures = {"history": history_figure(trials, metric, maximize, run.output("history.png")).name}
+def study_figures(run, trials: list[dict], dims, metric: str, maximize: bool):
+    """Start every figure of the study (in the drawing process when one runs: `plots.in_background`);
+    returns a function that waits for them and gives their names by what they show."""
+    waits = {"history": plots.in_background(history_figure, trials, metric, maximize, run.output("history.png"))}
     for d in dims:
-        path = run.output(f"objective_{d.axis.key}.png")
-        figures[f"objective_{d.axis.key}"] = objective_figure(
-            trials, d.name, d.axis.key, d.kind == "log", metric, path
-        ).name
-    figures["curves"] = curves_figure(trials, metric, run.output("curves.png")).name
-    return figures
+        name = f"objective_{d.axis.key}"
+        path = run.output(f"{name}.png")
+        waits[name] = plots.in_background(objective_figure, trials, d.name, d.axis.key, d.kind == "log", metric, path)
+    waits["curves"] = plots.in_background(curves_figure, trials, metric, run.output("curves.png"))
+    return lambda: {name: wait().name for name, wait in waits.items()}
