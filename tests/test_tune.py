@@ -104,11 +104,12 @@ PREFIX = "Error: mle6 tune train-cnn: Invalid value for "
          PREFIX + "'--sampler': --sampler grid needs int: or choice: axes; --space lr is a continuous range "
          "(list its values, e.g. lr=choice:1e-4,1e-3,1e-2)"),
         (["--space", "lr=log:1e-4..1e-1", "--storage", "nowhere/study.journal"],
-         "Error: --storage nowhere/study.journal: the folder nowhere does not exist"),
+         "Error: --storage {cwd}/nowhere/study.journal: the folder {cwd}/nowhere does not exist"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_exit_2_and_nothing_written(runner, app, tmp_path, args, message):
     out = tmp_path / "run"
+    message = message.format(cwd=Path.cwd())  # a journal's path is recorded absolute
     result = runner.invoke(app, ["tune", "train-cnn", "--synthetic", "--out", str(out), *args])
     assert result.exit_code == 2, result.output
     assert result.stderr == message + "\n"

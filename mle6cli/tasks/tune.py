@@ -52,6 +52,9 @@ def tune(
     spec = TUNE_SPECS[target.name]
     if out is None and resume is None:
         out = default_run_dir(f"tune/{target.name}")
+    storage = options.get("storage")
+    if resume is None and storage and "://" not in storage:  # recorded absolute: --resume works from anywhere
+        options = dict(options, storage=str(Path(storage).resolve()))
     opened = {}
 
     def study(config, folder: Path):
