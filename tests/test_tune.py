@@ -416,3 +416,26 @@ def test_an_array_job_shares_one_study_runs_n_trials_once_and_never_requeues_a_t
         "Error: mle6 tune train-cnn: Invalid value for '--space': --space lr: the range 1e-1..1e-4 runs backwards\n"
     )
     assert not (runs / "typo").exists()
+
+
+def test_a_new_member_axis_is_searchable_from_its_declaration():
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+
+    from mle6cli.tasks.config import Number, option
+    from mle6cli.tasks.specs import TrainCnnConfig
+    from mle6cli.tasks.tune_targets import member_arguments
+
+    @dataclass(frozen=True)
+    class WithDecay(TrainCnnConfig):  # as the classifier's config will declare Adam's weight decay
+        weight_decay: float = option(0.0, "L2 penalty.", Number("weight decay", whole=False, minimum=0), axis=True)
+
+    axes = tunable_axes(WithDecay)
+    assert list(axes) == ["lr", "weight-decay"] and axes["weight-decay"].key == "weight_decay"
+    (dim,) = parse_space(["weight-decay=log:1e-6..1e-2"], axes, "tune x")
+    assert (dim.kind, dim.low, dim.high) == ("log", 1e-6, 1e-2)
+    members = [
+        SimpleNamespace(key={"trial": n, "lr": 1e-3, "weight_decay": wd, "seed": 0}) for n, wd in enumerate((0.0, 1e-4))
+    ]
+    assert member_arguments(members) == {"weight_decays": [0.0, 1e-4]}  # what the fused members' constructor takes
+    assert member_arguments([SimpleNamespace(key={"trial": 0, "lr": 1e-3, "seed": 0})]) == {}  # today's
