@@ -157,6 +157,7 @@ def main(argv: list[str]) -> int:
             "wall_time_vs_usual_optuna": pruned["seconds"] / usual["seconds"],  # <= 0.6 on the CPU
         },
     }  # fmt: skip
+    plots.stop_worker()
     if args.json:
         print(json.dumps(result, indent=2))
     else:
