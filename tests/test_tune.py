@@ -292,7 +292,8 @@ def test_tune_train_ae_searches_lr_and_latent_size_on_a_held_out_split(runner, a
 
 
 @pytest.mark.slow
-def test_sigkill_mid_study_then_resume_matches_an_uninterrupted_study(small, tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM", "SIGINT"])
+def test_a_signal_mid_study_then_resume_matches_an_uninterrupted_study(small, tmp_path, signal_name):
     import os
     import signal
     import time
@@ -312,8 +313,14 @@ def test_sigkill_mid_study_then_resume_matches_an_uninterrupted_study(small, tmp
     deadline = time.monotonic() + 120
     while not (cut / "trials.csv").is_file() and time.monotonic() < deadline:  # the first round is told
         time.sleep(0.05)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    os.kill(victim.pid, getattr(signal, signal_name))
+    _, err = victim.communicate(timeout=120)
+    # SIGTERM and SIGINT while a round trains: saved, 143 or 130 with the resume line; between rounds
+    # (asking, telling) SIGTERM ends the process as SIGKILL does, which the resume handles alike
+    expected = {"SIGKILL": {-9}, "SIGTERM": {143, -15}, "SIGINT": {130}}[signal_name]
+    assert victim.returncode in expected, err
+    if victim.returncode in (130, 143) and "interrupted" in err:
+        assert err.strip().endswith(f"Continue with: mle6 tune train-cnn --resume {cut}"), err
     assert not (cut / "summary.json").exists()
     resumed = subprocess.run([sys.executable, "-m", "mle6cli", "tune", "train-cnn", "--resume", str(cut), "--quiet"],
                              env=subprocess_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -439,3 +446,13 @@ def test_a_new_member_axis_is_searchable_from_its_declaration():
     ]
     assert member_arguments(members) == {"weight_decays": [0.0, 1e-4]}  # what the fused members' constructor takes
     assert member_arguments([SimpleNamespace(key={"trial": 0, "lr": 1e-3, "seed": 0})]) == {}  # today's
+
+
+def test_tune_is_listed_with_its_commands_and_examples(runner, app):
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and " tune " in result.stdout
+    result = runner.invoke(app, ["tune", "--help"])
+    assert result.exit_code == 0 and "train-cnn" in result.stdout and "train-ae" in result.stdout
+    for name in ("train-cnn", "train-ae"):
+        result = runner.invoke(app, ["tune", name, "--help"])
+        assert result.exit_code == 0 and f"Example: mle6 tune {name} " in " ".join(result.stdout.split())
