@@ -456,3 +456,27 @@ def test_tune_is_listed_with_its_commands_and_examples(runner, app):
     for name in ("train-cnn", "train-ae"):
         result = runner.invoke(app, ["tune", name, "--help"])
         assert result.exit_code == 0 and f"Example: mle6 tune {name} " in " ".join(result.stdout.split())
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_diverged_trials_are_told_fail_and_named_diverged(small, tmp_path):
+    from mle6cli.tasks.tune import NoTrialCompleted
+
+    with pytest.raises(NoTrialCompleted) as err:  # learning rates no CNN survives
+        _tune(_options(small, epochs=2, space=["lr=log:1e10..1e12"]), out=tmp_path / "study")
+    assert str(err.value) == f"no trial of the study completed (see {tmp_path / 'study' / 'trials.csv'})"
+    rows = _rows(tmp_path / "study" / "trials.csv")
+    assert [(r["state"], r["value"]) for r in rows] == [("diverged", ""), ("diverged", "")]
+    summary = __import__("json").loads((tmp_path / "study" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["states"]["diverged"] == 2 and summary["best_trial"] is None
+    assert not (tmp_path / "study" / "resume.pt").exists()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_grid_study_with_a_diverging_member_goes_on_and_stops_at_the_grid(small, tmp_path):
+    options = _options(small, sampler="grid", trials=5, space=["lr=choice:1e-3,1e10"])
+    summary = _tune(options, out=tmp_path / "study")
+    rows = _rows(tmp_path / "study" / "trials.csv")
+    assert sorted((float(r["lr"]), r["state"]) for r in rows) == [(1e-3, "complete"), (1e10, "diverged")]
+    assert summary["trials"] == 2 and summary["best_params"] == {"lr": 1e-3}  # the grid's two points, once each
+    assert summary["states"] == {"complete": 1, "pruned": 0, "diverged": 1, "failed": 0}

@@ -101,7 +101,14 @@ def make_sampler(optuna, config, asked: int):
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "grid":
-        return optuna.samplers.GridSampler({d.axis.key: d.grid() for d in config.dimensions}, seed=seed)
+
+        class Grid(optuna.samplers.GridSampler):
+            def after_trial(self, study, trial, state, values) -> None:
+                """Nothing: the study asks no more than the grid's size; the grid's study.stop() is for
+                study.optimize and raises under ask-and-tell."""
+
+        # one shuffle of the grid for the whole study: trial n takes its n-th point
+        return Grid({d.axis.key: d.grid() for d in config.dimensions}, seed=config.seeds[0])
     return optuna.samplers.TPESampler(seed=seed, constant_liar=config.parallel > 1)
 
 
