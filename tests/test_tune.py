@@ -221,16 +221,22 @@ def test_a_pruned_trial_leaves_the_batch_without_changing_the_others(small, tmp_
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.parametrize("stop_at", [3, 21])  # in the first round's first epoch; in the second round
+@pytest.mark.parametrize("stop_at", [3, 21, "between rounds"])  # the first round's first epoch; the second round
 def test_a_cut_study_resumes_to_the_same_trials_and_best_model(small, tmp_path, stop_at):
     from mle6cli.engine.interrupt import Interrupted
 
     options = _options(small, epochs=4, trials=8, parallel=4, sampler="tpe", pruner="hyperband")
     expected = _tune(options, out=tmp_path / "ref")
     cut = tmp_path / "cut"
+    if stop_at == "between rounds":  # true once the first round is told: asked right after it
+        stop = (cut / "trials.csv").is_file
+    else:
+        stop = StopAfter(stop_at)
     with pytest.raises(Interrupted) as err:
-        _tune(options, out=cut, stop=StopAfter(stop_at))
+        _tune(options, out=cut, stop=stop)
     assert f"Continue with: mle6 tune train-cnn --resume {cut}" in str(err.value)
+    if stop_at == "between rounds":
+        assert str(err.value).startswith("interrupted between rounds; ") and len(_rows(cut / "trials.csv")) == 4
     summary = _tune({}, resume=cut)
     assert (cut / "trials.csv").read_bytes() == (tmp_path / "ref" / "trials.csv").read_bytes()
     assert (cut / "train-cnn" / "model.pt").read_bytes() == (tmp_path / "ref" / "train-cnn" / "model.pt").read_bytes()

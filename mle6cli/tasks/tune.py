@@ -81,14 +81,33 @@ def tune(
         optuna_study, lock = opened.get("study") or study(config, run.path)
         total = min(config.trials, grid_size(config.dimensions)) if config.sampler == "grid" else config.trials
         rounds = Rounds(optuna, optuna_study, target, job, lock, total)
+        study_rounds(rounds, events, stop)
+        return rounds.finish()
+
+
+def study_rounds(rounds: Rounds, events: Events, stop: Callable[[], bool] | None) -> None:
+    """Ask, train, tell until the study has its trials. SIGINT/SIGTERM while a round trains: the round saves
+    and `Interrupted` is raised (the run protocol's way); while asking, telling or writing: the study stops
+    once that is done, with the same `Interrupted`."""
+    import signal
+
+    from mle6cli.engine.interrupt import any_of, graceful_stop
+
+    run = rounds.run
+    with graceful_stop() as between:
         batch = rounds.interrupted()
         while batch or (batch := rounds.ask()):
-            rounds.train(batch, events, stop)
+            if between():  # the asked trials start again on resume
+                raise run.interrupted(between.signal_number, "while asking trials")
+            rounds.train(batch, events, any_of(stop, between))
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN and between.signal_number is None:
+                between.request(signal.SIGTERM)  # a signal after the round's last step: its stop ignores the next
             rounds.tell(batch)
             rounds.write_table()
             events.note(rounds.progress())
             batch = []
-        return rounds.finish()
+            if between() or (stop is not None and stop()):
+                raise run.interrupted(between.signal_number, "between rounds")
 
 
 class Rounds:
