@@ -486,3 +486,21 @@ def test_a_grid_study_with_a_diverging_member_goes_on_and_stops_at_the_grid(smal
     assert sorted((float(r["lr"]), r["state"]) for r in rows) == [(1e-3, "complete"), (1e10, "diverged")]
     assert summary["trials"] == 2 and summary["best_params"] == {"lr": 1e-3}  # the grid's two points, once each
     assert summary["states"] == {"complete": 1, "pruned": 0, "diverged": 1, "failed": 0}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_trial_over_several_seeds_reports_their_mean_and_leaves_a_model_per_seed(small, tmp_path, runner, app):
+    import json
+
+    summary = _tune(_options(small, seeds=[1, 2], trials=2), out=tmp_path / "study")
+    study = tmp_path / "study"
+    for row in _rows(study / "trials.csv"):
+        finals = [_rows(study / "trials" / row["number"] / f"seed_{s}" / "metrics.csv")[-1] for s in (1, 2)]
+        assert float(row["value"]) == (float(finals[0]["val_acc"]) + float(finals[1]["val_acc"])) / 2
+    assert summary["member_epochs"] == 2 * 2 * 2  # trials x epochs x seeds
+    best = study / "train-cnn"
+    assert (best / "seed_1" / "model.pt").is_file() and (best / "seed_2" / "model.pt").is_file()
+    result = runner.invoke(app, ["evaluate", str(best), "--member", "seed=2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["member"] == {"lr": summary["best_params"]["lr"], "seed": 2}
