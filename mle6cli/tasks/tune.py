@@ -23,7 +23,16 @@ from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.folder import default_run_dir
 from mle6cli.errors import Mle6Error
 from mle6cli.tasks.tune_space import grid_size
-from mle6cli.tasks.tune_study import JOURNAL, STATES, asking, make_sampler, open_storage, open_study, require_optuna
+from mle6cli.tasks.tune_study import (
+    JOURNAL,
+    STATES,
+    asking,
+    check_journal,
+    make_sampler,
+    open_storage,
+    open_study,
+    require_optuna,
+)
 from mle6cli.tasks.tune_targets import TUNE_SPECS, Target, mean
 
 
@@ -54,7 +63,7 @@ def tune(
         out = default_run_dir(f"tune/{target.name}")
     storage = options.get("storage")
     if resume is None and storage and "://" not in storage:  # recorded absolute: --resume works from anywhere
-        options = dict(options, storage=str(Path(storage).resolve()))
+        options = dict(options, storage=str(check_journal(Path(storage).resolve())))
     opened = {}
 
     def study(config, folder: Path):

@@ -54,17 +54,22 @@ def open_storage(optuna, text: str | None, folder: Path):
             return optuna.storages.RDBStorage(text), None
         except Exception as exc:  # the database's own error, whatever its driver
             raise StorageError(f"--storage {text}: cannot open it ({type(exc).__name__}: {exc})") from None
-    path = Path(text) if text is not None else folder / JOURNAL
-    if path.is_dir():
-        raise StorageError(f"--storage {path}: is a folder; give a journal file or a database URL")
-    if not path.parent.is_dir():
-        raise StorageError(f"--storage {path}: the folder {path.parent} does not exist")
+    path = check_journal(Path(text) if text is not None else folder / JOURNAL)
     try:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(str(path))), path
     except Exception as exc:  # an unreadable or foreign file
         raise StorageError(f"--storage {path}: cannot open it as a journal ({type(exc).__name__}: {exc})") from None
+
+
+def check_journal(path: Path) -> Path:
+    """A journal file's path that can be used, checked without Optuna (before any data is read)."""
+    if path.is_dir():
+        raise StorageError(f"--storage {path}: is a folder; give a journal file or a database URL")
+    if not path.parent.is_dir():
+        raise StorageError(f"--storage {path}: the folder {path.parent} does not exist")
+    return path
 
 
 @contextmanager
