@@ -7,6 +7,8 @@
   columns wide without colour shows them; a new command appears by itself.
 - docs/data-checks.md: the table between its two markers, from tests/data_checks.py (the table
   tests/test_bad_data.py takes its cases from); the prose around it is written by hand.
+- docs/reference/summary-json.md: every key of a finished run's summary.json, from the classes that
+  write and read it (`mle6cli.tasks.schema`).
 
 tests/test_docs.py runs the same functions and fails when a committed page differs.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CLI_PAGE = REPO / "docs" / "reference" / "cli.md"
 CHECKS_PAGE = REPO / "docs" / "data-checks.md"
+SUMMARY_PAGE = REPO / "docs" / "reference" / "summary-json.md"
 BEGIN = "<!-- the table: docs/gen_pages.py writes it from tests/data_checks.py -->"
 END = "<!-- end of the table -->"
 # a fixed terminal: the help's line breaks and boxes then do not depend on who regenerates it
@@ -84,9 +87,41 @@ def checks_page(current: str) -> str:
     return f"{head}{BEGIN}\n\n{checks_table()}\n\n{END}{tail}"
 
 
+def summary_page() -> str:
+    from mle6cli.tasks import schema
+
+    parts = [
+        "# summary.json",
+        "",
+        "A finished run's summary.json, key by key, for scripts that read it. It is written last: a run folder",
+        "without it did not finish (`mle6 runs` says why). This page is generated from the classes that write",
+        "and read it (`mle6cli.tasks.schema`, `make docs-pages`); a test fails when it is out of date.",
+        "",
+        f"Every summary starts with `schema_version` (now {schema.SCHEMA_VERSION}): it goes up when a key",
+        "changes its meaning or goes away; a new key leaves it as it is. Keys come in the order below; an",
+        "optional key is left out when it does not apply.",
+        "",
+        "```python",
+        "from mle6cli.tasks.schema import read",
+        "",
+        'summary = read("runs/sweep-lr/20250101-120000")  # a SweepSummary',
+        "print(summary.best_lr, summary.test_acc)",
+        "```",
+    ]
+    for summary_class in schema.SUMMARIES:
+        parts += ["", f"## {summary_class.__name__}", "", summary_class.__doc__.strip(), ""]
+        parts += ["| key | type | what it holds |", "| --- | --- | --- |"]
+        parts += [f"| `{key}` | {kind} | {_cell(text)} |" for key, kind, text in schema.describe(summary_class)]
+    return "\n".join(parts) + "\n"
+
+
 def pages() -> dict[Path, str]:
     """Each generated page and what it should hold."""
-    return {CLI_PAGE: cli_page(), CHECKS_PAGE: checks_page(CHECKS_PAGE.read_text())}
+    return {
+        CLI_PAGE: cli_page(),
+        CHECKS_PAGE: checks_page(CHECKS_PAGE.read_text()),
+        SUMMARY_PAGE: summary_page(),
+    }
 
 
 def main(argv: list[str]) -> int:

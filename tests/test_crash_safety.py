@@ -327,11 +327,11 @@ def test_run_all_resumes_the_whole_sheet(tmp_path):
     calls = {"n": 0}
     real = sheet._job
 
-    def stop_in_the_autoencoders(run, command, *args, **kwargs):
-        if command == "train-ae" and calls["n"] == 0:
+    def stop_in_the_autoencoders(run, spec, *args, **kwargs):
+        if spec.name == "train-ae" and calls["n"] == 0:
             calls["n"] += 1
             raise sheet.Interrupted(signal.SIGTERM, "stopped")
-        return real(run, command, *args, **kwargs)
+        return real(run, spec, *args, **kwargs)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(sheet, "_job", stop_in_the_autoencoders)

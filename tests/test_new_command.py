@@ -16,6 +16,7 @@ from mle6cli.errors import ConfigError
 from mle6cli.tasks import config as rules
 from mle6cli.tasks import specs
 from mle6cli.tasks.config import OptionsConfig, option
+from mle6cli.tasks.schema import Summary, key
 from tests.conftest import StopAfter
 
 # ---------------------------------------------------------------- the task and its spec (layer 3)
@@ -59,21 +60,20 @@ def _load(config: ToyConfig, device) -> ToyData:
     return ToyData(x[:32].to(device), x[32:].to(device))
 
 
-def toy_fit(options: dict, *, out=None, overwrite=False, resume=None, overrides=None, events=None, stop=None):
+def toy_fit(options: dict, params: specs.RunParams | None = None, **given):
     import torch
 
     from mle6cli.data.splits import Split
-    from mle6cli.engine.events import QUIET
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
     from mle6cli.tasks.jobs import EpochLog, open_job
+    from mle6cli.tasks.schema import write
 
-    events = events or QUIET
-    job = open_job(TOY, options, _load, out=out, overwrite=overwrite, resume=resume, events=events, overrides=overrides)
+    job = open_job(TOY, options, _load, specs.RunParams.of(params, given))
     with job.run:
         config, run = job.config, job.run
         members = run.members([{"seed": seed} for seed in config.seeds])
         header = RECONSTRUCT.header(["test"])
-        log = EpochLog(job, events, members, header, lambda m: "metrics.csv", lambda m: "", header[1:])
+        log = EpochLog(job, members, header, lambda m: "metrics.csv", lambda m: "", header[1:])
 
         def build(group):
             models = []
@@ -83,15 +83,34 @@ def toy_fit(options: dict, *, out=None, overwrite=False, resume=None, overrides=
             return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
 
         data = job.data
-        writer = job.train(members, build, Split(data.train_x), {"test": Split(data.test_x)}, log, stop=stop)
+        writer = job.train(members, build, Split(data.train_x), {"test": Split(data.test_x)}, log)
         log.close()
         if not writer:
             return None
         (member,) = members
-        return run.finish({"command": "toy-fit", "final": member.state.history[-1], "epochs": config.epochs})
+        return write(run, ToySummary(command=TOY.name, final=member.state.history[-1], epochs=config.epochs))
 
 
-TOY = specs.CommandSpec("toy-fit", ToyConfig, toy_fit, outputs=Outputs(files=("metrics.csv",)))
+@dataclass
+class ToySummary(Summary):
+    """toy-fit: the fitted map's last epoch."""
+
+    command: str = key("toy-fit")
+    final: dict = key("the last epoch's metrics: epoch, train_loss, test_loss")
+    epochs: int = key("epochs trained")
+    train_seconds: float = key("seconds spent training")
+    resumed: int = key("how often the run was resumed")
+    graphs: bool = key("whether every step ran as a replayed CUDA graph")
+    run_dir: str = key("the run folder")
+
+
+def _headline(summary: ToySummary) -> str:
+    return f"test loss {summary.final['test_loss']:.4f}"
+
+
+TOY = specs.CommandSpec(
+    "toy-fit", ToyConfig, toy_fit, outputs=Outputs(files=("metrics.csv",)), headline=_headline, summary=ToySummary
+)
 
 # ---------------------------------------------------------------- the command (layer 4)
 
@@ -156,6 +175,15 @@ def test_a_new_training_command_is_a_task_and_a_spec(runner, toy_app, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["command"] == "toy-fit" and config["options"]["width"] == 4
     assert (out / "metrics.csv").read_text().count("\n") == 4  # header and three epochs
+    from mle6cli.tasks import schema
+
+    written = json.loads((out / "summary.json").read_text())
+    assert list(written)[:2] == ["schema_version", "command"] and written["schema_version"] == schema.SCHEMA_VERSION
+    assert schema.read(out) == ToySummary.from_json(written) and schema.read(out).final == summary["final"]
+    listed = json.loads(runner.invoke(toy_app, ["runs", str(tmp_path), "--json"]).stdout)
+    (row,) = [r for r in listed if r["run_dir"] == str(out)]
+    assert row["command"] == "toy-fit" and row["status"] == "finished"
+    assert row["headline"] == f"test loss {summary['final']['test_loss']:.4f}"
 
     # cut after one epoch, then resumed from the command line: the same final loss as the whole run
     cut = tmp_path / "cut"

@@ -184,6 +184,16 @@ def test_collapsed_run_is_restarted_with_a_derived_seed(runner, app, tmp_path, d
 
 
 @pytest.mark.usefixtures("tiny_synthetic")
+def test_each_member_records_its_own_attempts(runner, app, tmp_path, dead_first_try):
+    result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--seeds", "5,6", "--out", "r"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"]
+    for run in runs:  # every member restarted once: its own two tries, none of the other seed's
+        seed = run["seed"]
+        assert [(a["seed"], a["status"]) for a in run["attempts"]] == [(seed, "collapsed"), (seed + 1000, "completed")]
+
+
+@pytest.mark.usefixtures("tiny_synthetic")
 def test_collapse_that_survives_the_retries_fails_loudly(runner, app, tmp_path, dead_first_try):
     result = runner.invoke(app, [*TINY_ARGS, "--latent-dims", "3", "--retries", "0", "--out", "r", "--json"])
     assert result.exit_code == 1

@@ -26,6 +26,7 @@ from mle6cli.commands._options import (
     resume_overrides,
 )
 from mle6cli.commands._output import Printer, draw_in_background
+from mle6cli.tasks.specs import RunParams
 
 # what every training command has after its own options: where the run goes and how it is shown
 COMMON = (OUT, OVERWRITE, RESUME, PRINT_CONFIG, JSON, QUIET)
@@ -44,7 +45,7 @@ def training_command(
 
     `doc`: its help (a summary line, then "Example: mle6 ..."). `spec`: the command's
     `tasks.specs.CommandSpec`: its options (the config's fields, in config.json's order) and its task,
-    `spec.run(options, *, out, overwrite, resume, overrides, events)`. `render(printer, result, params)` shows the
+    `spec.run(options, RunParams)`. `render(printer, result, params)` shows the
     task's result (`params`: every parsed parameter). `distributed`: whether it runs under torchrun,
     its members shared by the processes. `note(params)`: a line said before the task starts.
     `draws_in_background`: its figures take plain data, so a drawing process is started before
@@ -70,14 +71,8 @@ def training_command(
             draw_in_background()
         overrides = resume_overrides(ctx, params["resume"], recorded, options)
         with printer.events() as events:
-            result = spec.run(
-                recorded,
-                out=params["out"],
-                overwrite=params["overwrite"],
-                resume=params["resume"],
-                overrides=overrides,
-                events=events,
-            )
+            run = RunParams(params["out"], params["overwrite"], params["resume"], overrides, events)
+            result = spec.run(recorded, run)
         if result is not None:  # None: a torchrun rank other than 0 (rank 0 reports)
             render(printer, result, params)
 

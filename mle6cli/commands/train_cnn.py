@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from mle6cli.commands._render import render_sweep
 from mle6cli.commands._training import training_command
+from mle6cli.tasks.schema import SweepSummary, read
 from mle6cli.tasks.specs import TRAIN_CNN
 
 
@@ -9,7 +10,7 @@ def _render(printer, summary: dict, params: dict) -> None:
     if params["json_out"]:
         printer.json(summary)
         return
-    if "stats" in summary:  # several seeds: the sweep's table, one learning rate
+    if isinstance(read(summary), SweepSummary):  # several seeds: the sweep's table, one learning rate
         render_sweep(printer, summary, TRAIN_CNN)
         return
     final = summary["final"]

@@ -1,145 +1,44 @@
 """Training the exercise's convolutional autoencoder at several latent sizes, without collapse.
 
-The fix (`init_output_bias`, `--init mean`, the default) starts the last layer's bias at
-logit(mean pixel); `check_collapse` is the safety net after every epoch, and a collapsed run
-restarts with a derived seed. The mechanism, the fix and the thresholds, measured: the
-documentation's collapse analysis (docs/fidelity.md, "The collapse of the convolutional
-autoencoder").
+The fix and the safety net are in `tasks.collapse` (the output bias at the mean pixel; after every
+epoch `check_collapse`, and a collapsed member restarts with a derived seed, `jobs.Restarts`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from mle6cli.data.splits import ShardedSplit, Split, as_float
-from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.members import RECONSTRUCT
 from mle6cli.engine.runs import Member, Run
 from mle6cli.errors import Mle6Error
 from mle6cli.models import ConvAutoencoder
-from mle6cli.tasks.config import INIT
+from mle6cli.tasks.collapse import (  # noqa: F401 (the collapse's names, here too)
+    MIN_OUTPUT_STD,
+    RETRY_SEED_STRIDE,
+    TRIVIAL_FRACTION,
+    CollapseCheck,
+    Levels,
+    attempt_seed,
+    build_autoencoder,
+    check_collapse,
+    collapse_levels,
+    init_output_bias,
+    mean_intensity,
+)
+from mle6cli.tasks.jobs import Restarts
 from mle6cli.tasks.kinds import AUTOENCODER
-from mle6cli.tasks.specs import TRAIN_AE, AeConfig
+from mle6cli.tasks.schema import TrainAeSummary, write
+from mle6cli.tasks.specs import TRAIN_AE, AeConfig, RunParams
 
-# A run is collapsed when its test MSE is at least 90% of mean(x²), the all-black score (collapsed
-# runs measured 97.8-100%, the slowest healthy one 83% after its first epoch) ...
-TRIVIAL_FRACTION = 0.9
-# ... or when its output does not vary, over every pixel of every image or across images (collapsed
-# runs measured 1e-14 to 1e-8, healthy ones 5e-4 and more even after 8 steps on 512 images)
-MIN_OUTPUT_STD = 1e-5
-RETRY_SEED_STRIDE = 1000
-DEFAULT_DIMS = AeConfig().latent_dims  # the exercise's
-INITS = INIT.choices
 METRICS_HEADER = RECONSTRUCT.header(["test"])  # epoch, train_loss, test_loss
 
 
 class TrainingFailed(Mle6Error):
     """Some latent size ended collapsed or diverged (after every allowed restart)."""
-
-
-# ---------------------------------------------------------------- the model and its collapse
-
-
-def mean_intensity(x: torch.Tensor) -> float:
-    """The mean pixel of uint8 (or [0, 1] float) images, in float64 on the CPU (MPS has none)."""
-    total = torch.zeros((), dtype=torch.float64)
-    for start in range(0, len(x), 4096):
-        total += as_float(x[start : start + 4096]).cpu().double().sum()
-    return total.item() / x[0].numel() / len(x)
-
-
-def init_output_bias(model: ConvAutoencoder, mean_pixel: float) -> None:
-    """Start the last layer's bias at logit(mean pixel): the untrained network then predicts the mean
-    intensity, the best constant, so the gradient has no common "darker" direction for Adam to
-    amplify into a saturated sigmoid (see the module docstring for the measurements)."""
-    last = model.decoder[-2]
-    assert isinstance(last, nn.ConvTranspose2d)
-    p = min(max(mean_pixel, 1e-4), 1 - 1e-4)
-    with torch.no_grad():
-        last.bias.fill_(math.log(p / (1 - p)))
-
-
-def attempt_seed(seed: int, attempt: int) -> int:
-    """The seed of restart `attempt` (0 = the first try): fixed, so restarts are reproducible."""
-    return seed + RETRY_SEED_STRIDE * attempt
-
-
-def build_autoencoder(latent_dim: int, seed: int, device, mean_pixel: float | None = None) -> ConvAutoencoder:
-    """The exercise's model with weights drawn from `seed` (on the CPU, the global RNG untouched);
-    with `mean_pixel`, the collapse fix."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ConvAutoencoder(latent_dim)
-    if mean_pixel is not None:
-        init_output_bias(model, mean_pixel)
-    return model.to(device)
-
-
-@dataclass
-class Levels:
-    """The two scores of a collapsed model on a test set: all black, and the mean training image."""
-
-    all_black: float  # mean(x²)
-    mean_image: float  # MSE of predicting the training mean image for every input
-
-
-def collapse_levels(train_x: torch.Tensor, test_x: torch.Tensor) -> Levels:
-    mean_image = torch.zeros(test_x.shape[1:], dtype=torch.float64)
-    for start in range(0, len(train_x), 4096):
-        mean_image += as_float(train_x[start : start + 4096]).cpu().double().sum(0)
-    mean_image /= len(train_x)
-    black = image = 0.0
-    for start in range(0, len(test_x), 4096):
-        chunk = as_float(test_x[start : start + 4096]).cpu().double()
-        black += chunk.pow(2).sum().item()
-        image += (chunk - mean_image).pow(2).sum().item()
-    n = test_x.numel()
-    return Levels(black / n, image / n)
-
-
-@dataclass
-class CollapseCheck:
-    collapsed: bool
-    reason: str | None
-    test_mse: float
-    output_std: float  # over every pixel of every image
-    sample_std: float  # mean over pixels of the std across images: 0 when the input is ignored
-
-
-@torch.no_grad()
-def check_collapse(model: nn.Module, split: Split, test_mse: float, levels: Levels, batch_size: int = 1024):
-    """Is the model's output (nearly) constant, independent of its input, or at the all-black score?"""
-    was_training = model.training
-    model.eval()
-    s1 = s2 = None
-    for start in range(0, len(split), batch_size):
-        out = model(as_float(split.x[start : start + batch_size])).cpu().double()  # (B, 1, 28, 28)
-        s1 = out.sum(0) if s1 is None else s1 + out.sum(0)
-        s2 = out.pow(2).sum(0) if s2 is None else s2 + out.pow(2).sum(0)
-    model.train(was_training)
-    n = len(split)
-    mean, mean_sq = s1 / n, s2 / n  # per pixel
-    sample_std = (mean_sq - mean.pow(2)).clamp_min(0.0).sqrt().mean().item()
-    output_std = max(mean_sq.mean().item() - mean.mean().item() ** 2, 0.0) ** 0.5
-    reason = None
-    if not math.isfinite(test_mse):
-        reason = "non-finite test MSE"
-    elif output_std < MIN_OUTPUT_STD:
-        reason = f"constant output (std {output_std:.2g}), test MSE {test_mse:.4f}"
-    elif sample_std < MIN_OUTPUT_STD:
-        reason = (
-            f"the output ignores the input (std across images {sample_std:.2g}), test MSE {test_mse:.4f} "
-            f"(mean image {levels.mean_image:.4f})"
-        )
-    elif not test_mse < TRIVIAL_FRACTION * levels.all_black:
-        reason = f"test MSE {test_mse:.4f} stuck at the all-black level {levels.all_black:.4f}"
-    return CollapseCheck(reason is not None, reason, test_mse, output_std, sample_std)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -257,23 +156,23 @@ class AeResult:
             "status": "failed" if self.failed else "completed",
         }
 
-    def summary(self) -> dict:
-        return {
-            "command": TRAIN_AE.name,
-            "status": "failed" if self.failed else "completed",
-            "data": self.data,
-            "synthetic": self.data["synthetic"],
-            "epochs": self.config.epochs,
-            "seeds": list(self.config.seeds),
-            "trivial_test_mse": self.levels.all_black,
-            "mean_image_test_mse": self.levels.mean_image,
-            "runs": [r.to_dict() for r in self.runs],
-            "stats": self.stats(),
-            "figures": self.figures,
-            "train_seconds": self.train_seconds,
-            "resumed": self.resumed,
-            "run_dir": str(self.run_dir),
-        }
+    def summary(self) -> TrainAeSummary:
+        return TrainAeSummary(
+            command=TRAIN_AE.name,
+            status="failed" if self.failed else "completed",
+            data=self.data,
+            synthetic=self.data["synthetic"],
+            epochs=self.config.epochs,
+            seeds=list(self.config.seeds),
+            trivial_test_mse=self.levels.all_black,
+            mean_image_test_mse=self.levels.mean_image,
+            runs=[r.to_dict() for r in self.runs],
+            stats=self.stats(),
+            figures=self.figures,
+            train_seconds=self.train_seconds,
+            resumed=self.resumed,
+            run_dir=str(self.run_dir),
+        )
 
 
 # ---------------------------------------------------------------- the job
@@ -285,19 +184,10 @@ def member_files(config: AeConfig, key: dict) -> tuple[Path, Path]:
     return folder / f"metrics_d{key['latent_dim']}.csv", folder / f"ae_d{key['latent_dim']}.pt"
 
 
-def train_ae(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    data=None,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
-) -> AeResult | None:
+def train_ae(options: dict, params: RunParams | None = None, *, data=None, **given) -> AeResult | None:
     """train-ae: one ConvAutoencoder per latent size and seed (Adam, MSE), with collapse detection and
-    restarts; writes the run folder and returns an AeResult. `data` may pass MNIST already open."""
+    restarts; writes the run folder and returns an AeResult. `params` (or its keywords): how it runs,
+    `RunParams`; `data` may pass MNIST already open."""
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.distributed import launched
     from mle6cli.tasks.jobs import EpochLog, open_job
@@ -305,16 +195,14 @@ def train_ae(
     def load(config: AeConfig, device):  # data-parallel ranks keep only their share on the device
         return open_mnist(config.spec(), "cpu" if config.ddp and launched() else device)
 
+    params = RunParams.of(params, given)
+    events = params.events
     job = open_job(
         TRAIN_AE,
         options,
         load,
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        events=events,
+        params,
         data=data,
-        overrides=overrides,
         members=lambda config: None if config.ddp else len(config.latent_dims) * len(config.seeds),
     )
     with job.run:
@@ -324,23 +212,20 @@ def train_ae(
             events.note("Note: --ddp without torchrun: one process trains on all the data.")
         levels = collapse_levels(data.train_x, data.test_x)
         mean_pixel = mean_intensity(data.train_x) if config.init == "mean" else None
-        if peers is not None:
-            train_split = ShardedSplit.of(data.train_x, peers.rank, peers.world, device)
-            test_split = Split(data.test_x.to(device))  # every rank tests on all of it: the same numbers
-        else:
-            train_split, test_split = data.train_split(), data.test_split()
+        train_split, test_split = _splits(data, peers, device)
         several = len(config.seeds) > 1
         keys = [{"latent_dim": d, "seed": s} for d in config.latent_dims for s in config.seeds]
-        members = run.members(keys, extra={"attempt": 0, "attempts": [], "epochs_before": 0})
+        members = run.members(keys, extra=asdict(Restarts()))
 
         def label(m: Member) -> str:
             text = f"d={m.key['latent_dim']}" + (f" seed {m.key['seed']}" if several else "")
-            return text + (f" retry {m.extra['attempt']}" if m.extra["attempt"] else "")
+            attempt = Restarts.of(m).attempt
+            return text + (f" retry {attempt}" if attempt else "")
 
         def metrics_file(m: Member) -> Path:
             return member_files(config, m.key)[0]
 
-        log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
+        log = EpochLog(job, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
         def check(group: list[Member], rows: list[dict | None], backend) -> list[int]:
             retire = []
@@ -348,33 +233,17 @@ def train_ae(
                 if row is None:
                     continue
                 verdict = check_collapse(backend.models[j], test_split, row["test_loss"], levels)
-                m.extra["collapse"] = verdict.reason  # None: healthy
+                restarts = Restarts.of(m)
+                restarts.collapse = verdict.reason  # None: healthy
+                restarts.keep(m)
                 # a saturated sigmoid does not recover: give up at once while a restart is left
-                if verdict.collapsed and m.extra["attempt"] < config.retries:
+                if verdict.collapsed and restarts.attempt < config.retries:
                     retire.append(j)
             return retire
 
-        def build(group: list[Member]):
-            from mle6cli.engine.members import ModuleMembers
-
-            models = [build_autoencoder(m.key["latent_dim"], m.state.seed, device, mean_pixel) for m in group]
-            if peers is not None:
-                from mle6cli.engine.ddp import DataParallelMembers
-
-                return DataParallelMembers(
-                    models,
-                    [config.lr] * len(group),
-                    RECONSTRUCT,
-                    group=peers.device_group,
-                    world=peers.world,
-                    rank=peers.rank,
-                )
-            return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
-
+        build = _builder(config, device, mean_pixel, peers)
         while True:
-            writer = job.train(
-                members, build, train_split, {"test": test_split}, log, stop=stop, check=check, shard=peers is None
-            )
+            writer = job.train(members, build, train_split, {"test": test_split}, log, check=check, shard=peers is None)
             restarted = [m for m in members if _restart_if_collapsed(m, config, events, label)]
             if not restarted:
                 break
@@ -387,8 +256,40 @@ def train_ae(
         result = AeResult(
             config, results, run.path, data.describe(), levels, figures, run.clock.seconds(), run.clock.resumes
         )
-        run.finish(result.summary())
+        write(run, result.summary())
         return result
+
+
+def _splits(data, peers, device) -> tuple:
+    """(train, test) splits: under torchrun data-parallel (`peers`) each rank trains on its share."""
+    if peers is None:
+        return data.train_split(), data.test_split()
+    # every rank tests on all of it: the same numbers
+    return ShardedSplit.of(data.train_x, peers.rank, peers.world, device), Split(data.test_x.to(device))
+
+
+def _builder(config: AeConfig, device, mean_pixel: float | None, peers):
+    """`build(group)`: the members' autoencoders, each from its try's seed, trained side by side (or
+    data-parallel over the ranks of `peers`)."""
+
+    def build(group: list[Member]):
+        from mle6cli.engine.members import ModuleMembers
+
+        models = [build_autoencoder(m.key["latent_dim"], m.state.seed, device, mean_pixel) for m in group]
+        if peers is not None:
+            from mle6cli.engine.ddp import DataParallelMembers
+
+            return DataParallelMembers(
+                models,
+                [config.lr] * len(group),
+                RECONSTRUCT,
+                group=peers.device_group,
+                world=peers.world,
+                rank=peers.rank,
+            )
+        return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
+
+    return build
 
 
 def _attempt_record(m: Member, status: str, reason: str | None) -> dict:
@@ -408,29 +309,31 @@ def _restart_if_collapsed(m: Member, config: AeConfig, events, label) -> bool:
 
     if m.state.status != "stopped":
         return False
-    reason = m.extra.get("collapse") or "collapsed"
+    restarts = Restarts.of(m)
+    reason = restarts.collapse or "collapsed"
     events.note(f"Note: {label(m)} collapsed with seed {m.state.seed} ({reason}); restarted.")
-    m.extra["attempts"].append(_attempt_record(m, "collapsed", reason))
-    m.extra["epochs_before"] += len(m.state.history)
-    m.extra["attempt"] += 1
-    m.state = MemberState(seed=attempt_seed(m.key["seed"], m.extra["attempt"]))
+    restarts.attempts.append(_attempt_record(m, "collapsed", reason))
+    restarts.epochs_before += len(m.state.history)
+    restarts.attempt += 1
+    restarts.collapse = None
+    restarts.keep(m)
+    m.state = MemberState(seed=attempt_seed(m.key["seed"], restarts.attempt))
     m.weights = m.optimizer = None
-    m.extra["collapse"] = None
     return True
 
 
 def _finish_member(run: Run, config: AeConfig, m: Member, data_info: dict) -> DimResult:
-    s = m.state
+    s, restarts = m.state, Restarts.of(m)
     metrics_file, checkpoint_file = member_files(config, m.key)
     history = s.history
     run.write_csv(metrics_file, METRICS_HEADER, history)
     if s.status == "diverged":
         status, collapsed, reason = "diverged", False, f"non-finite loss in epoch {s.diverged_epoch}"
-    elif m.extra.get("collapse"):
-        status, collapsed, reason = "collapsed", True, m.extra["collapse"]
+    elif restarts.collapse:
+        status, collapsed, reason = "collapsed", True, restarts.collapse
     else:
         status, collapsed, reason = "completed", False, None
-    attempts = list(m.extra["attempts"]) + [_attempt_record(m, status, reason)]
+    attempts = list(restarts.attempts) + [_attempt_record(m, status, reason)]
     final = history[-1]["test_loss"] if history else None
     result = DimResult(
         latent_dim=m.key["latent_dim"],
@@ -439,7 +342,7 @@ def _finish_member(run: Run, config: AeConfig, m: Member, data_info: dict) -> Di
         history=history,
         status=status,
         collapsed=collapsed,
-        retries=m.extra["attempt"],
+        retries=restarts.attempt,
         final_test_mse=final if status != "diverged" else None,
         attempts=attempts,
         diverged_epoch=s.diverged_epoch,

@@ -15,18 +15,18 @@ summary.json.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from mle6cli import plots
 from mle6cli.data.signs import STANDARD_PER_CLASS, SignsData
-from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.members import CLASSIFY
 from mle6cli.engine.runs import Member
 from mle6cli.errors import Mle6Error
 from mle6cli.fmt import lr_label, plural
 from mle6cli.tasks.kinds import CLASSIFIER
-from mle6cli.tasks.specs import SWEEP_LR, TRAIN_CNN, SweepLrConfig, TrainCnnConfig
+from mle6cli.tasks.schema import SweepSummary, TrainCnnSummary, write
+from mle6cli.tasks.specs import SWEEP_LR, TRAIN_CNN, RunParams, SweepLrConfig, TrainCnnConfig
 
 METRICS_HEADER = CLASSIFY.header(["val"])  # epoch, train_loss, train_acc, val_loss, val_acc
 SWEEP_HEADER = ["lr", "seed", "status", "epochs_done", *METRICS_HEADER[1:], "test_loss", "test_acc"]
@@ -77,58 +77,32 @@ def load_classifier(path: Path | str, device="cpu"):
 # ---------------------------------------------------------------- the job
 
 
-def train_cnn(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
-) -> dict | None:
+def train_cnn(options: dict, params: RunParams | None = None, **given) -> dict | None:
     """train-cnn: the CNN with Adam and NLL loss, tested once at the end; returns the summary.
 
     `options` are the command's (`lr`, `epochs`, `batch_size`, `seed`, `device`, `deterministic`,
-    `data_dir`, `synthetic`); with `resume` the saved ones are used instead. SIGINT/SIGTERM (or
-    `stop()`) save resume.pt and raise `Interrupted`; a NaN/infinite loss raises `TrainingDiverged`.
+    `data_dir`, `synthetic`; `TrainCnnConfig`); `params` (or its keywords: out, overwrite, resume,
+    overrides, events, stop) say how it runs, `RunParams`; with `resume` the saved options are used
+    instead. SIGINT/SIGTERM (or `stop()`) save resume.pt and raise `Interrupted`; a NaN/infinite loss
+    raises `TrainingDiverged`.
     """
-    return _classify(TRAIN_CNN, options, out, overwrite, resume, overrides, events, stop)
+    return _classify(TRAIN_CNN, options, RunParams.of(params, given))
 
 
-def sweep_lr(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
-) -> dict | None:
+def sweep_lr(options: dict, params: RunParams | None = None, **given) -> dict | None:
     """sweep-lr: one CNN per learning rate (same initial weights, same batches); the best by val accuracy.
 
-    A member that diverges is marked and the others go on. Returns the summary.
+    A member that diverges is marked and the others go on. Returns the summary. `params`: as train_cnn's.
     """
-    return _classify(SWEEP_LR, options, out, overwrite, resume, overrides, events, stop)
+    return _classify(SWEEP_LR, options, RunParams.of(params, given))
 
 
-def _classify(spec, options, out, overwrite, resume, overrides, events, stop) -> dict | None:
+def _classify(spec, options: dict, params: RunParams) -> dict | None:
     from mle6cli.engine.fused import FusedCNNMembers
     from mle6cli.tasks.jobs import EpochLog, open_job
 
     sweep = spec.config.sweep
-    job = open_job(
-        spec,
-        options,
-        load_data,
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        events=events,
-        overrides=overrides,
-        members=lambda config: len(config.lrs) * len(config.seeds),
-    )
+    job = open_job(spec, options, load_data, params, members=lambda config: len(config.lrs) * len(config.seeds))
     with job.run:
         config, run = job.config, job.run
         members = run.members([{"lr": lr, "seed": seed} for lr in config.lrs for seed in config.seeds])
@@ -141,16 +115,14 @@ def _classify(spec, options, out, overwrite, resume, overrides, events, stop) ->
             parts = [f"lr {lr_label(m.key['lr'])}"] if sweep else []
             return " ".join(parts + ([f"seed {m.key['seed']}"] if several_seeds else []))
 
-        log = EpochLog(
-            job, events, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:]
-        )
+        log = EpochLog(job, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:])
 
         def build(group: list[Member]):
             return FusedCNNMembers(
                 [initial_model(m.key["seed"], job.device) for m in group], [m.key["lr"] for m in group]
             )
 
-        writer = job.train(members, build, job.data.train, {"val": job.data.val}, log, stop=stop)
+        writer = job.train(members, build, job.data.train, {"val": job.data.val}, log)
         log.close()
         if not writer:
             return None
@@ -244,20 +216,42 @@ def stats_rows(stats: list[dict]) -> list[dict]:
 
 
 def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> dict:
+    """Test and save every member, write the tables and figures, then summary.json."""
     synthetic_tag = " (synthetic data)" if data.synthetic else ""
     single = not sweep and len(members) == 1  # train-cnn, one seed: the exercise's single run
-    figure_done = None
-    if not single:  # drawn (by plots' worker, when one runs) while the members are tested and saved
-        groups = [
-            (f"lr {lr_label(lr)}", [m.state.history for m in members if m.key["lr"] == lr and m.state.history])
-            for lr in config.lrs
-        ]
-        title = ("Learning-rate sweep" if sweep else f"SIGNS CNN, lr {lr_label(config.lrs[0])}") + (
-            f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
-        )
-        figure = "sweep_curves.png" if sweep else "curves.png"
-        figure_done = plots.in_background(plots.sweep_curves_figure, groups, run.output(figure), title)
-    tests = _test_members(members, data, device)
+    # the sweep's figure is drawn (by plots' worker, when one runs) while the members are tested and saved
+    figure_done = None if single else _draw_sweep_curves(run, config, members, sweep, synthetic_tag)
+    records = _save_members(run, members, dirs, _test_members(members, data, device))
+    base = {
+        "command": run.command,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "seeds": list(config.seeds),
+        "device": str(device),
+        "synthetic": data.synthetic,
+        "data": data.source.get("path", "synthetic"),
+        "train_seconds": train_seconds,
+    }
+    if single:
+        return _finish_single(run, config, members[0], records[0], base, synthetic_tag)
+    return _finish_sweep(run, config, records, base, figure_done)
+
+
+def _draw_sweep_curves(run, config, members, sweep: bool, synthetic_tag: str):
+    """Start drawing the members' curves, grouped by learning rate; returns what waits for the figure."""
+    groups = [
+        (f"lr {lr_label(lr)}", [m.state.history for m in members if m.key["lr"] == lr and m.state.history])
+        for lr in config.lrs
+    ]
+    title = ("Learning-rate sweep" if sweep else f"SIGNS CNN, lr {lr_label(config.lrs[0])}") + (
+        f", {plural(config.epochs, 'epoch')}{synthetic_tag}"
+    )
+    figure = "sweep_curves.png" if sweep else "curves.png"
+    return plots.in_background(plots.sweep_curves_figure, groups, run.output(figure), title)
+
+
+def _save_members(run, members: list[Member], dirs: list[Path], tests: list[dict | None]) -> list[dict]:
+    """Each member's metrics.csv, and model.pt when it completed; its record for summary.json's `runs`."""
     records = []
     for member, folder, test in zip(members, dirs, tests, strict=True):
         s = member.state
@@ -281,38 +275,33 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
             model_config.pop("seeds", None)
             run.save_torch(folder / "model.pt", CLASSIFIER.payload(member.weights, config=model_config))
         records.append(record)
+    return records
 
-    base = {
-        "command": run.command,
-        "epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "seeds": list(config.seeds),
-        "device": str(device),
-        "synthetic": data.synthetic,
-        "data": data.source.get("path", "synthetic"),
-        "train_seconds": train_seconds,
-    }
-    if single:
-        (record,) = records
-        if record["status"] == "diverged":
-            run.drop_resume()
-            loss = members[0].state.loss_sum / max(members[0].state.seen, 1)
-            raise TrainingDiverged(
-                f"training diverged at epoch {record['diverged_epoch']}: the training loss became {loss}; "
-                f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
-            )
-        title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
-        plots.in_background(plots.curves_figure, members[0].state.history, run.output("curves.png"), title)()
-        summary = {
-            **base,
-            "lr": config.lrs[0],
-            "seed": config.seeds[0],
-            "final": record["final"],
-            "test_loss": record["test_loss"],
-            "test_acc": record["test_acc"],
-        }
-        return run.finish(summary)
 
+def _finish_single(run, config, member: Member, record: dict, base: dict, synthetic_tag: str) -> dict:
+    """train-cnn's one run: its curves and summary, or TrainingDiverged."""
+    if record["status"] == "diverged":
+        run.drop_resume()
+        loss = member.state.loss_sum / max(member.state.seen, 1)
+        raise TrainingDiverged(
+            f"training diverged at epoch {record['diverged_epoch']}: the training loss became {loss}; "
+            f"try a smaller --lr (metrics so far: {run.path / 'metrics.csv'})"
+        )
+    title = f"SIGNS CNN, lr {lr_label(config.lrs[0])}{synthetic_tag}"
+    plots.in_background(plots.curves_figure, member.state.history, run.output("curves.png"), title)()
+    summary = TrainCnnSummary(
+        **base,
+        lr=config.lrs[0],
+        seed=config.seeds[0],
+        final=record["final"],
+        test_loss=record["test_loss"],
+        test_acc=record["test_acc"],
+    )
+    return write(run, summary)
+
+
+def _finish_sweep(run, config, records: list[dict], base: dict, figure_done) -> dict:
+    """A sweep (or train-cnn's seeds): sweep.csv, sweep_stats.csv, the best learning rate, the summary."""
     rows = [
         dict(
             {k: r[k] for k in ("lr", "seed", "status", "epochs_done", "test_loss", "test_acc")},
@@ -334,23 +323,23 @@ def _finish(run, config, data, device, members, dirs, sweep, train_seconds) -> d
         )
     best = ranked[0]
     comparison = compare_best(records, ranked)
-    summary = {
+    summary = SweepSummary(
         **base,
-        "lrs": list(config.lrs),
-        "seed": config.seeds[0],
-        "runs": records,
-        "best_lr": best["lr"],
-        "best_val_acc": best["val_acc"]["mean"],
-        "best_val_loss": best["val_loss"]["mean"],
-        "test_acc": best["test_acc"]["mean"],
-        "test_loss": best["test_loss"]["mean"],
-        "val_test_gap": abs(best["val_acc"]["mean"] - best["test_acc"]["mean"]),
-        "stats": {
+        lrs=list(config.lrs),
+        seed=config.seeds[0],
+        runs=records,
+        best_lr=best["lr"],
+        best_val_acc=best["val_acc"]["mean"],
+        best_val_loss=best["val_loss"]["mean"],
+        test_acc=best["test_acc"]["mean"],
+        test_loss=best["test_loss"]["mean"],
+        val_test_gap=abs(best["val_acc"]["mean"] - best["test_acc"]["mean"]),
+        stats={
             "level": 0.95,
             "configs": stats,
             "best_lr": best["lr"],
             "runner_up_lr": ranked[1]["lr"] if len(ranked) > 1 else None,
             "comparison": comparison.to_dict() if comparison is not None else None,
         },
-    }
-    return run.finish(summary)
+    )
+    return write(run, summary)

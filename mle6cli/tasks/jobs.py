@@ -8,11 +8,34 @@ A task (classifier, autoencoders, pca) adds only its config, its data loader, it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from copy import deepcopy
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from mle6cli.engine.events import Events
 from mle6cli.engine.runs import Member, Run
+from mle6cli.tasks.specs import RunParams
+
+
+@dataclass
+class Restarts:
+    """A member trained again from its start (the conv autoencoder after a collapse): the try it is on, the
+    epochs and the records of the earlier tries, and why the current try would be given up (`collapse`).
+    Kept in the member's resume state (`Member.extra`, plain data), so a resumed run goes on counting."""
+
+    attempt: int = 0
+    epochs_before: int = 0
+    attempts: list[dict] = field(default_factory=list)
+    collapse: str | None = None
+
+    @classmethod
+    def of(cls, member: Member) -> Restarts:
+        """The member's restarts, a copy (members made from one `extra` share its lists): `keep` stores it."""
+        return cls(**deepcopy({f.name: member.extra[f.name] for f in fields(cls) if f.name in member.extra}))
+
+    def keep(self, member: Member) -> None:
+        """Into the member's resume state."""
+        member.extra.update(asdict(self))
 
 
 @dataclass
@@ -21,6 +44,7 @@ class Job:
     config: object
     device: object
     data: object
+    params: RunParams
 
     def train(
         self,
@@ -30,7 +54,6 @@ class Job:
         evals: dict,
         log: EpochLog,
         *,
-        stop: Callable[[], bool] | None,
         check: Callable[[list[Member], list[dict | None], object], Sequence[int] | None] | None = None,
         shard: bool = True,
     ) -> bool:
@@ -54,7 +77,7 @@ class Job:
             epochs=self.config.epochs,
             batch_size=self.config.batch_size,
             on_epoch=on_epoch,
-            stop=stop,
+            stop=self.params.stop,
             save_every=self.config.save_every,
             shard=shard,
             note=log.events.note,
@@ -67,18 +90,14 @@ def open_job(
     spec,
     options: dict,
     load: Callable,
+    params: RunParams,
     *,
-    out,
-    overwrite: bool,
-    resume,
-    events: Events,
     data=None,
     check: Callable | None = None,
-    overrides: dict | None = None,
     members: Callable[[object], int | None] | None = None,
 ) -> Job:
     """Open the run of `spec`'s command (`tasks.specs.CommandSpec`: its name, config, `Outputs`; fresh in
-    `out`, or the interrupted one in `resume` with its saved options), then device, seed and data
+    `params.out`, or the interrupted one in `params.resume` with its saved options), then device, seed and data
     (`load(config, device)` unless `data` is given, then `check(config, data)`): all before the folder
     exists, so a bad input leaves nothing behind. The config's folders are recorded absolute.
 
@@ -87,18 +106,9 @@ def open_job(
     from mle6cli.engine.device import describe_device, resolve_device, set_seed
     from mle6cli.engine.distributed import join
 
-    peers = join()
+    peers, events = join(), params.events
     _say_notes(peers, events)
-    run = Run.open(
-        spec.name,
-        options,
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        outputs=spec.outputs,
-        overrides=overrides,
-        peers=peers,
-    )
+    run = params.open(spec.name, options, spec.outputs, peers)
     try:
         config = spec.config.from_options(run.options)
         check_tensorboard(config)
@@ -124,7 +134,7 @@ def open_job(
     except BaseException:
         run.release()  # a resumed run holds its lock from the start
         raise
-    return Job(run, config, device, data)
+    return Job(run, config, device, data, params)
 
 
 def folders(config_type) -> list[str]:
@@ -180,20 +190,19 @@ class EpochLog:
     def __init__(
         self,
         job: Job,
-        events: Events,
         members: list[Member],
         header: list[str],
         file_of: Callable[[Member], Path],
         label_of: Callable[[Member], str],
         shown: Sequence[str],
     ):
-        self.run, self.events, self.header = job.run, events, header
+        self.run, self.events, self.header = job.run, job.params.events, header
         self.file_of, self.label_of, self.shown = file_of, label_of, list(shown)
         self.epochs = job.config.epochs
-        self.done = sum(len(m.state.history) + m.extra.get("epochs_before", 0) for m in members)
+        self.done = sum(len(m.state.history) + Restarts.of(m).epochs_before for m in members)
         self.logged = {_attempt(m): len(m.state.history) for m in members}
         self.writers = {} if getattr(job.config, "tensorboard", False) and job.run.writer else None
-        events.start(len(members) * self.epochs, job.run.command)
+        self.events.start(len(members) * self.epochs, job.run.command)
 
     def __call__(self, member: Member, row: dict) -> None:
         if self.run.writer:  # under torchrun rank 0 writes every member's file (`catch_up`)
@@ -238,7 +247,7 @@ class EpochLog:
 
 
 def _attempt(member: Member) -> tuple:
-    return (repr(member.key), member.extra.get("attempt", 0))
+    return (repr(member.key), Restarts.of(member).attempt)
 
 
 def _tag(value) -> str:

@@ -16,13 +16,13 @@ from mle6cli.data.splits import as_float
 from mle6cli.engine.runs import RunDirError
 from mle6cli.errors import Mle6Error
 from mle6cli.tasks.limits import MIN_POINTS
-from mle6cli.tasks.specs import TRAIN_AE
+from mle6cli.tasks.schema import TrainAeSummary, read
 
 LATENT_DIM = 3
 KNN_K = 5
 
 
-def finished_ae_summary(run_dir: Path, option: str) -> dict:
+def finished_ae_summary(run_dir: Path, option: str) -> TrainAeSummary:
     """summary.json of a finished train-ae run; RunDirError naming `option` otherwise."""
     from mle6cli.files import FileError, read_json
 
@@ -35,14 +35,15 @@ def finished_ae_summary(run_dir: Path, option: str) -> dict:
         summary = read_json(run_dir / "summary.json")
     except FileError as exc:
         raise RunDirError(f"{option}: {exc}") from None
-    if not isinstance(summary, dict) or summary.get("command") != TRAIN_AE.name:
+    typed = read(summary) if isinstance(summary, dict) else None
+    if not isinstance(typed, TrainAeSummary):
         what = summary.get("command") if isinstance(summary, dict) else None
         held = f" (it holds a {what} run)" if what else ""
         raise RunDirError(f"{option}: {run_dir} is not a finished train-ae run{held}")
-    return summary
+    return typed
 
 
-def finished_ae_runs(run_dir: Path, option: str, summary: dict | None = None) -> list[dict]:
+def finished_ae_runs(run_dir: Path, option: str, summary: TrainAeSummary | None = None) -> list[dict]:
     """The members a finished train-ae run lists in its summary.json (readers trust nothing else)."""
     summary = summary if summary is not None else finished_ae_summary(run_dir, option)
     runs = [r for r in summary.get("runs", []) if isinstance(r, dict) and r.get("checkpoint")]

@@ -12,6 +12,7 @@ from pathlib import Path
 from mle6cli.engine.folder import CONFIG, RunDirError
 from mle6cli.engine.status import run_status
 from mle6cli.files import FileError, read_json
+from mle6cli.tasks.schema import Summary, read
 from mle6cli.tasks.specs import SPECS
 
 DEFAULT_ROOT = Path("runs")
@@ -31,7 +32,7 @@ def find_runs(root: Path) -> list[Path]:
     return found
 
 
-def headline(command: str | None, summary: dict | None) -> str:
+def headline(command: str | None, summary: Summary | dict | None) -> str:
     """The one number a person looks for first, per command."""
     if not summary:
         return ""
@@ -52,6 +53,7 @@ def describe(folder: Path) -> dict:
     except FileError:
         config = {}
     summary = status.pop("summary", None)
+    summary = (read(summary) or summary) if isinstance(summary, dict) else None  # a command no spec declares: as is
     seconds = None
     if summary:
         seconds = summary.get("train_seconds", summary.get("seconds"))
@@ -72,7 +74,7 @@ def list_runs(root: Path = DEFAULT_ROOT) -> list[dict]:
     return sorted(runs, key=lambda r: (r.get("created") or "", r["run_dir"]), reverse=True)
 
 
-def _finals(command: str | None, summary: dict | None) -> dict:
+def _finals(command: str | None, summary: Summary | dict | None) -> dict:
     """The final metrics a comparison sets side by side (flat keys)."""
     if not summary:
         return {}

@@ -10,7 +10,6 @@ time, so the optimum costs one pass over the data whatever N is.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,14 +17,14 @@ import numpy as np
 import torch
 
 from mle6cli.data.splits import Split, as_float
-from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.runs import Member
 from mle6cli.errors import Mle6Error
 from mle6cli.fmt import plural
 from mle6cli.models import MNIST_PIXELS, LinearAutoencoder
 from mle6cli.tasks.autoencoders import METRICS_HEADER
 from mle6cli.tasks.kinds import LINEAR_AE, checkpoint_name
-from mle6cli.tasks.specs import PCA_AE, PcaAeConfig
+from mle6cli.tasks.schema import PcaAeSummary, write
+from mle6cli.tasks.specs import PCA_AE, PcaAeConfig, RunParams
 
 
 def _as_double(x: torch.Tensor) -> torch.Tensor:
@@ -125,16 +124,16 @@ class PcaAeResult:
             doc["verdict"] = self.verdict
         return doc
 
-    def summary(self) -> dict:
-        return {
-            "command": PCA_AE.name,
-            "status": "completed",
-            "data": self.data,
+    def summary(self) -> PcaAeSummary:
+        return PcaAeSummary(
+            command=PCA_AE.name,
+            status="completed",
+            data=self.data,
             **self.to_json(),
-            "pca_train_mse": self.pca_train_mse,
-            "history": self.history,
-            "figures": self.figures,
-        }
+            pca_train_mse=self.pca_train_mse,
+            history=self.history,
+            figures=self.figures,
+        )
 
 
 def check_compare_run(run_dir: Path, data) -> list[dict]:
@@ -252,23 +251,13 @@ def compare_verdict(rows: list[dict], epochs: int | None, quick: bool = False) -
 
 
 def pca_ae(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    data=None,
-    quick: bool = False,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
+    options: dict, params: RunParams | None = None, *, data=None, quick: bool = False, **given
 ) -> PcaAeResult | None:
     """pca-ae: train the linear AE (one per seed), compute its exact optimum, compare them, and
-    optionally set a train-ae run's conv AEs beside exact PCA at their latent sizes."""
-    from mle6cli import plots
+    optionally set a train-ae run's conv AEs beside exact PCA at their latent sizes. `params` (or its
+    keywords): how it runs, `RunParams`; `data` may pass MNIST already open; `quick`: a --quick sheet's."""
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
-    from mle6cli.tasks.autoencoders import example_indices
     from mle6cli.tasks.jobs import EpochLog, open_job
 
     def check(config: PcaAeConfig, data) -> None:  # before the run folder exists: a bad --compare leaves nothing
@@ -279,13 +268,9 @@ def pca_ae(
         PCA_AE,
         options,
         lambda config, device: open_mnist(config.spec(), device),
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        events=events,
+        RunParams.of(params, given),
         data=data,
         check=check,
-        overrides=overrides,
         members=lambda config: len(config.seeds),
     )
     with job.run:
@@ -300,7 +285,7 @@ def pca_ae(
         def label(m: Member) -> str:
             return f"linear AE k={k}" + (f" seed {m.key['seed']}" if several else "")
 
-        log = EpochLog(job, events, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
+        log = EpochLog(job, members, METRICS_HEADER, metrics_file, label, METRICS_HEADER[1:])
 
         def build(group):
             models = []
@@ -310,7 +295,7 @@ def pca_ae(
                     models.append(LinearAutoencoder(k))
             return ModuleMembers([model.to(device) for model in models], [config.lr] * len(group), RECONSTRUCT)
 
-        writer = job.train(members, build, data.train_split(), {"test": data.test_split()}, log, stop=stop)
+        writer = job.train(members, build, data.train_split(), {"test": data.test_split()}, log)
         log.close()
         if not writer:
             return None
@@ -324,41 +309,9 @@ def pca_ae(
         pca_train = projection_mse(data.train_x, basis, [k])[k]
         compare = compare_with_run(config.compare, data, basis, device) if config.compare is not None else None
 
-        seed_results = []
-        for m in members:
-            history = m.state.history
-            run.write_csv(metrics_file(m), METRICS_HEADER, history)
-            run.save_torch(config.member_dir(m.key) / checkpoint_name(k), LINEAR_AE.payload(m.weights, latent_dim=k))
-            decoder_columns = m.weights["decoder.weight"].double().numpy()  # (784, k)
-            seed_results.append(
-                {
-                    "seed": m.key["seed"],
-                    "linear_ae_test_mse": history[-1]["test_loss"],
-                    "principal_angles_deg": principal_angles_deg(decoder_columns, basis_k),
-                }
-            )
-        first = members[0]
-        history = first.state.history
-        model = LinearAutoencoder(k)
-        model.load_state_dict(first.weights)
-        model = model.to(device).eval()
-        index = example_indices(data.test_y)
-        originals = data.test_x[index]
-        with torch.no_grad():
-            linear = model(as_float(originals)).cpu().numpy().reshape(-1, 28, 28)
-        figures = {
-            "losses": plots.pca_losses_figure(
-                history, pca_test, run.output("pca_ae_losses.png"), k, data.synthetic
-            ).name,
-            "reconstructions": plots.pca_reconstructions_figure(
-                as_float(originals).cpu().numpy().reshape(-1, 28, 28),
-                linear,
-                projection_images(originals, basis_k).reshape(-1, 28, 28),
-                run.output("pca_ae_reconstructions.png"),
-                k,
-                data.synthetic,
-            ).name,
-        }
+        seed_results = _save_seeds(run, config, members, basis_k)
+        history = members[0].state.history
+        figures = _figures(run, data, members[0], basis_k, pca_test, k, device)
         mean_mse = sum(r["linear_ae_test_mse"] for r in seed_results) / len(seed_results)
         result = PcaAeResult(
             config=config,
@@ -374,5 +327,50 @@ def pca_ae(
             verdict=compare_verdict(compare, compare[0]["epochs"] if compare else None, quick) if compare else None,
             figures=figures,
         )
-        run.finish(result.summary())
+        write(run, result.summary())
         return result
+
+
+def _save_seeds(run, config: PcaAeConfig, members: list[Member], basis_k: np.ndarray) -> list[dict]:
+    """Each seed's metrics.csv and checkpoint; its final test MSE and its decoder's angles to the optimum."""
+    k = config.latent_dim
+    seed_results = []
+    for m in members:
+        history = m.state.history
+        run.write_csv(config.member_dir(m.key) / "metrics.csv", METRICS_HEADER, history)
+        run.save_torch(config.member_dir(m.key) / checkpoint_name(k), LINEAR_AE.payload(m.weights, latent_dim=k))
+        decoder_columns = m.weights["decoder.weight"].double().numpy()  # (784, k)
+        seed_results.append(
+            {
+                "seed": m.key["seed"],
+                "linear_ae_test_mse": history[-1]["test_loss"],
+                "principal_angles_deg": principal_angles_deg(decoder_columns, basis_k),
+            }
+        )
+    return seed_results
+
+
+def _figures(run, data, first: Member, basis_k: np.ndarray, pca_test: float, k: int, device) -> dict[str, str]:
+    """The first seed's losses against the optimum, and its reconstructions beside the projection's."""
+    from mle6cli import plots
+    from mle6cli.tasks.autoencoders import example_indices
+
+    model = LinearAutoencoder(k)
+    model.load_state_dict(first.weights)
+    model = model.to(device).eval()
+    index = example_indices(data.test_y)
+    originals = data.test_x[index]
+    with torch.no_grad():
+        linear = model(as_float(originals)).cpu().numpy().reshape(-1, 28, 28)
+    history = first.state.history
+    return {
+        "losses": plots.pca_losses_figure(history, pca_test, run.output("pca_ae_losses.png"), k, data.synthetic).name,
+        "reconstructions": plots.pca_reconstructions_figure(
+            as_float(originals).cpu().numpy().reshape(-1, 28, 28),
+            linear,
+            projection_images(originals, basis_k).reshape(-1, 28, 28),
+            run.output("pca_ae_reconstructions.png"),
+            k,
+            data.synthetic,
+        ).name,
+    }

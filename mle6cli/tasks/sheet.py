@@ -12,17 +12,28 @@ summary.json) are kept, the interrupted one resumes from its resume.pt, the rest
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mle6cli.engine.checkpoints import has_resume
-from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.events import Events
 from mle6cli.engine.folder import Outputs
 from mle6cli.engine.interrupt import Interrupted
 from mle6cli.engine.runs import Run
 from mle6cli.tasks.maths import ConvGeometry, cnn_trace, conv_output, gauss_conv_check
-from mle6cli.tasks.specs import PCA_AE, RUN_ALL, SWEEP_LR, TRAIN_AE, CommandSpec, RunAllConfig, SweepLrConfig
+from mle6cli.tasks.schema import RunAllSummary, Summary, read, write
+from mle6cli.tasks.specs import (
+    PCA_AE,
+    RUN_ALL,
+    SWEEP_LR,
+    TRAIN_AE,
+    AeConfig,
+    CommandSpec,
+    PcaAeConfig,
+    RunAllConfig,
+    RunParams,
+    SweepLrConfig,
+)
 
 CONV_CASES = [
     ("valid", ConvGeometry((64, 64), (3, 3), "valid")),
@@ -34,16 +45,19 @@ GAUSS = (1.0, 0.5, -2.0, 1.5)  # mu1, sigma1, mu2, sigma2
 STEPS = (SWEEP_LR, TRAIN_AE, PCA_AE)  # the training steps, each a run in its own sub-folder
 
 
+_SWEEP, _AE, _PCA = SweepLrConfig(), AeConfig(), PcaAeConfig()  # the commands' defaults: the exercise's
+
+
 @dataclass(frozen=True)
 class Plan:
-    lrs: tuple[float, ...] = (1e-1, 1e-3, 1e-4, 1e-5)
-    sweep_epochs: int = 50
-    batch_size: int = 64
-    ae_dims: tuple[int, ...] = (3, 10, 100, 250)
-    ae_epochs: int = 10
-    ae_batch_size: int = 128
-    pca_dim: int = 10
-    pca_epochs: int = 10
+    lrs: tuple[float, ...] = _SWEEP.lrs
+    sweep_epochs: int = _SWEEP.epochs
+    batch_size: int = _SWEEP.batch_size
+    ae_dims: tuple[int, ...] = _AE.latent_dims
+    ae_epochs: int = _AE.epochs
+    ae_batch_size: int = _AE.batch_size
+    pca_dim: int = _PCA.latent_dim
+    pca_epochs: int = _PCA.epochs
     latent_n: int = 2048
     gauss_samples: int = 100_000
     synthetic_signs_per_class: tuple[int, int, int] = (160, 20, 20)  # train/val/test, as the real split
@@ -66,120 +80,128 @@ def outputs() -> Outputs:
     )
 
 
-def run_all(
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
-) -> dict:
-    """Run the whole sheet into a run folder and write the report; returns the summary (also summary.json)."""
+def run_all(options: dict, params: RunParams | None = None, **given) -> dict:
+    """Run the whole sheet into a run folder and write the report; returns the summary (also summary.json).
+    `params` (or its keywords): how it runs, `RunParams`."""
     from mle6cli.data.mnist import open_mnist
     from mle6cli.engine.device import describe_device, resolve_device
     from mle6cli.tasks.classifier import load_data
+    from mle6cli.tasks.jobs import folders
 
-    run = Run.open(
-        RUN_ALL.name, options, out=out, overwrite=overwrite, resume=resume, outputs=outputs(), overrides=overrides
-    )
+    params = RunParams.of(params, given)
+    events = params.events
+    run = params.open(RUN_ALL.name, options, outputs())
     with run:  # a resumed run holds its lock from the start: let it go on any failure
         config = RunAllConfig.from_options(run.options)
-        plan = config.plan
         device = resolve_device(config.device)
         started = time.perf_counter()
 
         # Open both datasets before the run folder exists: a missing one fails now, and leaves nothing behind.
-        signs_options = {
-            "lrs": list(plan.lrs),
-            "epochs": plan.sweep_epochs,
-            "batch_size": plan.batch_size,
-            "device": config.device,
-            "data_dir": None if config.synthetic else str(Path(config.data_dir).resolve()),
-            "synthetic": config.synthetic,
-            **config.seed_options(),
-        }
-        if config.synthetic:
-            signs_options["synthetic_per_class"] = list(plan.synthetic_signs_per_class)
+        signs_options, mnist_options = _data_options(config)
         signs = load_data(SweepLrConfig.from_options(signs_options), device)
-        mnist_options = {
-            "data_dir": None if config.synthetic else str(Path(config.mnist_dir).resolve()),
-            "synthetic": config.synthetic,
-            "download": config.download,
-            "device": config.device,
-            **config.seed_options(),
-        }
-        from mle6cli.tasks.specs import AeConfig
-
         mnist = open_mnist(AeConfig.from_options(mnist_options).spec(), device)
         if run.resumed:
             events.note(f"Resuming the run in {run.path}: finished steps are kept.")
-        run.record_paths("data_dir", "mnist_dir")
+        run.record_paths(*folders(RunAllConfig))
         run.begin(device=describe_device(device), data={"signs": signs.source, "mnist": mnist.describe()})
         run.save([], step="the maths")  # resumable from here on, even after a crash
 
-        events.start(total_epochs(plan), RUN_ALL.name)
-        counter = _Counter(events)
+        events.start(total_epochs(config.plan), RUN_ALL.name)
         results, figures = {}, {}
-        step = "the maths"
-        try:
-            _maths(run, config, results, figures, events)
-            step = SWEEP_LR.name
-            results["sweep_lr"] = _job(run, SWEEP_LR, signs_options, counter, stop, data=None)
-            figures["sweep"] = run.path / SWEEP_LR.name / "sweep_curves.png"
-            results["confusion"] = _confusion(run, config.device, figures)
-            step = TRAIN_AE.name
-            ae_options = dict(
-                mnist_options, latent_dims=list(plan.ae_dims), epochs=plan.ae_epochs, batch_size=plan.ae_batch_size
-            )
-            ae = _job(run, TRAIN_AE, ae_options, counter, stop, data=mnist)
-            results["train_ae"] = ae
-            figures["ae_losses"] = run.path / TRAIN_AE.name / ae["figures"]["losses"]
-            figures["reconstructions"] = run.path / TRAIN_AE.name / ae["figures"]["reconstructions"]
-            step = "latent-plot"
-            _latent(run, plan, mnist, device, results, figures, events)
-            step = PCA_AE.name
-            pca_options = dict(
-                mnist_options,
-                latent_dim=plan.pca_dim,
-                epochs=plan.pca_epochs,
-                batch_size=plan.ae_batch_size,
-                compare=str(run.path / TRAIN_AE.name),
-            )
-            pca = _job(run, PCA_AE, pca_options, counter, stop, data=mnist, quick=config.quick)
-            results["pca_ae"] = pca
-            figures["pca_losses"] = run.path / PCA_AE.name / pca["figures"]["losses"]
-            figures["pca_reconstructions"] = run.path / PCA_AE.name / pca["figures"]["reconstructions"]
-        except Interrupted as exc:
-            run.save([], status="interrupted", step=step)
-            raise run.interrupted(exc.signal_number, f"in {step}") from None
+        _steps(run, config, (signs_options, mnist_options), mnist, device, results, figures, params)
+        return _finish(run, config, signs, mnist, device, results, figures, started)
 
-        from mle6cli.tasks.sheet_report import write_sheet_report
 
-        synthetic = {"signs": signs.synthetic, "mnist": mnist.synthetic}
-        provenance = {
-            "signs": signs.source.get("path", "synthetic"),
-            "mnist": mnist.source,
-            "device": describe_device(device),
-            "mode": "quick (--quick: fewer epochs)" if config.quick else "full (the exercise's epochs)",
-        }
-        run.output("report.html"), run.output("report.md")  # what write_sheet_report writes
-        html_path, md_path = write_sheet_report(run.path, results, figures, plan, synthetic, provenance)
-        summary = {
-            "command": RUN_ALL.name,
-            "quick": config.quick,
-            "device": str(device),
-            "synthetic": synthetic,
-            "data": {"signs": provenance["signs"], "mnist": mnist.source},
-            "seconds": time.perf_counter() - started,
-            # every training step's steps replayed from CUDA graphs
-            "graphs": all(results[step].get("graphs", False) for step in ("sweep_lr", "train_ae", "pca_ae")),
-            "results": results,
-            "report_html": str(html_path),
-            "report_md": str(md_path),
-        }
-        return run.finish(summary)
+def _data_options(config: RunAllConfig) -> tuple[dict, dict]:
+    """The options of the SIGNS step (sweep-lr) and those every MNIST step shares."""
+    plan = config.plan
+    signs_options = {
+        "lrs": list(plan.lrs),
+        "epochs": plan.sweep_epochs,
+        "batch_size": plan.batch_size,
+        "device": config.device,
+        "data_dir": None if config.synthetic else str(Path(config.data_dir).resolve()),
+        "synthetic": config.synthetic,
+        **config.seed_options(),
+    }
+    if config.synthetic:
+        signs_options["synthetic_per_class"] = list(plan.synthetic_signs_per_class)
+    mnist_options = {
+        "data_dir": None if config.synthetic else str(Path(config.mnist_dir).resolve()),
+        "synthetic": config.synthetic,
+        "download": config.download,
+        "device": config.device,
+        **config.seed_options(),
+    }
+    return signs_options, mnist_options
+
+
+def _steps(run: Run, config: RunAllConfig, options: tuple, mnist, device, results, figures, params) -> None:
+    """Every step in order, into `results` and `figures`; an interruption saves which step it stopped in."""
+    (signs_options, mnist_options), plan, events = options, config.plan, params.events
+    counter = _Counter(events)
+    step = "the maths"
+    try:
+        _maths(run, config, results, figures, events)
+        step = SWEEP_LR.name
+        results["sweep_lr"] = _job(run, SWEEP_LR, signs_options, counter, params.stop, data=None)
+        figures["sweep"] = run.path / SWEEP_LR.name / "sweep_curves.png"
+        results["confusion"] = _confusion(run, config.device, figures)
+        step = TRAIN_AE.name
+        ae_options = dict(
+            mnist_options, latent_dims=list(plan.ae_dims), epochs=plan.ae_epochs, batch_size=plan.ae_batch_size
+        )
+        ae = _job(run, TRAIN_AE, ae_options, counter, params.stop, data=mnist)
+        results["train_ae"] = ae
+        figures["ae_losses"] = run.path / TRAIN_AE.name / ae["figures"]["losses"]
+        figures["reconstructions"] = run.path / TRAIN_AE.name / ae["figures"]["reconstructions"]
+        step = "latent-plot"
+        _latent(run, plan, mnist, device, results, figures, events)
+        step = PCA_AE.name
+        pca_options = dict(
+            mnist_options,
+            latent_dim=plan.pca_dim,
+            epochs=plan.pca_epochs,
+            batch_size=plan.ae_batch_size,
+            compare=str(run.path / TRAIN_AE.name),
+        )
+        pca = _job(run, PCA_AE, pca_options, counter, params.stop, data=mnist, quick=config.quick)
+        results["pca_ae"] = pca
+        figures["pca_losses"] = run.path / PCA_AE.name / pca["figures"]["losses"]
+        figures["pca_reconstructions"] = run.path / PCA_AE.name / pca["figures"]["reconstructions"]
+    except Interrupted as exc:
+        run.save([], status="interrupted", step=step)
+        raise run.interrupted(exc.signal_number, f"in {step}") from None
+
+
+def _finish(run: Run, config: RunAllConfig, signs, mnist, device, results, figures, started: float) -> dict:
+    """The report, then summary.json (`started`: when the sheet started, `time.perf_counter()`)."""
+    from mle6cli.engine.device import describe_device
+    from mle6cli.tasks.sheet_report import write_sheet_report
+
+    synthetic = {"signs": signs.synthetic, "mnist": mnist.synthetic}
+    provenance = {
+        "signs": signs.source.get("path", "synthetic"),
+        "mnist": mnist.source,
+        "device": describe_device(device),
+        "mode": "quick (--quick: fewer epochs)" if config.quick else "full (the exercise's epochs)",
+    }
+    run.output("report.html"), run.output("report.md")  # what write_sheet_report writes
+    html_path, md_path = write_sheet_report(run.path, results, figures, config.plan, synthetic, provenance)
+    summary = RunAllSummary(
+        command=RUN_ALL.name,
+        quick=config.quick,
+        device=str(device),
+        synthetic=synthetic,
+        data={"signs": provenance["signs"], "mnist": mnist.source},
+        seconds=time.perf_counter() - started,
+        # every training step's steps replayed from CUDA graphs
+        graphs=all(results[step].get("graphs", False) for step in ("sweep_lr", "train_ae", "pca_ae")),
+        results=results,
+        report_html=str(html_path),
+        report_md=str(md_path),
+    )
+    return write(run, summary)
 
 
 class _Counter:
@@ -204,25 +226,23 @@ class _Counter:
 
 def _job(run: Run, spec: CommandSpec, options: dict, counter: _Counter, stop, *, data, **extra) -> dict:
     """One training step in its sub-folder: kept when finished, resumed when interrupted, else started."""
-    from mle6cli.files import read_json
-
     sub = run.path / spec.name
     counter.events.section(f"{spec.name}")
     if run.resumed and (sub / "summary.json").is_file():
-        done = read_json(sub / "summary.json")
+        done = read(sub)
         counter.offset += _epochs_of(done)
-        return done
-    kwargs = {"events": counter.for_step(), "stop": stop, **extra}
+        return done.to_json()
     if data is not None:
-        kwargs["data"] = data
+        extra["data"] = data
     if run.resumed and has_resume(sub):
-        spec.run(options, resume=sub, **kwargs)
+        params = RunParams(resume=sub, events=counter.for_step(), stop=stop)
     else:  # a new or --overwrite'd run-all folder: its step folders are ours to reuse
-        spec.run(options, out=sub, overwrite=True, **kwargs)
-    return read_json(sub / "summary.json")
+        params = RunParams(out=sub, overwrite=True, events=counter.for_step(), stop=stop)
+    spec.run(options, params, **extra)
+    return read(sub).to_json()
 
 
-def _epochs_of(summary: dict) -> int:
+def _epochs_of(summary: Summary) -> int:
     """The epochs a finished step trained, for the running count."""
     runs = summary.get("runs")
     if isinstance(runs, list):

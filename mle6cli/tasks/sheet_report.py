@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mle6cli.fmt import cell, lr_label, mean_ci, plural
 from mle6cli.report import Section, Table, write_report
+from mle6cli.tasks.schema import PcaAeSummary, SweepSummary, TrainAeSummary, read
 
 # What the exercise sheet itself prints or says, set beside our numbers.
 EXERCISE = {
@@ -66,11 +67,13 @@ def build_sections(results: dict, figures: dict, plan, synthetic: dict) -> list[
             ],
         )
     )
-    sections.append(_sweep_section(results["sweep_lr"], figures, plan, synthetic["signs"], results.get("confusion")))
-    sections.append(_ae_section(results["train_ae"], figures, plan, synthetic["mnist"]))
+    # each training step's summary, read back through its schema (tasks.schema)
+    sweep, ae, pca = (read(results[step]) for step in ("sweep_lr", "train_ae", "pca_ae"))
+    sections.append(_sweep_section(sweep, figures, plan, synthetic["signs"], results.get("confusion")))
+    sections.append(_ae_section(ae, figures, plan, synthetic["mnist"]))
     if results.get("latent_plot"):
         sections.append(_latent_section(results["latent_plot"], figures))
-    sections.append(_pca_section(results["pca_ae"], figures))
+    sections.append(_pca_section(pca, figures))
     return sections
 
 
@@ -133,7 +136,7 @@ def _gauss_section(g: dict, figures: dict) -> Section:
     )
 
 
-def _sweep_section(s: dict, figures: dict, plan, synthetic: bool, confusion: dict | None = None) -> Section:
+def _sweep_section(s: SweepSummary, figures: dict, plan, synthetic: bool, confusion: dict | None = None) -> Section:
     by_lr = {r["lr"]: r for r in s["runs"]}
     bad = by_lr.get(1e-1)
     rows = [
@@ -152,34 +155,7 @@ def _sweep_section(s: dict, figures: dict, plan, synthetic: bool, confusion: dic
             ]
         )
     seeds = s.get("seeds") or [s.get("seed")]
-    if len(seeds) > 1:
-        members = [
-            [
-                lr_label(c["lr"]),
-                f"{c['seeds']} of {len(seeds)}" + (f", {c['diverged']} diverged" if c["diverged"] else ""),
-                mean_ci(c["train_loss"]),
-                mean_ci(c["val_loss"]),
-                mean_ci(c["val_acc"]),
-                mean_ci(c["test_acc"]),
-            ]
-            for c in s["stats"]["configs"]
-        ]
-        member_columns = ["lr", "seeds trained", "train loss", "val loss", "val acc", "test acc"]
-        member_caption = f"Every learning rate over seeds {', '.join(map(str, seeds))}: mean ± 95% CI (Student t)"
-    else:
-        members = [
-            [
-                lr_label(r["lr"]),
-                r["status"],
-                cell((r.get("final") or {}).get("train_loss")),
-                cell((r.get("final") or {}).get("val_loss")),
-                cell((r.get("final") or {}).get("val_acc")),
-                cell(r.get("test_acc")),
-            ]
-            for r in s["runs"]
-        ]
-        member_columns = ["lr", "status", "train loss", "val loss", "val acc", "test acc"]
-        member_caption = "Every learning rate"
+    member_columns, members, member_caption = _sweep_members(s, seeds)
     comparison = (s.get("stats") or {}).get("comparison")
     epochs_note = (
         ""
@@ -220,6 +196,36 @@ def _sweep_section(s: dict, figures: dict, plan, synthetic: bool, confusion: dic
     )
 
 
+def _sweep_members(s: SweepSummary, seeds: list) -> tuple[list[str], list[list], str]:
+    """The sweep's members table: per learning rate over the seeds (mean ± CI), or each member."""
+    if len(seeds) > 1:
+        members = [
+            [
+                lr_label(c["lr"]),
+                f"{c['seeds']} of {len(seeds)}" + (f", {c['diverged']} diverged" if c["diverged"] else ""),
+                mean_ci(c["train_loss"]),
+                mean_ci(c["val_loss"]),
+                mean_ci(c["val_acc"]),
+                mean_ci(c["test_acc"]),
+            ]
+            for c in s["stats"]["configs"]
+        ]
+        caption = f"Every learning rate over seeds {', '.join(map(str, seeds))}: mean ± 95% CI (Student t)"
+        return ["lr", "seeds trained", "train loss", "val loss", "val acc", "test acc"], members, caption
+    members = [
+        [
+            lr_label(r["lr"]),
+            r["status"],
+            cell((r.get("final") or {}).get("train_loss")),
+            cell((r.get("final") or {}).get("val_loss")),
+            cell((r.get("final") or {}).get("val_acc")),
+            cell(r.get("test_acc")),
+        ]
+        for r in s["runs"]
+    ]
+    return ["lr", "status", "train loss", "val loss", "val acc", "test acc"], members, "Every learning rate"
+
+
 def _confusion_table(confusion: dict) -> Table:
     classes = confusion["classes"]
     rows = [[f"true {c}", *map(str, row)] for c, row in zip(classes, confusion["matrix"], strict=True)]
@@ -230,7 +236,7 @@ def _confusion_table(confusion: dict) -> Table:
     )
 
 
-def _ae_section(ae: dict, figures: dict, plan, synthetic: bool) -> Section:
+def _ae_section(ae: TrainAeSummary, figures: dict, plan, synthetic: bool) -> Section:
     rows = [
         [
             r["latent_dim"],
@@ -317,7 +323,7 @@ def _latent_section(lat: dict, figures: dict) -> Section:
     )
 
 
-def _pca_section(p: dict, figures: dict) -> Section:
+def _pca_section(p: PcaAeSummary, figures: dict) -> Section:
     rows = [[p["latent_dim"], cell(p["linear_ae_test_mse"]), cell(p["pca_test_mse"]), cell(p["ratio"])]]
     angles = p["principal_angles_deg"]
     tables = [

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from mle6cli.engine.events import QUIET, Events
 from mle6cli.engine.folder import Outputs, exports
 from mle6cli.errors import ConfigError
 from mle6cli.fmt import cell, lr_label
@@ -21,7 +22,9 @@ from mle6cli.tasks import config as rules
 from mle6cli.tasks.config import SEEDS_HELP, Folder, Negated, OptionsConfig, Seeds, listed, option
 from mle6cli.tasks.kinds import AUTOENCODER, CLASSIFIER, LINEAR_AE, ModelKind
 from mle6cli.tasks.limits import MNIST_PIXELS
+from mle6cli.tasks.schema import PcaAeSummary, RunAllSummary, Summary, SweepSummary, TrainAeSummary, TrainCnnSummary
 
+SPECS: dict[str, CommandSpec] = {}  # every training command, by name, in the order they are declared
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_HELP = "Where to compute: auto, cpu, cuda, cuda:N or mps (CPU threads: torch's default, or MLE6_THREADS=N)."
 SYNTHETIC_HELP = "Use the built-in synthetic data instead of a dataset on disk."
@@ -93,6 +96,43 @@ def download():
 
 
 @dataclass(frozen=True)
+class RunParams:
+    """How a training task runs, besides its options: where the run goes (`out`: a new folder, default
+    runs/<command>/<timestamp>; `overwrite`: into a non-empty one), or the interrupted run it continues
+    (`resume`, with `overrides`: the options a resumed run may change), who hears of its progress
+    (`events`), and `stop()`, asked between steps (True: save resume.pt and raise `Interrupted`)."""
+
+    out: Path | str | None = None
+    overwrite: bool = False
+    resume: Path | str | None = None
+    overrides: dict | None = None
+    events: Events = field(default_factory=lambda: QUIET)
+    stop: Callable[[], bool] | None = None
+
+    def open(self, command: str, options: dict, outputs: Outputs, peers=None):
+        """`command`'s run (`engine.runs.Run.open`): a new folder, or the interrupted one to resume."""
+        from mle6cli.engine.runs import Run
+
+        return Run.open(
+            command,
+            options,
+            out=self.out,
+            overwrite=self.overwrite,
+            resume=self.resume,
+            outputs=outputs,
+            overrides=self.overrides,
+            peers=peers,
+        )
+
+    @classmethod
+    def of(cls, params: RunParams | None, given: dict) -> RunParams:
+        """`params`, or the same from keywords (`train_cnn(options, out=..., stop=...)`)."""
+        if params is not None and given:
+            raise TypeError(f"give RunParams or keywords, not both ({', '.join(given)})")
+        return params if params is not None else cls(**given)
+
+
+@dataclass(frozen=True)
 class CommandSpec:
     """A training command: its name, its config (the options), its task: `task(options, *, out,
     overwrite, resume, overrides, events, stop)`, or its name `module:function`, imported when the
@@ -105,13 +145,18 @@ class CommandSpec:
     kind: ModelKind | None = None
     headline: Callable[[dict], str] | None = None  # `mle6 runs`' one number of a finished run's summary
     outputs: Outputs | None = None  # what its run folder holds (`engine.folder.Outputs`)
+    summary: type[Summary] | None = None  # its summary.json (`tasks.schema`)
 
-    def run(self, options: dict, **run):
+    def __post_init__(self):
+        SPECS[self.name] = self  # declaring a command is registering it: runs, the schema page find it
+
+    def run(self, options: dict, params: RunParams | None = None, **extra):
+        """The task on `options` (config.json's), run as `params` says; `extra`: the task's own keywords."""
         task = self.task
         if isinstance(task, str):
             module, function = task.split(":")
             task = getattr(importlib.import_module(module), function)
-        return task(options, **run)
+        return task(options, params or RunParams(), **extra)
 
 
 # ---------------------------------------------------------------- the SIGNS classifier
@@ -195,11 +240,13 @@ def _best_lr(summary: dict) -> str:
 
 
 TRAIN_CNN = CommandSpec(
-    "train-cnn", TrainCnnConfig, "mle6cli.tasks.classifier:train_cnn", CLASSIFIER, _test_acc, CLASSIFIER_OUTPUTS
-)
+    "train-cnn", TrainCnnConfig, "mle6cli.tasks.classifier:train_cnn", CLASSIFIER, _test_acc, CLASSIFIER_OUTPUTS,
+    TrainCnnSummary,  # with several seeds: a SweepSummary
+)  # fmt: skip
 SWEEP_LR = CommandSpec(
-    "sweep-lr", SweepLrConfig, "mle6cli.tasks.classifier:sweep_lr", CLASSIFIER, _best_lr, CLASSIFIER_OUTPUTS
-)
+    "sweep-lr", SweepLrConfig, "mle6cli.tasks.classifier:sweep_lr", CLASSIFIER, _best_lr, CLASSIFIER_OUTPUTS,
+    SweepSummary,
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------- the MNIST autoencoders
@@ -299,9 +346,12 @@ def _linear_and_pca(summary: dict) -> str:
 
 
 TRAIN_AE = CommandSpec(
-    "train-ae", AeConfig, "mle6cli.tasks.autoencoders:train_ae", AUTOENCODER, _test_mse, TRAIN_AE_OUTPUTS
+    "train-ae", AeConfig, "mle6cli.tasks.autoencoders:train_ae", AUTOENCODER, _test_mse, TRAIN_AE_OUTPUTS,
+    TrainAeSummary,
+)  # fmt: skip
+PCA_AE = CommandSpec(
+    "pca-ae", PcaAeConfig, "mle6cli.tasks.pca:pca_ae", LINEAR_AE, _linear_and_pca, PCA_AE_OUTPUTS, PcaAeSummary
 )
-PCA_AE = CommandSpec("pca-ae", PcaAeConfig, "mle6cli.tasks.pca:pca_ae", LINEAR_AE, _linear_and_pca, PCA_AE_OUTPUTS)
 
 
 # ---------------------------------------------------------------- the whole sheet
@@ -339,5 +389,4 @@ def _sheet(summary: dict) -> str:
     return _best_lr(summary["results"]["sweep_lr"])
 
 
-RUN_ALL = CommandSpec("run-all", RunAllConfig, "mle6cli.tasks.sheet:run_all", headline=_sheet)
-SPECS = {spec.name: spec for spec in (TRAIN_CNN, SWEEP_LR, TRAIN_AE, PCA_AE, RUN_ALL)}
+RUN_ALL = CommandSpec("run-all", RunAllConfig, "mle6cli.tasks.sheet:run_all", headline=_sheet, summary=RunAllSummary)

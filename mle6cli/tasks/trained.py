@@ -15,7 +15,8 @@ from pathlib import Path
 from mle6cli.data.images import Layout
 from mle6cli.engine.folder import RunDirError
 from mle6cli.fmt import lr_label
-from mle6cli.tasks.kinds import SIGNS_NAMES, ModelKind  # noqa: F401 (SIGNS_NAMES: the classes' names, here too)
+from mle6cli.tasks.kinds import ModelKind
+from mle6cli.tasks.schema import Summary, read
 from mle6cli.tasks.specs import SPECS
 
 # the commands whose runs leave a model, and its kind
@@ -33,7 +34,7 @@ class Trained:
     model: object  # the nn.Module, eval mode
     layout: Layout
     options: dict  # the run's config.json options
-    summary: dict
+    summary: Summary  # its summary.json
     member: dict = field(default_factory=dict)  # lr and seed, or latent_dim and seed
     classes: tuple[str, ...] | None = None
 
@@ -74,7 +75,7 @@ def parse_member(text: str) -> dict:
     return member
 
 
-def finished_run(run: Path) -> tuple[str, dict, dict]:
+def finished_run(run: Path) -> tuple[str, dict, Summary]:
     """(command, config.json options, summary) of a finished run of a command that leaves a model."""
     from mle6cli.engine.status import run_status
 
@@ -96,7 +97,9 @@ def finished_run(run: Path) -> tuple[str, dict, dict]:
     from mle6cli.files import read_json
 
     options = read_json(run / "config.json").get("options", {})
-    return command, options if isinstance(options, dict) else {}, status.get("summary") or {}
+    summary = status.get("summary")
+    typed = read(summary) if isinstance(summary, dict) else None
+    return command, options if isinstance(options, dict) else {}, typed or SPECS[command].summary()
 
 
 def open_trained(
