@@ -35,6 +35,7 @@ import seed_pipeline  # noqa: E402
 import torch  # noqa: E402
 
 from mle6cli.tasks.classifier import sweep_lr  # noqa: E402
+from mle6cli.tasks.specs import RunParams  # noqa: E402
 from mle6cli.tasks.tune_targets import TUNE_SPECS  # noqa: E402
 
 SWEEP_LRS = [1e-1, 1e-3, 1e-4, 1e-5]  # the sheet's
@@ -47,7 +48,7 @@ def tune_study(args, out: Path, pruner: str) -> dict:
         "space": [f"lr=log:{args.low}..{args.high}"], "sampler": "tpe", "pruner": pruner, "save_every": 0,
     }  # fmt: skip
     started = time.perf_counter()
-    summary = TUNE_SPECS["train-cnn"].run(options, out=out)
+    summary = TUNE_SPECS["train-cnn"].run(options, RunParams(out=out))
     return {
         "seconds": time.perf_counter() - started,
         "member_epochs": summary["member_epochs"],

@@ -147,9 +147,10 @@ def _options(small, **changes) -> dict:
 
 
 def _tune(options, **run):
+    from mle6cli.tasks.specs import RunParams
     from mle6cli.tasks.tune_targets import TUNE_SPECS
 
-    return TUNE_SPECS["train-cnn"].run(options, **run)
+    return TUNE_SPECS["train-cnn"].run(options, RunParams(**run))
 
 
 def _rows(path) -> list[dict]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mle6cli.engine.events import QUIET, Events
+from mle6cli.engine.events import Events
 from mle6cli.engine.folder import default_run_dir
 from mle6cli.errors import Mle6Error
 from mle6cli.tasks.tune_space import grid_size
@@ -43,26 +43,19 @@ class NoTrialCompleted(Mle6Error):
 # ---------------------------------------------------------------- the task
 
 
-def tune(
-    target: Target,
-    options: dict,
-    *,
-    out: Path | str | None = None,
-    overwrite: bool = False,
-    resume: Path | str | None = None,
-    overrides: dict | None = None,
-    events: Events = QUIET,
-    stop: Callable[[], bool] | None = None,
-) -> dict:
-    """A study of the target command's member axes; returns the summary (see the module docstring)."""
+def tune(target: Target, options: dict, params) -> dict:
+    """A study of the target command's member axes, run as `params` (`tasks.specs.RunParams`) says; returns
+    the summary (see the module docstring)."""
+    from dataclasses import replace
+
     from mle6cli.tasks.jobs import open_job
 
     optuna = require_optuna()
     spec = TUNE_SPECS[target.name]
-    if out is None and resume is None:
-        out = default_run_dir(f"tune/{target.name}")
+    if params.out is None and params.resume is None:
+        params = replace(params, out=default_run_dir(f"tune/{target.name}"))
     storage = options.get("storage")
-    if resume is None and storage and "://" not in storage:  # recorded absolute: --resume works from anywhere
+    if params.resume is None and storage and "://" not in storage:  # recorded absolute: --resume works from anywhere
         options = dict(options, storage=str(check_journal(Path(storage).resolve())))
     opened = {}
 
@@ -74,23 +67,13 @@ def tune(
         if config.storage is not None:
             opened["study"] = study(config, Path("."))
 
-    job = open_job(
-        spec,
-        options,
-        target.load,
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        events=events,
-        overrides=overrides,
-        check=check,
-    )
+    job = open_job(spec, options, target.load, params, check=check)
     with job.run:
         config, run = job.config, job.run
         optuna_study, lock = opened.get("study") or study(config, run.path)
         total = min(config.trials, grid_size(config.dimensions)) if config.sampler == "grid" else config.trials
         rounds = Rounds(optuna, optuna_study, target, job, lock, total)
-        study_rounds(rounds, events, stop)
+        study_rounds(rounds, params.events, params.stop)
         return rounds.finish()
 
 
@@ -108,7 +91,7 @@ def study_rounds(rounds: Rounds, events: Events, stop: Callable[[], bool] | None
         while batch or (batch := rounds.ask()):
             if between():  # the asked trials start again on resume
                 raise run.interrupted(between.signal_number, "while asking trials")
-            rounds.train(batch, events, any_of(stop, between))
+            rounds.train(batch, any_of(stop, between))
             if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN and between.signal_number is None:
                 between.request(signal.SIGTERM)  # a signal after the round's last step: its stop ignores the next
             rounds.tell(batch)
@@ -193,17 +176,19 @@ class Rounds:
             trials.append(self._trial(trial.number))
         return trials
 
-    def train(self, batch: list, events: Events, stop) -> None:
+    def train(self, batch: list, stop) -> None:
+        from dataclasses import replace
+
         from mle6cli.tasks.jobs import EpochLog
 
-        job, target, config = self.job, self.target, self.config
+        job, target, config = replace(self.job, params=replace(self.job.params, stop=stop)), self.target, self.config
         several = len(config.seeds) > 1
         trials = {n: self._trial(n) for n in dict.fromkeys(m.key["trial"] for m in batch)}
 
         def label(m) -> str:
             return f"trial {m.key['trial']}" + (f" seed {m.key['seed']}" if several else "")
 
-        log = EpochLog(job, events, batch, target.header, trial_metrics(several), label, target.header[1:])
+        log = EpochLog(job, batch, target.header, trial_metrics(several), label, target.header[1:])
         train, evals = target.splits(job.data, config)
         job.train(
             batch,
@@ -211,7 +196,6 @@ class Rounds:
             train,
             evals,
             log,
-            stop=stop,
             check=reporter(target.metric, trials),
         )
         log.close()

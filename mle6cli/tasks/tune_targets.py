@@ -216,7 +216,7 @@ class AeTarget(Target):
 
     def build(self, group, config, data, device):
         from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
-        from mle6cli.tasks.autoencoders import build_autoencoder, mean_intensity
+        from mle6cli.tasks.collapse import build_autoencoder, mean_intensity
 
         train, _ = self.splits(data, config)
         mean_pixel = mean_intensity(train.x) if config.init == "mean" else None
@@ -225,7 +225,7 @@ class AeTarget(Target):
 
     def test(self, members, data, device) -> dict:
         from mle6cli.engine.members import RECONSTRUCT, ModuleMembers
-        from mle6cli.tasks.autoencoders import build_autoencoder
+        from mle6cli.tasks.collapse import build_autoencoder
 
         models = []
         for m in members:
@@ -296,10 +296,11 @@ def _headline(summary: dict) -> str:
 
 
 def _task(target: Target):
-    def task(options: dict, **run):
+    def task(options: dict, params=None, **given):
+        from mle6cli.tasks.specs import RunParams
         from mle6cli.tasks.tune import tune
 
-        return tune(target, options, **run)
+        return tune(target, options, RunParams.of(params, given))
 
     return task
 
