@@ -155,6 +155,9 @@ def _register() -> None:
     from mle6cli.commands.runs import runs_app
 
     app.add_typer(runs_app, name="runs")
+    from mle6cli.commands.tune import tune_app
+
+    app.add_typer(tune_app, name="tune")
 
 
 _register()

@@ -115,7 +115,7 @@ def test_the_docs_show_the_shipped_sweep_script_and_every_script_parses():
     page = (REPO / "docs" / "gpus.md").read_text()
     assert f"```bash\n{SCRIPT.read_text()}```" in page
     scripts = sorted((REPO / "examples" / "slurm").glob("*.sbatch"))
-    assert [p.name for p in scripts] == ["one-gpu.sbatch", "run-all.sbatch", "sweep.sbatch"]
+    assert [p.name for p in scripts] == ["one-gpu.sbatch", "run-all.sbatch", "sweep.sbatch", "tune.sbatch"]
     for path in scripts:
         done = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
         assert done.returncode == 0, (path, done.stderr)

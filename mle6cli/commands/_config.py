@@ -41,7 +41,9 @@ def _read(path: Path) -> tuple[dict, str]:
 
 def _as_parameter(key: str, value, param):
     """A config value in the form the parameter's own parser takes: lists (--lrs, --seeds,
-    --latent-dims) as the comma-separated text they are typed as."""
+    --latent-dims) as the comma-separated text they are typed as; a repeatable option's (--space) as its uses."""
+    if isinstance(value, list) and getattr(param, "multiple", False):
+        return [str(v) for v in value]
     if isinstance(value, list):
         return ",".join(repr(v) if isinstance(v, float) else str(v) for v in value)
     return value

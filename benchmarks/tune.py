@@ -1,0 +1,171 @@
+"""The goals of `mle6 tune train-cnn`, measured on one machine in one run (docs/benchmarks.md):
+
+- quality: a study (TPE + successive halving) against the sheet's 4-learning-rate sweep at the same
+  epochs and seed: its best validation accuracy, and its best trial's test accuracy;
+- the cost of pruning: the same study with the pruner off: member-epochs trained, and its best;
+- speed against the usual way: the same study as a user of Optuna writes it, `study.optimize` with
+  one trial at a time, each trial the sheet's own training loop (benchmarks/seed_pipeline.py: a
+  DataLoader, one eager step at a time) reporting its validation accuracy to the same pruner.
+
+Usage:
+    python benchmarks/tune.py --data-dir sign_data --trials 32 --epochs 30 --parallel 8 --json
+    python benchmarks/tune.py --synthetic --trials 8 --epochs 4 --parallel 4      (a quick look)
+
+Every part trains on `--threads` CPU threads (default 1: the same for all, and steady on a shared
+machine) or on `--device cuda`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mle6cli import plots  # noqa: E402
+
+plots.start_worker()  # as `mle6 tune` does: pyplot imported and the figures drawn on another core
+
+import optuna  # noqa: E402
+import seed_pipeline  # noqa: E402
+import torch  # noqa: E402
+
+from mle6cli.tasks.classifier import sweep_lr  # noqa: E402
+from mle6cli.tasks.specs import RunParams  # noqa: E402
+from mle6cli.tasks.tune_targets import TUNE_SPECS  # noqa: E402
+
+SWEEP_LRS = [1e-1, 1e-3, 1e-4, 1e-5]  # the sheet's
+
+
+def tune_study(args, out: Path, pruner: str) -> dict:
+    options = {
+        "data_dir": args.data_dir, "synthetic": args.synthetic, "epochs": args.epochs, "batch_size": args.batch_size,
+        "seeds": [args.seed], "device": args.device, "trials": args.trials, "parallel": args.parallel,
+        "space": [f"lr=log:{args.low}..{args.high}"], "sampler": "tpe", "pruner": pruner, "save_every": 0,
+    }  # fmt: skip
+    started = time.perf_counter()
+    summary = TUNE_SPECS["train-cnn"].run(options, RunParams(out=out))
+    return {
+        "seconds": time.perf_counter() - started,
+        "member_epochs": summary["member_epochs"],
+        "states": summary["states"],
+        "best_lr": summary["best_params"]["lr"],
+        "best_val_acc": summary["best_value"],
+        "test_acc": summary["test_acc"],
+    }
+
+
+def sheet_sweep(args, out: Path) -> dict:
+    options = {"data_dir": args.data_dir, "synthetic": args.synthetic, "lrs": SWEEP_LRS, "epochs": args.epochs,
+               "batch_size": args.batch_size, "seeds": [args.seed], "device": args.device, "save_every": 0}  # fmt: skip
+    summary = sweep_lr(options, out=out)
+    return {"best_lr": summary["best_lr"], "best_val_acc": summary["best_val_acc"], "test_acc": summary["test_acc"]}
+
+
+def usual_optuna(args) -> dict:
+    """Optuna as its users write it: one trial at a time, the sheet's loop, reporting every epoch."""
+    from mle6cli.data.signs import synthetic_signs
+    from mle6cli.models import CNNClassifier
+
+    device = torch.device("cpu" if args.device == "auto" else args.device)
+    if args.synthetic:  # the same synthetic images mle6 trains on, as the seed's float64 arrays
+        data = synthetic_signs("cpu", seed=0)
+        arrays = {}
+        for split in seed_pipeline.SPLITS:
+            part = getattr(data, split)
+            arrays[f"X_{split}"] = (part.x.permute(0, 2, 3, 1) * 255).round().byte().numpy()
+            arrays[f"Y_{split}"] = part.y.numpy()
+    else:
+        arrays = seed_pipeline.load_signs_arrays(Path(args.data_dir))
+    loaders = seed_pipeline.signs_loaders(arrays, args.batch_size)
+    criterion = torch.nn.NLLLoss()
+    epochs_trained = []
+
+    def objective(trial) -> float:
+        lr = trial.suggest_float("lr", args.low, args.high, log=True)
+        torch.manual_seed(args.seed)
+        model = CNNClassifier().to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        for epoch in range(args.epochs):
+            model.train()
+            for x, y in loaders["train"]:
+                x, y = x.float().to(device), y.to(device)
+                optimizer.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+            _, val_acc = seed_pipeline.evaluate(model, loaders["val"], criterion, device)
+            trial.report(val_acc, epoch + 1)
+            if trial.should_prune():
+                epochs_trained.append(epoch + 1)
+                raise optuna.TrialPruned()
+        epochs_trained.append(args.epochs)
+        return val_acc
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=args.seed),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(),
+    )
+    started = time.perf_counter()
+    study.optimize(objective, n_trials=args.trials)
+    return {
+        "seconds": time.perf_counter() - started,
+        "member_epochs": sum(epochs_trained),
+        "best_lr": study.best_params["lr"],
+        "best_val_acc": study.best_value,
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--synthetic", action="store_true")
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--low", type=float, default=1e-5)
+    parser.add_argument("--high", type=float, default=1e-1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.synthetic and args.data_dir is None:
+        parser.error("give --data-dir or --synthetic")
+    torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        pruned = tune_study(args, folder / "pruned", "sha")
+        unpruned = tune_study(args, folder / "unpruned", "none")
+        sweep = sheet_sweep(args, folder / "sweep")
+    usual = usual_optuna(args)
+    result = {
+        "machine": {"device": args.device, "threads": args.threads, "torch": torch.__version__,
+                    "optuna": optuna.__version__},  # fmt: skip
+        "trials": args.trials, "epochs": args.epochs, "parallel": args.parallel,
+        "tune": pruned, "tune_unpruned": unpruned, "sweep": sweep, "usual_optuna": usual,
+        "goals": {
+            "best_val_acc_vs_sweep": pruned["best_val_acc"] - sweep["best_val_acc"],  # >= 0
+            "member_epochs_pruned_vs_unpruned": pruned["member_epochs"] / unpruned["member_epochs"],  # <= 0.4
+            "best_gap_to_unpruned": unpruned["best_val_acc"] - pruned["best_val_acc"],  # <= 1/120
+            "wall_time_vs_usual_optuna": pruned["seconds"] / usual["seconds"],  # <= 0.6 on the CPU
+        },
+    }  # fmt: skip
+    plots.stop_worker()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name, value in result["goals"].items():
+            print(f"{name}: {value:.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
