@@ -68,7 +68,7 @@ def sheet_sweep(args, out: Path) -> dict:
 
 def usual_optuna(args) -> dict:
     """Optuna as its users write it: one trial at a time, the sheet's loop, reporting every epoch."""
-    from mle6cli.data.signs import synthetic_signs
+    from mle6cli.data.synthetic import synthetic_signs
     from mle6cli.models import CNNClassifier
 
     device = torch.device("cpu" if args.device == "auto" else args.device)

@@ -1,7 +1,7 @@
 """Every figure, drawn with matplotlib's Agg backend and saved in the format its file name asks for
 (PNG, PDF, SVG or JPEG). Functions return the path. `drawing` draws them in a process of their own.
 
-Axes read the way people write numbers: whole epochs (`_epoch_axis`), plain numbers on log
+Axes read the way people write numbers: whole epochs (`epoch_axis`), plain numbers on log
 axes (`_plain_log_axis`: 1.8 and 0.05, never 1.8×10⁰), learning rates as `fmt.lr_label`.
 """
 
@@ -119,7 +119,7 @@ def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
     acc_ax.set_ylabel("accuracy")
     acc_ax.set_ylim(0, 1.02)
     for ax in (loss_ax, acc_ax):
-        _epoch_axis(ax)
+        epoch_axis(ax)
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
@@ -128,7 +128,7 @@ def curves_figure(history: list[dict], path: Path, title: str = "") -> Path:
     return save(fig, path, tight=False)
 
 
-def _epoch_axis(ax) -> None:
+def epoch_axis(ax) -> None:
     """Whole epochs on the x axis (1, 2, 3, not 1.0, 1.5, …), also for a run of one epoch."""
     from matplotlib.ticker import MaxNLocator
 
@@ -203,7 +203,7 @@ def sweep_curves_figure(groups: list[tuple[str, list[list[dict]]]], path: Path, 
                 mean_and_band(ax, histories, key, label, colors(i % 10))
         ax.set_title(name)
         ax.grid(alpha=0.3)
-        _epoch_axis(ax)
+        epoch_axis(ax)
         if key.endswith("loss"):
             _plain_log_axis(ax)  # a failing lr's loss would flatten the others
             ax.set_xlabel("")  # the top row shares its epoch axis with the bottom row's
@@ -240,7 +240,7 @@ def ae_losses_figure(results, levels, path: Path, synthetic: bool = False) -> Pa
     ax.axhline(levels.all_black, color="black", lw=1, ls=":", label=f"all-black output (test) {levels.all_black:.4f}")
     ax.axhline(levels.mean_image, color="grey", lw=1, ls="-.", label=f"mean image (test) {levels.mean_image:.4f}")
     _plain_log_axis(ax)
-    _epoch_axis(ax)
+    epoch_axis(ax)
     ax.set_ylabel("MSE")
     ax.set_title("Convolutional autoencoder: train and test loss" + _synthetic_tag(synthetic))
     ax.legend(fontsize=7, ncol=2)
@@ -328,7 +328,7 @@ def pca_losses_figure(history, pca_test_mse: float, path: Path, latent_dim: int,
         pca_test_mse, color="black", lw=1.2, ls=":", label=f"exact rank-{latent_dim} optimum (test) {pca_test_mse:.4f}"
     )
     _plain_log_axis(ax)
-    _epoch_axis(ax)
+    epoch_axis(ax)
     ax.set_ylabel("MSE")
     ax.set_title(f"Linear autoencoder k={latent_dim} vs the SVD optimum" + _synthetic_tag(synthetic))
     ax.legend(fontsize=8)

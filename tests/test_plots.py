@@ -114,7 +114,7 @@ def assert_reads_plainly(name: str, facts: dict) -> None:
 def test_epoch_axis_ticks_are_whole_numbers(epochs):
     plt, fig, ax = _axes()
     ax.plot(range(1, epochs + 1), np.linspace(1, 2, epochs), "o-")
-    plots._epoch_axis(ax)
+    plots.epoch_axis(ax)
     fig.canvas.draw()
     ticks = in_view(ax.get_xticks(), ax.get_xlim())
     labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mle6cli import plots
+from mle6cli import drawing, plots
 
 STYLES = {"complete": ("o", "tab:blue"), "pruned": ("x", "tab:red"), "diverged": ("s", "black")}
 
@@ -23,7 +23,7 @@ def _last(trial: dict) -> float | None:
 
 
 def history_figure(trials: list[dict], metric: str, maximize: bool, path: Path) -> Path:
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for state, (marker, color) in STYLES.items():
         mine = [t for t in trials if t["state"] == state and _last(t) is not None]
@@ -45,7 +45,7 @@ def history_figure(trials: list[dict], metric: str, maximize: bool, path: Path) 
 
 
 def objective_figure(trials: list[dict], name: str, key: str, log: bool, metric: str, path: Path) -> Path:
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for state, (marker, color) in STYLES.items():
         mine = [t for t in trials if t["state"] == state and _last(t) is not None and key in t["params"]]
@@ -61,7 +61,7 @@ def objective_figure(trials: list[dict], name: str, key: str, log: bool, metric:
 
 
 def curves_figure(trials: list[dict], metric: str, path: Path) -> Path:
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for t in trials:
         if not t["curve"]:
@@ -73,7 +73,7 @@ def curves_figure(trials: list[dict], metric: str, path: Path) -> Path:
             ax.plot(steps[-1], values[-1], "x", color="tab:red")
     ax.plot([], [], color="tab:blue", label="complete")
     ax.plot([], [], "x-", color="tab:red", label="pruned (x: where it stopped)")
-    plots._epoch_axis(ax)
+    plots.epoch_axis(ax)
     ax.set_ylabel(f"validation {metric.removeprefix('val_')}")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -81,12 +81,12 @@ def curves_figure(trials: list[dict], metric: str, path: Path) -> Path:
 
 
 def study_figures(run, trials: list[dict], dims, metric: str, maximize: bool):
-    """Start every figure of the study (in the drawing process when one runs: `plots.in_background`);
+    """Start every figure of the study (in the drawing process when one runs: `drawing.in_background`);
     returns a function that waits for them and gives their names by what they show."""
-    waits = {"history": plots.in_background(history_figure, trials, metric, maximize, run.output("history.png"))}
+    waits = {"history": drawing.in_background(history_figure, trials, metric, maximize, run.output("history.png"))}
     for d in dims:
         name = f"objective_{d.axis.key}"
         path = run.output(f"{name}.png")
-        waits[name] = plots.in_background(objective_figure, trials, d.name, d.axis.key, d.kind == "log", metric, path)
-    waits["curves"] = plots.in_background(curves_figure, trials, metric, run.output("curves.png"))
+        waits[name] = drawing.in_background(objective_figure, trials, d.name, d.axis.key, d.kind == "log", metric, path)
+    waits["curves"] = drawing.in_background(curves_figure, trials, metric, run.output("curves.png"))
     return lambda: {name: wait().name for name, wait in waits.items()}
