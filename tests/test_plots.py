@@ -374,3 +374,14 @@ def test_a_training_command_leaves_no_drawing_process_behind(tmp_path):
     while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not process_alive(pid)
+
+
+def test_a_command_called_through_app_ends_its_drawing_process_quietly(tmp_path):
+    """`cli.app` (not `main`) refusing a command after the drawing process started: stderr is its one line,
+    with no traceback from the pool's teardown after it."""
+    args = ["train-cnn", "--data-dir", str(tmp_path / "none"), "--device", "cpu", "--out", str(tmp_path / "r")]
+    script = f"from mle6cli.cli import app\napp({args!r}, prog_name='mle6')\n"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env())
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"Error: data folder {tmp_path / 'none'} does not exist;")
+    assert proc.stderr.count("\n") == 1, proc.stderr
