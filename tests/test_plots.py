@@ -62,11 +62,14 @@ def figure_facts(fig) -> dict:
     """Every Axes' facts, which of them share an epoch axis, and the figure-level legends."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
+    # the 3-D extents as drawn, before the ticks are asked for: after that, matplotlib 3.9 counts the
+    # out-of-view tick labels (thousands of pixels away, never drawn) in the 3-D tight box
+    extents = [ax.get_tightbbox(renderer).bounds if hasattr(ax, "zaxis") else None for ax in fig.axes]
     facts = [axis_facts(ax) for ax in fig.axes]
     epoch_axes = [ax for ax in fig.axes if ax.get_xlabel() == "epoch"]
-    for ax, f in zip(fig.axes, facts, strict=True):
+    for ax, f, extent in zip(fig.axes, facts, extents, strict=True):
         f["epoch_axis"] = any(ax in e.get_shared_x_axes().get_siblings(e) for e in epoch_axes)
-        f["extent"] = ax.get_tightbbox(renderer).bounds if f["is3d"] else None
+        f["extent"] = extent
     legends = []
     for legend in fig.legends:
         legends.append(
