@@ -23,6 +23,7 @@ def start() -> bool:
 
     if _pool or "torch" in sys.modules or not hasattr(os, "fork"):
         return bool(_pool)
+    import atexit
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -30,6 +31,9 @@ def start() -> bool:
     executor = ProcessPoolExecutor(1, mp_context=context, initializer=_start_drawing, initargs=(os.getpid(),))
     executor.submit(int)  # a fork pool starts its process at the first task: now, before torch
     _pool.update(executor=executor, owner=os.getpid())
+    # A caller of `cli.app` (not `main`) never calls shutdown: left to Python's teardown, the pool
+    # can outlive concurrent.futures' module and print a traceback on stderr after the command's line.
+    atexit.register(shutdown)
     return True
 
 

@@ -68,6 +68,8 @@ def test_the_figures_are_small_pngs_and_the_pages_use_them():
 def site(tmp_path_factory) -> Path:
     """The site, built once with `mkdocs build --strict`: any warning (a broken link or anchor, a
     page outside the nav) fails the build."""
+    pytest.importorskip("mkdocs")  # the docs extra's (the dev extra has it)
+    pytest.importorskip("material")  # mkdocs-material, the theme
     out = tmp_path_factory.mktemp("site")
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],

@@ -62,11 +62,14 @@ def figure_facts(fig) -> dict:
     """Every Axes' facts, which of them share an epoch axis, and the figure-level legends."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
+    # the 3-D extents as drawn, before the ticks are asked for: after that, matplotlib 3.9 counts the
+    # out-of-view tick labels (thousands of pixels away, never drawn) in the 3-D tight box
+    extents = [ax.get_tightbbox(renderer).bounds if hasattr(ax, "zaxis") else None for ax in fig.axes]
     facts = [axis_facts(ax) for ax in fig.axes]
     epoch_axes = [ax for ax in fig.axes if ax.get_xlabel() == "epoch"]
-    for ax, f in zip(fig.axes, facts, strict=True):
+    for ax, f, extent in zip(fig.axes, facts, extents, strict=True):
         f["epoch_axis"] = any(ax in e.get_shared_x_axes().get_siblings(e) for e in epoch_axes)
-        f["extent"] = ax.get_tightbbox(renderer).bounds if f["is3d"] else None
+        f["extent"] = extent
     legends = []
     for legend in fig.legends:
         legends.append(
@@ -374,3 +377,14 @@ def test_a_training_command_leaves_no_drawing_process_behind(tmp_path):
     while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not process_alive(pid)
+
+
+def test_a_command_called_through_app_ends_its_drawing_process_quietly(tmp_path):
+    """`cli.app` (not `main`) refusing a command after the drawing process started: stderr is its one line,
+    with no traceback from the pool's teardown after it."""
+    args = ["train-cnn", "--data-dir", str(tmp_path / "none"), "--device", "cpu", "--out", str(tmp_path / "r")]
+    script = f"from mle6cli.cli import app\napp({args!r}, prog_name='mle6')\n"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env())
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"Error: data folder {tmp_path / 'none'} does not exist;")
+    assert proc.stderr.count("\n") == 1, proc.stderr

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -94,11 +95,17 @@ def oracle(folder: Path, epochs: int) -> dict[str, Path]:
 
 def job_env(runs: Path, experiment: str, epochs: int) -> dict:
     """What the job sees (sbatch exports the submitting environment): the script's variables, and
-    this checkout's mle6 and torchrun first on the PATH."""
+    this checkout's mle6 and torchrun first on the PATH. `mle6` is this interpreter's `python -m
+    mle6cli` (what the console script runs), so an environment without the console script (mle6cli
+    imported through PYTHONPATH) runs the jobs too."""
     env = subprocess_env()
+    bin_dir = runs.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "mle6").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m mle6cli "$@"\n')
+    (bin_dir / "mle6").chmod(0o755)
     return dict(
         env,
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        PATH=os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), env.get("PATH", "")]),
         EXPERIMENT=experiment,
         RUNS=str(runs),
         MLE6_ARGS=" ".join([*SWEEP, "--epochs", str(epochs), "--lrs", ",".join(LRS)]),
