@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -132,8 +133,9 @@ def test_the_docs_show_the_shipped_sweep_script_and_every_script_parses():
         assert "#SBATCH --requeue" in text and 'scontrol requeue "$SLURM_JOB_ID"' in text, path
         assert "\nrun=$RUNS/$EXPERIMENT\n" in text, path  # named by the experiment, not the job id
         # the command line is checked before anything is launched
-        check = '\nmle6 "$COMMAND" "${args[@]}" --print-config --quiet >/dev/null || exit $?\n'
-        assert -1 < text.find(check) < text.find("\nsrun "), path
+        command = r'"(\$COMMAND|\$\{command\[@\]\})" "\$\{args\[@\]\}"'  # tune's command is two words
+        check = re.search(rf"\n *mle6 {command} --print-config --quiet >/dev/null \|\| exit \$\?", text)
+        assert check and check.start() < text.find("\nsrun "), path
 
 
 # each script with a command line mle6 refuses, and the start of mle6's one line about it
