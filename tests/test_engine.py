@@ -507,3 +507,19 @@ def test_module_members_weight_decay_is_torch_adam():
                 optimizer.step()
         trained = together.export(j)["weights"]
         assert all(torch.equal(trained[k], v) for k, v in model.state_dict().items()), j
+
+
+def test_a_stop_keeps_the_signal_of_whichever_handler_caught_it():
+    """The run's own handler and a caller's (a study's, between its rounds) are joined by any_of: the
+    interrupt must report the caller's SIGTERM as 143, not as an unnamed stop (130)."""
+    import signal
+
+    from mle6cli.engine.interrupt import StopRequest, any_of
+
+    own, callers = StopRequest(), StopRequest()
+    joined = any_of(own, None, any_of(lambda: False, callers))
+    assert not joined() and joined.signal_number is None
+    callers.request(signal.SIGTERM)
+    assert joined() and joined.signal_number == signal.SIGTERM
+    own.request(signal.SIGINT)
+    assert joined.signal_number == signal.SIGINT  # the run's own handler first

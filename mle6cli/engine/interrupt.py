@@ -52,10 +52,24 @@ class Interrupted(Mle6Error):
         self.exit_code = EXIT_CODES.get(signal_number, 130)
 
 
-def any_of(*stops: Callable[[], bool] | None) -> Callable[[], bool]:
+class _AnyOf:
+    """True when any of its stops is; `signal_number`: the signal of the first that holds one, so a
+    stop requested by an outer handler (a caller's own `graceful_stop`) keeps its signal."""
+
+    def __init__(self, stops):
+        self.stops = stops
+
+    def __call__(self) -> bool:
+        return any(s() for s in self.stops)
+
+    @property
+    def signal_number(self) -> int | None:
+        return next((n for s in self.stops if (n := getattr(s, "signal_number", None)) is not None), None)
+
+
+def any_of(*stops: Callable[[], bool] | None) -> _AnyOf:
     """One `stop` that is true when any given one is (None entries are ignored)."""
-    active = [s for s in stops if s is not None]
-    return lambda: any(s() for s in active)
+    return _AnyOf([s for s in stops if s is not None])
 
 
 @contextmanager

@@ -50,9 +50,10 @@ class OneProcess:
     def train(self, run, members: list[Member], fit: Fit, stop: Callable[[], bool] | None) -> None:
         run.save(members)  # from here on the folder is resumable, even before a first epoch ends
         with graceful_stop() as signal_stop:
-            if fit_groups(run, members, fit, any_of(signal_stop, stop), run.save):
+            stopped = any_of(signal_stop, stop)
+            if fit_groups(run, members, fit, stopped, run.save):
                 run.save(members, status="interrupted")
-                raise run.interrupted(signal_stop.signal_number, where(members, fit.epochs))
+                raise run.interrupted(stopped.signal_number, where(members, fit.epochs))
 
 
 class _Ranks:

@@ -83,7 +83,7 @@ def study_rounds(rounds: Rounds, events: Events, stop: Callable[[], bool] | None
     once that is done, with the same `Interrupted`."""
     import signal
 
-    from mle6cli.engine.interrupt import EXIT_CODES, Interrupted, any_of, graceful_stop
+    from mle6cli.engine.interrupt import any_of, graceful_stop
 
     run = rounds.run
     with graceful_stop() as between:
@@ -91,12 +91,7 @@ def study_rounds(rounds: Rounds, events: Events, stop: Callable[[], bool] | None
         while batch or (batch := rounds.ask()):
             if between():  # the asked trials start again on resume
                 raise run.interrupted(between.signal_number, "while asking trials")
-            try:
-                rounds.train(batch, any_of(stop, between))
-            except Interrupted as exc:  # the round stopped on this study's flag: the signal is the study's
-                if exc.signal_number is None and between.signal_number is not None:
-                    exc.signal_number, exc.exit_code = between.signal_number, EXIT_CODES[between.signal_number]
-                raise
+            rounds.train(batch, any_of(stop, between))  # stopped by `between`: its signal is the round's
             if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN and between.signal_number is None:
                 between.request(signal.SIGTERM)  # a signal after the round's last step: its stop ignores the next
             rounds.tell(batch)
