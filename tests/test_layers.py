@@ -27,6 +27,7 @@ LAYERS = {
     "models": 1,
     "plots": 1,
     "drawing": 1,
+    "tune_plots": 1,
     "report": 1,
     "errors": 0,
     "fmt": 0,

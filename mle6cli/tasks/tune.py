@@ -353,7 +353,6 @@ def finish_study(rounds: Rounds) -> dict:
         run.drop_resume()
         run.finish(dict(summary, status="failed"))
         raise NoTrialCompleted(f"no trial of the study completed (see {run.path / 'trials.csv'})")
-    from mle6cli.tasks.tune_figures import study_figures
 
     figures = study_figures(run, rounds.curves(), rounds.dims, target.metric, target.direction == "maximize")
     best = study.best_trial
@@ -365,3 +364,18 @@ def finish_study(rounds: Rounds) -> dict:
         target.write_summary(run, config, best.params, members, test)
         summary.update({k: v for k, v in test.items() if k != "per_seed"}, model=str(run.path / target.name))
     return run.finish(dict(summary, figures=figures(), status="completed"))
+
+
+def study_figures(run, trials: list[dict], dims, metric: str, maximize: bool):
+    """Start every figure of the study (in the drawing process when one runs: `drawing.in_background`);
+    returns a function that waits for them and gives their names by what they show."""
+    from mle6cli import drawing
+    from mle6cli.tune_plots import curves_figure, history_figure, objective_figure
+
+    waits = {"history": drawing.in_background(history_figure, trials, metric, maximize, run.output("history.png"))}
+    for d in dims:
+        name = f"objective_{d.axis.key}"
+        path = run.output(f"{name}.png")
+        waits[name] = drawing.in_background(objective_figure, trials, d.name, d.axis.key, d.kind == "log", metric, path)
+    waits["curves"] = drawing.in_background(curves_figure, trials, metric, run.output("curves.png"))
+    return lambda: {name: wait().name for name, wait in waits.items()}

@@ -1,5 +1,6 @@
-"""A study's figures (matplotlib, PNG), drawn from plain data: one dict per trial with its `number`, `state`,
-`params`, `value` (None unless complete) and `curve`, its reported values by epoch.
+"""`mle6 tune`'s figures (matplotlib, PNG; every other figure is in plots.py), drawn from plain data: one
+dict per trial with its `number`, `state`, `params`, `value` (None unless complete) and `curve`, its
+reported values by epoch.
 
     history.png            the objective of each trial, and the best so far
     objective_<name>.png   the objective against each parameter (log axis for a log: range)
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mle6cli import drawing, plots
+from mle6cli import plots
 
 STYLES = {"complete": ("o", "tab:blue"), "pruned": ("x", "tab:red"), "diverged": ("s", "black")}
 
@@ -78,15 +79,3 @@ def curves_figure(trials: list[dict], metric: str, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     return plots.save(fig, path)
-
-
-def study_figures(run, trials: list[dict], dims, metric: str, maximize: bool):
-    """Start every figure of the study (in the drawing process when one runs: `drawing.in_background`);
-    returns a function that waits for them and gives their names by what they show."""
-    waits = {"history": drawing.in_background(history_figure, trials, metric, maximize, run.output("history.png"))}
-    for d in dims:
-        name = f"objective_{d.axis.key}"
-        path = run.output(f"{name}.png")
-        waits[name] = drawing.in_background(objective_figure, trials, d.name, d.axis.key, d.kind == "log", metric, path)
-    waits["curves"] = drawing.in_background(curves_figure, trials, metric, run.output("curves.png"))
-    return lambda: {name: wait().name for name, wait in waits.items()}
