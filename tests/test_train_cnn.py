@@ -321,3 +321,24 @@ def test_an_overwritten_folder_does_not_look_finished_until_it_is(small, tmp_pat
         train_cnn(options, out=tmp_path / "r", overwrite=True, stop=StopAfter(1))
     assert not (tmp_path / "r" / "summary.json").exists() and (tmp_path / "r" / "resume.pt").is_file()
     assert load_torch(tmp_path / "r" / "resume.pt")["command"] == "train-cnn"
+
+
+def test_weight_decay_is_torch_adams_weight_decay(tmp_path, small):
+    """--weight-decay reaches every step as torch.optim.Adam's weight_decay: the run's model equals the
+    oracle loop (tests.test_engine.reference_run) given the same decay, and differs from the decay-free run."""
+    from mle6cli.tasks.classifier import initial_model
+    from tests.test_engine import BATCH, EPOCHS, reference_run
+
+    options = signs_options(small, epochs=EPOCHS, seeds=[3], lr=1e-2, weight_decay=0.1, batch_size=BATCH)
+    train_cnn(options, out=tmp_path / "decayed")
+    data = load_signs(small, CPU)
+    as_bytes = [Split((s.x * 255).round().byte(), s.y) for s in (data.train, data.val)]  # as the oracle takes them
+    _, model, status = reference_run(
+        initial_model(3).state_dict(), 1e-2, (as_bytes[0], {"val": as_bytes[1]}), seed=3, weight_decay=0.1
+    )
+    trained = load_torch(tmp_path / "decayed" / "model.pt")["state_dict"]
+    assert status == "completed" and all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
+    assert json.loads((tmp_path / "decayed" / "config.json").read_text())["options"]["weight_decay"] == 0.1
+    train_cnn(dict(options, weight_decay=0.0), out=tmp_path / "plain")
+    plain = load_torch(tmp_path / "plain" / "model.pt")["state_dict"]
+    assert not torch.equal(plain["fc1.weight"], trained["fc1.weight"])

@@ -50,9 +50,9 @@ BAD_SPACES = [
     (
         ["latent-dim=int:2..8"],
         CNN_AXES,
-        "--space latent-dim: mle6 tune x has no member axis 'latent-dim' (its axes: lr)",
+        "--space latent-dim: mle6 tune x has no member axis 'latent-dim' (its axes: lr, weight-decay)",
     ),
-    (["seed=int:0..4"], CNN_AXES, "--space seed: mle6 tune x has no member axis 'seed' (its axes: lr)"),
+    (["seed=int:0..4"], CNN_AXES, "--space seed: mle6 tune x has no member axis 'seed' (its axes: lr, weight-decay)"),
     (["lr"], CNN_AXES, "--space 'lr': give NAME=KIND:LOW..HIGH, e.g. lr=log:1e-5..1e-1"),
     (
         ["lr=1e-5..1e-1"],
@@ -76,7 +76,7 @@ BAD_SPACES = [
     ),
     (["latent-dim=choice:3,3"], AE_AXES, "--space latent-dim: latent size 3 is listed twice"),
     (["lr=log:1e-4..1e-2", "lr=log:1e-3..1e-1"], CNN_AXES, "--space lr is given twice"),
-    ([], CNN_AXES, "give the search space, e.g. --space lr=log:1e-5..1e-1"),
+    ([], CNN_AXES, "give the search space, e.g. --space lr=log:1e-5..1e-1 --space weight-decay=log:1e-6..1e-2"),
 ]  # noqa: E501
 
 
@@ -94,10 +94,12 @@ PREFIX = "Error: mle6 tune train-cnn: Invalid value for "
     "args, message",
     [
         (["--space", "latent-dim=int:2..8"],
-         PREFIX + "'--space': --space latent-dim: mle6 tune train-cnn has no member axis 'latent-dim' (its axes: lr)"),
+         PREFIX + "'--space': --space latent-dim: mle6 tune train-cnn has no member axis 'latent-dim' "
+                  "(its axes: lr, weight-decay)"),
         (["--space", "lr=log:1e-1..1e-5"], PREFIX + "'--space': --space lr: the range 1e-1..1e-5 runs backwards"),
         (["--space", "lr=log:0..1"], PREFIX + "'--space': --space lr: log: needs bounds above 0, got 0"),
-        ([], PREFIX + "'--space': give the search space, e.g. --space lr=log:1e-5..1e-1"),
+        ([], PREFIX + "'--space': give the search space, e.g. --space lr=log:1e-5..1e-1 "
+                      "--space weight-decay=log:1e-6..1e-2"),
         (["--space", "lr=log:1e-4..1e-1", "--trials", "0"],
          PREFIX + "'--trials': trials must be between 1 and 100000, got 0"),
         (["--space", "lr=log:1e-4..1e-1", "--sampler", "grid"],
@@ -172,14 +174,16 @@ def _same_weights(a, b) -> bool:
 def test_a_fused_trial_equals_the_same_configuration_trained_alone(small, tmp_path):
     from mle6cli.tasks.classifier import train_cnn
 
-    summary = _tune(_options(small), out=tmp_path / "study")
+    space = ["lr=log:1e-4..1e-1", "weight-decay=log:1e-3..1e-1"]  # decays large enough to change the weights
+    summary = _tune(_options(small, space=space), out=tmp_path / "study")
     study = tmp_path / "study"
     rows = _rows(study / "trials.csv")
     assert [r["number"] for r in rows] == ["0", "1"] and {r["state"] for r in rows} == {"complete"}
+    assert rows[0]["weight_decay"] != rows[1]["weight_decay"]  # two members, two decays, one fused model
     for row in rows:  # each trial was member 0 or 1 of one fused model
         alone = tmp_path / f"alone{row['number']}"
-        train_cnn({"data_dir": str(small), "lr": float(row["lr"]), "epochs": 2, "batch_size": 16, "seed": 1,
-                   "device": "cpu"}, out=alone)  # fmt: skip
+        train_cnn({"data_dir": str(small), "lr": float(row["lr"]), "weight_decay": float(row["weight_decay"]),
+                   "epochs": 2, "batch_size": 16, "seed": 1, "device": "cpu"}, out=alone)  # fmt: skip
         assert (study / "trials" / row["number"] / "metrics.csv").read_bytes() == (alone / "metrics.csv").read_bytes()
     best = tmp_path / f"alone{summary['best_trial']}"
     assert _same_weights(_weights(study / "train-cnn" / "model.pt"), _weights(best / "model.pt"))
@@ -281,7 +285,8 @@ def test_tune_train_ae_searches_lr_and_latent_size_on_a_held_out_split(runner, a
     out = tmp_path / "ae"
     args = ["tune", "train-ae", "--synthetic", "--epochs", "1", "--batch-size", "64", "--trials", "2",
             "--parallel", "2",
-            "--space", "lr=log:1e-3..1e-2", "--space", "latent-dim=int:2..8", "--pruner", "none", "--sampler", "random",
+            "--space", "lr=log:1e-3..1e-2", "--space", "latent-dim=int:2..8", "--space", "weight-decay=float:0..1e-3",
+            "--pruner", "none", "--sampler", "random",
             "--device", "cpu", "--out", str(out), "--json"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -291,6 +296,7 @@ def test_tune_train_ae_searches_lr_and_latent_size_on_a_held_out_split(runner, a
     assert [r["state"] for r in rows] == ["complete", "complete"] and summary["best_value"] == min(
         float(r["value"]) for r in rows
     )
+    assert all(0 <= float(r["weight_decay"]) <= 1e-3 for r in rows) and "weight_decay" in summary["best_params"]
     dim = summary["best_params"]["latent_dim"]
     assert 2 <= dim <= 8 and (out / "train-ae" / f"ae_d{dim}.pt").is_file()
     result = runner.invoke(app, ["evaluate", str(out / "train-ae"), "--json"])
@@ -441,18 +447,18 @@ def test_a_new_member_axis_is_searchable_from_its_declaration():
     from mle6cli.tasks.tune_targets import member_arguments
 
     @dataclass(frozen=True)
-    class WithDecay(TrainCnnConfig):  # as the classifier's config will declare Adam's weight decay
-        weight_decay: float = option(0.0, "L2 penalty.", Number("weight decay", whole=False, minimum=0), axis=True)
+    class WithMomentum(TrainCnnConfig):  # an axis a command might gain: one declaration, nothing else
+        momentum: float = option(0.9, "Momentum.", Number("momentum", whole=False, minimum=0, maximum=1), axis=True)
 
-    axes = tunable_axes(WithDecay)
-    assert list(axes) == ["lr", "weight-decay"] and axes["weight-decay"].key == "weight_decay"
-    (dim,) = parse_space(["weight-decay=log:1e-6..1e-2"], axes, "tune x")
-    assert (dim.kind, dim.low, dim.high) == ("log", 1e-6, 1e-2)
+    axes = tunable_axes(WithMomentum)
+    assert list(axes) == ["lr", "weight-decay", "momentum"] and axes["weight-decay"].key == "weight_decay"
+    (dim,) = parse_space(["momentum=float:0.5..0.99"], axes, "tune x")
+    assert (dim.kind, dim.low, dim.high, dim.axis.field) == ("float", 0.5, 0.99, "momentum")
     members = [
         SimpleNamespace(key={"trial": n, "lr": 1e-3, "weight_decay": wd, "seed": 0}) for n, wd in enumerate((0.0, 1e-4))
     ]
     assert member_arguments(members) == {"weight_decays": [0.0, 1e-4]}  # what the fused members' constructor takes
-    assert member_arguments([SimpleNamespace(key={"trial": 0, "lr": 1e-3, "seed": 0})]) == {}  # today's
+    assert member_arguments([SimpleNamespace(key={"trial": 0, "lr": 1e-3, "seed": 0})]) == {}  # not searched
 
 
 def test_tune_is_listed_with_its_commands_and_examples(runner, app):

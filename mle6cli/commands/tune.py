@@ -13,7 +13,8 @@ from mle6cli.fmt import cell
 from mle6cli.tasks.tune_targets import TUNE_SPECS
 
 EXAMPLES = {
-    "train-cnn": "mle6 tune train-cnn --synthetic --trials 16 --parallel 4 --epochs 30 --space lr=log:1e-5..1e-1",
+    "train-cnn": "mle6 tune train-cnn --synthetic --trials 16 --parallel 4 --epochs 30 --space lr=log:1e-5..1e-1 "
+    "--space weight-decay=log:1e-6..1e-2",
     "train-ae": "mle6 tune train-ae --synthetic --trials 8 --space lr=log:1e-4..1e-2 --space latent-dim=int:2..64",
 }
 

@@ -3,7 +3,7 @@
 Two reasons not to use torch.optim.Adam: constructing one imports torch._dynamo (about 1.7 s
 of start-up), and a sweep needs one learning rate per member inside one fused step. The
 arithmetic is torch's single-tensor Adam (no amsgrad), operation for operation, so the numbers
-are bit-identical to it on the CPU (tests/test_engine.py and tests/test_weight_decay.py check):
+are bit-identical to it on the CPU (tests/test_engine.py checks):
 
     g <- g + wd·p  (only for a member whose weight decay wd is not 0, as torch skips it for 0)
     m <- lerp(m, g, 1 - b1);  v <- b2·v + (1 - b2)·g²

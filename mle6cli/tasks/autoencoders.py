@@ -276,18 +276,20 @@ def _builder(config: AeConfig, device, mean_pixel: float | None, peers):
         from mle6cli.engine.members import ModuleMembers
 
         models = [build_autoencoder(m.key["latent_dim"], m.state.seed, device, mean_pixel) for m in group]
+        lrs, weight_decays = [config.lr] * len(group), [config.weight_decay] * len(group)
         if peers is not None:
             from mle6cli.engine.ddp import DataParallelMembers
 
             return DataParallelMembers(
                 models,
-                [config.lr] * len(group),
+                lrs,
                 RECONSTRUCT,
                 group=peers.device_group,
                 world=peers.world,
                 rank=peers.rank,
+                weight_decays=weight_decays,
             )
-        return ModuleMembers(models, [config.lr] * len(group), RECONSTRUCT)
+        return ModuleMembers(models, lrs, RECONSTRUCT, weight_decays)
 
     return build
 

@@ -121,9 +121,9 @@ def _classify(spec, options: dict, params: RunParams) -> dict | None:
         log = EpochLog(job, members, METRICS_HEADER, lambda m: folder(m) / "metrics.csv", label, METRICS_HEADER[1:])
 
         def build(group: list[Member]):
-            return FusedCNNMembers(
-                [initial_model(m.key["seed"], job.device) for m in group], [m.key["lr"] for m in group]
-            )
+            models = [initial_model(m.key["seed"], job.device) for m in group]
+            decays = [config.weight_decay] * len(group)
+            return FusedCNNMembers(models, [m.key["lr"] for m in group], weight_decays=decays)
 
         writer = job.train(members, build, job.data.train, {"val": job.data.val}, log)
         log.close()

@@ -252,6 +252,7 @@ def member_axes(config_type) -> tuple[str, ...]:
 EPOCHS = Number("epochs", minimum=1)
 BATCH_SIZE = Number("batch size", minimum=1)
 LR = Number("the learning rate", whole=False, positive=True)
+WEIGHT_DECAY = Number("weight decay", whole=False, minimum=0)
 SEED = Number("seed", minimum=0, maximum=SEED_MAX)
 SAVE_EVERY = Number("save every", minimum=0, maximum=1_000_000)
 LATENT_SIZE = Number("latent size", minimum=1, maximum=MAX_LATENT_DIM)  # the conv autoencoder's

@@ -63,6 +63,15 @@ def lr(default: float = 1e-3):
     return option(default, "Adam learning rate.", rules.LR, axis=True)
 
 
+def weight_decay():
+    return option(
+        0.0,
+        "Adam's weight decay (an L2 penalty, as torch.optim.Adam's weight_decay); 0, the exercise's: none.",
+        rules.WEIGHT_DECAY,
+        axis=True,
+    )
+
+
 def seeds(default: int):
     """--seed K (default `default`) or --seeds 0-4: config.json's `seeds`."""
     return option((default,), SEED_HELP.format(default=default), rules.SEED, form=Seeds(), axis=True)
@@ -186,6 +195,7 @@ class TrainCnnConfig(_SignsConfig):
     data_dir: str | None = signs_dir()
     synthetic: bool = synthetic()
     lr: float = lr()
+    weight_decay: float = weight_decay()
     epochs: int = epochs(50)
     batch_size: int = batch_size(64)
     seeds: tuple[int, ...] = seeds(42)
@@ -212,6 +222,7 @@ class SweepLrConfig(_SignsConfig):
         "1e-1,1e-3,1e-4,1e-5", "Comma-separated learning rates, one model each.", rules.LR,
         plural="learning rates", axis=True,
     )  # fmt: skip
+    weight_decay: float = weight_decay()
     epochs: int = epochs(50)
     batch_size: int = batch_size(64)
     seeds: tuple[int, ...] = seeds(42)
@@ -278,6 +289,7 @@ class AeConfig(_MnistConfig):
     epochs: int = epochs(10)
     batch_size: int = batch_size(128)
     lr: float = lr()
+    weight_decay: float = weight_decay()
     seeds: tuple[int, ...] = seeds(0)
     retries: int = option(2, "Restarts (with a derived seed) allowed per collapsed run.", rules.RETRIES)
     init: str = option(

@@ -32,7 +32,7 @@ class SpaceError(ConfigError):
 KINDS = ("log", "float", "int", "choice")
 # a config field that is a member axis -> its name in --space (the trial's parameter: dashes as underscores);
 # an axis not listed here is named after its field
-AXIS_NAMES = {"lrs": "lr", "latent_dims": "latent-dim", "weight_decays": "weight-decay"}
+AXIS_NAMES = {"lrs": "lr", "latent_dims": "latent-dim"}
 NOT_TUNED = ("seeds",)  # each trial trains over every seed given (--seeds): not a parameter of the search
 # target options a study does not use: restarts of collapsed autoencoders, data-parallel members
 UNUSED = ("retries", "ddp")
@@ -157,8 +157,11 @@ def parse_dimension(text: str, axes: dict[str, Axis], command: str) -> Dimension
     return Dimension(axis, kind, low, high)
 
 
+RANGE_EXAMPLES = {"weight-decay": "1e-6..1e-2"}  # the messages' example range of an axis (default by its type)
+
+
 def _example(axis: Axis) -> str:
-    return "2..64" if axis.rule.whole else "1e-5..1e-1"
+    return RANGE_EXAMPLES.get(axis.name, "2..64" if axis.rule.whole else "1e-5..1e-1")
 
 
 def parse_space(texts, axes: dict[str, Axis], command: str) -> tuple[Dimension, ...]:

@@ -121,7 +121,7 @@ class Target:
     def options(self, config, params: dict) -> dict:
         """The target command's options of a trial: the study's, with the trial's parameters on the axes."""
         options = {f.name: getattr(config, f.name) for f in options_of(self.spec.config)}
-        for axis in config.axes.values():
+        for axis in (d.axis for d in config.dimensions):  # an axis not searched keeps its default
             value = params[axis.key]
             options[axis.field] = [value] if isinstance(options[axis.field], (tuple, list)) else value
         return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
