@@ -1,7 +1,8 @@
 """The goals of `mle6 tune train-cnn`, measured on one machine in one run (docs/benchmarks.md):
 
-- quality: a study (TPE + successive halving) against the sheet's 4-learning-rate sweep at the same
-  epochs and seed: its best validation accuracy, and its best trial's test accuracy;
+- quality: a study over the learning rate and Adam's weight decay (TPE + successive halving) against
+  the sheet's 4-learning-rate sweep at the same epochs and seed: its best validation accuracy, and
+  its best trial's test accuracy;
 - the cost of pruning: the same study with the pruner off: member-epochs trained, and its best;
 - speed against the usual way: the same study as a user of Optuna writes it, `study.optimize` with
   one trial at a time, each trial the sheet's own training loop (benchmarks/seed_pipeline.py: a
@@ -26,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mle6cli import plots  # noqa: E402
+from mle6cli import drawing  # noqa: E402
 
-plots.start_worker()  # as `mle6 tune` does: pyplot imported and the figures drawn on another core
+drawing.start()  # as `mle6 tune` does: pyplot imported and the figures drawn on another core
 
 import optuna  # noqa: E402
 import seed_pipeline  # noqa: E402
@@ -45,7 +46,8 @@ def tune_study(args, out: Path, pruner: str) -> dict:
     options = {
         "data_dir": args.data_dir, "synthetic": args.synthetic, "epochs": args.epochs, "batch_size": args.batch_size,
         "seeds": [args.seed], "device": args.device, "trials": args.trials, "parallel": args.parallel,
-        "space": [f"lr=log:{args.low}..{args.high}"], "sampler": "tpe", "pruner": pruner, "save_every": 0,
+        "space": [f"lr=log:{args.low}..{args.high}", f"weight-decay=log:{args.wd_low}..{args.wd_high}"],
+        "sampler": "tpe", "pruner": pruner, "save_every": 0,
     }  # fmt: skip
     started = time.perf_counter()
     summary = TUNE_SPECS["train-cnn"].run(options, RunParams(out=out))
@@ -54,6 +56,7 @@ def tune_study(args, out: Path, pruner: str) -> dict:
         "member_epochs": summary["member_epochs"],
         "states": summary["states"],
         "best_lr": summary["best_params"]["lr"],
+        "best_weight_decay": summary["best_params"]["weight_decay"],
         "best_val_acc": summary["best_value"],
         "test_acc": summary["test_acc"],
     }
@@ -87,9 +90,10 @@ def usual_optuna(args) -> dict:
 
     def objective(trial) -> float:
         lr = trial.suggest_float("lr", args.low, args.high, log=True)
+        weight_decay = trial.suggest_float("weight_decay", args.wd_low, args.wd_high, log=True)
         torch.manual_seed(args.seed)
         model = CNNClassifier().to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         for epoch in range(args.epochs):
             model.train()
             for x, y in loaders["train"]:
@@ -117,6 +121,7 @@ def usual_optuna(args) -> dict:
         "seconds": time.perf_counter() - started,
         "member_epochs": sum(epochs_trained),
         "best_lr": study.best_params["lr"],
+        "best_weight_decay": study.best_params["weight_decay"],
         "best_val_acc": study.best_value,
     }
 
@@ -132,6 +137,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--low", type=float, default=1e-5)
     parser.add_argument("--high", type=float, default=1e-1)
+    parser.add_argument("--wd-low", type=float, default=1e-6)
+    parser.add_argument("--wd-high", type=float, default=1e-2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
@@ -158,7 +165,7 @@ def main(argv: list[str]) -> int:
             "wall_time_vs_usual_optuna": pruned["seconds"] / usual["seconds"],  # <= 0.6 on the CPU
         },
     }  # fmt: skip
-    plots.stop_worker()
+    drawing.shutdown()
     if args.json:
         print(json.dumps(result, indent=2))
     else:
