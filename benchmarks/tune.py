@@ -113,7 +113,7 @@ def usual_optuna(args) -> dict:
     study = optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=args.seed),
-        pruner=optuna.pruners.SuccessiveHalvingPruner(),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1),  # tune's `sha`
     )
     started = time.perf_counter()
     study.optimize(objective, n_trials=args.trials)

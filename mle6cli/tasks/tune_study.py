@@ -92,7 +92,9 @@ def asking(lock: Path | None):
 def make_pruner(optuna, name: str, epochs: int):
     pruners = optuna.pruners
     if name == "sha":
-        return pruners.SuccessiveHalvingPruner()
+        # rungs at 1, 4, 16, ... epochs from the start: 'auto' (Optuna's default) prunes nothing before a
+        # first trial completes, which leaves a whole fused round of --parallel trials unpruned
+        return pruners.SuccessiveHalvingPruner(min_resource=1)
     if name == "hyperband":
         return pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
     if name == "median":
