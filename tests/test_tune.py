@@ -153,6 +153,14 @@ def _tune(options, **run):
     return TUNE_SPECS["train-cnn"].run(options, RunParams(**run))
 
 
+def _as_a_server(monkeypatch) -> None:
+    """A sqlite database opened as a database server is: with no file to lock."""
+    from mle6cli.tasks import tune
+
+    opened = tune.open_storage
+    monkeypatch.setattr(tune, "open_storage", lambda *args: (opened(*args)[0], None))
+
+
 def _rows(path) -> list[dict]:
     with open(path) as handle:
         return list(csv.DictReader(handle))
@@ -222,12 +230,20 @@ def test_a_pruned_trial_leaves_the_batch_without_changing_the_others(small, tmp_
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.parametrize("stop_at", [3, 21, "between rounds"])  # the first round's first epoch; the second round
-def test_a_cut_study_resumes_to_the_same_trials_and_best_model(small, tmp_path, stop_at):
+@pytest.mark.parametrize(
+    "stop_at, storage",  # the first round's first epoch; the second round; the study in a database
+    [(3, None), (21, None), ("between rounds", None), (21, "sqlite"), (3, "server")],
+)
+def test_a_cut_study_resumes_to_the_same_trials_and_best_model(small, tmp_path, stop_at, storage, monkeypatch):
     from mle6cli.engine.interrupt import Interrupted
 
     options = _options(small, epochs=4, trials=8, parallel=4, sampler="tpe", pruner="hyperband")
-    expected = _tune(options, out=tmp_path / "ref")
+    expected = _tune(options, out=tmp_path / "ref")  # its own journal
+    if storage is not None:
+        pytest.importorskip("sqlalchemy")
+        options["storage"] = f"sqlite:///{tmp_path / 'study.db'}"
+        if storage == "server":
+            _as_a_server(monkeypatch)
     cut = tmp_path / "cut"
     if stop_at == "between rounds":  # true once the first round is told: asked right after it
         stop = (cut / "trials.csv").is_file
@@ -292,12 +308,11 @@ def test_a_trial_asked_past_the_total_on_a_database_server_is_never_trained_nor_
     import json
 
     from mle6cli.engine.events import Events
-    from mle6cli.tasks import tune
+    from mle6cli.engine.interrupt import Interrupted
     from mle6cli.tasks.listing import describe
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    opened = tune.open_storage
-    monkeypatch.setattr(tune, "open_storage", lambda *args: (opened(*args)[0], None))  # a server: nothing to lock
+    _as_a_server(monkeypatch)
     ask, rivals = optuna.study.Study.ask, []
 
     def race(study, *args, **kwargs):  # another process counted the same trials and asks first
@@ -309,7 +324,10 @@ def test_a_trial_asked_past_the_total_on_a_database_server_is_never_trained_nor_
 
     monkeypatch.setattr(optuna.study.Study, "ask", race)
     notes, out = [], tmp_path / "study"
-    summary = _tune(_options(small, storage=url), out=out, events=Events(note=notes.append))  # 2 trials, 2 a round
+    with pytest.raises(Interrupted):  # 2 trials, 2 a round; cut while its round trains, after the race
+        _tune(_options(small, storage=url), out=out, stop=StopAfter(3))
+    summary = _tune({}, resume=out, events=Events(note=notes.append))
+    assert summary["resumed"] == 1
     trials = optuna.load_study(study_name="mle6-train-cnn", storage=url).get_trials()
     assert [(t.number, t.state.name, t.user_attrs.get("run")) for t in trials] == [
         (0, "COMPLETE", "elsewhere"), (1, "COMPLETE", str(out)), (2, "FAIL", None)
