@@ -119,6 +119,19 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(runner, app, tmp_path,
         assert (result.exit_code, result.stderr, result.stdout) == (2, message + "\n", "")
 
 
+def test_a_database_that_cannot_be_opened_is_one_line_exit_2_and_nothing_written(runner, app, tmp_path):
+    pytest.importorskip("sqlalchemy")
+    out, url = tmp_path / "run", f"sqlite:///{tmp_path / 'nowhere' / 'study.db'}"
+    result = runner.invoke(app, ["tune", "train-cnn", "--synthetic", "--space", "lr=log:1e-4..1e-1", "--storage", url,
+                                 "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"Error: --storage {url}: cannot open it (OperationalError: (sqlite3.OperationalError) unable to open "
+        "database file)\n"
+    )
+    assert not out.exists() and not (tmp_path / "nowhere").exists()
+
+
 def test_a_library_caller_meets_the_same_checks_as_a_usage_error(small, tmp_path):
     from mle6cli.tasks.tune_space import SpaceError
 

@@ -58,8 +58,9 @@ def open_storage(optuna, text: str | None, folder: Path):
         try:
             with asking(lock):  # one process at a time creates a new database's tables
                 return optuna.storages.RDBStorage(text), lock
-        except Exception as exc:  # the database's own error, whatever its driver
-            raise StorageError(f"--storage {text}: cannot open it ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # the database's own error, whatever its driver; its first line (SQLAlchemy adds more)
+            said = next(iter(str(exc).splitlines()), "")
+            raise StorageError(f"--storage {text}: cannot open it ({type(exc).__name__}: {said})") from None
     path = check_journal(Path(text) if text is not None else folder / JOURNAL)
     try:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
