@@ -161,6 +161,30 @@ def _options(small, **changes) -> dict:
     return dict(options, **changes)
 
 
+# the study every cut one must end as: 8 trials of 4 epochs, 4 at a time, pruned by Hyperband
+CUT_STUDY = {"epochs": 4, "trials": 8, "parallel": 4, "sampler": "tpe", "pruner": "hyperband"}
+
+
+@pytest.fixture(scope="module")
+def study_data(tmp_path_factory):
+    """One small SIGNS folder for the tests that compare a cut study with `reference_study`."""
+    from tests.signs_helpers import write_layout
+
+    return write_layout(tmp_path_factory.mktemp("tune") / "small")
+
+
+@pytest.fixture(scope="module")
+def reference_study(study_data, tmp_path_factory):
+    """(folder, summary) of CUT_STUDY uninterrupted, in process at one thread: the bytes a CLI run at one
+    thread writes too, so every cut study, in process or a killed subprocess, is compared with this one."""
+    from tests.conftest import one_thread
+
+    out = tmp_path_factory.mktemp("tune") / "ref"
+    with one_thread():
+        summary = _tune(_options(study_data, **CUT_STUDY), out=out)
+    return out, summary
+
+
 def _tune(options, **run):
     from mle6cli.tasks.specs import RunParams
     from mle6cli.tasks.tune_targets import TUNE_SPECS
@@ -251,11 +275,13 @@ def test_a_pruned_trial_leaves_the_batch_without_changing_the_others(small, tmp_
     "stop_at, storage",  # the first round's first epoch; the second round; the study in a database
     [(3, None), (21, None), ("between rounds", None), (21, "sqlite"), (3, "server")],
 )
-def test_a_cut_study_resumes_to_the_same_trials_and_best_model(small, tmp_path, stop_at, storage, monkeypatch):
+def test_a_cut_study_resumes_to_the_same_trials_and_best_model(
+    study_data, reference_study, tmp_path, stop_at, storage, monkeypatch
+):
     from mle6cli.engine.interrupt import Interrupted
 
-    options = _options(small, epochs=4, trials=8, parallel=4, sampler="tpe", pruner="hyperband")
-    expected = _tune(options, out=tmp_path / "ref")  # its own journal
+    options = _options(study_data, **CUT_STUDY)
+    ref, expected = reference_study  # in its own journal
     if storage is not None:
         pytest.importorskip("sqlalchemy")
         options["storage"] = f"sqlite:///{tmp_path / 'study.db'}"
@@ -272,8 +298,8 @@ def test_a_cut_study_resumes_to_the_same_trials_and_best_model(small, tmp_path, 
     if stop_at == "between rounds":
         assert str(err.value).startswith("interrupted between rounds; ") and len(_rows(cut / "trials.csv")) == 4
     summary = _tune({}, resume=cut)
-    assert (cut / "trials.csv").read_bytes() == (tmp_path / "ref" / "trials.csv").read_bytes()
-    assert (cut / "train-cnn" / "model.pt").read_bytes() == (tmp_path / "ref" / "train-cnn" / "model.pt").read_bytes()
+    assert (cut / "trials.csv").read_bytes() == (ref / "trials.csv").read_bytes()
+    assert (cut / "train-cnn" / "model.pt").read_bytes() == (ref / "train-cnn" / "model.pt").read_bytes()
     assert (summary["best_trial"], summary["test_acc"]) == (expected["best_trial"], expected["test_acc"])
     assert summary["resumed"] == 1
 
@@ -401,23 +427,22 @@ def test_tune_train_ae_searches_lr_and_latent_size_on_a_held_out_split(runner, a
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM", "SIGINT"])
-def test_a_signal_mid_study_then_resume_matches_an_uninterrupted_study(small, tmp_path, signal_name):
+def test_a_signal_mid_study_then_resume_matches_an_uninterrupted_study(
+    study_data, reference_study, tmp_path, signal_name
+):
     import os
     import signal
     import time
 
-    args = ["tune", "train-cnn", "--data-dir", str(small), "--epochs", "4", "--batch-size", "16", "--seed", "1",
-            "--device", "cpu", "--trials", "8", "--parallel", "4", "--space", "lr=log:1e-4..1e-1",
-            "--pruner", "hyperband", "--quiet"]  # fmt: skip
-
-    def mle6(*more) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "mle6cli", *args, *more], env=subprocess_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-    ref = mle6("--out", str(tmp_path / "ref"))
-    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    study = CUT_STUDY  # the reference's options on the command line
+    args = ["tune", "train-cnn", "--data-dir", str(study_data), "--epochs", str(study["epochs"]), "--batch-size", "16",
+            "--seed", "1", "--device", "cpu", "--trials", str(study["trials"]), "--parallel", str(study["parallel"]),
+            "--space", "lr=log:1e-4..1e-1", "--sampler", study["sampler"], "--pruner", study["pruner"],
+            "--quiet"]  # fmt: skip
+    ref, _ = reference_study
     cut = tmp_path / "cut"
-    victim = mle6("--out", str(cut))
+    victim = subprocess.Popen([sys.executable, "-m", "mle6cli", *args, "--out", str(cut)], env=subprocess_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while not (cut / "trials.csv").is_file() and time.monotonic() < deadline:  # the first round is told
         time.sleep(0.05)
@@ -433,8 +458,8 @@ def test_a_signal_mid_study_then_resume_matches_an_uninterrupted_study(small, tm
     resumed = subprocess.run([sys.executable, "-m", "mle6cli", "tune", "train-cnn", "--resume", str(cut), "--quiet"],
                              env=subprocess_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
-    assert (cut / "trials.csv").read_bytes() == (tmp_path / "ref" / "trials.csv").read_bytes()
-    assert (cut / "train-cnn" / "model.pt").read_bytes() == (tmp_path / "ref" / "train-cnn" / "model.pt").read_bytes()
+    assert (cut / "trials.csv").read_bytes() == (ref / "trials.csv").read_bytes()
+    assert (cut / "train-cnn" / "model.pt").read_bytes() == (ref / "train-cnn" / "model.pt").read_bytes()
 
 
 @pytest.mark.usefixtures("one_torch_thread")
