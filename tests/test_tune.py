@@ -341,8 +341,9 @@ def test_two_processes_share_one_storage_and_run_n_trials_once(small, tmp_path, 
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)  # none left running
     owners = {t.user_attrs["run"] for t in trials}
     assert owners <= {str(tmp_path / "p0"), str(tmp_path / "p1")}
-    trained = [n for i in range(2) for n in (tmp_path / f"p{i}" / "trials").iterdir()]
-    assert sorted(int(p.name) for p in trained) == list(range(6))  # each trial trained by one process, once
+    # each trial trained by one process, once (a process that started late may have found none left)
+    trained = [n for i in range(2) for n in (tmp_path / f"p{i}").glob("trials/*")]
+    assert sorted(int(p.name) for p in trained) == list(range(6))
 
 
 @pytest.mark.usefixtures("one_torch_thread")
