@@ -84,8 +84,6 @@ def study_rounds(rounds: Rounds, events: Events, stop: Callable[[], bool] | None
     """Ask, train, tell until the study has its trials. SIGINT/SIGTERM while a round trains: the round saves
     and `Interrupted` is raised (the run protocol's way); while asking, telling or writing: the study stops
     once that is done, with the same `Interrupted`."""
-    import signal
-
     from mle6cli.engine.interrupt import any_of, graceful_stop
 
     run = rounds.run
@@ -95,8 +93,6 @@ def study_rounds(rounds: Rounds, events: Events, stop: Callable[[], bool] | None
             if between():  # the asked trials start again on resume
                 raise run.interrupted(between.signal_number, "while asking trials")
             rounds.train(batch, any_of(stop, between))  # stopped by `between`: its signal is the round's
-            if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN and between.signal_number is None:
-                between.request(signal.SIGTERM)  # a signal after the round's last step: its stop ignores the next
             rounds.tell(batch)
             rounds.write_table()
             events.note(rounds.progress())
