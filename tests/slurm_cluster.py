@@ -22,8 +22,6 @@ from mle6cli.engine.distributed import process_alive
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "scontrol", "squeue", "sinfo", "srun", "scancel")
-# debug2: slurmctld logs each 30-second check of time limits and --signal warnings (TICK)
-TICK = "Testing job time limits"
 
 SLURM_CONF = """\
 ClusterName=mle6test
@@ -42,7 +40,7 @@ SlurmctldPidFile={root}/slurmctld.pid
 SlurmdPidFile={root}/slurmd.pid
 SlurmctldLogFile={root}/log/slurmctld.log
 SlurmdLogFile={root}/log/slurmd.log
-SlurmctldDebug=debug2
+SlurmctldDebug=info
 SlurmdDebug=info
 PlugStackConfig={root}/plugstack.conf
 # no cgroups in a container: processes are tracked by parentage, tasks are not bound
@@ -202,17 +200,3 @@ class LocalSlurm:
                 return fields
             time.sleep(1)
         raise AssertionError(f"job {job_id} did not end within {timeout:.0f} s: {self.job(job_id)}")
-
-    def ticks(self) -> int:
-        log = self.root / "log" / "slurmctld.log"
-        return log.read_text(errors="replace").count(TICK) if log.exists() else 0
-
-    def after_tick(self, timeout: float = 40) -> float:
-        """Wait for slurmctld's next 30-second check of time limits and warnings; its time."""
-        seen = self.ticks()
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.ticks() > seen:
-                return time.time()
-            time.sleep(0.1)
-        raise AssertionError(f"slurmctld logged no {TICK!r} within {timeout:.0f} s")

@@ -378,3 +378,33 @@ def test_a_repeated_sigterm_does_not_cut_the_save_short_but_a_second_ctrl_c_does
         os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) == before[1]  # Ctrl-C acts as before; SIGTERM is ignored from here
     signal.signal(signal.SIGTERM, before[0])
+
+
+def test_a_signal_after_the_last_step_still_stops_the_run(small, tmp_path, monkeypatch):
+    """A SIGTERM caught after the loop's last look at its stop (while the last epoch is logged) is not
+    lost: the run saves, stops with 143, and its resume ends as the uninterrupted run."""
+    from mle6cli.engine import strategies
+    from mle6cli.engine.interrupt import Interrupted
+
+    options = signs_options(small, epochs=2, seeds=[3])
+    expected = train_cnn(options, out=tmp_path / "ref")
+    fit_groups = strategies.fit_groups
+
+    def then_a_signal(*args, **kwargs):
+        stopped = fit_groups(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # the handlers are still in place: caught, answered by nobody yet
+        return stopped
+
+    monkeypatch.setattr(strategies, "fit_groups", then_a_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(Interrupted) as err:
+            train_cnn(options, out=tmp_path / "cut")
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert err.value.exit_code == 143
+    assert run_status(tmp_path / "cut")["status"] == "interrupted"
+    monkeypatch.setattr(strategies, "fit_groups", fit_groups)
+    summary = train_cnn({}, resume=tmp_path / "cut")
+    assert (tmp_path / "cut" / "metrics.csv").read_bytes() == (tmp_path / "ref" / "metrics.csv").read_bytes()
+    assert summary["test_acc"] == expected["test_acc"] and summary["resumed"] == 1

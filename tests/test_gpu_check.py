@@ -299,17 +299,17 @@ def test_the_cpu_rehearsal_runs_the_whole_flow(tmp_path):
 
 @pytest.mark.slow
 def test_the_table_still_comes_after_a_step_timed_out(tmp_path):
-    """A step that runs out of time is killed and recorded; the later steps run and the table is printed."""
+    """A step that runs out of time is killed and recorded, and the table is still printed."""
     out = tmp_path / "out"
-    env = _rehearsal_env(out) | {"GPU_CHECK_CAPS": "graphs=0,cuda=5,bench=0"}  # the CUDA tests take ~30 s here
+    # the CUDA tests take ~30 s here; the steps after them are the whole flow's test
+    env = _rehearsal_env(out) | {"GPU_CHECK_CAPS": "graphs=0,cuda=5,torchrun=0,bench=0"}
     proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=200)
-    assert proc.returncode == 1 and "gpu_check: steps not ok: graphs cuda bench" in proc.stdout
+    assert proc.returncode == 1 and "gpu_check: steps not ok: graphs cuda torchrun bench" in proc.stdout
     table = (out / "summary.txt").read_text()
     assert proc.stdout.rstrip().endswith("(see " + str(out / "gpu_check.log") + ")")
     assert table in proc.stdout
     assert "cuda      TIMED OUT (rc 124)" in table and "graphs    SKIPPED (cap 0)" in table
-    assert re.search(r"torchrun  ok ", table)  # the next step still ran
-    assert re.search(r"\n  torchrun: 2 passed, 0 failed, 0 errors, [1-9]\d* skipped", table)  # the CUDA-only ones skip
+    assert "torchrun  SKIPPED (cap 0)" in table
     assert "GPU goals: 0 met, 0 MISSED, 7 not measured (of 7)" in table
 
 

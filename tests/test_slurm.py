@@ -4,27 +4,21 @@ command line. Every script is submitted with a command line mle6 refuses, in a j
 NEAR_END: it must fail at once with mle6's status and line, never requeued. sweep.sbatch is also
 cut mid-training and must requeue itself and finish exactly.
 
-How the cut is made fast and still the script's own path: the job gets `--time=1
---signal=TERM@5`, the shortest time limit SLURM has. slurmctld sends a --signal warning from its
-check of time limits, which runs every 30 seconds, at the first check that falls less than
---signal + 30 s before the limit: so SLURM's SIGTERM comes 29 to 59 s into a one-minute job,
-depending on where the job started between two checks. The test submits right after a check (it
-reads them in slurmctld's debug2 log), so the first attempt is cut about 30 s in, mid-training;
-the requeued attempt starts about 8 s after a check (the requeue, then cred_expire=5 s), so its
-warning can come only 50 s in, after the rest of the run has finished. On a slower machine the
-second attempt may be cut too and requeue once more; the assertions hold for any number of
-restarts.
+How the cut is made: once the run has saved (resume.pt), the test has SLURM send SIGTERM to the
+job's steps (`scancel --signal=TERM`, without --batch or --full), which is how SLURM delivers a
+time limit's warning (`--signal` without "B:") and a preemption: every process of the step, torchrun
+and its ranks, gets it, and the batch shell does not. Waiting for the one-minute time limit's warning
+instead would take 30 to 60 s of training, which slurmctld's 30-second checks make hard to place.
 
 The oracle is plain processes at one thread, like torchrun's ranks: every member's files depend on
 its learning rate and seed alone (tests/test_distributed.py holds a 2-rank run to one process), so
-each learning rate is run as its own sweep, both side by side, which halves the oracle's time on
-two cores.
+each learning rate is run as its own sweep, both side by side and beside the job (the test's waits
+for SLURM are then spent training).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shlex
@@ -43,20 +37,7 @@ from tests.slurm_cluster import LocalSlurm, Unavailable, _free_port
 SCRIPT = REPO / "examples" / "slurm" / "sweep.sbatch"
 LRS = ("1e-3", "1e-4")
 SWEEP = ["--synthetic", "--seeds", "0-2"]  # 2 lrs x 3 seeds: 3 members a rank
-CUT_AFTER = 40  # s of training at the least: the first cut comes about 30 s into the job
-
-
-def epochs_to_outlast_the_cut(folder: Path) -> int:
-    """Enough epochs that a rank trains past the first cut on this machine, however fast: one epoch
-    of a rank's share (3 members, one thread) timed by the command itself."""
-    done = subprocess.run(
-        [sys.executable, "-m", "mle6cli", "sweep-lr", *SWEEP, "--lrs", LRS[0], "--epochs", "2", "--out", str(folder)]
-        + ["--save-every", "0", "--json", "--quiet"],
-        env=subprocess_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    per_epoch = json.loads(done.stdout)["train_seconds"] / 2
-    return max(12, math.ceil(CUT_AFTER / per_epoch))
+EPOCHS = 6  # the cut comes in epoch 2: the rest outlasts the signal's way to the ranks by seconds
 
 
 @pytest.fixture
@@ -77,8 +58,9 @@ def slurm():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def oracle(folder: Path, epochs: int) -> dict[str, Path]:
-    """lr -> a plain one-thread sweep of that learning rate (started together, waited for)."""
+def oracle(folder: Path, epochs: int):
+    """Start a plain one-thread sweep of each learning rate, all together; returns the function that
+    waits for them and gives lr -> its run folder."""
     env = subprocess_env()
     procs = {
         lr: subprocess.Popen(
@@ -88,10 +70,14 @@ def oracle(folder: Path, epochs: int) -> dict[str, Path]:
         )
         for lr in LRS
     }  # fmt: skip
-    for proc in procs.values():
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-2000:]
-    return {lr: folder / lr for lr in LRS}
+
+    def wait() -> dict[str, Path]:
+        for proc in procs.values():
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err[-2000:]
+        return {lr: folder / lr for lr in LRS}
+
+    return wait
 
 
 def job_env(runs: Path, experiment: str, epochs: int) -> dict:
@@ -191,16 +177,19 @@ def test_a_bad_command_line_fails_the_job_at_once_and_is_never_requeued(slurm, t
 @pytest.mark.slow
 def test_sweep_job_is_cut_requeues_itself_and_finishes_exactly(slurm, tmp_path):
     started = time.time()
-    epochs = epochs_to_outlast_the_cut(tmp_path / "calibration")
-    expected = oracle(tmp_path / "oracle", epochs)
+    expected = oracle(tmp_path / "oracle", EPOCHS)  # trains while the job does: waited for at the end
     runs = tmp_path / "runs"
     run = runs / "sweep-a"
-    env = job_env(runs, "sweep-a", epochs)
+    env = job_env(runs, "sweep-a", EPOCHS)
     log = tmp_path / "job.out"
 
-    slurm.after_tick()
     submitted = time.time()
-    job = slurm.submit([*ONE_NODE, "--time=1", "--signal=TERM@5", f"--output={log}", str(SCRIPT)], env)
+    job = slurm.submit([*ONE_NODE, "--time=5", f"--output={log}", str(SCRIPT)], env)
+    deadline = time.time() + 120
+    while not (run / "resume.pt").is_file() and time.time() < deadline:  # the run's first save: mid-training
+        time.sleep(0.1)
+    assert (run / "resume.pt").is_file(), (slurm.job(job), log.read_text()[-3000:] if log.exists() else "")
+    slurm.run(["scancel", "--signal=TERM", job])
     fields = slurm.wait(job, timeout=300)
     ended = time.time()
     text = log.read_text()
@@ -225,7 +214,7 @@ def test_sweep_job_is_cut_requeues_itself_and_finishes_exactly(slurm, tmp_path):
 
     # the run is the uninterrupted one, byte for byte
     compared = 0
-    for folder in expected.values():
+    for folder in expected().values():
         for path in sorted(folder.glob("lr_*/seed_*/*")):
             if path.name in ("metrics.csv", "model.pt"):
                 mine = run / path.relative_to(folder)
@@ -248,6 +237,6 @@ def test_sweep_job_is_cut_requeues_itself_and_finishes_exactly(slurm, tmp_path):
     ], out
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
     print(
-        f"\nslurm: {epochs} epochs; job {job} submitted {submitted - started:.0f} s into the test, COMPLETED "
+        f"\nslurm: {EPOCHS} epochs; job {job} submitted {submitted - started:.0f} s into the test, COMPLETED "
         f"after {restarts} restart(s) and {ended - submitted:.0f} s; the test took {time.time() - started:.0f} s"
     )

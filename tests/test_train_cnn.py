@@ -342,3 +342,19 @@ def test_weight_decay_is_torch_adams_weight_decay(tmp_path, small):
     train_cnn(dict(options, weight_decay=0.0), out=tmp_path / "plain")
     plain = load_torch(tmp_path / "plain" / "model.pt")["state_dict"]
     assert not torch.equal(plain["fc1.weight"], trained["fc1.weight"])
+
+
+def test_a_run_folder_older_than_the_weight_decay_option_resumes_without_it(runner, app, small, tmp_path):
+    """config.json written before --weight-decay existed lacks it; such a run had no decay and resumes
+    as one (a missing option of any other kind is still refused: tests/test_bad_data.py)."""
+    with pytest.raises(Interrupted):
+        train_cnn(signs_options(small, epochs=3, seeds=[3], weight_decay=0.0, save_every=1), out=tmp_path / "cut",
+                  stop=StopAfter(4))  # fmt: skip
+    config = json.loads((tmp_path / "cut" / "config.json").read_text())
+    del config["options"]["weight_decay"]
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
+    resumed = runner.invoke(app, ["train-cnn", "--resume", str(tmp_path / "cut"), "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    train_cnn(signs_options(small, epochs=3, seeds=[3]), out=tmp_path / "ref")
+    assert (tmp_path / "cut" / "metrics.csv").read_bytes() == (tmp_path / "ref" / "metrics.csv").read_bytes()
+    assert "weight_decay" not in json.loads((tmp_path / "cut" / "config.json").read_text())["options"]

@@ -121,6 +121,19 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(runner, app, tmp_path,
         assert (result.exit_code, result.stderr, result.stdout) == (2, message + "\n", "")
 
 
+def test_a_database_that_cannot_be_opened_is_one_line_exit_2_and_nothing_written(runner, app, tmp_path):
+    pytest.importorskip("sqlalchemy")
+    out, url = tmp_path / "run", f"sqlite:///{tmp_path / 'nowhere' / 'study.db'}"
+    result = runner.invoke(app, ["tune", "train-cnn", "--synthetic", "--space", "lr=log:1e-4..1e-1", "--storage", url,
+                                 "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"Error: --storage {url}: cannot open it (OperationalError: (sqlite3.OperationalError) unable to open "
+        "database file)\n"
+    )
+    assert not out.exists() and not (tmp_path / "nowhere").exists()
+
+
 def test_a_library_caller_meets_the_same_checks_as_a_usage_error(small, tmp_path):
     from mle6cli.tasks.tune_space import SpaceError
 
@@ -148,11 +161,43 @@ def _options(small, **changes) -> dict:
     return dict(options, **changes)
 
 
+# the study every cut one must end as: 8 trials of 4 epochs, 4 at a time, pruned by Hyperband
+CUT_STUDY = {"epochs": 4, "trials": 8, "parallel": 4, "sampler": "tpe", "pruner": "hyperband"}
+
+
+@pytest.fixture(scope="module")
+def study_data(tmp_path_factory):
+    """One small SIGNS folder for the tests that compare a cut study with `reference_study`."""
+    from tests.signs_helpers import write_layout
+
+    return write_layout(tmp_path_factory.mktemp("tune") / "small")
+
+
+@pytest.fixture(scope="module")
+def reference_study(study_data, tmp_path_factory):
+    """(folder, summary) of CUT_STUDY uninterrupted, in process at one thread: the bytes a CLI run at one
+    thread writes too, so every cut study, in process or a killed subprocess, is compared with this one."""
+    from tests.conftest import one_thread
+
+    out = tmp_path_factory.mktemp("tune") / "ref"
+    with one_thread():
+        summary = _tune(_options(study_data, **CUT_STUDY), out=out)
+    return out, summary
+
+
 def _tune(options, **run):
     from mle6cli.tasks.specs import RunParams
     from mle6cli.tasks.tune_targets import TUNE_SPECS
 
     return TUNE_SPECS["train-cnn"].run(options, RunParams(**run))
+
+
+def _as_a_server(monkeypatch) -> None:
+    """A sqlite database opened as a database server is: with no file to lock."""
+    from mle6cli.tasks import tune
+
+    opened = tune.open_storage
+    monkeypatch.setattr(tune, "open_storage", lambda *args: (opened(*args)[0], None))
 
 
 def _rows(path) -> list[dict]:
@@ -226,12 +271,22 @@ def test_a_pruned_trial_leaves_the_batch_without_changing_the_others(small, tmp_
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.parametrize("stop_at", [3, 21, "between rounds"])  # the first round's first epoch; the second round
-def test_a_cut_study_resumes_to_the_same_trials_and_best_model(small, tmp_path, stop_at):
+@pytest.mark.parametrize(
+    "stop_at, storage",  # the first round's first epoch; the second round; the study in a database
+    [(3, None), (21, None), ("between rounds", None), (21, "sqlite"), (3, "server")],
+)
+def test_a_cut_study_resumes_to_the_same_trials_and_best_model(
+    study_data, reference_study, tmp_path, stop_at, storage, monkeypatch
+):
     from mle6cli.engine.interrupt import Interrupted
 
-    options = _options(small, epochs=4, trials=8, parallel=4, sampler="tpe", pruner="hyperband")
-    expected = _tune(options, out=tmp_path / "ref")
+    options = _options(study_data, **CUT_STUDY)
+    ref, expected = reference_study  # in its own journal
+    if storage is not None:
+        pytest.importorskip("sqlalchemy")
+        options["storage"] = f"sqlite:///{tmp_path / 'study.db'}"
+        if storage == "server":
+            _as_a_server(monkeypatch)
     cut = tmp_path / "cut"
     if stop_at == "between rounds":  # true once the first round is told: asked right after it
         stop = (cut / "trials.csv").is_file
@@ -243,17 +298,30 @@ def test_a_cut_study_resumes_to_the_same_trials_and_best_model(small, tmp_path, 
     if stop_at == "between rounds":
         assert str(err.value).startswith("interrupted between rounds; ") and len(_rows(cut / "trials.csv")) == 4
     summary = _tune({}, resume=cut)
-    assert (cut / "trials.csv").read_bytes() == (tmp_path / "ref" / "trials.csv").read_bytes()
-    assert (cut / "train-cnn" / "model.pt").read_bytes() == (tmp_path / "ref" / "train-cnn" / "model.pt").read_bytes()
+    assert (cut / "trials.csv").read_bytes() == (ref / "trials.csv").read_bytes()
+    assert (cut / "train-cnn" / "model.pt").read_bytes() == (ref / "train-cnn" / "model.pt").read_bytes()
     assert (summary["best_trial"], summary["test_acc"]) == (expected["best_trial"], expected["test_acc"])
     assert summary["resumed"] == 1
 
 
+def _storage(kind: str, tmp_path: Path) -> tuple[str, object]:
+    """--storage of a journal file or a sqlite database, and the same storage as Optuna opens it (the oracle)."""
+    if kind == "sqlite":
+        pytest.importorskip("sqlalchemy")
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        return url, url
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    journal = str(tmp_path / "shared.journal")
+    return journal, JournalStorage(JournalFileBackend(journal))
+
+
 @pytest.mark.slow
-def test_two_processes_share_one_journal_and_run_n_trials_once(small, tmp_path):
-    journal = tmp_path / "shared.journal"
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_two_processes_share_one_storage_and_run_n_trials_once(small, tmp_path, kind):
+    storage, oracle = _storage(kind, tmp_path)
     args = ["--data-dir", str(small), "--epochs", "2", "--batch-size", "16", "--seed", "1", "--device", "cpu",
-            "--trials", "6", "--parallel", "2", "--space", "lr=log:1e-4..1e-1", "--storage", str(journal),
+            "--trials", "6", "--parallel", "2", "--space", "lr=log:1e-4..1e-1", "--storage", storage,
             "--quiet"]  # fmt: skip
     processes = [
         subprocess.Popen(
@@ -268,16 +336,70 @@ def test_two_processes_share_one_journal_and_run_n_trials_once(small, tmp_path):
     for process in processes:
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    study = optuna.load_study(study_name="mle6-train-cnn", storage=JournalStorage(JournalFileBackend(str(journal))))
-    trials = study.get_trials()
-    assert sorted(t.number for t in trials) == list(range(6))
+    trials = optuna.load_study(study_name="mle6-train-cnn", storage=oracle).get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))  # none asked past --trials
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)  # none left running
     owners = {t.user_attrs["run"] for t in trials}
     assert owners <= {str(tmp_path / "p0"), str(tmp_path / "p1")}
-    trained = [n for i in range(2) for n in (tmp_path / f"p{i}" / "trials").iterdir()]
-    assert sorted(int(p.name) for p in trained) == list(range(6))  # each trial trained by one process, once
+    # each trial trained by one process, once (a process that started late may have found none left)
+    trained = [n for i in range(2) for n in (tmp_path / f"p{i}").glob("trials/*")]
+    assert sorted(int(p.name) for p in trained) == list(range(6))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_trial_asked_past_the_total_on_a_database_server_is_never_trained_nor_counted(small, tmp_path, monkeypatch):
+    pytest.importorskip("sqlalchemy")
+    import json
+
+    from mle6cli.engine.events import Events
+    from mle6cli.engine.interrupt import Interrupted
+    from mle6cli.tasks.listing import describe
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    _as_a_server(monkeypatch)
+    ask, rivals = optuna.study.Study.ask, []
+
+    def race(study, *args, **kwargs):  # another process counted the same trials and asks first
+        if not rivals:
+            rivals.append(ask(optuna.load_study(study_name="mle6-train-cnn", storage=url)))
+            rivals[0].set_user_attr("run", "elsewhere")
+            rivals[0].study.tell(rivals[0], -1.0)  # trained there, worse than any accuracy
+        return ask(study, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.study.Study, "ask", race)
+    notes, out = [], tmp_path / "study"
+    with pytest.raises(Interrupted):  # 2 trials, 2 a round; cut while its round trains, after the race
+        _tune(_options(small, storage=url), out=out, stop=StopAfter(3))
+    summary = _tune({}, resume=out, events=Events(note=notes.append))
+    assert summary["resumed"] == 1
+    trials = optuna.load_study(study_name="mle6-train-cnn", storage=url).get_trials()
+    assert [(t.number, t.state.name, t.user_attrs.get("run")) for t in trials] == [
+        (0, "COMPLETE", "elsewhere"), (1, "COMPLETE", str(out)), (2, "FAIL", None)
+    ]  # fmt: skip
+    assert trials[2].user_attrs == {"surplus": True} and trials[2].params == {}  # never drawn
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["1"]  # trained: this process's one trial
+    assert [r["number"] for r in _rows(out / "trials.csv")] == ["0", "1"]
+    assert summary["trials"] == 2 and summary["states"] == {"complete": 2, "pruned": 0, "diverged": 0, "failed": 0}
+    assert summary["best_trial"] == 1 and summary["member_epochs"] == 2  # trial 1's epochs; 0 reported none here
+    assert json.loads((out / "summary.json").read_text())["trials"] == 2
+    assert notes[-1] == "trials: 2/2 done (0 pruned, 0 diverged), 0 running"
+    assert describe(out)["headline"].startswith("best trial 1 of 2, ")  # mle6 runs
+
+
+def test_a_trial_s_place_in_the_study_leaves_out_those_already_surplus():
+    from types import SimpleNamespace
+
+    from mle6cli.tasks.tune_study import surplus
+
+    def trials(*marked):  # trials 0..4, those numbered in `marked` found surplus
+        return [SimpleNamespace(number=n, user_attrs={"surplus": True} if n in marked else {}) for n in range(5)]
+
+    assert [surplus(trials(), n, 3) for n in range(5)] == [False, False, False, True, True]
+    # a process of --trials 4 after one of --trials 2 found trial 2 surplus: 3 is the study's third, 4 its fourth
+    assert [surplus(trials(2), n, 4) for n in (3, 4)] == [False, False]
+    assert surplus(trials(2), 4, 3) and not surplus(trials(2), 3, 3)
+    # while trial 2 is not yet found surplus it is counted: a study may stop one short, never go past --trials
+    assert surplus(trials(), 4, 4)
 
 
 @pytest.mark.usefixtures("one_torch_thread", "tiny_synthetic")
@@ -306,23 +428,22 @@ def test_tune_train_ae_searches_lr_and_latent_size_on_a_held_out_split(runner, a
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM", "SIGINT"])
-def test_a_signal_mid_study_then_resume_matches_an_uninterrupted_study(small, tmp_path, signal_name):
+def test_a_signal_mid_study_then_resume_matches_an_uninterrupted_study(
+    study_data, reference_study, tmp_path, signal_name
+):
     import os
     import signal
     import time
 
-    args = ["tune", "train-cnn", "--data-dir", str(small), "--epochs", "4", "--batch-size", "16", "--seed", "1",
-            "--device", "cpu", "--trials", "8", "--parallel", "4", "--space", "lr=log:1e-4..1e-1",
-            "--pruner", "hyperband", "--quiet"]  # fmt: skip
-
-    def mle6(*more) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "mle6cli", *args, *more], env=subprocess_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-    ref = mle6("--out", str(tmp_path / "ref"))
-    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    study = CUT_STUDY  # the reference's options on the command line
+    args = ["tune", "train-cnn", "--data-dir", str(study_data), "--epochs", str(study["epochs"]), "--batch-size", "16",
+            "--seed", "1", "--device", "cpu", "--trials", str(study["trials"]), "--parallel", str(study["parallel"]),
+            "--space", "lr=log:1e-4..1e-1", "--sampler", study["sampler"], "--pruner", study["pruner"],
+            "--quiet"]  # fmt: skip
+    ref, _ = reference_study
     cut = tmp_path / "cut"
-    victim = mle6("--out", str(cut))
+    victim = subprocess.Popen([sys.executable, "-m", "mle6cli", *args, "--out", str(cut)], env=subprocess_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while not (cut / "trials.csv").is_file() and time.monotonic() < deadline:  # the first round is told
         time.sleep(0.05)
@@ -338,8 +459,8 @@ def test_a_signal_mid_study_then_resume_matches_an_uninterrupted_study(small, tm
     resumed = subprocess.run([sys.executable, "-m", "mle6cli", "tune", "train-cnn", "--resume", str(cut), "--quiet"],
                              env=subprocess_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
-    assert (cut / "trials.csv").read_bytes() == (tmp_path / "ref" / "trials.csv").read_bytes()
-    assert (cut / "train-cnn" / "model.pt").read_bytes() == (tmp_path / "ref" / "train-cnn" / "model.pt").read_bytes()
+    assert (cut / "trials.csv").read_bytes() == (ref / "trials.csv").read_bytes()
+    assert (cut / "train-cnn" / "model.pt").read_bytes() == (ref / "train-cnn" / "model.pt").read_bytes()
 
 
 @pytest.mark.usefixtures("one_torch_thread")

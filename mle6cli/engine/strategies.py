@@ -51,7 +51,9 @@ class OneProcess:
         run.save(members)  # from here on the folder is resumable, even before a first epoch ends
         with graceful_stop() as signal_stop:
             stopped = any_of(signal_stop, stop)
-            if fit_groups(run, members, fit, stopped, run.save):
+            # a signal after the loop's last check stops the run all the same: leaving the handlers
+            # with it unanswered would lose it (and ignore SIGTERM for the rest of the process)
+            if fit_groups(run, members, fit, stopped, run.save) or signal_stop():
                 run.save(members, status="interrupted")
                 raise run.interrupted(stopped.signal_number, where(members, fit.epochs))
 

@@ -280,15 +280,8 @@ def _builder(config: AeConfig, device, mean_pixel: float | None, peers):
         if peers is not None:
             from mle6cli.engine.ddp import DataParallelMembers
 
-            return DataParallelMembers(
-                models,
-                lrs,
-                RECONSTRUCT,
-                group=peers.device_group,
-                world=peers.world,
-                rank=peers.rank,
-                weight_decays=weight_decays,
-            )
+            ranks = {"group": peers.device_group, "world": peers.world, "rank": peers.rank}
+            return DataParallelMembers(models, lrs, RECONSTRUCT, weight_decays=weight_decays, **ranks)
         return ModuleMembers(models, lrs, RECONSTRUCT, weight_decays)
 
     return build

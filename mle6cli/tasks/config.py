@@ -203,8 +203,10 @@ class Folder(Form):
 class Declared:
     """A config field as a command's option: its help, its flags (default: --name with dashes), how it is
     typed (`form`; None: one value of the field's type, a switch for a bool), tab completion's words,
-    whether help shows its default, and whether it is a member axis (it varies between the members of
-    one run: learning rate, seed, latent size)."""
+    whether help shows its default, whether it is a member axis (it varies between the members of
+    one run: learning rate, seed, latent size), and whether a run's config.json may lack it
+    (`absent_is_default`: an option added after run folders were first written, whose default is what
+    those runs did, so they resume with it)."""
 
     help: str
     flags: tuple[str, ...] = ()
@@ -212,6 +214,7 @@ class Declared:
     complete: tuple[str, ...] = ()
     show_default: bool = False
     axis: bool = False
+    absent_is_default: bool = False
 
 
 def option(default, help: str, rule: Number | Choice | None = None, **declared) -> Field:
@@ -242,6 +245,11 @@ def _aliases(f: Field) -> dict[str, Callable]:
 def options_of(config_type) -> list[Field]:
     """The fields of a config that are options, in config.json's order."""
     return [f for f in fields(config_type) if declared(f) is not None]
+
+
+def absent_defaults(config_type) -> dict:
+    """The options a run's config.json may lack, with the value such a run had: their defaults."""
+    return {f.name: f.default for f in options_of(config_type) if declared(f).absent_is_default}
 
 
 def member_axes(config_type) -> tuple[str, ...]:

@@ -69,6 +69,7 @@ def weight_decay():
         "Adam's weight decay (an L2 penalty, as torch.optim.Adam's weight_decay); 0, the exercise's: none.",
         rules.WEIGHT_DECAY,
         axis=True,
+        absent_is_default=True,
     )
 
 
@@ -122,6 +123,7 @@ class RunParams:
         """`command`'s run (`engine.runs.Run.open`): a new folder, or the interrupted one to resume."""
         from mle6cli.engine.runs import Run
 
+        spec = SPECS.get(command)
         return Run.open(
             command,
             options,
@@ -131,6 +133,7 @@ class RunParams:
             outputs=outputs,
             overrides=self.overrides,
             peers=peers,
+            absent=rules.absent_defaults(spec.config) if spec is not None else None,
         )
 
     @classmethod

@@ -26,12 +26,14 @@ from mle6cli.tasks.tune_space import grid_size
 from mle6cli.tasks.tune_study import (
     JOURNAL,
     STATES,
+    SURPLUS,
     asking,
     check_journal,
     make_sampler,
     open_storage,
     open_study,
     require_optuna,
+    surplus,
 )
 from mle6cli.tasks.tune_targets import TUNE_SPECS, Target, mean
 
@@ -61,7 +63,8 @@ def tune(target: Target, options: dict, params) -> dict:
 
     def study(config, folder: Path):
         storage, lock = open_storage(optuna, config.storage, folder)
-        return open_study(optuna, storage, target, config, config.storage or str(folder / JOURNAL)), lock
+        with asking(lock):  # one process at a time creates the study and records its options
+            return open_study(optuna, storage, target, config, config.storage or str(folder / JOURNAL)), lock
 
     def check(config, data):  # before the folder exists: a storage elsewhere that cannot be used leaves nothing
         if config.storage is not None:
@@ -81,8 +84,6 @@ def study_rounds(rounds: Rounds, events: Events, stop: Callable[[], bool] | None
     """Ask, train, tell until the study has its trials. SIGINT/SIGTERM while a round trains: the round saves
     and `Interrupted` is raised (the run protocol's way); while asking, telling or writing: the study stops
     once that is done, with the same `Interrupted`."""
-    import signal
-
     from mle6cli.engine.interrupt import any_of, graceful_stop
 
     run = rounds.run
@@ -92,8 +93,6 @@ def study_rounds(rounds: Rounds, events: Events, stop: Callable[[], bool] | None
             if between():  # the asked trials start again on resume
                 raise run.interrupted(between.signal_number, "while asking trials")
             rounds.train(batch, any_of(stop, between))  # stopped by `between`: its signal is the round's
-            if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN and between.signal_number is None:
-                between.request(signal.SIGTERM)  # a signal after the round's last step: its stop ignores the next
             rounds.tell(batch)
             rounds.write_table()
             events.note(rounds.progress())
@@ -130,7 +129,7 @@ class Rounds:
             for t in trials:
                 if t.state.name == "RUNNING" and "run" not in t.user_attrs and self.lock is not None:
                     self._trial(t.number).set_user_attr("run", self.owner)
-            trials = self.study.get_trials(deepcopy=False)
+            trials = self.trials()
             mine = {t.number: t for t in trials if t.state.name == "RUNNING" and t.user_attrs.get("run") == self.owner}
             batch = [m for m in (self.run.saved_members() or []) if m.key["trial"] in mine]
             saved = {m.key["trial"] for m in batch}
@@ -158,19 +157,28 @@ class Rounds:
         params = trial.params if all(d.axis.key in trial.params for d in self.dims) else self._suggest(trial.number)
         return {d.axis.key: params[d.axis.key] for d in self.dims}
 
+    def trials(self) -> list:
+        """The study's trials but the surplus ones (`tune_study.surplus`): what is counted and shown."""
+        return [t for t in self.study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
+
     def ask(self) -> list:
         with asking(self.lock):
-            count = min(self.config.parallel, self.total - len(self.study.get_trials(deepcopy=False)))
+            count = min(self.config.parallel, self.total - len(self.trials()))
             trials = self._ask(count)
         return [m for t in trials for m in self._members(t.number, self._params(t))]
 
     def _ask(self, count: int) -> list:
-        """`count` new trials, each drawn by a sampler seeded by --seed and its number, and named as this
-        folder's at once (the caller holds the lock)."""
+        """Up to `count` new trials, each drawn by a sampler seeded by --seed and its number, and named as this
+        folder's at once (the caller holds the lock, if the storage has one). One another process asked
+        first left this one surplus: it is told FAIL at once, never trained, and the study is full."""
         trials = []
         for _ in range(max(count, 0)):
             self.study.sampler = make_sampler(self.optuna, self.config, len(self.study.get_trials(deepcopy=False)))
             trial = self.study.ask()
+            if surplus(self.study.get_trials(deepcopy=False), trial.number, self.total):
+                trial.set_user_attr(SURPLUS, True)
+                self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+                break
             trial.set_user_attr("run", self.owner)
             self._suggest(trial.number)
             trials.append(self._trial(trial.number))
@@ -251,7 +259,7 @@ class Rounds:
 
     def rows(self) -> list[dict]:
         rows = []
-        for t in self.study.get_trials(deepcopy=False):
+        for t in self.trials():
             state = t.user_attrs.get("state") or STATES.get(t.state.name, t.state.name.lower())
             row = {"number": t.number, "state": state, **t.params}
             row["epochs"] = t.user_attrs.get("epochs", len(t.intermediate_values))
@@ -265,7 +273,7 @@ class Rounds:
         return [
             {"number": t.number, "state": states[t.number], "params": t.params,
              "value": t.value if t.state == self._complete else None, "curve": sorted(t.intermediate_values.items())}
-            for t in self.study.get_trials(deepcopy=False)
+            for t in self.trials()
         ]  # fmt: skip
 
     def write_table(self) -> None:

@@ -2,7 +2,9 @@
 
 The study is stored in Optuna's journal file (study.journal in the run folder by default), which several
 processes may share (`--storage`), or in a database Optuna accepts. Asking trials is serialised by a lock
-beside the journal, so processes sharing one never ask past `--trials`.
+beside the journal or the sqlite database, so processes sharing one never ask past `--trials`; processes
+sharing a database server (no file in common to lock) may ask together, and a trial asked past the
+study's total is told at once as surplus, never trained nor counted.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ OWN_CHOICES = (
     "parallel",
     "storage",
 )
+SURPLUS = "surplus"  # the user attr of a trial asked past the study's total, told FAIL at once
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
 
@@ -48,12 +51,16 @@ def require_optuna():
 
 
 def open_storage(optuna, text: str | None, folder: Path):
-    """(storage, the file whose lock serialises asking; None for a database) of --storage or the run's journal."""
+    """(storage, the file whose lock serialises asking) of --storage or the run's journal: the journal, a
+    sqlite database's file, or None for a database server (see `surplus`)."""
     if text is not None and "://" in text:
+        lock = sqlite_file(text)
         try:
-            return optuna.storages.RDBStorage(text), None
-        except Exception as exc:  # the database's own error, whatever its driver
-            raise StorageError(f"--storage {text}: cannot open it ({type(exc).__name__}: {exc})") from None
+            with asking(lock):  # one process at a time creates a new database's tables
+                return optuna.storages.RDBStorage(text), lock
+        except Exception as exc:  # the database's own error, whatever its driver; its first line (SQLAlchemy adds more)
+            said = next(iter(str(exc).splitlines()), "")
+            raise StorageError(f"--storage {text}: cannot open it ({type(exc).__name__}: {said})") from None
     path = check_journal(Path(text) if text is not None else folder / JOURNAL)
     try:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -61,6 +68,22 @@ def open_storage(optuna, text: str | None, folder: Path):
         return JournalStorage(JournalFileBackend(str(path))), path
     except Exception as exc:  # an unreadable or foreign file
         raise StorageError(f"--storage {path}: cannot open it as a journal ({type(exc).__name__}: {exc})") from None
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a sqlite URL, whose processes share its file system (and so a lock beside it);
+    None for any other URL, or one whose folder is missing (the database says why it cannot open)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:  # no sqlalchemy, or no URL it reads: the storage says so
+        return None
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return path if path.parent.is_dir() else None
 
 
 def check_journal(path: Path) -> Path:
@@ -74,7 +97,8 @@ def check_journal(path: Path) -> Path:
 
 @contextmanager
 def asking(lock: Path | None):
-    """Held while counting and asking trials, so that processes sharing a journal never ask past --trials."""
+    """Held while counting and asking trials, so that processes sharing a journal or a sqlite database never
+    ask past --trials."""
     if lock is None:
         yield
         return
@@ -87,6 +111,13 @@ def asking(lock: Path | None):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def surplus(trials: list, number: int, total: int) -> bool:
+    """Whether trial `number` was asked past the study's `total`: without a lock, processes may count the same
+    trials and ask together. The storage numbers trials in the order they were asked, so the trials before
+    it, less those already found surplus, are its place in the study."""
+    return sum(t.number < number and not t.user_attrs.get(SURPLUS) for t in trials) >= total
 
 
 def make_pruner(optuna, name: str, epochs: int):
