@@ -277,6 +277,31 @@ def test_two_nodes_on_localhost_equal_one_process(tmp_path, one_process):
     same_files(one_process("sweep", SWEEP), tmp_path / "nodes")
 
 
+CLOSING_LAST = """
+import sys, time
+from pathlib import Path
+from mle6cli.engine import distributed
+peers = distributed.join()
+ranks = peers.all_gather("say hello", peers.rank)  # an exchange just before the exit, as a run ends
+if peers.rank == 1:
+    while distributed.process_alive(peers.members[0][1]):  # rank 0 hosts the rendezvous store
+        time.sleep(0.05)
+    peers.close()
+Path(sys.argv[0]).with_name(f"closed.rank{peers.rank}").write_text(repr(ranks))
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_that_closes_after_rank_0_has_exited_exits_cleanly(tmp_path):
+    """Rank 0 holds the rendezvous store and may leave first; closing needs nothing from it."""
+    script = tmp_path / "closing" / "closing_last.py"
+    script.parent.mkdir()
+    script.write_text(CLOSING_LAST)
+    _, err = finished(torchrun([], script=script), timeout=120)
+    closed = {p.name: p.read_text() for p in script.parent.glob("closed.rank*")}
+    assert closed == {"closed.rank0": "[0, 1]", "closed.rank1": "[0, 1]"}, err[-2000:]
+
+
 LONGER = [*SWEEP[:-1], "4"]  # 4 epochs: time to interrupt it
 
 
