@@ -184,6 +184,51 @@ def test_other_commands_are_refused_under_torchrun():
     assert "conv-size runs as one process; under torchrun use train-cnn, sweep-lr, train-ae, pca-ae" in result.output
 
 
+def test_the_exchanges_keep_every_tensor_they_hand_to_the_group_until_it_is_destroyed(tmp_path, monkeypatch):
+    """A gloo worker thread that frees a collective's tensors after Python let go of them takes the GIL,
+    and some torch releases (2.4.1) destroy the group holding the GIL while they join those threads: a
+    rank could hang at exit. So each tensor handed to a collective lives on until close, and not
+    after. The values come back as they went (one process: every list is [value])."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+
+    from mle6cli.engine.distributed import Peers
+
+    handed = []  # weak references: the test must not keep the tensors alive itself
+    for name in ("all_gather", "gather", "broadcast"):
+
+        def spy(*args, real=getattr(dist, name), **kwargs):
+            for arg in (*args, *kwargs.values()):
+                items = arg if isinstance(arg, list) else [arg]
+                handed.extend(weakref.ref(t) for t in items if isinstance(t, torch.Tensor))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(dist, name, spy)
+        monkeypatch.setattr(dist.distributed_c10d, name, spy)  # what torch's object collectives call
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    peers = Peers(0, 1, 0, dist.HashStore(), 60.0, [])
+    try:
+        value = {"weights": torch.arange(5.0), "name": "d3 ü", "epochs": [1, None]}
+        gathered = peers.all_gather("exchange", value)
+        on_rank0 = peers.gather("gather", value)
+        agreed = peers.agree("agree", lambda: value)
+        gc.collect()
+        alive = [ref() is not None for ref in handed]
+    finally:
+        peers.close()
+    gc.collect()
+    assert len(alive) >= 6 and all(alive)
+    assert not dist.is_initialized()
+    assert all(ref() is None for ref in handed)
+    for got in (gathered[0], on_rank0[0], agreed):
+        assert torch.equal(got["weights"], value["weights"])
+        assert (got["name"], got["epochs"]) == (value["name"], value["epochs"])
+    assert len(gathered) == len(on_rank0) == 1
+
+
 # ---------------------------------------------------------------- torchrun on the CPU
 
 
@@ -230,6 +275,31 @@ def test_two_nodes_on_localhost_equal_one_process(tmp_path, one_process):
     for node in nodes:
         finished(node)
     same_files(one_process("sweep", SWEEP), tmp_path / "nodes")
+
+
+CLOSING_LAST = """
+import sys, time
+from pathlib import Path
+from mle6cli.engine import distributed
+peers = distributed.join()
+ranks = peers.all_gather("say hello", peers.rank)  # an exchange just before the exit, as a run ends
+if peers.rank == 1:
+    while distributed.process_alive(peers.members[0][1]):  # rank 0 hosts the rendezvous store
+        time.sleep(0.05)
+    peers.close()
+Path(sys.argv[0]).with_name(f"closed.rank{peers.rank}").write_text(repr(ranks))
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_that_closes_after_rank_0_has_exited_exits_cleanly(tmp_path):
+    """Rank 0 holds the rendezvous store and may leave first; closing needs nothing from it."""
+    script = tmp_path / "closing" / "closing_last.py"
+    script.parent.mkdir()
+    script.write_text(CLOSING_LAST)
+    _, err = finished(torchrun([], script=script), timeout=120)
+    closed = {p.name: p.read_text() for p in script.parent.glob("closed.rank*")}
+    assert closed == {"closed.rank0": "[0, 1]", "closed.rank1": "[0, 1]"}, err[-2000:]
 
 
 LONGER = [*SWEEP[:-1], "4"]  # 4 epochs: time to interrupt it

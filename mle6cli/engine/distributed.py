@@ -19,6 +19,7 @@ How the ranks stay in step without hanging:
 - A rank that is interrupted (SIGTERM, SIGINT) or fails says so through the store; the others
   stop after their current step, so every rank saves its shard and the run can be resumed with
   any world size (resume.pt holds members, not ranks).
+- The exchanges' tensors live until the group is destroyed (`wire` says why: a hang at exit).
 
 Only rank 0 writes the run folder and prints; the others stay quiet unless `--debug`.
 """
@@ -30,6 +31,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
+from mle6cli.engine.wire import Wire
 from mle6cli.errors import Mle6Error
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # what torchrun sets for every process it starts
@@ -111,6 +113,7 @@ class Peers:
         self._last_check = 0.0
         self._stop: int | None = None
         self._ended = False
+        self.wire = Wire(rank, world, self._collective)
 
     @property
     def writer(self) -> bool:
@@ -236,29 +239,17 @@ class Peers:
         return outcome[1]
 
     def _broadcast(self, what: str, value):
-        import torch.distributed as dist
-
         self.arrive(what)
-        box = [value]
-        self._collective(what, lambda: dist.broadcast_object_list(box, src=0))
-        return box[0]
+        return self.wire.exchange(what, "broadcast", value)[0]
 
     def all_gather(self, what: str, value) -> list:
-        import torch.distributed as dist
-
         self.arrive(what)
-        out = [None] * self.world
-        self._collective(what, lambda: dist.all_gather_object(out, value))
-        return out
+        return self.wire.exchange(what, "all", value)
 
     def gather(self, what: str, value) -> list | None:
         """Every rank's `value` on rank 0 (None elsewhere)."""
-        import torch.distributed as dist
-
         self.arrive(what)
-        out = [None] * self.world if self.writer else None
-        self._collective(what, lambda: dist.gather_object(value, out, dst=0))
-        return out
+        return self.wire.exchange(what, "gather", value)
 
     def _collective(self, what: str, call: Callable[[], None]) -> None:
         try:
@@ -299,6 +290,7 @@ class Peers:
                 dist.destroy_process_group()
             except Exception:
                 pass
+        self.wire.release()
 
 
 def training_backend(device_type: str, wanted: str, nccl_available: bool) -> tuple[str, str | None]:
