@@ -523,3 +523,38 @@ def test_a_stop_keeps_the_signal_of_whichever_handler_caught_it():
     assert joined() and joined.signal_number == signal.SIGTERM
     own.request(signal.SIGINT)
     assert joined.signal_number == signal.SIGINT  # the run's own handler first
+
+
+# ---------------------------------------------------------------- retired members leave the backend
+
+
+@pytest.mark.parametrize("device_layout", ["per member (CPU)", "grouped"])
+def test_members_that_retire_leave_the_backend_and_the_rest_train_on_in_a_new_one(data, device_layout):
+    """On the CPU's per-member layout a member that retires (a pruned trial, a diverged member) costs
+    nothing more: the others go on in a backend of their own, from their exported state, and train
+    exactly as if nobody had retired (the oracle loop); the grouped layout keeps the slot."""
+    from types import SimpleNamespace
+
+    from mle6cli.engine.checkpoints import Member
+    from mle6cli.engine.strategies import Fit, fit_groups
+
+    per_member = device_layout == "per member (CPU)"
+    states, lrs = initial_states(3), [1e-2, 1e-3, 1e-4]
+    built = []
+
+    def build(group):
+        built.append([m.key["j"] for m in group])
+        return fused_members([states[m.key["j"]] for m in group], [m.key["lr"] for m in group], per_member=per_member)
+
+    def retire_the_second(group, rows, backend):  # after its first epoch
+        return [j for j, m in enumerate(group) if m.key["j"] == 1 and rows[j] is not None]
+
+    members = [Member({"j": j, "lr": lr}, MemberState(seed=SEED)) for j, lr in enumerate(lrs)]
+    fit_ = Fit(build, data[0], data[1], epochs=3, batch_size=BATCH, on_epoch=retire_the_second, save_every=0, note=None)
+    assert fit_groups(SimpleNamespace(graphed=[]), members, fit_, None, lambda ms: None) is False
+    assert built == ([[0, 1, 2], [0, 2]] if per_member else [[0, 1, 2]])
+    assert members[1].state.status == "stopped" and len(members[1].state.history) == 1
+    for j in (0, 2):
+        assert members[j].state.status == "completed"
+        if per_member:  # the grouped layout equals separate runs up to float rounding only
+            assert members[j].state.history == reference_run(states[j], lrs[j], data, epochs=3)[0], j

@@ -29,6 +29,7 @@ class DataParallelMembers(ModuleMembers):
     """`ModuleMembers` whose every step is one DistributedDataParallel step over the ranks."""
 
     graphable = False  # a rank's share of a batch changes size from step to step
+    leaves_retired = False  # a new backend is a new DistributedDataParallel on every rank: keep the slots
 
     def __init__(
         self,

@@ -289,6 +289,10 @@ class FusedCNNMembers(Members):
     def modules(self) -> list[nn.Module]:
         return [self.model]
 
+    @property
+    def leaves_retired(self) -> bool:
+        return self.model.layout_is_per_member(self.device)  # the grouped layout's numbers depend on its members
+
     def _shared(self) -> bool:
         return len(set(self.groups)) == 1
 

@@ -100,6 +100,7 @@ def fit(
     stop: Callable[[], bool] | None = None,
     use_graphs: bool | None = None,
     note: Callable[[str], None] | None = None,
+    leave_on_retire: bool = False,
 ) -> bool:
     """Train every member whose state is `training` up to `epochs`; return True when interrupted.
 
@@ -111,6 +112,8 @@ def fit(
     retire (status `stopped`). `stop()` is asked after every step: on True the states
     are left resumable and fit returns True. `note(text)` hears what a person should know (a
     CUDA graph capture that failed); `members.graphed` records whether the steps were graphed.
+    `leave_on_retire`: return (False) at the end of an epoch where members retired or diverged before
+    the last, the others still `training`, so that the caller trains them on without the retired ones.
     """
     if len(states) != members.count:
         raise ValueError(f"need one state per member ({members.count}), got {len(states)}")
@@ -120,7 +123,8 @@ def fit(
     lead = states[live.index(True)]
     if any(states[j].position != lead.position for j in range(len(states)) if live[j]):
         raise ValueError("the members to train stand at different points; fit each of position_groups apart")
-    return _Fit(members, states, live, train, batch_size, use_graphs, note).run(evals, epochs, on_epoch, stop)
+    loop = _Fit(members, states, live, train, batch_size, use_graphs, note)
+    return loop.run(evals, epochs, on_epoch, stop, leave_on_retire)
 
 
 class _Fit:
@@ -162,7 +166,7 @@ class _Fit:
         self.correct = torch.zeros(len(states), device=self.device, dtype=torch.int64)
         self.step = train_step(members, train, self.alive, self.loss_sum, self.correct)
 
-    def run(self, evals: dict[str, Split], epochs: int, on_epoch, stop) -> bool:
+    def run(self, evals: dict[str, Split], epochs: int, on_epoch, stop, leave_on_retire: bool = False) -> bool:
         # training mode before the first capture: a graph replays the mode it was captured in
         self.members.train(True)
         run_step = self.bind()
@@ -175,11 +179,13 @@ class _Fit:
             self.end_epoch(evals, on_epoch)
             if not any(self.live):
                 return False
-            if self.live != before:  # fewer members to train: skip the retired ones (and recapture)
-                self.alive.copy_(torch.tensor(self.live, device=self.device))
-                run_step = self.bind()
             if stop is not None and stop() and self.epoch < epochs:
                 return True
+            if self.live != before and self.epoch < epochs:  # fewer members to train
+                if leave_on_retire:
+                    return False
+                self.alive.copy_(torch.tensor(self.live, device=self.device))  # skip the retired ones (recapture)
+                run_step = self.bind()
         for j, s in enumerate(self.states):
             if self.live[j]:
                 s.status = COMPLETED

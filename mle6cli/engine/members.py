@@ -80,6 +80,13 @@ class Members:
     def has_accuracy(self) -> bool:
         return self.task.has_accuracy
 
+    @property
+    def leaves_retired(self) -> bool:
+        """Whether members that retire are better left out of a new backend than kept as idle slots: where
+        the members run one after another (CPU), an idle slot still costs its optimizer step and its
+        evaluation, and a member's numbers do not depend on the others'."""
+        return self.device.type == "cpu"
+
     def bind(self, groups: Sequence[int], live: Sequence[bool]) -> None:
         """Member j trains on row `groups[j]` of each batch; members with `live[j]` False are skipped."""
         self.groups, self.live = list(groups), list(live)

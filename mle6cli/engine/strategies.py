@@ -189,7 +189,8 @@ def fit_groups(run, members: list[Member], fit: Fit, stop, save, by_seed: bool =
     groups = position_groups([m.state for m in members])
     if by_seed:
         groups = [[i for i in g if members[i].state.seed == seed] for g in groups for seed in _seeds(members, g)]
-    for indices in groups:
+    while groups:
+        indices = groups.pop(0)
         group = [members[i] for i in indices]
         backend = fit.build(group)
         for j, member in enumerate(group):
@@ -216,11 +217,15 @@ def fit_groups(run, members: list[Member], fit: Fit, stop, save, by_seed: bool =
             on_epoch=rows_done,
             stop=stop,
             note=fit.note,
+            leave_on_retire=backend.leaves_retired,
         )
         run.graphed.extend(backend.graphed)
         _export(group, backend)
         if interrupted:
             return True
+        going_on = [i for i in indices if members[i].state.status == "training"]
+        if going_on:  # members left this backend at an epoch's end: the others go on in one of their own
+            groups.insert(0, going_on)
     return False
 
 
