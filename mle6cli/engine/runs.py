@@ -145,20 +145,19 @@ class Run:
         outputs: Outputs | None = None,
         overrides: dict | None = None,
         peers=None,
-        absent: dict | None = None,
+        may_lack: tuple[str, ...] = (),
     ) -> Run:
         """A fresh run in `out` (checked, not yet created), or the interrupted run in `resume` with its
-        saved options (and `overrides`, the options a resumed run may change: the device; `absent`: the
-        options its config.json may lack, with the value it then had). Nothing is written until `begin`;
+        saved options (and `overrides`, the options a resumed run may change: the device; `may_lack`: the
+        options its config.json may lack, which then take their defaults). Nothing is written until `begin`;
         a resumed run is locked at once. Under torchrun (`peers`) rank 0 opens the folder and the other
         ranks get what it found (or its error)."""
-        absent = absent or {}
         if peers is None:
-            return cls._open(command, options, out, overwrite, resume, outputs, overrides, absent)
+            return cls._open(command, options, out, overwrite, resume, outputs, overrides, may_lack)
         opened = []
 
         def lead() -> dict:
-            run = cls._open(command, options, out, overwrite, resume, outputs, overrides, absent)
+            run = cls._open(command, options, out, overwrite, resume, outputs, overrides, may_lack)
             opened.append(run)
             return {"path": str(run.path), "options": run.options, "saved": run.saved, "document": run.document}
 
@@ -171,7 +170,7 @@ class Run:
         return run
 
     @classmethod
-    def _open(cls, command, options, out, overwrite, resume, outputs, overrides, absent) -> Run:
+    def _open(cls, command, options, out, overwrite, resume, outputs, overrides, may_lack) -> Run:
         from mle6cli.files import file_locks
 
         file_locks()  # a system without file locks is told so before any data are read or folder made
@@ -184,7 +183,7 @@ class Run:
             raise RunFinished(f"the run in {path} already finished; nothing to resume (see {path / SUMMARY})")
         lock = RunLock.take(path) if path.is_dir() else None
         try:
-            keys = [k for k in options if k not in RESUMABLE and k not in absent]
+            keys = [k for k in options if k not in RESUMABLE and k not in may_lack]
             document, saved = load_resume(path, command, keys=keys)
             saved_options = document.get("options")
             if not isinstance(saved_options, dict):
@@ -193,7 +192,7 @@ class Run:
             if lock is not None:
                 lock.release()
             raise
-        run = cls(command, path, {**absent, **saved_options, **(overrides or {})}, saved, document, outputs)
+        run = cls(command, path, dict(saved_options, **(overrides or {})), saved, document, outputs)
         run.lock = lock
         remove_stale_temps(path)
         return run

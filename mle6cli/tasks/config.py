@@ -247,9 +247,9 @@ def options_of(config_type) -> list[Field]:
     return [f for f in fields(config_type) if declared(f) is not None]
 
 
-def absent_defaults(config_type) -> dict:
-    """The options a run's config.json may lack, with the value such a run had: their defaults."""
-    return {f.name: f.default for f in options_of(config_type) if declared(f).absent_is_default}
+def may_be_absent(config_type) -> tuple[str, ...]:
+    """The options a run's config.json may lack (a run older than them: their default is what it did)."""
+    return tuple(f.name for f in options_of(config_type) if declared(f).absent_is_default)
 
 
 def member_axes(config_type) -> tuple[str, ...]:

@@ -133,7 +133,7 @@ class RunParams:
             outputs=outputs,
             overrides=self.overrides,
             peers=peers,
-            absent=rules.absent_defaults(spec.config) if spec is not None else None,
+            may_lack=rules.may_be_absent(spec.config) if spec is not None else (),
         )
 
     @classmethod
