@@ -27,13 +27,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The whole suite (what CI runs).
+# The whole suite (what CI runs), on one pytest-xdist worker per core (at most 4; tests/conftest.py keeps
+# the tests sharing a SLURM cluster or the browser on one worker).
+XDIST := -n auto --maxprocesses 4 --dist loadgroup
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
 
 # The inner loop while working: every test not marked slow (the long end-to-end ones); `make test` before a commit.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check mle6cli tests benchmarks docs

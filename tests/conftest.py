@@ -21,6 +21,21 @@ def _isolate(tmp_path, monkeypatch):
     yield
 
 
+# what tests share that must not be started twice at once: `make test` runs the suite on several
+# pytest-xdist workers (-n), and each group's tests go to one of them, one after another
+SHARED_BY = {"slurm": "slurm", "browser": "browser", "site": "browser"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        groups = {SHARED_BY[name] for name in getattr(item, "fixturenames", ()) if name in SHARED_BY}
+        groups |= {m.args[0] for m in item.iter_markers("xdist_group")}
+        if len(groups) > 1:
+            raise pytest.UsageError(f"{item.nodeid} needs several shared things at once: {sorted(groups)}")
+        if groups and not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(groups.pop()))
+
+
 @pytest.fixture(scope="session")
 def runner():
     from typer.testing import CliRunner

@@ -518,6 +518,7 @@ def test_config_files_and_print_config_carry_the_space(runner, app, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("slurm")  # its cluster is asked for in the test (skipped without SLURM)
 def test_an_array_job_shares_one_study_runs_n_trials_once_and_never_requeues_a_typo(small, tmp_path, request):
     import os
 
