@@ -63,14 +63,11 @@ def lr(default: float = 1e-3):
     return option(default, "Adam learning rate.", rules.LR, axis=True)
 
 
-def weight_decay():
-    return option(
-        0.0,
-        "Adam's weight decay (an L2 penalty, as torch.optim.Adam's weight_decay); 0, the exercise's: none.",
-        rules.WEIGHT_DECAY,
-        axis=True,
-        absent_is_default=True,
-    )
+WEIGHT_DECAY_HELP = "Adam's weight decay (an L2 penalty, as torch.optim.Adam's weight_decay); 0, the exercise's: none."
+
+
+def weight_decay():  # runs older than the option lack it in config.json: they had none
+    return option(0.0, WEIGHT_DECAY_HELP, rules.WEIGHT_DECAY, axis=True, absent_is_default=True)
 
 
 def seeds(default: int):
@@ -124,17 +121,9 @@ class RunParams:
         from mle6cli.engine.runs import Run
 
         spec = SPECS.get(command)
-        return Run.open(
-            command,
-            options,
-            out=self.out,
-            overwrite=self.overwrite,
-            resume=self.resume,
-            outputs=outputs,
-            overrides=self.overrides,
-            peers=peers,
-            may_lack=rules.may_be_absent(spec.config) if spec is not None else (),
-        )
+        where = {"out": self.out, "overwrite": self.overwrite, "resume": self.resume, "overrides": self.overrides}
+        may_lack = rules.may_be_absent(spec.config) if spec is not None else ()
+        return Run.open(command, options, outputs=outputs, peers=peers, may_lack=may_lack, **where)
 
     @classmethod
     def of(cls, params: RunParams | None, given: dict) -> RunParams:
