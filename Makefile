@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The whole suite (what CI runs), on one pytest-xdist worker per core (at most 4; tests/conftest.py keeps
-# the tests sharing a SLURM cluster or the browser on one worker).
-XDIST := -n auto --maxprocesses 4 --dist loadgroup
+# The whole suite (what CI runs), on one pytest-xdist worker per core this process may use (nproc: at most
+# 4, WORKERS= to choose; tests/conftest.py keeps the tests sharing a SLURM cluster or the browser on one).
+WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
+XDIST = -n $(WORKERS) --dist loadgroup
 test: install
 	$(BIN)/python -m pytest -q $(XDIST)
 
