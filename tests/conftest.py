@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +19,12 @@ def _isolate(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("MLE6_DEBUG", raising=False)
+    # a run stopped in process leaves SIGTERM ignored on its way out (engine.interrupt): give the next
+    # test, on whichever worker it runs, the process's handlers as they were
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
 
 
 # what tests share that must not be started twice at once: `make test` runs the suite on several
