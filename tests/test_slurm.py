@@ -4,7 +4,7 @@ command line. Every script is submitted with a command line mle6 refuses, in a j
 NEAR_END: it must fail at once with mle6's status and line, never requeued. sweep.sbatch is also
 cut mid-training and must requeue itself and finish exactly.
 
-How the cut is made: once the run has saved (resume.pt), the test has SLURM send SIGTERM to the
+How the cut is made: once the first epoch has ended, the test has SLURM send SIGTERM to the
 job's steps (`scancel --signal=TERM`, without --batch or --full), which is how SLURM delivers a
 time limit's warning (`--signal` without "B:") and a preemption: every process of the step, torchrun
 and its ranks, gets it, and the batch shell does not. Waiting for the one-minute time limit's warning
@@ -186,9 +186,10 @@ def test_sweep_job_is_cut_requeues_itself_and_finishes_exactly(slurm, tmp_path):
     submitted = time.time()
     job = slurm.submit([*ONE_NODE, "--time=5", f"--output={log}", str(SCRIPT)], env)
     deadline = time.time() + 120
-    while not (run / "resume.pt").is_file() and time.time() < deadline:  # the run's first save: mid-training
+    # the first epoch's line: training is under way (resume.pt is written before the first step already)
+    while " epoch 1/" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
         time.sleep(0.1)
-    assert (run / "resume.pt").is_file(), (slurm.job(job), log.read_text()[-3000:] if log.exists() else "")
+    assert " epoch 1/" in log.read_text(), (slurm.job(job), log.read_text()[-3000:] if log.exists() else "")
     slurm.run(["scancel", "--signal=TERM", job])
     fields = slurm.wait(job, timeout=300)
     ended = time.time()
