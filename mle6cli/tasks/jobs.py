@@ -108,7 +108,7 @@ def open_job(
 
     peers, events = join(), params.events
     _say_notes(peers, events)
-    run = params.open(spec.name, options, spec.outputs, peers)
+    run = params.open(spec, options, spec.outputs, peers)
     try:
         config = spec.config.from_options(run.options)
         check_tensorboard(config)

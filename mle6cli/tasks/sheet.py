@@ -90,7 +90,7 @@ def run_all(options: dict, params: RunParams | None = None, **given) -> dict:
 
     params = RunParams.of(params, given)
     events = params.events
-    run = params.open(RUN_ALL.name, options, outputs())
+    run = params.open(RUN_ALL, options, outputs())
     with run:  # a resumed run holds its lock from the start: let it go on any failure
         config = RunAllConfig.from_options(run.options)
         device = resolve_device(config.device)

@@ -116,14 +116,13 @@ class RunParams:
     events: Events = field(default_factory=lambda: QUIET)
     stop: Callable[[], bool] | None = None
 
-    def open(self, command: str, options: dict, outputs: Outputs, peers=None):
-        """`command`'s run (`engine.runs.Run.open`): a new folder, or the interrupted one to resume."""
+    def open(self, spec: CommandSpec, options: dict, outputs: Outputs, peers=None):
+        """`spec`'s run (`engine.runs.Run.open`): a new folder, or the interrupted one to resume."""
         from mle6cli.engine.runs import Run
 
-        spec = SPECS.get(command)
         where = {"out": self.out, "overwrite": self.overwrite, "resume": self.resume, "overrides": self.overrides}
-        may_lack = rules.may_be_absent(spec.config) if spec is not None else ()
-        return Run.open(command, options, outputs=outputs, peers=peers, may_lack=may_lack, **where)
+        may_lack = rules.may_be_absent(spec.config)
+        return Run.open(spec.name, options, outputs=outputs, peers=peers, may_lack=may_lack, **where)
 
     @classmethod
     def of(cls, params: RunParams | None, given: dict) -> RunParams:
