@@ -84,6 +84,13 @@ def dumps(document) -> str:
     return json.dumps(jsonable(document), indent=2, allow_nan=False)
 
 
+def plain(document: dict) -> dict:
+    """`document` as JSON makes it: fresh objects, so its pickle is the same bytes whether its values came
+    from the command line or from a resumed run's config.json (pickle writes an object it has seen as a
+    reference to the first: one string shared by two entries pickles differently from two equal ones)."""
+    return json.loads(dumps(document))
+
+
 def jsonable(value):
     """Floats made JSON-safe (NaN/inf become null), tuples lists, paths strings, recursively."""
     if isinstance(value, float):

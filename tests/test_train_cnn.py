@@ -208,7 +208,8 @@ def test_resume_after_a_stop_is_byte_identical(tmp_path, small, stop_at):
     assert (run_dir / "resume.pt").is_file() and not (run_dir / "summary.json").exists()
 
     summary = train_cnn({}, resume=run_dir)  # the saved options, not these
-    assert (run_dir / "metrics.csv").read_bytes() == (tmp_path / "ref" / "metrics.csv").read_bytes()
+    for name in ("metrics.csv", "model.pt"):  # model.pt's pickle too: its config came from config.json here
+        assert (run_dir / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
     assert summary["test_acc"] == expected["test_acc"] and summary["resumed"] == 1
     assert not (run_dir / "resume.pt").exists()
 

@@ -46,7 +46,11 @@ class ModelKind:
     # ---------------------------------------------------------------- checkpoints
 
     def payload(self, weights: dict, **meta) -> dict:
-        """What a checkpoint holds: the tag, the kind's own entries, the weights, then `meta`."""
+        """What a checkpoint holds: the tag, the kind's own entries, the weights, then `meta` (as JSON has it:
+        a checkpoint's bytes then do not depend on where its metadata came from, `files.plain`)."""
+        from mle6cli.files import plain
+
+        meta = plain(meta)
         return {"model": self.tag, **self._head(meta), "state_dict": weights, **meta}
 
     def _head(self, meta: dict) -> dict:

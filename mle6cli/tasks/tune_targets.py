@@ -33,16 +33,6 @@ def member_arguments(group) -> dict:
     return {arg: [m.key[key] for m in group] for key, arg in MEMBER_ARGUMENTS.items() if key in group[0].key}
 
 
-def plain(document: dict) -> dict:
-    """`document` as JSON makes it: fresh objects, so its pickle is the same bytes whether the options came
-    from the command line or from a resumed run's config.json (pickle shares objects it has seen)."""
-    import json
-
-    from mle6cli.files import dumps
-
-    return json.loads(dumps(document))
-
-
 def mean(values) -> float:
     values = list(values)
     return math.fsum(values) / len(values)
@@ -166,7 +156,7 @@ class CnnTarget(Target):
 
         model_config = dict(options, lr=m.key["lr"], seed=m.key["seed"])
         model_config.pop("seeds", None)
-        run.save_torch(path, CLASSIFIER.payload(m.weights, config=plain(model_config)))
+        run.save_torch(path, CLASSIFIER.payload(m.weights, config=model_config))
 
     def summary(self, options: dict, members, test: dict, path: Path) -> dict:
         runs = [
@@ -249,7 +239,7 @@ class AeTarget(Target):
             "final_val_mse": m.state.history[-1]["val_loss"],
             "data": data.describe(),
         }
-        save_checkpoint(run, path, m.weights, plain(meta))
+        save_checkpoint(run, path, m.weights, meta)
 
     def summary(self, options: dict, members, test: dict, path: Path) -> dict:
         target_config = self.spec.config.from_options(options)
