@@ -6,7 +6,9 @@
 - the cost of pruning: the same study with the pruner off: member-epochs trained, and its best;
 - speed against the usual way: the same study as a user of Optuna writes it, `study.optimize` with
   one trial at a time, each trial the sheet's own training loop (benchmarks/seed_pipeline.py: a
-  DataLoader, one eager step at a time) reporting its validation accuracy to the same pruner.
+  DataLoader, one eager step at a time) reporting its validation accuracy to the same pruner;
+- the kernel floor: the seconds of the sheet's convolutions and batch norms alone over the study's
+  member-epochs, which any way of training the sheet's model to its own numbers spends.
 
 Usage:
     python benchmarks/tune.py --data-dir sign_data --trials 32 --epochs 30 --parallel 8 --json
@@ -40,7 +42,7 @@ from mle6cli.tasks.specs import RunParams  # noqa: E402
 from mle6cli.tasks.tune_targets import TUNE_SPECS  # noqa: E402
 
 SWEEP_LRS = [1e-1, 1e-3, 1e-4, 1e-5]  # the sheet's
-PARTS = ("tune", "tune_unpruned", "sweep", "usual_optuna")  # in the order they run
+PARTS = ("tune", "tune_unpruned", "sweep", "usual_optuna", "floor")  # in the order they run
 
 
 def tune_study(args, out: Path, pruner: str) -> dict:
@@ -127,9 +129,43 @@ def usual_optuna(args) -> dict:
     }
 
 
+def kernel_floor(args) -> dict:
+    """What the wall-time goal is up against: the seconds of the sheet's convolutions and batch norms alone
+    (forward and backward, in training mode) for one member-epoch, on the benchmark's threads. Every
+    way of training the sheet's model to its own numbers runs these kernels, tune and the usual way alike;
+    the pooling, ReLU, linear layers, loss, optimizer and evaluation come on top."""
+    import math
+
+    from mle6cli.models import CNNClassifier
+
+    model = CNNClassifier().train()
+    if args.synthetic:
+        train_size = 960  # synthetic_signs' training split
+    else:
+        train_size = len(seed_pipeline.load_signs_arrays(Path(args.data_dir))["X_train"])
+    x = torch.rand(args.batch_size, 3, 64, 64)  # (B, 3, 64, 64)
+    h = torch.rand(args.batch_size, 4, 32, 32, requires_grad=True)  # conv2's input (B, 4, 32, 32)
+
+    def step() -> None:
+        for layer, norm, source in ((model.conv1, model.bn1, x), (model.conv2, model.bn2, h)):
+            out = norm(layer(source))
+            inputs = [source] if source.requires_grad else []
+            torch.autograd.grad(out, [*inputs, *layer.parameters(), *norm.parameters()], torch.ones_like(out))
+
+    for _ in range(5):
+        step()
+    count = 40
+    started = time.perf_counter()
+    for _ in range(count):
+        step()
+    per_step = (time.perf_counter() - started) / count
+    steps = math.ceil(train_size / args.batch_size)
+    return {"seconds_per_step": per_step, "steps_per_epoch": steps, "seconds_per_member_epoch": per_step * steps}
+
+
 def goals(parts: dict) -> dict:
     """Each goal's figure, from the parts it needs (those that ran)."""
-    pruned, unpruned, sweep, usual = (parts.get(name) for name in PARTS)
+    pruned, unpruned, sweep, usual, floor = (parts.get(name) for name in PARTS)
     out = {}
     if pruned and sweep:
         out["best_val_acc_vs_sweep"] = pruned["best_val_acc"] - sweep["best_val_acc"]  # >= 0
@@ -138,6 +174,10 @@ def goals(parts: dict) -> dict:
         out["best_gap_to_unpruned"] = unpruned["best_val_acc"] - pruned["best_val_acc"]  # <= 1/120
     if pruned and usual:
         out["wall_time_vs_usual_optuna"] = pruned["seconds"] / usual["seconds"]  # <= 0.6 on the CPU
+    if floor and pruned and usual:  # tune's member-epochs in the conv and batch-norm kernels alone
+        out["kernel_floor_vs_usual_optuna"] = (
+            floor["seconds_per_member_epoch"] * pruned["member_epochs"] / usual["seconds"]
+        )
     return out
 
 
@@ -177,6 +217,7 @@ def main(argv: list[str]) -> int:
             "tune_unpruned": lambda: tune_study(args, folder / "unpruned", "none"),
             "sweep": lambda: sheet_sweep(args, folder / "sweep"),
             "usual_optuna": lambda: usual_optuna(args),
+            "floor": lambda: kernel_floor(args),
         }
         for name in PARTS:
             if name in only:

@@ -244,11 +244,17 @@ def test_the_tune_benchmark_runs_every_part_and_judges_the_goals(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert set(result["goals"]) == {"best_val_acc_vs_sweep", "member_epochs_pruned_vs_unpruned",
-                                    "best_gap_to_unpruned", "wall_time_vs_usual_optuna"}  # fmt: skip
+                                    "best_gap_to_unpruned", "wall_time_vs_usual_optuna",
+                                    "kernel_floor_vs_usual_optuna"}  # fmt: skip
     assert result["tune_unpruned"]["member_epochs"] == 2  # 2 trials x 1 epoch
     assert result["usual_optuna"]["member_epochs"] <= 2
     assert 1e-6 <= result["tune"]["best_weight_decay"] <= 1e-2  # searched, in the default range
     assert result["goals"]["wall_time_vs_usual_optuna"] == result["tune"]["seconds"] / result["usual_optuna"]["seconds"]
+    floor = result["floor"]
+    assert floor["steps_per_epoch"] == 15  # 960 synthetic training images in batches of 64
+    assert floor["seconds_per_member_epoch"] == floor["seconds_per_step"] * 15
+    expected = floor["seconds_per_member_epoch"] * result["tune"]["member_epochs"] / result["usual_optuna"]["seconds"]
+    assert result["goals"]["kernel_floor_vs_usual_optuna"] == expected
     proc = subprocess.run([*script, "--only", "sweep", "--json"], capture_output=True, text=True,
                           env=subprocess_env(), timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
