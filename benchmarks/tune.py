@@ -7,8 +7,8 @@
 - speed against the usual way: the same study as a user of Optuna writes it, `study.optimize` with
   one trial at a time, each trial the sheet's own training loop (benchmarks/seed_pipeline.py: a
   DataLoader, one eager step at a time) reporting its validation accuracy to the same pruner;
-- the kernel floor: the seconds of the sheet's convolutions and batch norms alone over the study's
-  member-epochs, which any way of training the sheet's model to its own numbers spends.
+- the kernel floor: the seconds of the sheet's convolutions, batch norms and linear layers alone over
+  the study's member-epochs, which any way of training the sheet's model to its own numbers spends.
 
 Usage:
     python benchmarks/tune.py --data-dir sign_data --trials 32 --epochs 30 --parallel 8 --json
@@ -130,10 +130,10 @@ def usual_optuna(args) -> dict:
 
 
 def kernel_floor(args) -> dict:
-    """What the wall-time goal is up against: the seconds of the sheet's convolutions and batch norms alone
-    (forward and backward, in training mode) for one member-epoch, on the benchmark's threads. Every
-    way of training the sheet's model to its own numbers runs these kernels, tune and the usual way alike;
-    the pooling, ReLU, linear layers, loss, optimizer and evaluation come on top."""
+    """What the wall-time goal is up against: the seconds of the sheet's convolutions, batch norms and linear
+    layers alone (forward and backward, in training mode) for one member-epoch, on the benchmark's threads.
+    Every way of training the sheet's model to its own numbers runs these kernels, tune and the usual way
+    alike; the pooling, ReLU, loss, optimizer and evaluation come on top."""
     import math
 
     from mle6cli.models import CNNClassifier
@@ -143,14 +143,26 @@ def kernel_floor(args) -> dict:
         train_size = 960  # synthetic_signs' training split
     else:
         train_size = len(seed_pipeline.load_signs_arrays(Path(args.data_dir))["X_train"])
-    x = torch.rand(args.batch_size, 3, 64, 64)  # (B, 3, 64, 64)
-    h = torch.rand(args.batch_size, 4, 32, 32, requires_grad=True)  # conv2's input (B, 4, 32, 32)
+    batch = args.batch_size
+    x = torch.rand(batch, 3, 64, 64)  # (B, 3, 64, 64)
+    pooled = torch.rand(batch, 4, 32, 32, requires_grad=True)  # conv2's input (B, 4, 32, 32)
+    flat = torch.rand(batch, 2048, requires_grad=True)  # fc1's input (B, 2048)
+    hidden = torch.rand(batch, 64, requires_grad=True)  # fc2's input (B, 64)
+    layers = [
+        ((model.conv1, model.bn1), x),
+        ((model.conv2, model.bn2), pooled),
+        ((model.fc1,), flat),
+        ((model.fc2,), hidden),
+    ]
 
     def step() -> None:
-        for layer, norm, source in ((model.conv1, model.bn1, x), (model.conv2, model.bn2, h)):
-            out = norm(layer(source))
+        for modules, source in layers:
+            out = source
+            for module in modules:
+                out = module(out)
+            weights = [p for module in modules for p in module.parameters()]
             inputs = [source] if source.requires_grad else []
-            torch.autograd.grad(out, [*inputs, *layer.parameters(), *norm.parameters()], torch.ones_like(out))
+            torch.autograd.grad(out, [*inputs, *weights], torch.ones_like(out))
 
     for _ in range(5):
         step()
@@ -159,7 +171,7 @@ def kernel_floor(args) -> dict:
     for _ in range(count):
         step()
     per_step = (time.perf_counter() - started) / count
-    steps = math.ceil(train_size / args.batch_size)
+    steps = math.ceil(train_size / batch)
     return {"seconds_per_step": per_step, "steps_per_epoch": steps, "seconds_per_member_epoch": per_step * steps}
 
 
@@ -174,7 +186,7 @@ def goals(parts: dict) -> dict:
         out["best_gap_to_unpruned"] = unpruned["best_val_acc"] - pruned["best_val_acc"]  # <= 1/120
     if pruned and usual:
         out["wall_time_vs_usual_optuna"] = pruned["seconds"] / usual["seconds"]  # <= 0.6 on the CPU
-    if floor and pruned and usual:  # tune's member-epochs in the conv and batch-norm kernels alone
+    if floor and pruned and usual:  # tune's member-epochs in the conv, batch-norm and linear kernels alone
         out["kernel_floor_vs_usual_optuna"] = (
             floor["seconds_per_member_epoch"] * pruned["member_epochs"] / usual["seconds"]
         )
