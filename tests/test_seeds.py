@@ -55,6 +55,20 @@ def test_paired_comparison_is_the_paired_t_test():
     assert "one seed cannot tell them apart" in one.sentence()
 
 
+def test_differences_equal_but_for_rounding_give_no_warning():
+    """0.9 - 0.8 and 0.8 - 0.7 differ in the last bits: scipy's t test warns of precision loss there (a line
+    on the user's stderr); the comparison is a plain "beats" with a vanishing p-value."""
+    import warnings
+
+    a, b = {0: 0.9, 1: 0.8, 2: 0.7}, {0: 0.8, 1: 0.7, 2: 0.6}
+    assert len({a[s] - b[s] for s in a}) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = paired(a, b, "lr 1e-03", "lr 1e-04", "val accuracy")
+    assert got.p_value < 1e-12 and got.distinguishable
+    assert got.sentence() == "lr 1e-03 beats lr 1e-04 by 0.100 ± 0.000 val accuracy (3 seeds)"
+
+
 # ---------------------------------------------------------------- --seeds on the command line
 
 
