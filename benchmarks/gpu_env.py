@@ -11,7 +11,8 @@ Standard library only: it must run on a bare interpreter, before anything else i
         lacks, for a missing dependency) and how to bring it, and exits 3 if any does.
     python3 benchmarks/gpu_env.py wheels [--python 3.12] [--dest .whl]
         (`make gpu-wheels`, where PyPI can be reached) downloads the wheels of everything the check
-        needs but torch and torchvision, with their dependencies, for that Python on manylinux x86_64.
+        needs but torch and torchvision, with their dependencies, for that Python on manylinux x86_64;
+        Optuna's too, which only `mle6 tune`'s test and step use (without it they skip).
 
 torch and torchvision are the box's own (a CUDA build): never carried, only checked.
 """
@@ -47,9 +48,12 @@ CARRIED = {
 }
 if sys.version_info < (3, 11):
     CARRIED["tomli"] = "tomli"
+# what only some steps use: missing, the check goes on and those skip (`mle6 tune`'s test and step need Optuna)
+OPTIONAL = {"optuna": "optuna"}
 # the lower bounds of pyproject.toml, for the wheels
 BOUNDS = {"numpy": ">=1.24", "matplotlib": ">=3.7", "typer": ">=0.12", "rich": ">=13", "scipy": ">=1.10"}
 BOUNDS |= {"h5py": ">=3.8", "pillow": ">=9.1", "torch-summary": ">=1.4.5", "pytest": ">=8", "tomli": ">=1.1"}
+BOUNDS |= {"optuna": ">=3.6"}  # as pyproject.toml's tune extra
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
 
 
@@ -193,7 +197,7 @@ def install(wheels: Path, target: Path, version: str | None = None) -> list[str]
 
 
 def requirements(version: str) -> list[str]:
-    dists = [d for d in CARRIED.values() if d != "tomli"]
+    dists = [d for d in {**CARRIED, **OPTIONAL}.values() if d != "tomli"]
     if tuple(int(x) for x in version.split(".")) < (3, 11):
         dists.append("tomli")
     return [f"{d}{BOUNDS.get(d, '')}" for d in dists]
@@ -235,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(check_lines(missing)))
             return 3
         print(f"every module the check needs imports on Python {platform.python_version()}")
+        for module, dist, why in missing_modules(OPTIONAL):
+            print(f"optional: {module} ({dist}) {why}: what uses it skips (make gpu-wheels brings it)")
         return 0
     return download(args.python, args.dest)
 

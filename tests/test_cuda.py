@@ -301,6 +301,41 @@ def test_resume_on_the_device_matches_an_uninterrupted_run(tmp_path, small, comm
         assert_close(diff, RESUME_REL, 1 / 12, str(rel))
 
 
+# ---------------------------------------------------------------- a study's trials, fused on the device
+
+
+def test_a_study_on_the_device_trains_each_trial_as_train_cnn_does(tmp_path, small):
+    """`mle6 tune train-cnn` on DEVICE, three trials fused in one model (on CUDA the grouped layout, in CUDA
+    graphs): the one whose learning rate diverges is frozen inside the step and leaves at its epoch's end
+    (the way a pruned trial leaves: its slot idle, the step captured again), and each of the other two is
+    train-cnn on DEVICE at its learning rate, to the fused layout's tolerance."""
+    pytest.importorskip("optuna")
+    from mle6cli.tasks.classifier import TrainingDiverged, train_cnn
+    from mle6cli.tasks.specs import RunParams
+    from mle6cli.tasks.tune_targets import TUNE_SPECS
+
+    torch.backends.cudnn.deterministic = True
+    base = {"data_dir": str(small), "epochs": 2, "batch_size": 16, "device": str(DEVICE)}
+    study = {"seeds": [3], "trials": 3, "parallel": 3, "space": ["lr=choice:1e-3,3e-4,1e10"], "sampler": "grid"}
+    summary = TUNE_SPECS["train-cnn"].run(dict(base, **study, pruner="none"), RunParams(out=tmp_path / "study"))
+    with open(tmp_path / "study" / "trials.csv", newline="") as fh:
+        rows = {float(r["lr"]): r for r in csv.DictReader(fh)}
+    assert {lr: r["state"] for lr, r in rows.items()} == {1e-3: "complete", 3e-4: "complete", 1e10: "diverged"}
+    diffs = {}
+    for lr in (1e-3, 3e-4):
+        alone = tmp_path / f"alone_{lr:g}"
+        train_cnn(dict(base, lr=lr, seed=3), out=alone)
+        trial = tmp_path / "study" / "trials" / rows[lr]["number"] / "metrics.csv"
+        diffs[f"{lr:g}"] = row_differences(read_csv(alone / "metrics.csv"), read_csv(trial))
+    with pytest.raises(TrainingDiverged):
+        train_cnn(dict(base, lr=1e10, seed=3), out=tmp_path / "alone_1e10")
+    record("tune_trials_vs_train_cnn", device=str(DEVICE), trials=diffs, graphs=graphs_of(tmp_path / "study"))
+    assert_graphs(tmp_path / "study", GRAPHS_EXPECTED, "tune train-cnn")
+    assert summary["states"] == {"complete": 2, "pruned": 0, "diverged": 1, "failed": 0}
+    for lr, diff in diffs.items():
+        assert_close(diff, FUSED_REL, 1 / 12, f"trial at lr {lr}")
+
+
 # ---------------------------------------------------------------- the commands, as a shell runs them
 
 

@@ -51,7 +51,7 @@ def test_the_script_parses_and_make_runs_it():
     assert 'timeout -k 10 "$limit"' in text
     # the order: graph tests, then the other CUDA tests, torchrun's last, then the bench and the table
     order = re.findall(r"^step (\w+) ", body, flags=re.M)
-    assert order == ["setup", "env", "graphs", "cuda", "torchrun", "bench", "summary"]
+    assert order == ["setup", "env", "graphs", "cuda", "torchrun", "bench", "tune", "summary"]
     # named files: collecting tests/ would import every test's optional packages
     assert 'pytest_step cuda -m "cuda and not torchrun" tests/test_cuda.py;' in body
     assert 'pytest_step torchrun -m "cuda and torchrun" tests/test_cuda.py tests/test_distributed.py;' in body
@@ -270,8 +270,10 @@ def test_the_cpu_rehearsal_runs_the_whole_flow(tmp_path):
     assert "GPU goals: 0 met, 0 MISSED, 7 not measured (of 7)" in table  # a rehearsal judges no GPU goal
     assert "recorded, not a goal" in table  # torchrun's overhead
     doc = json.loads((out / "gpu_check.json").read_text())
-    assert [s["step"] for s in doc["steps"]] == ["setup", "env", "graphs", "cuda", "torchrun", "bench"]
-    assert doc["dry_run"] and [s["rc"] for s in doc["steps"]] == ["0"] * 6
+    assert [s["step"] for s in doc["steps"]] == ["setup", "env", "graphs", "cuda", "torchrun", "bench", "tune"]
+    assert doc["dry_run"] and [s["rc"] for s in doc["steps"]] == ["0"] * 6 + ["optional"]  # tune: a run of its own
+    assert "\ntune      not run (a run of its own)" in table and "tune's goal: " in table
+    assert doc["tune_goal"]["verdict"] == "not measured" and "no tune.json" in doc["tune_goal"]["measured"]
     # graph tests first, then the other CUDA tests, torchrun's last
     ran = re.findall(r"^tests/(test_\w+)\.py::(\w+)", (out / "pytest.log").read_text(), flags=re.M)
     files = [f for i, (f, _) in enumerate(ran) if i == 0 or ran[i - 1][0] != f]
@@ -304,13 +306,53 @@ def test_the_table_still_comes_after_a_step_timed_out(tmp_path):
     # the CUDA tests take ~30 s here; the steps after them are the whole flow's test
     env = _rehearsal_env(out) | {"GPU_CHECK_CAPS": "graphs=0,cuda=5,torchrun=0,bench=0"}
     proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=200)
-    assert proc.returncode == 1 and "gpu_check: steps not ok: graphs cuda torchrun bench" in proc.stdout
+    assert proc.returncode == 1 and "gpu_check: steps not ok: cuda (see" in proc.stdout  # left out is not failed
     table = (out / "summary.txt").read_text()
     assert proc.stdout.rstrip().endswith("(see " + str(out / "gpu_check.log") + ")")
     assert table in proc.stdout
     assert "cuda      TIMED OUT (rc 124)" in table and "graphs    SKIPPED (cap 0)" in table
     assert "torchrun  SKIPPED (cap 0)" in table
     assert "GPU goals: 0 met, 0 MISSED, 7 not measured (of 7)" in table
+
+
+@pytest.mark.slow
+def test_the_tune_step_is_a_run_of_its_own(tmp_path):
+    """GPU_CHECK_CAPS naming only tune: setup, env, benchmarks/tune.py (a rehearsal's 2 trials of 1 epoch),
+    tune.json, and its goal's line, with no GPU verdict off CUDA; the steps left out are not failures."""
+    out = tmp_path / "out"
+    env = _rehearsal_env(out) | {"GPU_CHECK_CAPS": "graphs=0,cuda=0,torchrun=0,bench=0,tune=120"}
+    proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=200)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert {p.name for p in out.iterdir()} == {"gpu_check.log", "tune.json", "summary.txt", "gpu_check.json"}
+    report = json.loads((out / "tune.json").read_text())
+    assert (report["trials"], report["epochs"], report["machine"]["device"]) == (2, 1, "cpu")
+    assert report["tune"]["member_epochs"] == 2 and report["usual_optuna"]["member_epochs"] <= 2
+    table = (out / "summary.txt").read_text()
+    assert "\ntune      ok " in table and "\ngraphs    SKIPPED (cap 0)" in table
+    ratio = report["goals"]["wall_time_vs_usual_optuna"]
+    assert f"<= 0.1x: not measured ({report['tune']['seconds']:.1f} s / " in table
+    assert f" = {ratio:.3g}x (2 against " in table and "on cpu: not a GPU result)" in table
+
+
+def test_tune_s_goal_is_judged_only_on_cuda_at_its_size(summary):
+    def report(ratio, device="cuda:0", trials=32, epochs=30):
+        tune, usual = {"seconds": 10.0 * ratio, "member_epochs": 150}, {"seconds": 10.0, "member_epochs": 153}
+        machine = {"device": device}
+        return {"machine": machine, "trials": trials, "epochs": epochs, "tune": tune, "usual_optuna": usual,
+                "goals": {"wall_time_vs_usual_optuna": ratio}}  # fmt: skip
+
+    met = summary.tune_goal(report(0.08), False, "NVIDIA H200")
+    assert (met["verdict"], met["measured"]) == ("met", "0.8 s / 10.0 s = 0.08x (150 against 153 epochs)")
+    assert summary.tune_goal(report(0.25), False, "NVIDIA H200")["verdict"] == "MISSED"
+    small = summary.tune_goal(report(0.08, trials=8), False, "NVIDIA H200")
+    assert small["verdict"] == "not measured" and small["measured"].endswith(
+        "ran 8 trials x 30 epochs, the goal is set at 32 x 30"
+    )
+    assert summary.tune_goal(report(0.08), True, "-")["verdict"] == "not measured"  # a rehearsal
+    assert summary.tune_goal(report(0.08, device="cpu"), False, "-")["verdict"] == "not measured"
+    assert "no tune.json" in summary.tune_goal(None, False, "-")["measured"]
+    cut = report(0.08) | {"goals": {}}
+    assert summary.tune_goal(cut, False, "-")["measured"] == "tune.json holds no wall-time ratio (a part failed)"
 
 
 # ---------------------------------------------------------------- the environment step, on a bare Python
@@ -350,6 +392,17 @@ def test_the_environment_step_lists_every_missing_module_at_once(tmp_path):
         "writes them into .whl/; copy that folder into this repository here and run the check again "
         "(it unpacks them itself: no pip, no network)",
     ]
+
+
+def test_without_optuna_the_check_goes_on_and_says_what_skips(tmp_path):
+    env = _bare_python(tmp_path, leave_out=("optuna",))
+    proc = subprocess.run([sys.executable, "-S", str(GPU_ENV), "check"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[1:] == [
+        "optional: optuna (optuna) not installed: what uses it skips (make gpu-wheels brings it)"
+    ]
+    gpu_env = load_benchmark("gpu_env")
+    assert "optuna>=3.6" in gpu_env.requirements("3.12")  # make gpu-wheels brings it
 
 
 def test_on_the_standard_library_alone_torch_is_named_as_the_boxs_own(tmp_path):
