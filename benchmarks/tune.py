@@ -8,7 +8,8 @@
   one trial at a time, each trial the sheet's own training loop (benchmarks/seed_pipeline.py: a
   DataLoader, one eager step at a time) reporting its validation accuracy to the same pruner;
 - the kernel floor: the seconds of the sheet's convolutions, batch norms and linear layers alone over
-  the study's member-epochs, which any way of training the sheet's model to its own numbers spends.
+  the study's member-epochs (training steps and each epoch's validation), which any way of training
+  the sheet's model to its own numbers spends.
 
 Usage:
     python benchmarks/tune.py --data-dir sign_data --trials 32 --epochs 30 --parallel 8 --json
@@ -131,32 +132,34 @@ def usual_optuna(args) -> dict:
 
 def kernel_floor(args) -> dict:
     """What the wall-time goal is up against: the seconds of the sheet's convolutions, batch norms and linear
-    layers alone (forward and backward, in training mode) for one member-epoch, on the benchmark's threads.
+    layers alone for one member-epoch, on the benchmark's threads: forward and backward in training mode on
+    every batch, then forward in eval mode on the validation split (which both ways evaluate every epoch).
     Every way of training the sheet's model to its own numbers runs these kernels, tune and the usual way
-    alike; the pooling, ReLU, loss, optimizer and evaluation come on top."""
+    alike; the pooling, ReLU, loss and optimizer come on top."""
     import math
 
     from mle6cli.models import CNNClassifier
 
-    model = CNNClassifier().train()
+    model = CNNClassifier()
     if args.synthetic:
-        train_size = 960  # synthetic_signs' training split
+        train_size, val_size = 960, 120  # synthetic_signs' splits
     else:
-        train_size = len(seed_pipeline.load_signs_arrays(Path(args.data_dir))["X_train"])
-    batch = args.batch_size
-    x = torch.rand(batch, 3, 64, 64)  # (B, 3, 64, 64)
-    pooled = torch.rand(batch, 4, 32, 32, requires_grad=True)  # conv2's input (B, 4, 32, 32)
-    flat = torch.rand(batch, 2048, requires_grad=True)  # fc1's input (B, 2048)
-    hidden = torch.rand(batch, 64, requires_grad=True)  # fc2's input (B, 64)
-    layers = [
-        ((model.conv1, model.bn1), x),
-        ((model.conv2, model.bn2), pooled),
-        ((model.fc1,), flat),
-        ((model.fc2,), hidden),
-    ]
+        arrays = seed_pipeline.load_signs_arrays(Path(args.data_dir))
+        train_size, val_size = len(arrays["X_train"]), len(arrays["X_val"])
+
+    def layers(batch: int, grad: bool) -> list:
+        return [
+            ((model.conv1, model.bn1), torch.rand(batch, 3, 64, 64)),  # the images (B, 3, 64, 64)
+            ((model.conv2, model.bn2), torch.rand(batch, 4, 32, 32, requires_grad=grad)),  # conv2's input
+            ((model.fc1,), torch.rand(batch, 2048, requires_grad=grad)),  # fc1's input (B, 2048)
+            ((model.fc2,), torch.rand(batch, 64, requires_grad=grad)),  # fc2's input (B, 64)
+        ]
+
+    training, validation = layers(args.batch_size, True), layers(val_size, False)
 
     def step() -> None:
-        for modules, source in layers:
+        model.train()
+        for modules, source in training:
             out = source
             for module in modules:
                 out = module(out)
@@ -164,15 +167,30 @@ def kernel_floor(args) -> dict:
             inputs = [source] if source.requires_grad else []
             torch.autograd.grad(out, [*inputs, *weights], torch.ones_like(out))
 
-    for _ in range(5):
-        step()
-    count = 40
+    @torch.no_grad()
+    def validate() -> None:  # one batch: tune evaluates up to 1024 samples at a time
+        model.eval()
+        for modules, source in validation:
+            for module in modules:
+                source = module(source)
+
+    per_step, per_validation = _seconds_per_call(step), _seconds_per_call(validate)
+    steps = math.ceil(train_size / args.batch_size)
+    return {
+        "seconds_per_step": per_step,
+        "steps_per_epoch": steps,
+        "seconds_per_validation": per_validation,
+        "seconds_per_member_epoch": per_step * steps + per_validation,
+    }
+
+
+def _seconds_per_call(fn, warmup: int = 5, count: int = 40) -> float:
+    for _ in range(warmup):
+        fn()
     started = time.perf_counter()
     for _ in range(count):
-        step()
-    per_step = (time.perf_counter() - started) / count
-    steps = math.ceil(train_size / batch)
-    return {"seconds_per_step": per_step, "steps_per_epoch": steps, "seconds_per_member_epoch": per_step * steps}
+        fn()
+    return (time.perf_counter() - started) / count
 
 
 def goals(parts: dict) -> dict:
