@@ -38,6 +38,7 @@ import optuna  # noqa: E402
 import seed_pipeline  # noqa: E402
 import torch  # noqa: E402
 
+from mle6cli.engine.device import resolve_device  # noqa: E402
 from mle6cli.tasks.classifier import sweep_lr  # noqa: E402
 from mle6cli.tasks.specs import RunParams  # noqa: E402
 from mle6cli.tasks.tune_targets import TUNE_SPECS  # noqa: E402
@@ -78,7 +79,7 @@ def usual_optuna(args) -> dict:
     from mle6cli.data.synthetic import synthetic_signs
     from mle6cli.models import CNNClassifier
 
-    device = torch.device("cpu" if args.device == "auto" else args.device)
+    device = resolve_device(args.device)  # as mle6 resolves it: "auto" is the GPU where there is one
     if args.synthetic:  # the same synthetic images mle6 trains on, as the seed's float64 arrays
         data = synthetic_signs("cpu", seed=0)
         arrays = {}
@@ -132,7 +133,7 @@ def usual_optuna(args) -> dict:
 
 def kernel_floor(args) -> dict:
     """What the wall-time goal is up against: the seconds of the sheet's convolutions, batch norms and linear
-    layers alone for one member-epoch, on the benchmark's threads: forward and backward in training mode on
+    layers alone for one member-epoch, on the benchmark's device and threads: forward and backward in training mode on
     every batch, then forward in eval mode on the validation split (which both ways evaluate every epoch).
     Every way of training the sheet's model to its own numbers runs these kernels, tune and the usual way
     alike; the pooling, ReLU, loss and optimizer come on top."""
@@ -140,7 +141,8 @@ def kernel_floor(args) -> dict:
 
     from mle6cli.models import CNNClassifier
 
-    model = CNNClassifier()
+    device = resolve_device(args.device)
+    model = CNNClassifier().to(device)
     if args.synthetic:
         train_size, val_size = 960, 120  # synthetic_signs' splits
     else:
@@ -148,11 +150,12 @@ def kernel_floor(args) -> dict:
         train_size, val_size = len(arrays["X_train"]), len(arrays["X_val"])
 
     def layers(batch: int, grad: bool) -> list:
+        on = {"device": device, "requires_grad": grad}
         return [
-            ((model.conv1, model.bn1), torch.rand(batch, 3, 64, 64)),  # the images (B, 3, 64, 64)
-            ((model.conv2, model.bn2), torch.rand(batch, 4, 32, 32, requires_grad=grad)),  # conv2's input
-            ((model.fc1,), torch.rand(batch, 2048, requires_grad=grad)),  # fc1's input (B, 2048)
-            ((model.fc2,), torch.rand(batch, 64, requires_grad=grad)),  # fc2's input (B, 64)
+            ((model.conv1, model.bn1), torch.rand(batch, 3, 64, 64, device=device)),  # the images (B, 3, 64, 64)
+            ((model.conv2, model.bn2), torch.rand(batch, 4, 32, 32, **on)),  # conv2's input
+            ((model.fc1,), torch.rand(batch, 2048, **on)),  # fc1's input (B, 2048)
+            ((model.fc2,), torch.rand(batch, 64, **on)),  # fc2's input (B, 64)
         ]
 
     training, validation = layers(args.batch_size, True), layers(val_size, False)
@@ -174,7 +177,7 @@ def kernel_floor(args) -> dict:
             for module in modules:
                 source = module(source)
 
-    per_step, per_validation = _seconds_per_call(step), _seconds_per_call(validate)
+    per_step, per_validation = _seconds_per_call(step, device), _seconds_per_call(validate, device)
     steps = math.ceil(train_size / args.batch_size)
     return {
         "seconds_per_step": per_step,
@@ -184,13 +187,18 @@ def kernel_floor(args) -> dict:
     }
 
 
-def _seconds_per_call(fn, warmup: int = 5, count: int = 40) -> float:
+def _seconds_per_call(fn, device, warmup: int = 5, count: int = 40) -> float:
+    def finished() -> float:  # a GPU's queued kernels done
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
     for _ in range(warmup):
         fn()
-    started = time.perf_counter()
+    started = finished()
     for _ in range(count):
         fn()
-    return (time.perf_counter() - started) / count
+    return (finished() - started) / count
 
 
 def goals(parts: dict) -> dict:
