@@ -273,12 +273,18 @@ def _save_members(run, members: list[Member], dirs: list[Path], tests: list[dict
         }
         if test is not None:
             record.update(test)
-            model_config = dict(run.options, lr=member.key["lr"], seed=member.key["seed"])
-            model_config.pop("lrs", None)
-            model_config.pop("seeds", None)
-            run.save_torch(folder / "model.pt", CLASSIFIER.payload(member.weights, config=model_config))
+            save_model(run, folder / "model.pt", run.options, member)
         records.append(record)
     return records
+
+
+def save_model(run, path: Path, options: dict, member: Member) -> Path:
+    """A member's model.pt: its weights, and the options of a train-cnn run of its own (its learning rate and
+    seed in place of the lists of a sweep or a study) as `config`, what predict, evaluate and export read."""
+    model_config = dict(options, lr=member.key["lr"], seed=member.key["seed"])
+    model_config.pop("lrs", None)
+    model_config.pop("seeds", None)
+    return run.save_torch(path, CLASSIFIER.payload(member.weights, config=model_config))
 
 
 def _finish_single(run, config, member: Member, record: dict, base: dict, synthetic_tag: str) -> dict:

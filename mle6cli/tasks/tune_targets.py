@@ -152,11 +152,9 @@ class CnnTarget(Target):
         return "model.pt"
 
     def save_model(self, run, path: Path, options: dict, m, data) -> None:
-        from mle6cli.tasks.kinds import CLASSIFIER
+        from mle6cli.tasks.classifier import save_model
 
-        model_config = dict(options, lr=m.key["lr"], seed=m.key["seed"])
-        model_config.pop("seeds", None)
-        run.save_torch(path, CLASSIFIER.payload(m.weights, config=model_config))
+        save_model(run, path, options, m)
 
     def summary(self, options: dict, members, test: dict, path: Path) -> dict:
         runs = [
